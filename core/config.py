@@ -1,0 +1,146 @@
+"""The collective stage's settings, and its presets: `fast` (default, laptop), `smoke` (tests), `paper`."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from core.errors import LearngeneError
+from core.network import PAPER_WIDENING
+
+
+
+@dataclass(frozen=True)
+class CollectiveConfig:
+    """Every setting of a collective run; together with the seed it fixes the run's numbers."""
+
+    preset: str = "fast"
+    dataset: str = "glyphs"
+    image_size: int = 32
+    seed: int = 0
+    tasks: int = 12
+    classes_per_task: int = 5
+    images_per_class: int = 15
+    heldout_per_class: int = 5
+    novel_fraction: float = 0.2
+    open_world_fraction: float = 0.16
+    open_world_from: int | None = 6
+    widths: tuple[int, ...] = (16, 16, 32, 32, 64, 64)
+    pool_after: tuple[int, ...] = (2, 4, 6)
+    hidden: tuple[int, ...] = (128,)
+    num_outputs: int | None = None
+    dropout: float = 0.2
+    widening: tuple[tuple[int, str, int], ...] = ((1, "conv3", 16), (2, "conv4", 16), (3, "conv5", 32), (4, "conv6", 32))
+    widen_noise: float = 0.0
+    epochs: int = 12
+    batch_size: int = 32
+    lr: float = 0.02
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    softmax_before_loss: bool = False
+    head: str = "shared"
+    ewc_lambda: float = 0.0
+    tau: float = 1e-4
+    augment: bool = True
+    flip: bool = False
+    extract_after_task: int = 4
+    expansion_tasks: int = 5
+
+    def validate(self) -> "CollectiveConfig":
+        """Return self, or raise LearngeneError naming the first bad setting and its valid range."""
+        checks = [
+            (self.tasks >= 1, "--tasks must be at least 1"),
+            (1 <= self.epochs <= 10_000, "--epochs must be between 1 and 10000"),
+            (self.classes_per_task >= 2, "classes per task must be at least 2"),
+            (self.images_per_class >= 1, "images per class must be at least 1"),
+            (self.heldout_per_class >= 0, "held-out images per class must be 0 or more"),
+            (1 <= self.batch_size <= 4096, "batch size must be between 1 and 4096"),
+            (0 < self.lr <= 10, "learning rate must be in (0, 10]"),
+            (0 <= self.momentum < 1, "momentum must be in [0, 1)"),
+            (self.weight_decay >= 0, "weight decay must be 0 or more"),
+            (0 <= self.dropout < 1, "dropout must be in [0, 1)"),
+            (self.head in ("shared", "per_task"), "head must be 'shared' or 'per_task'"),
+            (self.ewc_lambda >= 0, "EWC lambda must be 0 or more"),
+            (1e-14 <= self.tau <= 10, "--tau must be between 1e-14 and 10"),
+            (len(self.widths) >= 2 and all(w >= 1 for w in self.widths), "the network needs at least 2 conv layers of width >= 1"),
+            (all(1 <= p <= len(self.widths) for p in self.pool_after), "pools must follow existing conv layers"),
+            (self.image_size // 2 ** len(self.pool_after) >= 1, "too many pools for the image size"),
+            (self.seed >= 0, "--seed must be 0 or more"),
+            (self.num_outputs is None or self.num_outputs >= self.classes_per_task, "the head needs at least one output per class of a task"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise LearngeneError(message)
+        names = {f"conv{i}" for i in range(1, len(self.widths) + 1)}
+        for task, layer, extra in self.widening:
+            if layer not in names or extra < 1 or task < 1:
+                raise LearngeneError(f"widening step ({task}, {layer}, {extra}) names no conv layer or adds no channels")
+        return self
+
+    def as_dict(self) -> dict:
+        """JSON-ready form (tuples become lists)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "CollectiveConfig":
+        """Rebuild from `as_dict()` output, rejecting unknown keys."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise LearngeneError(f"unknown collective settings {unknown}: remove them from the config")
+        values = dict(data)
+        for name in ("widths", "pool_after", "hidden"):
+            if name in values:
+                values[name] = tuple(values[name])
+        if "widening" in values:
+            values["widening"] = tuple(tuple(step) for step in values["widening"])
+        return cls(**values)
+
+
+PRESETS: dict[str, CollectiveConfig] = {
+    "fast": CollectiveConfig(),
+    "smoke": CollectiveConfig(
+        preset="smoke",
+        tasks=3,
+        images_per_class=8,
+        heldout_per_class=4,
+        open_world_from=2,
+        widths=(8, 8, 16),
+        pool_after=(1, 2, 3),
+        hidden=(32,),
+        widening=((1, "conv2", 4), (2, "conv3", 8)),
+        epochs=2,
+        batch_size=16,
+        extract_after_task=2,
+        expansion_tasks=2,
+    ),
+    "paper": CollectiveConfig(
+        preset="paper",
+        dataset="cifar100",
+        tasks=50,
+        images_per_class=500,
+        heldout_per_class=100,
+        open_world_from=21,
+        widths=(64, 64, 64, 64, 128, 128, 128, 256, 256, 256, 256, 256, 256),
+        pool_after=(2, 4, 7, 10, 13),
+        hidden=(1024, 1024),
+        num_outputs=64,
+        dropout=0.5,
+        widening=PAPER_WIDENING,
+        epochs=100,
+        batch_size=64,
+        lr=0.001,
+        softmax_before_loss=True,
+        tau=5e-10,
+        flip=True,
+        extract_after_task=20,
+        expansion_tasks=21,
+    ),
+}
+
+
+def preset(name: str, **overrides: object) -> CollectiveConfig:
+    """A preset with some settings overridden (None values are ignored), validated."""
+    if name not in PRESETS:
+        raise LearngeneError(f"unknown preset {name!r}: choose one of {', '.join(PRESETS)}")
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    return dataclasses.replace(PRESETS[name], **changes).validate()

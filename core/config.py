@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from core.errors import LearngeneError
 from core.network import PAPER_WIDENING
-
 
 
 @dataclass(frozen=True)
@@ -31,15 +30,15 @@ class CollectiveConfig:
     dropout: float = 0.2
     widening: tuple[tuple[int, str, int], ...] = ((1, "conv3", 16), (2, "conv4", 16), (3, "conv5", 32), (4, "conv6", 32))
     widen_noise: float = 0.0
-    epochs: int = 12
+    epochs: int = 20
     batch_size: int = 32
-    lr: float = 0.02
+    lr: float = 0.005
     momentum: float = 0.9
     weight_decay: float = 5e-4
     softmax_before_loss: bool = False
     head: str = "shared"
     ewc_lambda: float = 0.0
-    tau: float = 1e-4
+    tau: float = 3e-3
     augment: bool = True
     flip: bool = False
     extract_after_task: int = 4

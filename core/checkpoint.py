@@ -1,0 +1,55 @@
+"""Tensor files in safetensors format: loading never unpickles, so a stranger's file is safe to open."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import struct
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+
+from core.atomic import write_bytes
+from core.errors import LearngeneError
+
+
+def save_tensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> str:
+    """Write tensors plus string metadata atomically; return the file's sha256."""
+    data = st_save({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, metadata=metadata)
+    write_bytes(path, data)
+    return hashlib.sha256(data).hexdigest()
+
+
+def read_tensors(path: str | os.PathLike, sha256: str | None = None) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Read a safetensors file (checking its sha256 when given); raise LearngeneError naming the file if it is damaged."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise LearngeneError(f"cannot read {path}: {exc.strerror}; check the path and its permissions") from None
+    if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
+        raise LearngeneError(f"{path} is corrupted (checksum differs from the run manifest): delete it and rerun with --resume")
+    try:
+        tensors = st_load(data)
+        metadata = _metadata(data)
+    except (SafetensorError, ValueError, RuntimeError, OSError) as exc:
+        raise LearngeneError(f"{path} is not a valid safetensors file ({str(exc).splitlines()[0]}): recreate it") from None
+    return tensors, metadata
+
+
+def _metadata(data: bytes) -> dict[str, str]:
+    header_len = struct.unpack("<Q", data[:8])[0]
+    header = json.loads(data[8 : 8 + header_len])
+    return dict(header.get("__metadata__", {}) or {})
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """The sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

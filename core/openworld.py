@@ -1,0 +1,30 @@
+"""Open-world check: does the collective model tell images of unseen classes from seen ones?"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def auroc(unknown_scores: torch.Tensor, known_scores: torch.Tensor) -> float:
+    """Area under the ROC curve for 'higher score = unknown' (Mann-Whitney U with ties counted half)."""
+    if len(unknown_scores) == 0 or len(known_scores) == 0:
+        return math.nan
+    scores = torch.cat([unknown_scores, known_scores]).double()
+    ranks = torch.empty_like(scores)
+    order = torch.argsort(scores, stable=True)
+    sorted_scores = scores[order]
+    _, inverse, counts = torch.unique_consecutive(sorted_scores, return_inverse=True, return_counts=True)
+    ends = torch.cumsum(counts, 0).double()
+    mean_rank = ends - (counts.double() - 1) / 2
+    ranks[order] = mean_rank[inverse]
+    n_pos, n_neg = len(unknown_scores), len(known_scores)
+    u = ranks[:n_pos].sum() - n_pos * (n_pos + 1) / 2
+    return float(u / (n_pos * n_neg))
+
+
+def unknown_scores(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two 'unknown-ness' scores per image: 1 - max softmax probability, and the energy -logsumexp(logits)."""
+    msp = 1.0 - torch.softmax(logits, dim=1).max(dim=1).values
+    energy = -torch.logsumexp(logits, dim=1)
+    return msp, energy

@@ -1,0 +1,173 @@
+"""The collective stage: a smoke run leaves a complete run directory, resumes exactly, and refuses bad states."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from core.cli import main
+from core.collective import train_collective
+from core.config import preset
+from core.errors import LearngeneError
+from core.events import Cancelled, EpochEnded, TaskFinished
+from core.runs import RunLock, open_run
+
+
+def final_state(run_dir):
+    return open_run(run_dir).load_net().state_dict()
+
+
+def test_smoke_run_leaves_config_checkpoints_criterion_and_metrics(smoke_run):
+    run = open_run(smoke_run)
+    assert run.complete and run.finished_tasks == 3
+    for t in range(3):
+        assert (smoke_run / "checkpoints" / f"task_{t:03d}.safetensors").is_file()
+    config = json.loads((smoke_run / "config.json").read_text())
+    assert config["config"]["seed"] == 0 and "torch" in config["versions"]
+    rows = run.metrics()
+    assert sum(r["kind"] == "epoch" for r in rows) == 3 * run.config.epochs
+    assert [r["widths"] for r in rows if r["kind"] == "task"][-1] == {"conv1": 8, "conv2": 12, "conv3": 24}
+
+
+def test_criterion_cli_prints_one_value_in_unit_interval_per_layer_and_task(smoke_run, capsys):
+    assert main(["criterion", "--run-dir", str(smoke_run), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["layers"][:3] == ["conv1", "conv2", "conv3"] and out["tasks"] == [0, 1, 2]
+    values = np.array(out["values"], dtype=float)
+    assert values.shape == (len(out["layers"]), 3)
+    assert np.all((values >= 0) & (values <= 1))
+    assert main(["criterion", "--run-dir", str(smoke_run), "--tau", "1e-6", "--absolute", "--json"]) == 0
+    absolute = np.array(json.loads(capsys.readouterr().out)["values"], dtype=float)
+    assert np.all(absolute >= 0) and not np.array_equal(absolute, values)
+
+
+def test_finished_run_with_same_config_is_reused_at_once(smoke_run):
+    before = (smoke_run / "manifest.json").stat().st_mtime_ns
+    events = []
+    run = train_collective(preset("smoke"), smoke_run, listeners=[events.append])
+    assert run.complete and events == []
+    assert (smoke_run / "manifest.json").stat().st_mtime_ns == before
+
+
+def test_same_seed_gives_the_same_weights_and_a_different_config_is_refused(smoke_run, tmp_path):
+    train_collective(preset("smoke"), tmp_path / "again")
+    a, b = final_state(smoke_run), final_state(tmp_path / "again")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(LearngeneError, match="other settings \\(seed\\)"):
+        train_collective(preset("smoke", seed=1), smoke_run)
+
+
+def test_resume_after_cancel_gives_the_weights_of_an_uninterrupted_run(smoke_run, tmp_path):
+    seen = []
+
+    def stop_after_first_task():
+        return any(isinstance(e, TaskFinished) for e in seen)
+
+    with pytest.raises(Cancelled):
+        train_collective(preset("smoke"), tmp_path / "r", listeners=[seen.append], should_stop=stop_after_first_task)
+    assert open_run(tmp_path / "r").finished_tasks == 1
+    with pytest.raises(LearngeneError, match="--resume"):
+        train_collective(preset("smoke"), tmp_path / "r")
+    resumed = []
+    train_collective(preset("smoke"), tmp_path / "r", resume=True, listeners=[resumed.append])
+    assert min(e.task for e in resumed if isinstance(e, EpochEnded)) == 1
+    a, b = final_state(smoke_run), final_state(tmp_path / "r")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert np.array_equal(open_run(smoke_run).criterion().hist, open_run(tmp_path / "r").criterion().hist)
+
+
+def test_kill_9_mid_training_then_resume_finishes_with_the_uninterrupted_result(smoke_run, tmp_path):
+    run_dir = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "core.cli", "collective", "--preset", "smoke", "--epochs", "6", "--run-dir", str(run_dir), "--quiet"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        manifest = run_dir / "manifest.json"
+        if manifest.exists() and json.loads(manifest.read_text())["finished_tasks"] >= 1:
+            break
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    finished = open_run(run_dir).finished_tasks
+    assert 1 <= finished
+    assert subprocess.run(cmd + ["--resume"], capture_output=True).returncode == 0
+    reference = tmp_path / "reference"
+    train_collective(preset("smoke", epochs=6), reference)
+    a, b = final_state(reference), final_state(run_dir)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_second_process_on_the_same_run_directory_gets_a_clear_message(tmp_path):
+    with RunLock(tmp_path / "busy"):
+        with pytest.raises(LearngeneError, match="in use by another process"):
+            train_collective(preset("smoke"), tmp_path / "busy")
+
+
+def test_corrupted_checkpoint_is_reported_with_its_name(smoke_run, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(smoke_run, copy)
+    ckpt = copy / "checkpoints" / "task_002.safetensors"
+    data = bytearray(ckpt.read_bytes())
+    data[-10] ^= 0xFF
+    ckpt.write_bytes(bytes(data))
+    with pytest.raises(LearngeneError, match="task_002.safetensors is corrupted"):
+        open_run(copy).load_net()
+
+
+def test_absurd_learning_rate_stops_with_a_message_and_keeps_the_run_consistent(tmp_path):
+    config = preset("smoke", lr=10.0, epochs=3)
+    with pytest.raises(LearngeneError, match="lower the learning rate"):
+        train_collective(config, tmp_path / "nan")
+    run = open_run(tmp_path / "nan")
+    if run.finished_tasks:
+        run.load_net()
+        run.criterion()
+
+
+def test_failed_write_leaves_the_previous_state_intact(tmp_path, monkeypatch):
+    import errno
+
+    import core.runs
+
+    calls = {"n": 0}
+    real = core.runs.write_json
+
+    def failing_write(path, obj):
+        if str(path).endswith("manifest.json") and obj.get("finished_tasks") == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        calls["n"] += 1
+        return real(path, obj)
+
+    monkeypatch.setattr(core.runs, "write_json", failing_write)
+    with pytest.raises(OSError):
+        train_collective(preset("smoke"), tmp_path / "full")
+    run = open_run(tmp_path / "full")
+    assert run.finished_tasks == 1
+    run.load_net()
+    assert run.criterion().per_task().shape[0] == 1
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["collective", "--run-dir", "x", "--tasks", "0"],
+        ["collective", "--run-dir", "x", "--epochs", "abc"],
+        ["collective", "--run-dir", "x", "--dataset", "mnist"],
+        ["collective", "--run-dir", ""],
+        ["collective", "--run-dir", "x", "--tau", "nan"],
+        ["criterion", "--run-dir", "/nonexistent/run", "--json"],
+    ],
+)
+def test_bad_cli_input_is_one_line_with_exit_code_2(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        sys.exit(main(argv))
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "error" in err and "Traceback" not in err

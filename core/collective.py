@@ -19,7 +19,7 @@ from core.ewc import EWC
 from core.imageset import ImageSet
 from core.network import ExpandableNet, NetSpec, build
 from core.openworld import auroc, unknown_scores
-from core.runs import CONFIG, Run, RunLock, commit_task, config_differences, open_run, start_run
+from core.runs import CONFIG, Run, RunLock, commit_task, config_differences, open_run, settle_pending, start_run
 from core.tasks import ClassDivision, SourceTask, divide_classes, generator, source_stream
 from core.transforms import augment, normalise
 from core.widening import apply_schedule
@@ -82,6 +82,7 @@ def _prepare(run_dir: Path, config: CollectiveConfig, resume: bool) -> tuple[Run
     if not (run_dir / CONFIG).exists():
         return None, False
     run = open_run(run_dir)
+    settle_pending(run)
     diffs = config_differences(run.config, config)
     if diffs:
         raise LearngeneError(
@@ -222,7 +223,7 @@ def _train_task(
             if not torch.isfinite(loss):
                 raise LearngeneError(
                     f"the loss became {loss.item()} in task {t}, epoch {epoch}: lower the learning rate (now {config.lr}); "
-                    f"tasks before {t} are saved and --resume continues from there"
+                    f"finished tasks ({t}) stay saved"
                 )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -53,7 +53,7 @@ class CollectiveConfig:
             (self.images_per_class >= 1, "images per class must be at least 1"),
             (self.heldout_per_class >= 0, "held-out images per class must be 0 or more"),
             (1 <= self.batch_size <= 4096, "batch size must be between 1 and 4096"),
-            (0 < self.lr <= 10, "learning rate must be in (0, 10]"),
+            (0 < self.lr <= 1e6, "learning rate must be in (0, 1e6]"),
             (0 <= self.momentum < 1, "momentum must be in [0, 1)"),
             (self.weight_decay >= 0, "weight decay must be 0 or more"),
             (0 <= self.dropout < 1, "dropout must be in [0, 1)"),

@@ -26,6 +26,7 @@ MANIFEST = "manifest.json"
 CRITERION = "criterion.npz"
 METRICS = "metrics.jsonl"
 LOCK = ".lock"
+PENDING = ".pending"
 FORMAT = 1
 
 
@@ -134,21 +135,27 @@ class Run:
         name = checkpoint_name(task)
         return read_tensors(self._checked(name), self.manifest["files"][name])[0]
 
+    def _committed(self, name: str) -> Path:
+        """The file holding `name`'s committed bytes: itself, or its pending twin if a commit stopped before the rename."""
+        expected = self.manifest.get("files", {}).get(name)
+        if expected is None:
+            raise LearngeneError(f"{self.path / name} is not part of the run's manifest: the run has no finished task; resume it with --resume")
+        for path in (self.path / name, self.path / (name + PENDING)):
+            if path.exists() and sha256_file(path) == expected:
+                return path
+        if not (self.path / name).exists():
+            raise LearngeneError(f"{self.path / name} is missing: rerun the collective stage with --resume")
+        raise LearngeneError(f"{self.path / name} is corrupted (checksum differs from the run manifest): delete the run or rerun its last task with --resume")
+
     def criterion(self) -> CriterionLog:
         """The criterion of the finished tasks, checksum-verified."""
-        path = self._checked(CRITERION)
-        if sha256_file(path) != self.manifest["files"][CRITERION]:
-            raise LearngeneError(f"{path} is corrupted (checksum differs from the run manifest): rerun the last task with --resume")
-        log = CriterionLog.load(path)
+        log = CriterionLog.load(self._committed(CRITERION))
         log.truncate(self.finished_tasks)
         return log
 
     def metrics(self) -> list[dict[str, Any]]:
         """Per-epoch and per-task metric rows of the finished tasks."""
-        path = self._checked(METRICS)
-        if sha256_file(path) != self.manifest["files"][METRICS]:
-            raise LearngeneError(f"{path} is corrupted (checksum differs from the run manifest): rerun the last task with --resume")
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        return [json.loads(line) for line in self._committed(METRICS).read_text().splitlines() if line.strip()]
 
 
 def open_run(path: str | os.PathLike) -> Run:
@@ -187,15 +194,28 @@ def commit_task(
     tensors.update(extra_tensors)
     files = dict(run.manifest.get("files", {}))
     files[name] = save_tensors(run.path / name, tensors, {"task": str(task), "spec": json.dumps(net.spec.to_dict())})
-    criterion.save(run.path / CRITERION)
-    files[CRITERION] = sha256_file(run.path / CRITERION)
-    write_text(run.path / METRICS, "".join(json.dumps(row, sort_keys=True) + "\n" for row in metric_rows))
-    files[METRICS] = sha256_file(run.path / METRICS)
+    criterion.save(run.path / (CRITERION + PENDING))
+    files[CRITERION] = sha256_file(run.path / (CRITERION + PENDING))
+    write_text(run.path / (METRICS + PENDING), "".join(json.dumps(row, sort_keys=True) + "\n" for row in metric_rows))
+    files[METRICS] = sha256_file(run.path / (METRICS + PENDING))
     specs = dict(run.manifest.get("specs", {}))
     specs[str(task)] = net.spec.to_dict()
     manifest = {"finished_tasks": task + 1, "files": files, "specs": specs}
     write_json(run.path / MANIFEST, manifest)
     run.manifest = manifest
+    settle_pending(run)
+
+
+def settle_pending(run: Run) -> None:
+    """Under the run's lock: move committed pending files into place and drop uncommitted ones."""
+    for name in (CRITERION, METRICS):
+        pending = run.path / (name + PENDING)
+        if not pending.exists():
+            continue
+        if sha256_file(pending) == run.manifest.get("files", {}).get(name):
+            os.replace(pending, run.path / name)
+        else:
+            pending.unlink()
 
 
 def config_differences(a: CollectiveConfig, b: CollectiveConfig) -> list[str]:

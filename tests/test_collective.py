@@ -122,7 +122,7 @@ def test_corrupted_checkpoint_is_reported_with_its_name(smoke_run, tmp_path):
 
 
 def test_absurd_learning_rate_stops_with_a_message_and_keeps_the_run_consistent(tmp_path):
-    config = preset("smoke", lr=10.0, epochs=3)
+    config = preset("smoke", lr=1e5, epochs=3)
     with pytest.raises(LearngeneError, match="lower the learning rate"):
         train_collective(config, tmp_path / "nan")
     run = open_run(tmp_path / "nan")
@@ -171,3 +171,30 @@ def test_bad_cli_input_is_one_line_with_exit_code_2(argv, capsys):
     assert exc.value.code == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "error" in err and "Traceback" not in err
+
+
+def test_a_commit_stopped_before_its_final_rename_still_reads_and_resumes(tmp_path, monkeypatch):
+    import core.runs
+
+    monkeypatch.setattr(core.runs, "settle_pending", lambda run: None)
+    with pytest.raises(Cancelled):
+        train_collective(preset("smoke"), tmp_path / "p", should_stop=lambda: (tmp_path / "p" / "criterion.npz.pending").exists())
+    assert not (tmp_path / "p" / "criterion.npz").exists()
+    run = open_run(tmp_path / "p")
+    assert run.finished_tasks == 1 and run.criterion().per_task().shape[0] == 1 and run.metrics()
+    monkeypatch.undo()
+    train_collective(preset("smoke"), tmp_path / "p", resume=True)
+    assert (tmp_path / "p" / "criterion.npz").exists() and not (tmp_path / "p" / "criterion.npz.pending").exists()
+
+
+@pytest.mark.parametrize("name", ["criterion.npz", "metrics.jsonl"])
+def test_truncated_criterion_or_metrics_file_is_reported_with_its_name(smoke_run, tmp_path, name):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(smoke_run, copy)
+    target = copy / name
+    target.write_bytes(target.read_bytes()[: target.stat().st_size // 2])
+    run = open_run(copy)
+    with pytest.raises(LearngeneError, match=f"{name} is corrupted"):
+        run.criterion() if name.endswith(".npz") else run.metrics()

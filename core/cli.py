@@ -82,7 +82,7 @@ def cmd_collective(args: argparse.Namespace) -> int:
     from core.progress import CollectiveBar
 
     config = preset(args.preset, dataset=args.dataset, tasks=args.tasks, epochs=args.epochs, seed=args.seed, tau=args.tau, image_size=args.image_size)
-    bar = CollectiveBar(config.tasks, config.epochs, enabled=not args.quiet)
+    bar = CollectiveBar(enabled=not args.quiet)
     try:
         run = train_collective(config, args.run_dir, root=args.root, resume=args.resume, device=args.device, listeners=[bar])
     finally:

@@ -9,24 +9,28 @@ from core.events import EpochEnded, MethodFinished, TargetTaskFinished, TaskFini
 
 
 class CollectiveBar:
-    """Progress over all epochs of all tasks, showing task, epoch, loss and accuracy."""
+    """Progress over all epochs of all tasks, showing task, epoch, loss and accuracy; appears with the first task."""
 
-    def __init__(self, tasks: int, epochs: int, start_task: int = 0, enabled: bool = True) -> None:
-        self.bar = tqdm(total=tasks * epochs, initial=start_task * epochs, unit="epoch", file=sys.stderr, disable=not enabled, dynamic_ncols=True)
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self.bar: tqdm | None = None
 
     def __call__(self, event: object) -> None:
         if isinstance(event, TaskStarted):
+            if self.bar is None:
+                self.bar = tqdm(total=event.tasks * event.epochs, unit="epoch", file=sys.stderr, disable=not self.enabled, dynamic_ncols=True)
             self.bar.n = event.task * event.epochs
             self.bar.set_description(f"task {event.task + 1}/{event.tasks}")
-        elif isinstance(event, EpochEnded):
+        elif isinstance(event, EpochEnded) and self.bar is not None:
             self.bar.update(1)
             self.bar.set_postfix(epoch=f"{event.epoch + 1}/{event.epochs}", loss=f"{event.loss:.3f}", acc=f"{event.accuracy:.2f}")
-        elif isinstance(event, TaskFinished):
+        elif isinstance(event, TaskFinished) and self.bar is not None:
             self.bar.refresh()
 
     def close(self) -> None:
         """Finish the bar."""
-        self.bar.close()
+        if self.bar is not None:
+            self.bar.close()
 
 
 class TargetBar:

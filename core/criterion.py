@@ -3,7 +3,7 @@
 For weight layer l, task t and epoch e over B batches,
 r_{l,t,e} = (1/B) sum_b (1/n_l) sum_i 1[g_i > tau] (signed, as in the paper) and the same with |g_i| (absolute).
 Gradients are read from `weight.grad` after `loss.backward()`; no hooks. Comparisons happen in the gradient's
-dtype, exactly as `grad > tau` does in torch.
+dtype, exactly as `grad > tau` does in torch (half-precision gradients are widened to float32 first).
 
 Beside the two fractions at the configured tau, every batch adds to a histogram over fixed log-spaced
 magnitude bins, positive and non-positive entries apart, so the fraction for any other tau can be read off later
@@ -198,7 +198,9 @@ class EpochRecorder:
             raise LearngeneError(f"tau must be a finite number >= 0, got {tau}: pass e.g. --tau 5e-10")
         for name, module in layers.items():
             if not isinstance(getattr(module, "weight", None), torch.Tensor):
-                raise LearngeneError(f"layer {name!r} ({type(module).__name__}) has no weight tensor: pass only conv and linear layers")
+                raise LearngeneError(
+                    f"layer {name!r} ({type(module).__name__}) has no weight tensor: pass only conv and linear layers"
+                )
         self.layer_names = tuple(layers)
         self.tau = tau
         self._modules = tuple(layers.values())
@@ -217,7 +219,8 @@ class EpochRecorder:
             weight = module.weight
             if weight.numel() != self._numel[i]:
                 raise LearngeneError(
-                    f"layer {self.layer_names[i]!r} changed size within an epoch: start a new EpochRecorder after widening"
+                    f"layer {self.layer_names[i]!r} changed size within an epoch: "
+                    "start a new EpochRecorder after widening"
                 )
             flat = None if weight.grad is None else _flat(weight.grad)
             if run and (
@@ -303,13 +306,16 @@ def fraction_from_hist(hist: np.ndarray, tau: float | np.ndarray, *, absolute: b
     taus = np.asarray(tau, dtype=np.float64)
     if not np.all((taus >= BIN_EDGES[0]) & (taus <= BIN_EDGES[-1])):
         raise LearngeneError(
-            f"tau {tau} is outside the recorded histogram range [{BIN_EDGES[0]:g}, {BIN_EDGES[-1]:g}]: pick a tau inside it"
+            f"tau {tau} is outside the recorded histogram range [{BIN_EDGES[0]:g}, {BIN_EDGES[-1]:g}]: "
+            "pick a tau inside it"
         )
     counts = hist[..., POSITIVE, :] + (hist[..., NEGATIVE, :] if absolute else 0.0)
-    tail = np.concatenate([np.cumsum(counts[..., ::-1], axis=-1)[..., ::-1], np.zeros(counts.shape[:-1] + (1,))], axis=-1)
+    above = np.cumsum(counts[..., ::-1], axis=-1)[..., ::-1]  # above[..., j]: fraction in bins j and higher
+    tail = np.concatenate([above, np.zeros(counts.shape[:-1] + (1,))], axis=-1)
     k = np.clip(np.searchsorted(BIN_EDGES, taus, side="right") - 1, 0, len(BIN_EDGES) - 2)
     w = (np.log(taus) - np.log(BIN_EDGES[k])) / (np.log(BIN_EDGES[k + 1]) - np.log(BIN_EDGES[k]))
-    return (1.0 - w) * tail[..., k + 2] + w * tail[..., k + 3]
+    fraction = (1.0 - w) * tail[..., k + 2] + w * tail[..., k + 3]
+    return np.clip(fraction, 0.0, 1.0)  # float32 histograms of a log can sum a hair above 1
 
 
 # ---------------------------------------------------------------- a whole run
@@ -447,7 +453,8 @@ def _inconsistency(raw: dict[str, np.ndarray]) -> str | None:
     if recorded.dtype != np.bool_ or recorded.ndim != 2 or recorded.shape[1] != int(raw["epochs"]):
         return f"recorded has shape {recorded.shape}, expected (tasks, {int(raw['epochs'])})"
     expected = recorded.shape + (names.size,)
-    for name, shape in (("signed", expected), ("absolute", expected), ("grad_norm", expected), ("hist", expected + (2, NBINS))):
+    shapes = {"signed": expected, "absolute": expected, "grad_norm": expected, "hist": expected + (2, NBINS)}
+    for name, shape in shapes.items():
         if raw[name].shape != shape or raw[name].dtype.kind != "f":
             return f"{name} has shape {raw[name].shape} {raw[name].dtype}, expected {shape} floats"
     return None

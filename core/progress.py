@@ -36,16 +36,17 @@ class CollectiveBar:
 class TargetBar:
     """Progress over few-shot target tasks of every method; each result is printed as soon as it is known."""
 
-    def __init__(self, total: int, enabled: bool = True, stream_json: bool = False) -> None:
+    def __init__(self, total: int, enabled: bool = True) -> None:
         self.bar = tqdm(total=total, unit="task", file=sys.stderr, disable=not enabled, dynamic_ncols=True)
-        self.stream_json = stream_json
+        self.enabled = enabled
 
     def __call__(self, event: object) -> None:
         if isinstance(event, TargetTaskFinished):
             self.bar.update(1)
             label = f"{event.method} {event.size}".strip()
             self.bar.set_description(label)
-            self.bar.write(f"{label}: target task {event.task + 1}/{event.tasks} accuracy {event.accuracy:.3f}", file=sys.stderr)
+            if self.enabled:
+                self.bar.write(f"{label}: target task {event.task + 1}/{event.tasks} accuracy {event.accuracy:.3f}", file=sys.stderr)
         elif isinstance(event, MethodFinished):
             self.bar.refresh()
 

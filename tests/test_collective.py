@@ -31,13 +31,13 @@ def test_smoke_run_leaves_config_checkpoints_criterion_and_metrics(smoke_run):
     assert config["config"]["seed"] == 0 and "torch" in config["versions"]
     rows = run.metrics()
     assert sum(r["kind"] == "epoch" for r in rows) == 3 * run.config.epochs
-    assert [r["widths"] for r in rows if r["kind"] == "task"][-1] == {"conv1": 8, "conv2": 12, "conv3": 24}
+    assert [r["widths"] for r in rows if r["kind"] == "task"][-1] == {"conv1": 8, "conv2": 12, "conv3": 24, "conv4": 16}
 
 
 def test_criterion_cli_prints_one_value_in_unit_interval_per_layer_and_task(smoke_run, capsys):
     assert main(["criterion", "--run-dir", str(smoke_run), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["layers"][:3] == ["conv1", "conv2", "conv3"] and out["tasks"] == [0, 1, 2]
+    assert out["layers"][:4] == ["conv1", "conv2", "conv3", "conv4"] and out["tasks"] == [0, 1, 2]
     values = np.array(out["values"], dtype=float)
     assert values.shape == (len(out["layers"]), 3)
     assert np.all((values >= 0) & (values <= 1))

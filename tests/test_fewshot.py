@@ -1,0 +1,171 @@
+"""Few-shot evaluation: fresh models per task, same seeds for every method, baselines, CI, events, and the CLI."""
+import csv
+import dataclasses
+import json
+import math
+
+import pytest
+
+from core.cli import main
+from core.events import Cancelled, MethodFinished, TargetTaskFinished
+from core.fewshot import (
+    ROW_FIELDS,
+    Targets,
+    evaluate,
+    individual_preset,
+    make_targets,
+    run_imageset,
+    write_csv,
+)
+from core.learngene import extract
+from core.runs import open_run
+from core.selection import check_block
+from core.stats import mean_ci95
+from core.sweep import sweep
+
+QUICK = dict(epochs=2, batch_size=10, query=3, head_hidden=(16,))
+
+
+@pytest.fixture(scope="module")
+def setup(smoke_run):
+    run = open_run(smoke_run)
+    gene = extract(run, check_block(run.spec().layer_names(), ("conv2", "conv3")))
+    config = individual_preset("fast", **QUICK)
+    targets = make_targets(run, run_imageset(run), way=3, shot=2, query=3, tasks=2, seed=0)
+    return run, gene, config, targets
+
+
+def test_ci_is_the_t_interval_and_undefined_for_one_task():
+    mean, half = mean_ci95([0.5, 0.7, 0.6])
+    assert mean == pytest.approx(0.6) and half == pytest.approx(4.302652729749464 * 0.1 / math.sqrt(3))
+    assert math.isnan(mean_ci95([0.9])[1])
+
+
+def test_same_seed_gives_the_same_numbers_for_every_method(setup):
+    run, gene, config, targets = setup
+    a = evaluate(run, gene, config, targets=targets, baselines=True)
+    b = evaluate(run, gene, config, targets=targets, baselines=True)
+    assert [r["mean_accuracy"] for r in a] == [r["mean_accuracy"] for r in b]
+    methods = [r["method"] for r in a]
+    assert methods[:2] == ["learngene", "scratch"] and methods[-2:] == ["collective-finetune", "nearest-centroid"]
+
+
+def test_each_task_gets_a_fresh_model_so_a_repeated_task_scores_the_same(setup):
+    run, gene, config, targets = setup
+    twice = Targets(targets.way, targets.shot, targets.query, (targets.tasks[0], targets.tasks[0]))
+    accuracies = []
+    evaluate(run, gene, config, targets=twice, listeners=[lambda e: isinstance(e, TargetTaskFinished) and accuracies.append((e.method, e.accuracy))])
+    assert accuracies[0] == accuracies[1] and accuracies[2] == accuracies[3]
+
+
+def test_events_report_every_task_and_method_and_cancel_stops(setup):
+    run, gene, config, targets = setup
+    events = []
+    rows = evaluate(run, gene, config, targets=targets, listeners=[events.append])
+    assert sum(isinstance(e, TargetTaskFinished) for e in events) == 4
+    assert [e.row for e in events if isinstance(e, MethodFinished)] == rows
+    with pytest.raises(Cancelled):
+        evaluate(run, gene, config, targets=targets, should_stop=lambda: bool(events.clear() or True))
+
+
+def test_a_frozen_block_and_ewc_both_train(setup):
+    run, gene, config, targets = setup
+    for variant in (dataclasses.replace(config, freeze=True), dataclasses.replace(config, ewc_lambda=100.0)):
+        row = evaluate(run, gene, variant, targets=targets)[0]
+        assert 0.0 <= row["mean_accuracy"] <= 1.0 and row["inherited_params"] == gene.num_parameters()
+
+
+def test_rows_are_written_as_csv_with_empty_cells_for_missing_ci(setup, tmp_path):
+    run, gene, config, _ = setup
+    one = make_targets(run, run_imageset(run), way=3, shot=2, query=3, tasks=1, seed=0)
+    rows = evaluate(run, gene, config, targets=one)
+    assert rows[0]["ci95"] is None
+    write_csv(rows, tmp_path / "rows.csv")
+    with open(tmp_path / "rows.csv") as handle:
+        table = list(csv.DictReader(handle))
+    assert list(table[0]) == list(ROW_FIELDS) and table[0]["ci95"] == "" and table[1]["method"] == "scratch"
+
+
+def test_size_sweep_gives_points_for_both_methods_and_the_collective(setup):
+    run, gene, config, targets = setup
+    points = sweep(run, gene, config, targets)
+    sizes = {p["size"] for p in points if p["method"] == "learngene"}
+    assert {"front x0.5", "default", "front x2", "1 inherited"} <= sizes
+    assert {p["size"] for p in points if p["method"] == "scratch"} == sizes
+    assert points[-1]["method"] == "collective-finetune" and points[-1]["size"] == "collective"
+    narrow, wide = (next(p for p in points if p["method"] == "learngene" and p["size"] == s) for s in ("front x0.5", "front x2"))
+    assert narrow["params"] < wide["params"] and narrow["inherited_params"] == wide["inherited_params"]
+
+
+def test_size_sweep_reuses_rows_already_computed_on_the_same_tasks(setup):
+    run, gene, config, targets = setup
+    rows = evaluate(run, gene, config, targets=targets, baselines=True)
+    events = []
+    points = sweep(run, gene, config, targets, known=rows, listeners=[events.append])
+    trained = {e.size for e in events if isinstance(e, TargetTaskFinished)}
+    assert "default" not in trained and "collective" not in trained
+    default = [p for p in points if p["size"] == "default"]
+    assert [(p["method"], p["mean_accuracy"]) for p in default] == [(r["method"], r["mean_accuracy"]) for r in rows[:2]]
+
+
+def test_individual_command_reports_learngene_scratch_windows_and_baselines(smoke_run, capsys):
+    code = main(["individual", "--run-dir", str(smoke_run), "--top-k", "2", "--tasks", "3", "--baselines", "--json"])
+    out = capsys.readouterr()
+    assert code == 0
+    result = json.loads(out.out)
+    methods = [r["method"] for r in result["rows"]]
+    assert methods[:2] == ["learngene", "scratch"]
+    assert any(m.startswith("window conv") for m in methods)
+    assert {"collective-finetune", "nearest-centroid"} <= set(methods)
+    for row in result["rows"]:
+        assert 0.0 <= row["mean_accuracy"] <= 1.0 and row["ci95"] is not None and row["params"] > 0
+        assert row["tasks"] == 3 and row["way"] == 5 and row["shot"] == 10
+    assert result["selection"]["rule"] == "top-k" and len(result["selection"]["layers"]) == 2
+    assert result["sizes"] == [] and "target task 3/3" in out.err
+
+
+def test_windows_cover_every_other_block_of_the_same_length(smoke_run, capsys):
+    assert main(["individual", "--run-dir", str(smoke_run), "--layers", "conv3-conv4", "--tasks", "2", "--epochs", "1", "--baselines", "--quiet", "--json"]) == 0
+    methods = [r["method"] for r in json.loads(capsys.readouterr().out)["rows"]]
+    assert [m for m in methods if m.startswith("window")] == ["window conv2-conv3"]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--layers", "conv2-conv9"], "conv9 is not a layer"),
+        (["--layers", "conv2,conv4"], "nearest valid block is conv2-conv4"),
+        (["--way", "500"], "lower --way"),
+        (["--shot", "15", "--query", "10"], "lower --shot or --query"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_code_2(smoke_run, capsys, args, message):
+    assert main(["individual", "--run-dir", str(smoke_run), "--quiet", *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err
+
+
+def test_a_negative_count_is_an_argument_error(smoke_run, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["individual", "--run-dir", str(smoke_run), "--tasks", "-1"])
+    assert exit_info.value.code == 2 and "out of range" in capsys.readouterr().err
+
+
+def test_a_learngene_file_drives_a_size_sweep_and_tables_are_written(smoke_run, tmp_path, capsys):
+    gene = tmp_path / "gene.safetensors"
+    assert main(["extract", "--run-dir", str(smoke_run), "--layers", "conv3-conv4", "--out", str(gene)]) == 0
+    assert "wrote" in capsys.readouterr().out
+    args = ["individual", "--run-dir", str(smoke_run), "--learngene", str(gene), "--tasks", "1", "--epochs", "1", "--sizes", "--quiet", "--json"]
+    assert main([*args, "--out-csv", str(tmp_path / "rows.csv"), "--out-json", str(tmp_path / "result.json")]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["selection"]["rule"] == "file" and result["selection"]["layers"] == ["conv3", "conv4"]
+    assert result["rows"][0]["ci95"] is None  # one target task: no interval
+    assert {p["method"] for p in result["sizes"]} == {"learngene", "scratch", "collective-finetune"}
+    assert json.loads((tmp_path / "result.json").read_text()) == result
+    assert (tmp_path / "rows.csv").read_text().startswith(",".join(ROW_FIELDS))
+
+
+def test_quiet_keeps_stderr_empty(smoke_run, capsys):
+    assert main(["individual", "--run-dir", str(smoke_run), "--tasks", "1", "--epochs", "1", "--shot", "2", "--quiet"]) == 0
+    out = capsys.readouterr()
+    assert out.err == "" and out.out.splitlines()[2].startswith("learngene")

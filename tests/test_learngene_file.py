@@ -1,0 +1,128 @@
+"""Learngene files: the layers and BatchNorm statistics survive a round trip, and tampered files are refused."""
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from core.cli import main
+from core.errors import LearngeneError
+from core.learngene import FORMAT_VERSION, LAYER_KEYS, default_task, extract, load, save
+from core.runs import open_run
+from core.selection import check_block
+
+
+@pytest.fixture(scope="module")
+def gene_file(smoke_run, tmp_path_factory):
+    run = open_run(smoke_run)
+    gene = extract(run, check_block(run.spec().layer_names(), ("conv2", "conv3")))
+    return save(gene, tmp_path_factory.mktemp("gene") / "gene.safetensors")
+
+
+def rewrite(source, target, *, tensors=None, metadata=None):
+    """Copy a learngene file, changing some tensors or metadata values (JSON-encoded as the format wants)."""
+    raw_tensors = load_file(source)
+    with open(source, "rb") as handle:
+        header_len = int.from_bytes(handle.read(8), "little")
+        meta = json.loads(handle.read(header_len))["__metadata__"]
+    raw_tensors.update(tensors or {})
+    for key, value in (metadata or {}).items():
+        meta[key] = json.dumps(value)
+    save_file({k: v for k, v in raw_tensors.items() if v is not None}, target, metadata=meta)
+    return target
+
+
+def test_round_trip_keeps_weights_and_batchnorm_statistics_of_the_checkpoint(smoke_run, gene_file):
+    run = open_run(smoke_run)
+    gene = load(gene_file)
+    checkpoint = run.checkpoint_tensors(gene.task)
+    assert gene.layers == ("conv2", "conv3") and gene.task == default_task(run) == run.config.extract_after_task
+    for name in gene.layers:
+        for key in LAYER_KEYS:
+            assert torch.equal(gene.tensors[f"{name}.{key}"], checkpoint[f"convs.{name}.{key}"])
+    assert gene.layer_state("conv3")["bn.running_var"].shape == (run.spec(gene.task).widths[2],)
+
+
+def test_file_records_where_the_block_sits_in_the_collective(smoke_run, gene_file):
+    run = open_run(smoke_run)
+    gene = load(gene_file)
+    spec = run.spec(gene.task)
+    assert gene.in_channels == spec.widths[0]
+    assert gene.input_size == spec.image_size // 2  # smoke pools after conv1, so conv2 sees half the image
+    assert gene.pools == tuple(f"conv{p}" for p in spec.pool_after if p in (2, 3))
+    assert (gene.image_channels, gene.dataset, gene.run) == (1, "glyphs", str(smoke_run.resolve()))
+    assert gene.selection["rule"] == "explicit" and gene.num_parameters() > 0
+
+
+def test_metadata_naming_a_layer_without_tensors_is_refused(gene_file, tmp_path):
+    bad = rewrite(gene_file, tmp_path / "bad.safetensors", metadata={"layers": ["conv2", "conv3", "conv4"]})
+    with pytest.raises(LearngeneError, match=r"bad.safetensors is not a valid learngene file.*conv4.*missing"):
+        load(bad)
+
+
+def test_a_tensor_whose_shape_disagrees_with_the_metadata_is_refused(gene_file, tmp_path):
+    weight = load_file(gene_file)["conv3.conv.weight"]
+    bad = rewrite(gene_file, tmp_path / "bad.safetensors", tensors={"conv3.conv.weight": weight[:-1].clone()})
+    with pytest.raises(LearngeneError, match="conv3.conv.weight has shape"):
+        load(bad)
+
+
+def test_consistent_shapes_that_break_the_channel_chain_are_refused(gene_file, tmp_path):
+    tensors = load_file(gene_file)
+    shapes = {k: list(v.shape) for k, v in tensors.items()}
+    narrow = tensors["conv3.conv.weight"][:, :-1].clone()
+    shapes["conv3.conv.weight"] = list(narrow.shape)
+    bad = rewrite(gene_file, tmp_path / "bad.safetensors", tensors={"conv3.conv.weight": narrow}, metadata={"shapes": shapes})
+    with pytest.raises(LearngeneError, match="conv3 takes"):
+        load(bad)
+
+
+@pytest.mark.parametrize(
+    "metadata, message",
+    [
+        ({"format": FORMAT_VERSION + 1}, "format version"),
+        ({"kind": "checkpoint"}, "kind"),
+        ({"layers": ["conv1", "conv2"]}, "conv1"),
+        ({"layers": ["conv3", "conv2"]}, "not in network order"),
+        ({"layers": ["conv2"]}, "not part of layers conv2"),
+        ({"in_channels": -3}, "whole number"),
+    ],
+)
+def test_edited_metadata_is_refused_with_the_file_named(gene_file, tmp_path, metadata, message):
+    bad = rewrite(gene_file, tmp_path / "edited.safetensors", metadata=metadata)
+    with pytest.raises(LearngeneError, match=message) as err:
+        load(bad)
+    assert "edited.safetensors" in str(err.value)
+
+
+def test_an_extra_tensor_is_refused(gene_file, tmp_path):
+    bad = rewrite(gene_file, tmp_path / "bad.safetensors", tensors={"payload": torch.zeros(3)})
+    with pytest.raises(LearngeneError, match="payload"):
+        load(bad)
+
+
+def test_a_file_that_is_not_safetensors_is_refused(tmp_path):
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"\x80\x04pickle-looking bytes")
+    with pytest.raises(LearngeneError, match="junk.safetensors"):
+        load(junk)
+
+
+def test_extract_command_writes_a_loadable_file(smoke_run, tmp_path, capsys):
+    out = tmp_path / "cli.safetensors"
+    assert main(["extract", "--run-dir", str(smoke_run), "--top-k", "1", "--out", str(out), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["file"] == str(out) and len(summary["layers"]) == 1
+    assert load(out).layers == tuple(summary["layers"])
+
+
+def test_extract_command_refuses_a_broken_selection_in_one_line(smoke_run, tmp_path, capsys):
+    assert main(["extract", "--run-dir", str(smoke_run), "--layers", "conv1,conv3", "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "conv1" in err and "nearest valid block is conv3" in err
+    assert not (tmp_path / "x").exists()
+
+
+def test_extracting_from_an_unfinished_task_names_the_valid_range(smoke_run, tmp_path, capsys):
+    assert main(["extract", "--run-dir", str(smoke_run), "--task", "7", "--out", str(tmp_path / "gene")]) == 2
+    assert "choose --task 0..2" in capsys.readouterr().err and not (tmp_path / "gene").exists()

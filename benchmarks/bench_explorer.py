@@ -1,0 +1,133 @@
+"""Explorer responsiveness, measured in headless Chromium against a real Voila server.
+
+(a) time from opening the Voila URL to an interactive heatmap (heatmap drawn, tau slider ready), with a run on disk
+    (voila.json pre-heats a kernel; loads are spaced by --gap seconds so that Voila can refill its pool);
+(b) latency of a tau change: slider key press in the browser to the redrawn heatmap in the browser.
+Targets on 2 CPU cores: (a) < 10 s, (b) < 300 ms. Prints medians and extremes.
+Usage: python benchmarks/bench_explorer.py [--runs-root DIR --run NAME] [--loads 3] [--gap 15] [--moves 12]
+(without --runs-root a `smoke` run is trained once into $LEARNGENE_CACHE/bench-runs, about half a minute).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from playwright.sync_api import sync_playwright
+
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOK = REPO / "notebooks" / "explorer.ipynb"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run", "--disable-sync"]
+HEATMAP = "Array.from(document.querySelectorAll('.js-plotly-plot')).find(d => d.data && d.data.length && d.data[0].type === 'heatmap')"
+READY = f"(() => {{ const d = {HEATMAP}; return !!(d && d.data[0].z && d.data[0].z.length && document.querySelector('.lg-tau .noUi-handle')); }})()"
+
+
+def cached_run() -> tuple[Path, str]:
+    """A finished smoke run in the cache (trained on first use)."""
+    from core.collective import train_collective
+    from core.config import preset
+
+    cache = Path(os.environ.get("LEARNGENE_CACHE") or Path(tempfile.gettempdir()) / "learngene-cache")
+    root = cache / "bench-runs"
+    started = time.perf_counter()
+    train_collective(preset("smoke"), root / "smoke")
+    print(f"smoke run at {root / 'smoke'} (ready in {time.perf_counter() - started:.1f} s)")
+    return root, "smoke"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_voila(root: Path, run: str, log: Path) -> tuple[subprocess.Popen, str]:
+    """Voila on a free port; returns the process and the app URL once the port accepts connections."""
+    port = free_port()
+    env = dict(os.environ, LEARNGENE_RUNS=str(root), LEARNGENE_RUN=run)
+    voila = Path(sys.executable).parent / "voila"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([str(voila), str(NOTEBOOK), "--no-browser", "--Voila.ip=127.0.0.1", f"--port={port}"], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return proc, f"http://127.0.0.1:{port}/"
+        if proc.poll() is not None:
+            raise SystemExit(f"voila exited early; see {log}")
+        time.sleep(0.2)
+    raise SystemExit(f"voila did not start in 90 s; see {log}")
+
+
+def time_to_interactive(browser, url: str) -> float:
+    """Seconds from navigation start to a drawn heatmap with a usable tau slider."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    started = time.perf_counter()
+    page.goto(url, timeout=120_000)
+    page.wait_for_function(READY, timeout=120_000, polling=50)
+    elapsed = time.perf_counter() - started
+    page.close()
+    return elapsed
+
+
+def tau_latencies(browser, url: str, moves: int) -> list[float]:
+    """Seconds from a tau key press to a changed heatmap, measured in the page with performance.now()."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(url, timeout=120_000)
+    page.wait_for_function(READY, timeout=120_000)
+    page.focus(".lg-tau .noUi-handle")
+    latencies = []
+    for i in range(moves):
+        before = page.evaluate(f"JSON.stringify({HEATMAP}.data[0].z)")
+        page.evaluate("window.__lgStart = performance.now()")
+        page.keyboard.press("ArrowRight" if (i // 3) % 2 == 0 else "ArrowLeft")
+        handle = page.wait_for_function(
+            f"JSON.stringify({HEATMAP}.data[0].z) !== {before!r} ? performance.now() - window.__lgStart : false", timeout=30_000, polling="raf"
+        )
+        latencies.append(handle.json_value() / 1000)
+    page.close()
+    return latencies
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs-root", help="runs root holding a finished run (default: a cached smoke run)")
+    parser.add_argument("--run", default="smoke", help="run name under the runs root")
+    parser.add_argument("--loads", type=int, default=3, help="page loads to time")
+    parser.add_argument("--gap", type=float, default=15.0, help="seconds between page loads (0: back to back)")
+    parser.add_argument("--moves", type=int, default=12, help="tau changes to time")
+    args = parser.parse_args()
+    if not Path(CHROMIUM).exists():
+        raise SystemExit(f"needs Debian's chromium at {CHROMIUM} (apt-get install chromium)")
+    root, run = (Path(args.runs_root), args.run) if args.runs_root else cached_run()
+    log_dir = Path(tempfile.mkdtemp(prefix="bench-explorer-"))
+    proc, url = start_voila(root, run, log_dir / "voila.log")
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            loads = []
+            for _ in range(args.loads):
+                time.sleep(args.gap)
+                loads.append(time_to_interactive(browser, url))
+            taus = tau_latencies(browser, url, args.moves)
+            browser.close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        shutil.rmtree(log_dir, ignore_errors=True)
+    print(f"machine: {os.cpu_count()} CPU cores; run {root / run}")
+    print(f"open URL -> interactive heatmap: median {statistics.median(loads):.2f} s, max {max(loads):.2f} s over {len(loads)} loads (target < 10 s)")
+    print(f"tau change -> redrawn heatmap:   median {statistics.median(taus) * 1000:.0f} ms, max {max(taus) * 1000:.0f} ms over {len(taus)} moves (target < 300 ms)")
+
+
+if __name__ == "__main__":
+    main()

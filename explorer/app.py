@@ -1,0 +1,339 @@
+"""The explorer app: run picker, the three panels, settings (JSON and link) and export, wired together."""
+from __future__ import annotations
+
+import html
+import os
+from pathlib import Path
+
+import ipywidgets as widgets
+from IPython.display import display
+
+from core.config import CollectiveConfig
+from core.errors import LearngeneError
+from core.learngene import default_top_k
+from core.runs import Run, open_run
+from explorer.collective_panel import CollectivePanel
+from explorer.engine import limit_threads
+from explorer.export import EXPORT_DIR, export_all
+from explorer.figure import LiveFigure
+from explorer.heatmap import CriterionHeatmap
+from explorer.individual_panel import IndividualPanel
+from explorer.settings import RUN_ENV, Settings, list_runs, resolve_run, runs_root
+from explorer.style import heading, message_html
+
+INTRO = (
+    "<h2 style='margin:4px 0'>Learngene Explorer</h2>"
+    "<div style='color:#444;max-width:980px'>Learngene (Wang et al., AAAI 2022): a <i>collective</i> network learns many small tasks "
+    "in turn; a gradient criterion finds the layers that stop changing; those layers (the <i>learngene</i>) start small "
+    "<i>individual</i> networks that learn new classes from a few images.</div>"
+)
+
+
+class ExplorerApp:
+    """Everything on one page; `widget` is the root to display."""
+
+    def __init__(self, root: Path | None = None, settings: Settings | None = None) -> None:
+        self.root = root if root is not None else runs_root()
+        self.run: Run | None = None
+        self.heatmap = CriterionHeatmap()
+        self.collective = CollectivePanel(self.root, self._training_started, self._trained, self.heatmap.observe, self.heatmap.redraw)
+        self.individual = IndividualPanel(self._learngene_context)
+        self.run_picker = widgets.Dropdown(description="run", layout=widgets.Layout(width="320px"))
+        self.run_picker.add_class("lg-run-picker")
+        self.refresh = widgets.Button(description="refresh list", icon="refresh", layout=widgets.Layout(width="auto"))
+        self.run_info = widgets.HTML()
+        self.message = widgets.HTML()
+        self.message.add_class("lg-app-message")
+        self.welcome_button = widgets.Button(description="Train the fast preset now", button_style="success", icon="play", layout=widgets.Layout(width="260px"))
+        self.welcome_button.add_class("lg-welcome-train")
+        self.welcome = widgets.VBox(
+            [
+                widgets.HTML(
+                    f"<div style='background:#eef6ee;padding:8px;border-radius:4px'>No finished run under <code>{html.escape(str(self.root))}</code> yet. "
+                    "Train the <b>fast</b> preset on the built-in glyphs (offline, a few minutes on a laptop); "
+                    "the charts below fill in while it trains.</div>"
+                ),
+                self.welcome_button,
+            ],
+            layout=widgets.Layout(display="none"),
+        )
+        self.settings_text = widgets.Textarea(layout=widgets.Layout(width="420px", height="230px"))
+        self.settings_text.add_class("lg-settings-json")
+        self.export_settings = widgets.Button(description="show current settings", icon="download", layout=widgets.Layout(width="auto"))
+        self.import_settings = widgets.Button(description="apply settings", icon="upload", layout=widgets.Layout(width="auto"))
+        self.settings_message = widgets.HTML()
+        self.settings_message.add_class("lg-settings-message")
+        self.link = widgets.HTML()
+        self.export_button = widgets.Button(description="export results and figures", icon="save", layout=widgets.Layout(width="auto"))
+        self.export_button.add_class("lg-export")
+        self.export_message = widgets.HTML()
+        self.run_picker.observe(self._picked, "value")
+        self.refresh.on_click(lambda _: self.refresh_runs())
+        self.welcome_button.on_click(lambda _: self.collective.train("fast", "glyphs"))
+        self.export_settings.on_click(lambda _: self.show_settings())
+        self.import_settings.on_click(lambda _: self.apply_json(self.settings_text.value))
+        self.export_button.on_click(lambda _: self.export())
+        h, i = self.heatmap, self.individual
+        for control in (h.tau, h.absolute, h.view, h.threshold, h.selection_label, i.way, i.shot, i.target_tasks, i.mode, i.baselines, self.run_picker):
+            control.observe(lambda _: self.update_link(), "value")
+        self.widget = widgets.VBox(
+            [
+                widgets.HTML(INTRO),
+                widgets.HBox([self.run_picker, self.refresh, self.run_info]),
+                self.message,
+                self.welcome,
+                self.collective.widget,
+                self.heatmap.widget,
+                self.individual.widget,
+                heading("4 · Settings and export", "Save this view as JSON or as a link to share; export writes CSV tables and standalone HTML figures into the run's export folder."),
+                widgets.HBox(
+                    [
+                        self.settings_text,
+                        widgets.VBox([self.export_settings, self.import_settings, self.settings_message, self.link, self.export_button, self.export_message], layout=widgets.Layout(margin="0 0 0 12px")),
+                    ]
+                ),
+            ],
+            layout=widgets.Layout(max_width="1180px", padding="0 8px"),
+        )
+        self.widget.add_class("lg-app")
+        self.refresh_runs()
+        self.apply(settings or Settings())
+
+    # ------------------------------------------------------------ runs
+
+    def refresh_runs(self, select: str | None = None) -> None:
+        """Re-read the runs root; keep (or set) the selected run."""
+        names = list_runs(self.root)
+        current = select if select is not None else self.run_picker.value
+        self.run_picker.unobserve(self._picked, "value")
+        self.run_picker.options = names
+        self.run_picker.value = current if current in names else None
+        self.run_picker.observe(self._picked, "value")
+        self._update_welcome()
+
+    def default_run(self) -> str | None:
+        """$LEARNGENE_RUN if set, else the newest finished run, else the newest run."""
+        env = os.environ.get(RUN_ENV, "")
+        if env:
+            return env
+        names = list_runs(self.root)
+        for name in names:
+            try:
+                if open_run(self.root / name).complete:
+                    return name
+            except LearngeneError:
+                continue
+        return names[0] if names else None
+
+    def select_run(self, name: str | None) -> bool:
+        """Show run `name` (under the runs root); an unusable name shows an inline message. Returns success."""
+        if not name:
+            self._load(None)
+            return True
+        try:
+            run = open_run(resolve_run(self.root, name))
+        except LearngeneError as exc:
+            self.message.value = message_html(str(exc), "error")
+            return False
+        self.message.value = ""
+        if name not in self.run_picker.options:
+            self.refresh_runs(select=name)
+        else:
+            self.run_picker.unobserve(self._picked, "value")
+            self.run_picker.value = name
+            self.run_picker.observe(self._picked, "value")
+        self._load(run)
+        return True
+
+    def _picked(self, change: dict) -> None:
+        self.select_run(change["new"])
+
+    def _load(self, run: Run | None) -> None:
+        try:
+            log = run.criterion() if run is not None and run.finished_tasks > 0 else None
+            self.collective.show_run(run)
+        except LearngeneError as exc:
+            self.message.value = message_html(str(exc), "error")
+            run, log = None, None
+        self.run = run
+        if run is not None and log is not None:
+            self.heatmap.set_log(log, run.config.expansion_tasks, tau=run.config.tau, top_k=default_top_k(run))
+        else:
+            self.heatmap.set_log(None)
+        self.individual.run_changed(run)
+        self.run_info.value = _describe(run)
+        self._update_welcome()
+
+    def _training_started(self, name: str, config: CollectiveConfig) -> None:
+        """Point the heatmap at the run being trained: a resumed run continues its committed criterion."""
+        log = None
+        if self.run is not None and self.run.path.name == name and self.run.finished_tasks > 0:
+            log = self.heatmap.log
+        self.heatmap.begin_live(log, config.expansion_tasks, config.tau)
+        self.welcome_button.disabled = True
+
+    def _trained(self, name: str) -> None:
+        """After a training job ends: reload the run from disk (only committed tasks count)."""
+        self.welcome_button.disabled = False
+        self.refresh_runs(select=name)
+        self.select_run(name)
+
+    def _update_welcome(self) -> None:
+        finished = any(_complete(self.root / name) for name in self.run_picker.options)
+        self.welcome.layout.display = "none" if finished else ""
+
+    def _learngene_context(self) -> tuple[Run, tuple[str, ...]]:
+        """The run and learngene layers the individual panel should use, or a LearngeneError saying what is missing."""
+        if self.run is None or self.run.finished_tasks == 0:
+            raise LearngeneError("no finished run is selected: pick one in the run menu or train one in panel 1")
+        layers = self.heatmap.learngene
+        if layers is None:
+            raise LearngeneError("the selected learngene layers are not usable: fix the selection in panel 2 (see its message)")
+        return self.run, layers
+
+    # ------------------------------------------------------------ settings
+
+    def current_settings(self) -> Settings:
+        """The view as a Settings object."""
+        return Settings(
+            run=self.run_picker.value or "",
+            tau=float(self.heatmap.tau.value),
+            absolute=bool(self.heatmap.absolute.value),
+            view=self.heatmap.view.value,
+            threshold=float(self.heatmap.threshold.value) if self.heatmap.rule == "threshold" else None,
+            layers=tuple(self.heatmap.selected) if self.heatmap.rule == "manual" else (),
+            way=self.individual.way.value,
+            shot=self.individual.shot.value,
+            target_tasks=self.individual.target_tasks.value,
+            mode=self.individual.mode.value,
+            baselines=self.individual.baselines.value,
+            dataset=self.collective.dataset.value,
+            preset=self.collective.preset.value,
+        )
+
+    def apply(self, settings: Settings) -> bool:
+        """Apply a validated Settings object to every control; returns whether the run could be shown."""
+        self.collective.dataset.value = settings.dataset
+        self.collective.preset.value = settings.preset
+        self.individual.apply(settings)
+        ok = self.select_run(settings.run or self.default_run())
+        self.heatmap.absolute.value = settings.absolute
+        self.heatmap.view.value = settings.view
+        if settings.tau is not None:
+            self.heatmap.tau.value = settings.tau
+        if settings.threshold is not None:
+            self.heatmap.use_threshold(settings.threshold)
+        if settings.layers:
+            self.heatmap.choose(settings.layers)
+        self.show_settings()
+        return ok
+
+    def open_link(self, query: str) -> bool:
+        """Apply a URL query (re-reading the runs first); a bad link leaves the default view and says why."""
+        self.refresh_runs()
+        try:
+            settings = Settings.from_query(query)
+        except LearngeneError as exc:
+            self.message.value = message_html(f"link ignored: {exc}", "error")
+            return False
+        if query.strip("?") or self.run is None:
+            return self.apply(settings)
+        return True
+
+    def apply_json(self, text: str) -> bool:
+        """Apply settings JSON typed or pasted by the user; bad JSON or values give an inline message."""
+        try:
+            settings = Settings.from_json(text)
+        except LearngeneError as exc:
+            self.settings_message.value = message_html(str(exc), "error")
+            return False
+        ok = self.apply(settings)
+        self.settings_message.value = message_html("settings applied" if ok else "settings applied, but the run could not be opened (see above)", "info" if ok else "warning")
+        return ok
+
+    def show_settings(self) -> None:
+        """Write the current settings into the text box (and refresh the link)."""
+        self.settings_text.value = self.current_settings().to_json()
+        self.update_link()
+
+    def update_link(self) -> None:
+        """The shareable link of the current view (kept live; the JSON box changes only on request)."""
+        query = self.current_settings().to_query()
+        self.link.value = f"<a href='?{html.escape(query)}' target='_blank'>link to this view</a><br><code style='font-size:11px'>?{html.escape(query)}</code>"
+
+    # ------------------------------------------------------------ export
+
+    def export(self) -> list[Path]:
+        """Write figures (HTML) and tables (CSV) into the run's export folder and list the paths."""
+        if self.run is None:
+            self.export_message.value = message_html("no run is selected: pick a run first, exports go into its folder", "error")
+            return []
+        figures = {name: figure.snapshot() for name, figure in self.figures().items()}
+        tables = {"results": self.individual.store.rows(), "criterion": self.heatmap.table()}
+        try:
+            paths = export_all(self.run.path, figures, tables)
+            (self.run.path / EXPORT_DIR / "settings.json").write_text(self.current_settings().to_json())
+        except OSError as exc:
+            self.export_message.value = message_html(f"could not write into {self.run.path / EXPORT_DIR} ({exc.strerror}): check that the folder is writable", "error")
+            return []
+        paths.append(self.run.path / EXPORT_DIR / "settings.json")
+        items = "".join(f"<li><code>{html.escape(str(p))}</code></li>" for p in paths)
+        self.export_message.value = f"<div>written (PNG needs kaleido, which is not installed):<ul style='margin:2px 0'>{items}</ul></div>"
+        return paths
+
+    def figures(self) -> dict[str, LiveFigure]:
+        """The app's plotly FigureWidgets by export name."""
+        return {"criterion": self.heatmap.figure, "collective": self.collective.figure, "accuracy_vs_size": self.individual.figure}
+
+    def display(self) -> None:
+        """Display the app (each figure's full state copied into its widget model first)."""
+        for figure in self.figures().values():
+            figure.sync_state()
+        display(self.widget)
+
+    def _ipython_display_(self) -> None:
+        self.display()
+
+
+def _complete(path: Path) -> bool:
+    try:
+        return open_run(path).complete
+    except LearngeneError:
+        return False
+
+
+def _describe(run: Run | None) -> str:
+    if run is None:
+        return ""
+    c = run.config
+    state = "finished" if run.complete else f"{run.finished_tasks} of {c.tasks} tasks done"
+    return f"<span style='color:#555'>&nbsp;{html.escape(c.preset)} preset on {html.escape(c.dataset)}: {c.tasks} tasks x {c.epochs} epochs, {state}</span>"
+
+
+def request_query() -> str:
+    """The page's URL query; a pre-heated Voila kernel (voila.json) first waits here for its visitor."""
+    if os.environ.get("VOILA_PREHEAT", "False") != "False":
+        from voila.utils import wait_for_request
+
+        wait_for_request()
+    return os.environ.get("QUERY_STRING", "")
+
+
+def build(run_dir: str | os.PathLike | None = None, query: str | None = None) -> ExplorerApp:
+    """An app for `run_dir` (any path, for a notebook user) or for the URL `query` (names under the runs root only).
+
+    Without a query the app is built first and the page's query read afterwards, so that a pre-heated
+    kernel does the slow first build before anyone asks for the page.
+    """
+    limit_threads()
+    if run_dir is not None:
+        path = Path(run_dir).expanduser().resolve()
+        return ExplorerApp(path.parent, Settings(run=path.name))
+    app = ExplorerApp()
+    app.open_link(request_query() if query is None else query)
+    return app
+
+
+def show(run_dir: str | os.PathLike | None = None) -> None:
+    """Display the explorer in a notebook cell or a Voila page (Voila's URL query sets the view)."""
+    build(run_dir).display()

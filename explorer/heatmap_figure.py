@@ -1,0 +1,139 @@
+"""The criterion heatmap figure: layers x tasks (or epochs), the learngene frame, and per-layer score bars."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from core.criterion import CriterionLog
+from explorer.figure import LiveFigure
+from explorer.style import base_layout
+
+HEAT, OUTLINE, SCORES, THRESHOLD = range(4)
+MAX_HOVER_TEXT = 40_000
+SELECTED_COLOUR, OTHER_COLOUR, INVALID_COLOUR = "#d62728", "#b0b0b0", "#ff9800"
+
+
+def new_figure() -> LiveFigure:
+    """Heatmap (left) and per-layer score bars with the threshold line (right), sharing the layer axis."""
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        shared_yaxes=True,
+        column_widths=[0.78, 0.22],
+        horizontal_spacing=0.1,
+        subplot_titles=("Fraction of weight-gradient entries above τ", "Layer score"),
+    )
+    fig.add_trace(
+        go.Heatmap(
+            colorscale="Viridis",
+            colorbar=dict(title=dict(text="fraction", side="right"), x=0.71, xanchor="left", thickness=12, len=0.9),
+            hoverongaps=False,
+            name="criterion",
+        ),
+        1,
+        1,
+    )
+    fig.add_trace(go.Scatter(mode="lines", line=dict(color=SELECTED_COLOUR, width=3), name="selected", hoverinfo="skip", showlegend=False), 1, 1)
+    fig.add_trace(go.Bar(orientation="h", name="score", showlegend=False, textposition="none", hovertemplate="%{text}<extra></extra>"), 1, 2)
+    fig.add_trace(go.Scatter(mode="lines", line=dict(color="#333", dash="dash"), name="threshold", showlegend=False, hovertemplate="threshold %{x:.4f}<extra></extra>"), 1, 2)
+    fig.update_layout(**base_layout(420, margin=dict(l=70, r=20, t=40, b=50), bargap=0.15))
+    fig.update_yaxes(autorange="reversed", title_text="layer", row=1, col=1)
+    fig.update_xaxes(title_text="source task", row=1, col=1)
+    fig.update_xaxes(title_text="score (lower = more stable)", row=1, col=2)
+    return LiveFigure(fig)
+
+
+@dataclass(frozen=True)
+class MapState:
+    """Everything one drawing of the map needs, read from the heatmap's controls and data."""
+
+    log: CriterionLog
+    tau: float
+    recorded_tau: bool
+    absolute: bool
+    view: str
+    scores: np.ndarray
+    selected: tuple[str, ...]
+    valid: bool
+    threshold: float
+    threshold_max: float
+
+
+def columns(state: MapState) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(values (L, X), column centres, column labels) for the per-task or per-epoch view."""
+    tau = None if state.recorded_tau else state.tau
+    log = state.log
+    if state.view == "task":
+        values = log.per_task(tau, absolute=state.absolute)
+        return values.T, np.arange(values.shape[0], dtype=float), [f"task {t}" for t in range(values.shape[0])]
+    per_epoch = log.per_epoch(tau, absolute=state.absolute)
+    tasks, epochs = per_epoch.shape[:2]
+    centres = np.array([t - 0.5 + (e + 0.5) / epochs for t in range(tasks) for e in range(epochs)])
+    labels = [f"task {t}, epoch {e}" for t in range(tasks) for e in range(epochs)]
+    return per_epoch.reshape(tasks * epochs, -1).T, centres, labels
+
+
+def clear(fig: LiveFigure) -> None:
+    """An empty map (no run shown)."""
+    with fig.updating():
+        for trace in fig.data:
+            trace.update(x=[], y=[])
+        fig.data[HEAT].update(z=[], text=None)
+
+
+def draw(fig: LiveFigure, state: MapState) -> None:
+    """Redraw the map, the frame around the selected layers, the score bars and the threshold line."""
+    z, xs, labels = columns(state)
+    names, tasks = state.log.layer_names, state.log.tasks
+    z_list = [[float(v) if np.isfinite(v) else None for v in row] for row in z]
+    text = None
+    if z.size <= MAX_HOVER_TEXT:
+        text = [[f"{names[l]} · {labels[i]}<br>fraction {_fmt(z[l, i])}" for i in range(z.shape[1])] for l in range(z.shape[0])]
+    ys = list(range(len(names)))
+    scores = state.scores if len(state.scores) == len(names) else np.full(len(names), np.nan)
+    outline_x, outline_y = _outline(names, state.selected, -0.5, tasks - 0.5)
+    colour = SELECTED_COLOUR if state.valid else INVALID_COLOUR
+    with fig.updating():
+        fig.data[HEAT].update(
+            x=xs.tolist(), y=ys, z=z_list, text=text,
+            hovertemplate="%{text}<extra></extra>" if text is not None else "layer #%{y} · x %{x:.2f}<br>fraction %{z:.4g}<extra></extra>",
+        )
+        fig.data[OUTLINE].update(x=outline_x, y=outline_y, line=dict(color=colour, width=3))
+        fig.data[SCORES].update(
+            x=[float(s) if np.isfinite(s) else None for s in scores], y=ys,
+            marker=dict(color=[colour if n in state.selected else OTHER_COLOUR for n in names]),
+            text=[f"{n}: score {_fmt(s)}" for n, s in zip(names, scores)],
+        )
+        fig.data[THRESHOLD].update(x=[state.threshold] * 2, y=[-0.5, len(names) - 0.5])
+        fig.layout.xaxis2.update(range=[0, state.threshold_max])
+        fig.layout.yaxis.update(tickmode="array", tickvals=ys, ticktext=list(names), range=[len(names) - 0.5, -0.5], autorange=False)
+        fig.layout.xaxis.update(
+            title_text="source task" if state.view == "task" else "source task (one column per epoch)",
+            tickmode="linear" if tasks <= 30 else "auto", tick0=0, dtick=1, range=[-0.5, tasks - 0.5],
+        )
+        fig.layout.annotations[0].text = f"Share of {'|g|' if state.absolute else 'g'} > τ = {state.tau:.2e}, per {state.view}"
+
+
+def _fmt(value: float) -> str:
+    return "not recorded" if not np.isfinite(value) else f"{value:.6g}"
+
+
+def _outline(names: tuple[str, ...], selected: tuple[str, ...], x0: float, x1: float) -> tuple[list, list]:
+    """A rectangle (as one line with gaps) around each run of consecutive selected rows."""
+    rows = [i for i, n in enumerate(names) if n in selected]
+    xs: list = []
+    ys: list = []
+    start = None
+    for k, row in enumerate(rows + [None]):
+        if start is None:
+            start = row
+        elif row is None or row != rows[k - 1] + 1:
+            end = rows[k - 1]
+            top, bottom = start - 0.5, end + 0.5
+            xs += [x0, x1, x1, x0, x0, None]
+            ys += [top, top, bottom, bottom, top, None]
+            start = row
+    return xs, ys

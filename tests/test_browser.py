@@ -1,0 +1,133 @@
+"""The app in a real browser: Voila on 127.0.0.1, headless Chromium, tau slider, Run button, no JavaScript errors."""
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run", "--disable-sync"]
+NOTEBOOK = REPO / "notebooks" / "explorer.ipynb"
+HARMLESS = "ERR_NAME_NOT_RESOLVED"  # Voila's FontAwesome stylesheet comes from a CDN; offline it cannot load
+PLOT_BY_TYPE = "kind => Array.from(document.querySelectorAll('.js-plotly-plot')).find(d => d.data && d.data.length && d.data[0].type === kind)"
+PLOT_BY_TITLE = "text => Array.from(document.querySelectorAll('.js-plotly-plot')).find(d => d.layout && d.layout.title && (d.layout.title.text || '').includes(text))"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"voila exited with code {proc.returncode}")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise TimeoutError(f"voila did not open port {port} in {timeout} s")
+
+
+def start_voila(root: Path, log: Path, port: int) -> subprocess.Popen:
+    """Voila serving the app notebook, with the runs root and run given through the environment."""
+    env = dict(os.environ, LEARNGENE_RUNS=str(root), LEARNGENE_RUN="smoke")
+    voila = Path(sys.executable).parent / "voila"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [str(voila), str(NOTEBOOK), "--no-browser", "--Voila.ip=127.0.0.1", f"--port={port}"],
+            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )
+    wait_for_port(port, proc)
+    return proc
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, smoke_run):
+    """One Voila server for this module, on a free port, over a private copy of the smoke run."""
+    if not CHROMIUM.exists():
+        pytest.skip("needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)")
+    root = tmp_path_factory.mktemp("browser") / "runs"
+    shutil.copytree(smoke_run, root / "smoke", ignore=shutil.ignore_patterns(".lock", "export"))
+    port = free_port()
+    proc = start_voila(root, root.parent / "voila.log", port)
+    yield f"http://127.0.0.1:{port}/"
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    with playwright_api.sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+def heatmap_z(page) -> str:
+    return page.evaluate(f"JSON.stringify(({PLOT_BY_TYPE})('heatmap').data[0].z)")
+
+
+def save_screenshot(page, path: Path) -> None:
+    """The whole app: Voila scrolls inside a container, so grow the viewport to the content first."""
+    height = page.evaluate("document.querySelector('.lg-app').scrollHeight")
+    page.set_viewport_size({"width": 1280, "height": min(int(height) + 80, 8000)})
+    page.evaluate("Array.from(document.querySelectorAll('*')).forEach(e => { if (e.scrollTop) e.scrollTop = 0; })")
+    page.wait_for_timeout(800)
+    page.screenshot(path=str(path), full_page=True)
+
+
+def test_app_draws_the_heatmap_follows_tau_and_runs_individual_models(server, browser, tmp_path):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    errors = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(server + "?target_tasks=1&baselines=0", timeout=120_000)
+    page.wait_for_function(f"(() => {{ const d = ({PLOT_BY_TYPE})('heatmap'); return d && d.data[0].z && d.data[0].z.length > 0; }})()", timeout=120_000)
+    before = heatmap_z(page)
+
+    page.focus(".lg-tau .noUi-handle")
+    page.keyboard.press("ArrowRight")
+    page.wait_for_function(f"JSON.stringify(({PLOT_BY_TYPE})('heatmap').data[0].z) !== {before!r}", timeout=30_000)
+
+    page.click("button.lg-individual-run")
+    page.wait_for_function(
+        f"(() => {{ const d = ({PLOT_BY_TITLE})('Few-shot accuracy'); return d && d.data.length >= 2 && d.data.every(t => t.x && t.x.length > 0); }})()",
+        timeout=180_000,
+    )
+    names = page.evaluate(f"({PLOT_BY_TITLE})('Few-shot accuracy').data.map(t => t.name)")
+    assert names == ["learngene", "scratch"]
+    page.wait_for_function("!document.querySelector('button.lg-individual-run').disabled", timeout=60_000)
+
+    save_screenshot(page, tmp_path / "explorer.png")
+    target = os.environ.get("LEARNGENE_SCREENSHOT_TO")
+    if target:
+        Path(target).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(tmp_path / "explorer.png", target)
+    assert [e for e in errors if HARMLESS not in e] == []
+    page.close()
+
+
+def test_a_link_that_escapes_the_runs_root_shows_a_message_in_the_page(server, browser):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(server + "?run=..%2F..%2Fetc", timeout=120_000)
+    page.wait_for_selector(".lg-app-message >> text=link ignored", timeout=120_000)
+    text = page.inner_text(".lg-app-message")
+    assert "runs root" in text and "Traceback" not in page.inner_text("body")
+    page.close()

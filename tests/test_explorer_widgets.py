@@ -1,0 +1,395 @@
+"""Explorer widgets without a browser: set values, check figures, selections, messages, settings and jobs."""
+import json
+import shutil
+import time
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+
+from core.criterion import NBINS, CriterionLog, EpochCriterion, fraction_from_hist
+from core.errors import LearngeneError
+from core.events import EpochEnded
+from core.learngene import select_for_run
+from core.runs import open_run
+from explorer.app import ExplorerApp
+from explorer.figure import LiveFigure
+from explorer.heatmap import CriterionHeatmap
+from explorer.heatmap_figure import HEAT, OUTLINE, SCORES
+from explorer.settings import Settings, resolve_run
+from explorer.worker import Throttle, Worker
+
+JOB_TIMEOUT = 300
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, smoke_run):
+    """A runs root holding a private copy of the smoke run, named `smoke`."""
+    root = tmp_path_factory.mktemp("runs")
+    shutil.copytree(smoke_run, root / "smoke", ignore=shutil.ignore_patterns(".lock", "export"))
+    return root
+
+
+@pytest.fixture
+def app(runs):
+    return ExplorerApp(runs, Settings(run="smoke", target_tasks=1, baselines=False))
+
+
+def wait_until(condition, timeout=JOB_TIMEOUT):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.05)
+
+
+def synthetic_log(convs=6, tasks=4, epochs=2, seed=0):
+    """A criterion log of a conv1..convN + fc1 network whose gradients spread over every histogram bin."""
+    rng = np.random.default_rng(seed)
+    names = tuple(f"conv{i}" for i in range(1, convs + 1)) + ("fc1",)
+    log = CriterionLog.empty(names, 1e-4, epochs)
+    for t in range(tasks):
+        for e in range(epochs):
+            hist = rng.random((len(names), 2, NBINS))
+            hist /= hist.sum(axis=(1, 2), keepdims=True)
+            signed, absolute = (fraction_from_hist(hist, log.tau, absolute=a) for a in (False, True))
+            log.record(t, e, EpochCriterion(names, signed, absolute, hist, np.zeros(len(names)), 1))
+    return log
+
+
+def heat_z(heatmap):
+    return np.array([[np.nan if v is None else v for v in row] for row in heatmap.figure.data[HEAT].z], dtype=float)
+
+
+# ---------------------------------------------------------------- heatmap
+
+
+def test_the_map_opens_at_the_runs_recorded_tau_with_its_exact_fractions(app, runs):
+    log = open_run(runs / "smoke").criterion()
+    assert app.heatmap.tau.value == log.tau
+    np.testing.assert_allclose(heat_z(app.heatmap), log.per_task().T, rtol=1e-12)
+
+
+def test_moving_tau_recomputes_the_map_from_the_stored_histograms(app, runs):
+    log = open_run(runs / "smoke").criterion()
+    app.heatmap.tau.value = 1e-3
+    before = heat_z(app.heatmap)
+    app.heatmap.tau.value = 1e-8
+    after = heat_z(app.heatmap)
+    assert not np.allclose(before, after)
+    np.testing.assert_allclose(after, log.per_task(1e-8).T, rtol=1e-12)
+
+
+def test_absolute_switch_counts_at_least_as_many_entries_as_signed(app):
+    signed = heat_z(app.heatmap)
+    app.heatmap.absolute.value = True
+    assert np.all(heat_z(app.heatmap) >= signed - 1e-12)
+    assert "|g|" in app.heatmap.figure.layout.annotations[0].text
+
+
+def test_epoch_view_shows_one_column_per_epoch_with_exact_hover_values(app, runs):
+    config = open_run(runs / "smoke").config
+    app.heatmap.view.value = "epoch"
+    heat = app.heatmap.figure.data[HEAT]
+    assert len(heat.x) == config.tasks * config.epochs
+    assert "epoch 1" in heat.text[0][1] and "fraction" in heat.text[0][1]
+
+
+def test_threshold_marks_exactly_the_conv_layers_scoring_at_most_it():
+    heatmap = CriterionHeatmap()
+    heatmap.set_log(synthetic_log(), expansion_tasks=1)
+    scores = dict(zip(heatmap.log.layer_names, heatmap.scores))
+    level = sorted(scores[f"conv{i}"] for i in range(1, 7))[1]
+    heatmap.threshold.value = 0.0
+    assert heatmap.rule == "threshold" and heatmap.selected == () and "no layer is selected" in heatmap.message.value
+    heatmap.threshold.value = heatmap._on_step(level)
+    expected = tuple(n for n in heatmap.log.layer_names if n.startswith("conv") and scores[n] <= heatmap.threshold.value)
+    assert heatmap.rule == "threshold" and heatmap.selected == expected
+    pressed = tuple(b.description for b in heatmap.layer_buttons.children if b.value)
+    assert pressed == expected
+    bars = heatmap.figure.data[SCORES].marker.color
+    assert [c != bars[-1] for c in bars[:-1]] == [n in expected for n in heatmap.log.layer_names[:-1]]
+
+
+def test_default_selection_is_the_command_lines_window(app, runs):
+    assert app.heatmap.rule == "top-k" and app.heatmap.selected == select_for_run(open_run(runs / "smoke")).layers
+    assert "conv2-conv3" in app.heatmap.selection_label.value
+
+
+def test_default_selection_is_the_most_stable_window_framed_on_the_map():
+    heatmap = CriterionHeatmap()
+    heatmap.set_log(synthetic_log(), expansion_tasks=1, top_k=3)
+    assert heatmap.rule == "top-k" and heatmap.valid and len(heatmap.selected) == 3
+    rows = [heatmap.log.layer_names.index(n) for n in heatmap.selected]
+    outline_y = [y for y in heatmap.figure.data[OUTLINE].y if y is not None]
+    assert min(outline_y) == rows[0] - 0.5 and max(outline_y) == rows[-1] + 0.5
+
+
+def test_the_browser_echoing_slider_values_does_not_switch_the_rule():
+    heatmap = CriterionHeatmap()
+    heatmap.set_log(synthetic_log(), expansion_tasks=1)
+    first = heatmap.threshold.value
+    heatmap.tau.value = 2e-4
+    second = heatmap.threshold.value
+    assert first != second
+    heatmap.threshold.value = first
+    heatmap.threshold.value = second + 1e-16
+    assert heatmap.rule == "top-k" and heatmap.valid
+
+
+def test_toggling_a_gap_shows_cores_message_and_offers_the_nearest_block():
+    heatmap = CriterionHeatmap()
+    heatmap.set_log(synthetic_log(), expansion_tasks=1)
+    for button in heatmap.layer_buttons.children:
+        button.value = button.description in ("conv2", "conv4")
+    assert heatmap.rule == "manual" and not heatmap.valid and heatmap.learngene is None
+    assert "not contiguous" in heatmap.message.value and "conv2-conv4" in heatmap.message.value
+    assert heatmap.use_nearest.layout.display == "" and heatmap.use_nearest.description == "use conv2-conv4"
+    heatmap.use_nearest.click()
+    assert heatmap.learngene == ("conv2", "conv3", "conv4") and heatmap.message.value == ""
+
+
+def test_choosing_conv1_or_nothing_is_refused_with_a_message_not_a_traceback():
+    heatmap = CriterionHeatmap()
+    heatmap.set_log(synthetic_log(), expansion_tasks=1)
+    heatmap.choose(("conv1", "conv2"))
+    assert "input layer conv1" in heatmap.message.value and heatmap.learngene is None
+    heatmap.choose(())
+    assert "no layer is selected" in heatmap.message.value
+    assert "Traceback" not in heatmap.message.value
+
+
+def test_live_epochs_fill_the_map_task_by_task(runs):
+    log = open_run(runs / "smoke").criterion()
+    heatmap = CriterionHeatmap()
+    heatmap.begin_live(None, expansion_tasks=2, tau=log.tau)
+    assert heatmap.tau.value == log.tau
+    for t in range(log.tasks):
+        for e in range(log.epochs):
+            heatmap.observe(EpochEnded(t, e, log.epochs, 1.0, 0.5, log.layer_names, log.signed[t, e], log.absolute[t, e], log.hist[t, e]))
+        heatmap.redraw()
+        assert len(heatmap.figure.data[HEAT].x) == t + 1
+    np.testing.assert_allclose(heat_z(heatmap), log.per_task().T, rtol=1e-12)
+    heatmap.tau.value = 1e-6
+    np.testing.assert_allclose(heat_z(heatmap), log.per_task(1e-6).T, rtol=1e-12)
+
+
+# ---------------------------------------------------------------- settings and links
+
+
+def test_settings_survive_a_json_round_trip_and_reject_bad_values():
+    settings = Settings(run="smoke", tau=3e-6, absolute=True, view="epoch", threshold=0.2, layers=("conv2", "conv3"), way=3, shot=2, mode="freeze")
+    assert Settings.from_json(settings.to_json()) == settings
+    with pytest.raises(LearngeneError, match="not valid JSON"):
+        Settings.from_json("{tau: 1")
+    with pytest.raises(LearngeneError, match="tau"):
+        Settings.from_json('{"tau": 100}')
+    with pytest.raises(LearngeneError, match="wrong type"):
+        Settings.from_json('{"way": "five"}')
+    with pytest.raises(LearngeneError, match="unknown settings"):
+        Settings.from_json('{"colour": "red"}')
+
+
+def test_query_strings_set_the_view_and_the_current_view_links_back_to_itself(app):
+    settings = Settings.from_query("run=smoke&tau=1e-5&layers=conv2,conv3&absolute=1&way=3&voila-theme=dark")
+    assert settings == Settings(run="smoke", tau=1e-5, layers=("conv2", "conv3"), absolute=True, way=3)
+    app.heatmap.tau.value = 2e-6
+    app.heatmap.choose(("conv3",))
+    assert Settings.from_query(app.current_settings().to_query()) == app.current_settings()
+    with pytest.raises(LearngeneError, match="unknown link parameter"):
+        Settings.from_query("runn=smoke")
+
+
+@pytest.mark.parametrize("name", ["../smoke", "/etc", "smoke/../../x", ""])
+def test_run_names_from_links_cannot_escape_the_runs_root(runs, name):
+    with pytest.raises(LearngeneError, match="runs root"):
+        Settings.from_query(f"run={name}") if name else resolve_run(runs, name)
+    with pytest.raises(LearngeneError):
+        resolve_run(runs, name)
+
+
+def test_a_symlink_out_of_the_runs_root_is_refused(runs, tmp_path):
+    (runs / "escape").symlink_to(tmp_path)
+    try:
+        with pytest.raises(LearngeneError, match="outside the runs root"):
+            resolve_run(runs, "escape")
+    finally:
+        (runs / "escape").unlink()
+
+
+def test_a_bad_link_shows_an_inline_message_and_the_app_still_opens(runs):
+    app = ExplorerApp(runs)
+    assert app.open_link("run=..%2F..%2Fetc") is False
+    assert "link ignored" in app.message.value and "runs root" in app.message.value
+    assert app.run is not None and app.run.path.name == "smoke"
+    assert app.open_link("?run=smoke&view=epoch") and app.heatmap.view.value == "epoch"
+
+
+def test_pasted_settings_apply_to_every_control_and_bad_ones_explain_themselves(app):
+    assert not app.apply_json('{"way": 1}')
+    assert "way 1 is out of range" in app.settings_message.value
+    assert app.apply_json(json.dumps({"run": "smoke", "tau": 1e-6, "way": 4, "layers": ["conv3"], "view": "epoch"}))
+    assert app.heatmap.tau.value == pytest.approx(1e-6) and app.individual.way.value == 4
+    assert app.heatmap.selected == ("conv3",) and app.heatmap.view.value == "epoch"
+    assert not app.apply_json('{"run": "missing"}')
+    assert "no run directory" in app.message.value and "could not be opened" in app.settings_message.value
+
+
+def test_an_empty_runs_root_offers_to_train_the_fast_preset(tmp_path):
+    app = ExplorerApp(tmp_path)
+    assert app.welcome.layout.display == "" and app.run is None
+    assert app.individual.start(sweep=False) is False
+    assert "no finished run" in app.individual.status.value
+
+
+# ---------------------------------------------------------------- jobs in the worker thread
+
+
+def test_run_adds_points_per_method_and_a_second_click_starts_no_second_job(app):
+    panel = app.individual
+    assert panel.start(sweep=False)
+    assert panel.run_button.disabled and not panel.cancel_button.disabled
+    assert panel.start(sweep=False) is False and "already running" in panel.status.value
+    assert panel.worker.join(JOB_TIMEOUT)
+    assert not panel.run_button.disabled and panel.cancel_button.disabled
+    names = [t.name for t in panel.figure.data]
+    assert names == ["learngene", "scratch"]
+    for trace in panel.figure.data:
+        assert len(trace.x) == 1 and trace.x[0] > 0 and 0 <= trace.y[0] <= 1
+    assert panel.progress.value == panel.progress.max == 2
+    assert "learngene" in panel.table.value and "finished" in panel.status.value
+
+
+def test_cancel_mid_run_keeps_finished_points_and_reenables_the_buttons(app):
+    panel = app.individual
+    panel.target_tasks.value = 3
+    assert panel.start(sweep=False)
+    wait_until(lambda: any(s.accuracies for s in panel.store.series.values()))
+    panel.cancel_button.click()
+    assert panel.worker.join(JOB_TIMEOUT)
+    assert not panel.run_button.disabled and not panel.sweep_button.disabled and panel.cancel_button.disabled
+    assert "cancelled" in panel.status.value
+    kept = [s for s in panel.store.series.values() if s.accuracies]
+    assert kept and all(s.status in ("done", "cancelled") for s in kept)
+    assert sum(len(t.x) for t in panel.figure.data) == len(kept)
+
+
+def test_size_sweep_draws_learngene_and_scratch_as_curves_over_model_size(app):
+    panel = app.individual
+    assert panel.start(sweep=True) and panel.worker.join(JOB_TIMEOUT)
+    assert "finished" in panel.status.value and panel.progress.value == panel.progress.max
+    traces = {t.name: t for t in panel.figure.data}
+    for name in ("learngene", "scratch"):
+        assert len(traces[name].x) >= 2 and traces[name].mode == "lines+markers"
+        assert list(traces[name].x) == sorted(traces[name].x)
+    assert "collective-finetune" in traces
+
+
+def test_tau_still_moves_the_map_while_a_job_runs(app):
+    panel = app.individual
+    panel.target_tasks.value = 2
+    assert panel.start(sweep=False)
+    before = heat_z(app.heatmap)
+    app.heatmap.tau.value = 1e-9
+    assert panel.worker.busy
+    assert not np.allclose(before, heat_z(app.heatmap))
+    panel.cancel_button.click()
+    assert panel.worker.join(JOB_TIMEOUT)
+
+
+def test_an_invalid_selection_stops_run_with_the_reason(app):
+    app.heatmap.choose(("conv1",))
+    assert app.individual.start(sweep=False) is False
+    assert "selection in panel 2" in app.individual.status.value and not app.individual.worker.busy
+
+
+def test_clear_empties_chart_and_table(app):
+    panel = app.individual
+    panel.store.add("learngene", "default", "5-way", 100, 1, 0.5)
+    panel.clear()
+    assert len(panel.figure.data) == 0 and "No results yet" in panel.table.value
+
+
+def test_retraining_a_finished_run_returns_at_once_and_reloads_it(app):
+    panel = app.collective
+    panel.preset.value = "smoke"
+    panel.run_name.value = "smoke"
+    assert panel.train()
+    assert panel.worker.join(JOB_TIMEOUT)
+    assert "finished" in panel.status.value and not panel.train_button.disabled and panel.cancel_button.disabled
+    assert app.run is not None and app.run.path.name == "smoke"
+    assert len(panel.figure.data[0].x) == app.run.config.tasks * app.run.config.epochs
+
+
+def test_training_fills_the_map_live_and_cancel_keeps_only_committed_tasks(tmp_path):
+    app = ExplorerApp(tmp_path)
+    panel = app.collective
+    panel.preset.value = "smoke"
+    panel.run_name.value = "fresh"
+    assert panel.train()
+    assert panel.train() is False and "already running" in panel.status.value
+    wait_until(lambda: app.heatmap.log is not None and app.heatmap.log.recorded.any())
+    panel.cancel_button.click()
+    assert panel.worker.join(JOB_TIMEOUT)
+    assert "cancelled" in panel.status.value and not panel.train_button.disabled and panel.cancel_button.disabled
+    assert app.run_picker.value == "fresh" and app.run is not None
+    assert app.heatmap.log is None or app.heatmap.log.tasks == app.run.finished_tasks
+
+
+def test_collective_training_refuses_a_run_name_outside_the_root(app):
+    app.collective.run_name.value = "../outside"
+    assert app.collective.train() is False
+    assert "runs root" in app.collective.status.value and not app.collective.worker.busy
+
+
+# ---------------------------------------------------------------- export and plumbing
+
+
+def test_export_writes_offline_html_figures_and_csv_tables_into_the_run(tmp_path, smoke_run):
+    shutil.copytree(smoke_run, tmp_path / "copy", ignore=shutil.ignore_patterns(".lock", "export"))
+    app = ExplorerApp(tmp_path, Settings(run="copy"))
+    paths = app.export()
+    names = sorted(p.name for p in paths)
+    assert names == ["accuracy_vs_size.html", "collective.html", "criterion.csv", "criterion.html", "settings.json"]
+    html = (tmp_path / "copy" / "export" / "criterion.html").read_text()
+    assert "Plotly.newPlot" in html and 'src="https://cdn' not in html and len(html) > 1_000_000
+    header = (tmp_path / "copy" / "export" / "criterion.csv").read_text().splitlines()[0]
+    assert header == "task,layer,tau,absolute,fraction,selected"
+    assert Settings.from_json((tmp_path / "copy" / "export" / "settings.json").read_text()).run == "copy"
+
+
+def test_throttle_renders_a_burst_once_and_flushes_the_final_state():
+    rendered = []
+    state = {"value": 0}
+    throttle = Throttle(lambda: rendered.append(state["value"]), interval=60)
+    for i in range(1, 101):
+        state["value"] = i
+        throttle.request()
+    throttle.flush()
+    assert rendered == [1, 100]
+
+
+def test_worker_turns_errors_into_one_line_messages():
+    outcomes = []
+    worker = Worker()
+
+    def fail(_stop):
+        raise LearngeneError("the data is missing: put it under /x")
+
+    assert worker.start(fail, outcomes.append) and worker.join(10)
+    assert worker.start(lambda _stop: 1 / 0, outcomes.append) and worker.join(10)
+    assert [o.status for o in outcomes] == ["error", "error"]
+    assert outcomes[0].message == "the data is missing: put it under /x"
+    assert outcomes[1].message == "unexpected ZeroDivisionError: division by zero"
+
+
+def test_a_figure_carries_its_changes_in_its_model_state_until_the_browser_has_drawn_it():
+    fig = LiveFigure()
+    with fig.updating():
+        fig.add_trace(go.Scatter(x=[1.0], y=[2.0]))
+    assert [t["x"] for t in fig.get_state("_widget_data")["_widget_data"]] == [[1.0]]
+    fig.set_state({"_js2py_layoutDelta": {"layout_delta": {}, "layout_edit_id": 0}})
+    with fig.updating():
+        fig.data[0].x = [3.0]
+    assert [t["x"] for t in fig.get_state("_widget_data")["_widget_data"]] == [[1.0]]
+    assert list(fig.data[0].x) == [3.0]

@@ -20,7 +20,7 @@ import functools
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Iterator, Mapping
 
 import numpy as np
 import torch
@@ -34,7 +34,7 @@ NBINS = len(BIN_EDGES) + 2
 POSITIVE, NEGATIVE = 0, 1
 _FORMAT = 1
 _KEY_BITS = 16
-_JOIN = 1 << 18  # layers are binned together (copied into one buffer) up to this many entries; bigger ones alone
+_PIECE = 1 << 16  # entries binned per pass: the pass's scratch stays in cache; small layers share one pass
 
 
 # ---------------------------------------------------------------- bin layout
@@ -130,6 +130,7 @@ class _Binner:
         self.corr = torch.from_numpy(corr).to(device).view(self.int_dtype)
         self.shift = dtype.itemsize * 8 - _KEY_BITS
         self.device, self.dtype = device, dtype
+        self.piece = _PIECE if device.type == "cpu" else 2**62  # an accelerator prefers fewer, bigger launches
         self.one = torch.ones((), dtype=torch.int64, device=device)
         self._buffers: dict[str, torch.Tensor] = {}
 
@@ -142,18 +143,43 @@ class _Binner:
 
     def bins(self, flats: list[torch.Tensor]) -> torch.Tensor:
         """Internal bin number of every entry of the 1-D tensors, concatenated; valid until the next call."""
-        n = sum(f.numel() for f in flats)
-        values = flats[0] if len(flats) == 1 else torch.cat(flats, out=self.scratch("values", n, self.dtype))
+        idx = self.scratch("idx", sum(f.numel() for f in flats), self.idx_dtype)
+        start = 0
+        for piece in _pieces(flats, self.piece):
+            m = sum(p.numel() for p in piece)
+            values = piece[0] if len(piece) == 1 else torch.cat(piece, out=self.scratch("values", m, self.dtype))
+            self._bin(values, idx[start : start + m])
+            start += m
+        return idx
+
+    def _bin(self, values: torch.Tensor, out: torch.Tensor) -> None:
+        n = values.numel()
         key, near = self.scratch("key", n, self.int_dtype), self.scratch("near", n, self.int_dtype)
-        above, idx = self.scratch("above", n, torch.bool), self.scratch("idx", n, self.idx_dtype)
+        above = self.scratch("above", n, torch.bool)
         torch.bitwise_right_shift(values.view(self.int_dtype), self.shift, out=key)
         key.bitwise_and_(2**_KEY_BITS - 1)
-        torch.index_select(self.base, 0, key, out=idx)
+        torch.index_select(self.base, 0, key, out=out)
         for corr in self.corr:
             torch.index_select(corr, 0, key, out=near)
             torch.gt(values, near.view(self.dtype), out=above)
-            idx.add_(above)
-        return idx
+            out.add_(above)
+
+
+def _pieces(flats: list[torch.Tensor], limit: int) -> Iterator[list[torch.Tensor]]:
+    """Cut the tensors, in order, into pieces of at most `limit` entries: slices of big ones, groups of small ones."""
+    group: list[torch.Tensor] = []
+    size = 0
+    for flat in flats:
+        if group and size + flat.numel() > limit:
+            yield group
+            group, size = [], 0
+        if flat.numel() > limit:
+            yield from ([flat[i : i + limit]] for i in range(0, flat.numel(), limit))
+        else:
+            group.append(flat)
+            size += flat.numel()
+    if group:
+        yield group
 
 
 def _counts_with_bincount(device: torch.device) -> bool:
@@ -213,8 +239,8 @@ class EpochRecorder:
 
     def observe(self) -> None:
         """Count every layer's current weight gradient; call once per batch, after loss.backward()."""
-        run: list[torch.Tensor] = []  # consecutive small layers with gradients of one dtype and device: one pass
-        first = size = 0
+        run: list[torch.Tensor] = []  # consecutive layers with gradients of one dtype and device
+        first = 0
         for i, module in enumerate(self._modules):
             weight = module.weight
             if weight.numel() != self._numel[i]:
@@ -223,26 +249,21 @@ class EpochRecorder:
                     "start a new EpochRecorder after widening"
                 )
             flat = None if weight.grad is None else _flat(weight.grad)
-            if run and (
-                flat is None
-                or (flat.dtype, flat.device) != (run[0].dtype, run[0].device)
-                or size + flat.numel() > _JOIN
-            ):
+            if run and (flat is None or (flat.dtype, flat.device) != (run[0].dtype, run[0].device)):
                 self._count(first, run)
                 run = []
             if flat is None:
                 self._missing[i] += 1
                 continue
             if not run:
-                first, size = i, 0
+                first = i
             run.append(flat)
-            size += flat.numel()
         if run:
             self._count(first, run)
         self.batches += 1
 
     def _count(self, first: int, flats: list[torch.Tensor]) -> None:
-        """Add the bin counts and gradient norms of layers first, first+1, ... in one binning pass."""
+        """Add the bin counts and gradient norms of layers first, first+1, ..."""
         device = flats[0].device
         binner = self._binners.get((flats[0].dtype, device))
         if binner is None:

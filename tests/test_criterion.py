@@ -20,7 +20,8 @@ def wild_gradient(gen: torch.Generator, n: int, dtype: torch.dtype = torch.float
     sign = torch.where(torch.rand(n, generator=gen) < 0.5, -1.0, 1.0).double()
     g = (sign * mag).to(dtype)
     edges = torch.tensor(BIN_EDGES, dtype=dtype)
-    special = torch.cat([edges, torch.nextafter(edges, torch.tensor(np.inf, dtype=dtype)), torch.nextafter(edges, torch.zeros((), dtype=dtype))])
+    up, down = torch.tensor(np.inf, dtype=dtype), torch.zeros((), dtype=dtype)
+    special = torch.cat([edges, torch.nextafter(edges, up), torch.nextafter(edges, down)])
     special = torch.cat([special, -special, torch.zeros(20, dtype=dtype), -torch.zeros(20, dtype=dtype)])
     special = special[torch.randperm(len(special), generator=gen)][: n // 2]
     g[torch.randperm(n, generator=gen)[: len(special)]] = special
@@ -205,6 +206,7 @@ def test_per_task_is_the_mean_over_recorded_epochs():
     np.testing.assert_array_equal(log.per_epoch(), log.signed)
     assert np.isnan(log.per_epoch(1e-6)[2, 1]).all()
     assert np.isnan(CriterionLog.empty(("a",), 1e-3, 2, tasks=1).per_task()).all()
+    assert np.nanmax(log.per_task(BIN_EDGES[0], absolute=True)) <= 1.0  # float32 histograms stay fractions
 
 
 def test_save_load_round_trip_is_identical(tmp_path):
@@ -239,21 +241,23 @@ def test_shapes_that_do_not_fit_together_raise_an_error_naming_the_file(tmp_path
     sample_log().save(good)
     with np.load(good) as data:
         arrays = dict(data)
-    for key, value in (("hist", arrays["hist"][:, :, :1]), ("recorded", arrays["recorded"][:2]), ("layer_names", np.array(["a"]))):
+    wrong = {"hist": arrays["hist"][:, :, :1], "recorded": arrays["recorded"][:2], "layer_names": np.array(["a"])}
+    for key, value in wrong.items():
         bad = tmp_path / f"bad_{key}.npz"
         np.savez(bad, **{**arrays, key: value})
         with pytest.raises(LearngeneError, match=f"bad_{key}.npz"):
             CriterionLog.load(bad)
 
 
-def test_binning_layers_together_or_apart_gives_the_same_counts(wild_batches, monkeypatch):
+def test_binning_in_pieces_of_any_size_gives_the_same_counts(wild_batches, monkeypatch):
     import core.criterion
 
     layers = {**layers_of(40, 3000, 90, 5), **wild_batches[0]}
-    batches = [[wild_gradient(torch.Generator().manual_seed(5), m.weight.numel(), m.weight.dtype) for m in layers.values()]]
+    gen = torch.Generator().manual_seed(5)
+    batches = [[wild_gradient(gen, m.weight.numel(), m.weight.dtype) for m in layers.values()]]
     results = []
-    for join in (1, 10**7):
-        monkeypatch.setattr(core.criterion, "_JOIN", join)
+    for piece in (7, 10**7):
+        monkeypatch.setattr(core.criterion, "_PIECE", piece)
         results.append(record(layers, batches, 1e-7).result())
     np.testing.assert_array_equal(results[0].hist, results[1].hist)
     np.testing.assert_array_equal(results[0].signed, results[1].signed)

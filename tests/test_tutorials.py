@@ -1,0 +1,70 @@
+"""The tutorial notebooks run end to end on the smoke preset, and every notebook is committed without outputs."""
+import shutil
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from conftest import REPO
+
+NOTEBOOKS = REPO / "notebooks"
+TUTORIALS = sorted(NOTEBOOKS.glob("0[1-9]_*.ipynb"))
+PLOTLY = "application/vnd.plotly.v1+json"
+# What each tutorial leaves under $LEARNGENE_RUNS besides the shared glyph run.
+ARTEFACTS = {
+    "01_paradigm_tour.ipynb": "smoke-glyphs/learngene.safetensors",
+    "04_your_own_data.ipynb": "smoke-shapes/manifest.json",
+}
+
+
+def _name(path):
+    return path.name
+
+
+def test_there_are_four_numbered_tutorials():
+    assert [p.name[:3] for p in TUTORIALS] == ["01_", "02_", "03_", "04_"]
+
+
+@pytest.mark.parametrize("path", TUTORIALS + [NOTEBOOKS / "explorer.ipynb"], ids=_name)
+def test_notebooks_are_committed_without_outputs_or_execution_counts(path):
+    nb = nbformat.read(path, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert code
+    for cell in code:
+        assert cell.outputs == [], f"{path.name} cell {cell.get('id')} has outputs: clear them before committing"
+        assert cell.execution_count is None, f"{path.name} cell {cell.get('id')} has an execution count"
+    assert "widgets" not in nb.metadata
+
+
+@pytest.mark.parametrize("path", TUTORIALS, ids=_name)
+def test_each_tutorial_states_its_goal_reads_the_preset_from_the_environment_and_hides_its_solutions(path):
+    nb = nbformat.read(path, as_version=4)
+    assert nb.cells[0].cell_type == "markdown" and "**Goal.**" in nb.cells[0].source
+    setup = next(c for c in nb.cells if c.cell_type == "code")
+    assert 'os.environ.get("LEARNGENE_TUTORIAL_PRESET", "fast")' in setup.source
+    assert "runs_root()" in setup.source and "SEED" in setup.source
+    solutions = [c for c in nb.cells if "solution" in c.metadata.get("tags", [])]
+    assert solutions, f"{path.name} has no exercise solutions"
+    assert all(c.cell_type == "code" and c.metadata["jupyter"]["source_hidden"] is True for c in solutions)
+    assert any("✏️ Exercise" in c.source for c in nb.cells if c.cell_type == "markdown")
+
+
+@pytest.fixture(scope="module")
+def tutorial_runs(tmp_path_factory, smoke_run):
+    """A runs root holding the session's smoke glyph run, which every tutorial reuses instead of training its own."""
+    root = tmp_path_factory.mktemp("tutorial-runs")
+    shutil.copytree(smoke_run, root / "smoke-glyphs", ignore=shutil.ignore_patterns(".lock"))
+    return root
+
+
+@pytest.mark.parametrize("path", TUTORIALS, ids=_name)
+def test_tutorial_executes_without_errors_on_the_smoke_preset_and_draws_figures(path, tutorial_runs, monkeypatch):
+    monkeypatch.setenv("LEARNGENE_TUTORIAL_PRESET", "smoke")
+    monkeypatch.setenv("LEARNGENE_RUNS", str(tutorial_runs))
+    nb = nbformat.read(path, as_version=4)
+    NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    assert sum(PLOTLY in o.get("data", {}) for o in outputs) >= 2
+    if path.name in ARTEFACTS:
+        assert (tutorial_runs / ARTEFACTS[path.name]).is_file()

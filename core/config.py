@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 from core.errors import LearngeneError
@@ -47,11 +48,12 @@ class CollectiveConfig:
     def validate(self) -> "CollectiveConfig":
         """Return self, or raise LearngeneError naming the first bad setting and its valid range."""
         checks = [
-            (self.tasks >= 1, "--tasks must be at least 1"),
+            (1 <= self.tasks <= 1000, "--tasks must be between 1 and 1000"),
+            (8 <= self.image_size <= 256, "image size must be between 8 and 256"),
             (1 <= self.epochs <= 10_000, "--epochs must be between 1 and 10000"),
-            (self.classes_per_task >= 2, "classes per task must be at least 2"),
-            (self.images_per_class >= 1, "images per class must be at least 1"),
-            (self.heldout_per_class >= 0, "held-out images per class must be 0 or more"),
+            (2 <= self.classes_per_task <= 1000, "classes per task must be between 2 and 1000"),
+            (1 <= self.images_per_class <= 100_000, "images per class must be between 1 and 100000"),
+            (0 <= self.heldout_per_class <= 100_000, "held-out images per class must be between 0 and 100000"),
             (1 <= self.batch_size <= 4096, "batch size must be between 1 and 4096"),
             (0 < self.lr <= 1e6, "learning rate must be in (0, 1e6]"),
             (0 <= self.momentum < 1, "momentum must be in [0, 1)"),
@@ -60,7 +62,9 @@ class CollectiveConfig:
             (self.head in ("shared", "per_task"), "head must be 'shared' or 'per_task'"),
             (self.ewc_lambda >= 0, "EWC lambda must be 0 or more"),
             (1e-14 <= self.tau <= 10, "--tau must be between 1e-14 and 10"),
-            (len(self.widths) >= 2 and all(w >= 1 for w in self.widths), "the network needs at least 2 conv layers of width >= 1"),
+            (2 <= len(self.widths) <= 64 and all(1 <= w <= 4096 for w in self.widths), "the network needs 2 to 64 conv layers of width 1 to 4096"),
+            (len(self.hidden) <= 8 and all(1 <= h <= 65536 for h in self.hidden), "hidden layers: at most 8, each of width 1 to 65536"),
+            (self.widen_noise >= 0, "widening noise must be 0 or more"),
             (all(1 <= p <= len(self.widths) for p in self.pool_after), "pools must follow existing conv layers"),
             (self.image_size // 2 ** len(self.pool_after) >= 1, "too many pools for the image size"),
             (self.seed >= 0, "--seed must be 0 or more"),
@@ -71,7 +75,7 @@ class CollectiveConfig:
                 raise LearngeneError(message)
         names = {f"conv{i}" for i in range(1, len(self.widths) + 1)}
         for task, layer, extra in self.widening:
-            if layer not in names or extra < 1 or task < 1:
+            if layer not in names or not 1 <= extra <= 4096 or task < 1:
                 raise LearngeneError(f"widening step ({task}, {layer}, {extra}) names no conv layer or adds no channels")
         return self
 
@@ -82,17 +86,43 @@ class CollectiveConfig:
     @classmethod
     def from_dict(cls, data: dict) -> "CollectiveConfig":
         """Rebuild from `as_dict()` output, rejecting unknown keys."""
+        if not isinstance(data, dict):
+            raise LearngeneError("a collective config must be a JSON object of settings: see a run's config.json")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
             raise LearngeneError(f"unknown collective settings {unknown}: remove them from the config")
         values = dict(data)
         for name in ("widths", "pool_after", "hidden"):
-            if name in values:
+            if isinstance(values.get(name), list):
                 values[name] = tuple(values[name])
-        if "widening" in values:
-            values["widening"] = tuple(tuple(step) for step in values["widening"])
+        if isinstance(values.get("widening"), list):
+            values["widening"] = tuple(tuple(step) if isinstance(step, list) else step for step in values["widening"])
+        defaults = cls()
+        for name, value in values.items():
+            if not _same_kind(value, getattr(defaults, name), name):
+                raise LearngeneError(f"setting {name}={value!r} has the wrong type: compare with a run's config.json")
         return cls(**values)
+
+
+def _same_kind(value: object, default: object, name: str) -> bool:
+    """Whether a JSON value fits a setting whose default is `default`."""
+    if name in ("open_world_from", "num_outputs"):
+        return value is None or (isinstance(value, int) and not isinstance(value, bool))
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, int):
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if isinstance(default, str):
+        return isinstance(value, str)
+    if name == "widening":
+        return isinstance(value, tuple) and all(
+            isinstance(step, tuple) and len(step) == 3 and isinstance(step[0], int) and isinstance(step[1], str) and isinstance(step[2], int)
+            for step in value
+        )
+    return isinstance(value, tuple) and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
 
 
 PRESETS: dict[str, CollectiveConfig] = {

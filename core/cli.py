@@ -84,7 +84,7 @@ def cmd_collective(args: argparse.Namespace) -> int:
     config = preset(args.preset, dataset=args.dataset, tasks=args.tasks, epochs=args.epochs, seed=args.seed, tau=args.tau, image_size=args.image_size)
     bar = CollectiveBar(enabled=not args.quiet)
     try:
-        run = train_collective(config, args.run_dir, root=args.root, resume=args.resume, device=args.device, listeners=[bar])
+        run = train_collective(config, args.run_dir, root=args.root, resume=args.resume, download=args.download, device=args.device, listeners=[bar])
     finally:
         bar.close()
     summary = {"run_dir": str(run.path), "finished_tasks": run.finished_tasks, "tasks": run.config.tasks, "widths": run.spec().widths, "params": run.load_net().num_parameters()}
@@ -137,6 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run-dir", type=nonempty, required=True, help="directory for the run")
     p.add_argument("--root", type=nonempty, help="data root (default: $LEARNGENE_DATA)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last finished task")
+    p.add_argument("--download", action="store_true", help="fetch cifar100 into the data root if it is missing (needs internet)")
     p.add_argument("--tasks", type=int_in(1, 1000), help="number of source tasks")
     p.add_argument("--epochs", type=int_in(1, 10000), help="epochs per task")
     p.add_argument("--seed", type=int_in(0, 2**31 - 1), help="random seed (default 0)")

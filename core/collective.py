@@ -103,6 +103,7 @@ def train_collective(
     *,
     root: str | os.PathLike | None = None,
     resume: bool = False,
+    download: bool = False,
     device: str = "cpu",
     listeners: Iterable[Listener] = (),
     should_stop: Callable[[], bool] | None = None,
@@ -116,7 +117,7 @@ def train_collective(
         run, finished = _prepare(run_dir, config, resume)
         if finished:
             return run
-        imageset = datasets.load(config.dataset, root, image_size=config.image_size, seed=config.seed)
+        imageset = datasets.load(config.dataset, root, image_size=config.image_size, seed=config.seed, download=download)
         stream = source_stream(
             imageset,
             division_for(config, imageset),

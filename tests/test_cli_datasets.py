@@ -44,3 +44,20 @@ def test_missing_data_root_is_one_line_with_exit_code_2(tmp_path, capsys):
     code = main(["collective", "--dataset", "omniglot", "--root", str(tmp_path / "nowhere"), "--preset", "smoke", "--run-dir", str(tmp_path / "r")])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "omniglot" in err
+
+
+def test_download_flag_reaches_the_cifar100_fetcher_and_is_off_by_default(tmp_path, capsys, monkeypatch):
+    import core.cifar100
+
+    calls = []
+
+    def offline_fetch(url, dest):
+        calls.append(url)
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(core.cifar100, "fetch", offline_fetch)
+    argv = ["collective", "--dataset", "cifar100", "--root", str(tmp_path), "--preset", "smoke", "--run-dir", str(tmp_path / "r")]
+    assert main(argv) == 2 and calls == []
+    assert "--download" in capsys.readouterr().err
+    assert main(argv[:1] + ["--download"] + argv[1:]) == 2 and len(calls) == 1
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1

@@ -1,6 +1,7 @@
 """Property-based bad input: out-of-range, wrong-type, empty and huge values get one line and exit code 2."""
 import json
 import string
+import uuid
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -13,7 +14,7 @@ FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthChe
 
 not_an_int = st.one_of(
     st.integers(max_value=0).map(str),
-    st.integers(min_value=1001).map(str),
+    st.integers(min_value=10_001).map(str),
     st.floats(allow_nan=True, allow_infinity=True).map(repr),
     st.text(alphabet=string.ascii_letters + string.punctuation + " ", max_size=12).filter(lambda t: not t.strip().lstrip("+-").isdigit()),
 )
@@ -37,15 +38,17 @@ def one_line_exit_2(argv, capsys) -> None:
 @FAST
 @given(value=not_an_int, option=st.sampled_from(["--tasks", "--epochs"]))
 def test_collective_counts_outside_their_range_or_not_numbers_are_refused(value, option, capsys, tmp_path):
-    one_line_exit_2(["collective", "--preset", "smoke", "--run-dir", str(tmp_path / "r"), option, value], capsys)
-    assert not (tmp_path / "r").exists()
+    run_dir = tmp_path / uuid.uuid4().hex
+    one_line_exit_2(["collective", "--preset", "smoke", "--run-dir", str(run_dir), option, value], capsys)
+    assert not run_dir.exists()
 
 
 @FAST
 @given(value=bad_tau, command=st.sampled_from(["collective", "criterion"]))
 def test_tau_outside_the_histogram_range_is_refused(value, command, capsys, tmp_path):
-    one_line_exit_2([command, "--run-dir", str(tmp_path / "r"), "--tau", str(value)], capsys)
-    assert not (tmp_path / "r").exists()
+    run_dir = tmp_path / uuid.uuid4().hex
+    one_line_exit_2([command, "--run-dir", str(run_dir), "--tau", str(value)], capsys)
+    assert not run_dir.exists()
 
 
 @FAST

@@ -67,13 +67,19 @@ def fast_run(run_dir: str | None) -> Path:
     return path
 
 
-def default_rerun(path: Path) -> dict[str, float]:
-    """One default re-run in this process: open run, select, extract, targets, learngene + scratch on 5 tasks."""
-    start = time.perf_counter()
+def prepare(path: Path):
+    """Open the run, select and extract the default learngene, and draw the 5 default target tasks."""
     run = open_run(path)
     gene = extract(run, select_for_run(run))
     config = individual_preset("fast")
     targets = make_targets(run, run_imageset(run), way=5, shot=10, query=config.query, tasks=5, seed=config.seed)
+    return run, gene, config, targets
+
+
+def default_rerun(path: Path) -> dict[str, float]:
+    """One default re-run in this process: open run, select, extract, targets, learngene + scratch on 5 tasks."""
+    start = time.perf_counter()
+    run, gene, config, targets = prepare(path)
     data = time.perf_counter() - start
     with Split() as split:
         rows = evaluate(run, gene, config, targets=targets)
@@ -85,10 +91,7 @@ def default_rerun(path: Path) -> dict[str, float]:
 def full_sweep(path: Path) -> dict[str, float]:
     """Every baseline plus the size sweep on the same 5 target tasks."""
     start = time.perf_counter()
-    run = open_run(path)
-    gene = extract(run, select_for_run(run))
-    config = individual_preset("fast")
-    targets = make_targets(run, run_imageset(run), way=5, shot=10, query=config.query, tasks=5, seed=config.seed)
+    run, gene, config, targets = prepare(path)
     data = time.perf_counter() - start
     with Split() as split:
         rows = evaluate(run, gene, config, targets=targets, baselines=True)

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 
 from core.errors import LearngeneError
-from core.network import PAPER_WIDENING
+from core.network import PAPER_SPEC_CIFAR, PAPER_WIDENING
 
 
 @dataclass(frozen=True)
@@ -149,11 +149,11 @@ PRESETS: dict[str, CollectiveConfig] = {
         images_per_class=500,
         heldout_per_class=100,
         open_world_from=21,
-        widths=(64, 64, 64, 64, 128, 128, 128, 256, 256, 256, 256, 256, 256),
-        pool_after=(2, 4, 7, 10, 13),
-        hidden=(1024, 1024),
-        num_outputs=64,
-        dropout=0.5,
+        widths=PAPER_SPEC_CIFAR.widths,
+        pool_after=PAPER_SPEC_CIFAR.pool_after,
+        hidden=PAPER_SPEC_CIFAR.hidden,
+        num_outputs=PAPER_SPEC_CIFAR.num_outputs,
+        dropout=PAPER_SPEC_CIFAR.dropout,
         widening=PAPER_WIDENING,
         epochs=100,
         batch_size=64,

@@ -11,7 +11,6 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from core.atomic import write_json, write_text
@@ -223,11 +222,3 @@ def config_differences(a: CollectiveConfig, b: CollectiveConfig) -> list[str]:
     da, db = a.as_dict(), b.as_dict()
     return [k for k in da if da[k] != db[k]]
 
-
-def jsonable(value: Any) -> Any:
-    """Numbers from numpy/torch as plain floats, NaN as None, so JSON stays standard."""
-    if isinstance(value, (np.floating, float)):
-        return None if not np.isfinite(value) else float(value)
-    if isinstance(value, np.integer):
-        return int(value)
-    return value

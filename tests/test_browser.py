@@ -106,6 +106,7 @@ def click_run_until_a_job_starts(page, has_points: str, attempts: int = 3) -> No
                 raise
 
 
+@pytest.mark.flaky(reruns=1)
 def test_app_draws_the_heatmap_follows_tau_and_runs_individual_models(server, browser, tmp_path):
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     errors = []

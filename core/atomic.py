@@ -8,13 +8,15 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
+TMP_SUFFIX = ".tmp"
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success fsync it and rename it over `path`."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=TMP_SUFFIX, dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     os.chmod(tmp, 0o666 & ~_UMASK)
@@ -26,6 +28,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         tmp.unlink(missing_ok=True)
     _fsync_dir(target.parent)
+
+
+def leftover_temporaries(folder: str | os.PathLike, names: str = "*") -> list[Path]:
+    """Temporary files in `folder` of writes to `names` (a glob) that a crash or kill -9 stopped before their rename."""
+    return sorted(p for p in Path(folder).glob(f".{names}.*{TMP_SUFFIX}") if p.is_file())
 
 
 def _read_umask() -> int:

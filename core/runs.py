@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from core.atomic import write_json, write_text
+from core.atomic import leftover_temporaries, write_json, write_text
 from core.checkpoint import read_tensors, save_tensors, sha256_file
 from core.config import CollectiveConfig
 from core.criterion import CriterionLog
@@ -25,13 +25,14 @@ MANIFEST = "manifest.json"
 CRITERION = "criterion.npz"
 METRICS = "metrics.jsonl"
 LOCK = ".lock"
+CHECKPOINTS = "checkpoints"
 PENDING = ".pending"
 FORMAT = 1
 
 
 def checkpoint_name(task: int) -> str:
     """File name of the checkpoint taken after `task`."""
-    return f"checkpoints/task_{task:03d}.safetensors"
+    return f"{CHECKPOINTS}/task_{task:03d}.safetensors"
 
 
 def package_versions() -> dict[str, str]:
@@ -206,12 +207,23 @@ def commit_task(
 
 
 def settle_pending(run: Run) -> None:
-    """Under the run's lock: move committed pending files into place and drop uncommitted ones."""
+    """Under the run's lock: move committed pending files into place; drop what a stopped commit left uncommitted.
+
+    That is pending files and checkpoints the manifest does not list, and temporaries of interrupted writes.
+    """
+    committed = run.manifest.get("files", {})
+    own = [(run.path, name) for name in (CONFIG, MANIFEST, CRITERION + PENDING, METRICS + PENDING)]
+    for folder, names in own + [(run.path / CHECKPOINTS, "task_*.safetensors")]:
+        for leftover in leftover_temporaries(folder, names):
+            leftover.unlink()
+    for checkpoint in sorted((run.path / CHECKPOINTS).glob("task_*.safetensors")):
+        if f"{CHECKPOINTS}/{checkpoint.name}" not in committed:
+            checkpoint.unlink()
     for name in (CRITERION, METRICS):
         pending = run.path / (name + PENDING)
         if not pending.exists():
             continue
-        if sha256_file(pending) == run.manifest.get("files", {}).get(name):
+        if sha256_file(pending) == committed.get(name):
             os.replace(pending, run.path / name)
         else:
             pending.unlink()

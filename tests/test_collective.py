@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from core.atomic import leftover_temporaries
 from core.cli import main
 from core.collective import train_collective
 from core.config import preset
@@ -100,6 +101,58 @@ def test_kill_9_mid_training_then_resume_finishes_with_the_uninterrupted_result(
     train_collective(preset("smoke", epochs=6), reference)
     a, b = final_state(reference), final_state(run_dir)
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+KILL_DURING_WRITE = """
+import os, signal, sys
+import core.checkpoint
+from core.atomic import atomic_path
+from core.cli import main
+
+stage, victim = sys.argv[1], sys.argv[2]
+real_write = core.checkpoint.write_bytes
+
+
+def write_and_die(path, data):
+    if os.path.basename(path) != victim:
+        return real_write(path, data)
+    if stage == "mid-write":
+        with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+            handle.write(data[: len(data) // 2])
+            handle.flush()
+            os.kill(os.getpid(), signal.SIGKILL)
+    real_write(path, data)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+core.checkpoint.write_bytes = write_and_die
+sys.exit(main(sys.argv[3:]))
+"""
+
+
+@pytest.mark.parametrize("stage", ["mid-write", "after-rename-before-manifest"])
+def test_kill_9_during_a_checkpoint_write_then_resume_finishes_with_the_uninterrupted_result(smoke_run, tmp_path, stage):
+    run_dir = tmp_path / "killed"
+    argv = ["collective", "--preset", "smoke", "--run-dir", str(run_dir), "--quiet"]
+    killed = subprocess.run([sys.executable, "-c", KILL_DURING_WRITE, stage, "task_001.safetensors", *argv], capture_output=True)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr.decode()[-2000:]
+    checkpoints = run_dir / "checkpoints"
+    if stage == "mid-write":
+        assert leftover_temporaries(checkpoints) and not (checkpoints / "task_001.safetensors").exists()
+    else:
+        assert (checkpoints / "task_001.safetensors").exists() and not leftover_temporaries(checkpoints)
+    run = open_run(run_dir)
+    assert run.finished_tasks == 1
+    run.load_net()
+
+    resumed = subprocess.run([sys.executable, "-m", "core.cli", *argv, "--resume"], capture_output=True)
+    assert resumed.returncode == 0, resumed.stderr.decode()[-2000:]
+    a, b = final_state(smoke_run), final_state(run_dir)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert np.array_equal(open_run(smoke_run).criterion().hist, open_run(run_dir).criterion().hist)
+    assert leftover_temporaries(checkpoints) == [] and leftover_temporaries(run_dir) == []
+    on_disk = {f"checkpoints/{p.name}" for p in checkpoints.iterdir()}
+    assert on_disk == {name for name in open_run(run_dir).manifest["files"] if name.startswith("checkpoints/")}
 
 
 def test_a_second_process_on_the_same_run_directory_gets_a_clear_message(tmp_path):

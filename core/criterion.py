@@ -412,9 +412,14 @@ class CriterionLog:
         return values
 
     def per_task(self, tau: float | None = None, *, absolute: bool = False) -> np.ndarray:
-        """(T, L) R_{l,t}: the mean over a task's recorded epochs (NaN for a task with none), as the spec recommends."""
-        values = np.where(self.recorded[..., None], self.per_epoch(tau, absolute=absolute), 0.0)
-        n = self.recorded.sum(axis=1)[:, None]
+        """(T, L) R_{l,t}: the mean over a task's recorded epochs (NaN for a task with none), as the spec recommends.
+
+        An array of taus adds its shape at the end, as in per_epoch.
+        """
+        per_epoch = self.per_epoch(tau, absolute=absolute)
+        extra = (1,) * (per_epoch.ndim - 2)
+        values = np.where(self.recorded.reshape(self.recorded.shape + extra), per_epoch, 0.0)
+        n = self.recorded.sum(axis=1).reshape((-1,) + extra)
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(n > 0, values.sum(axis=1) / n, np.nan)
 

@@ -325,17 +325,33 @@ def _catalogue_path() -> Path:
     return cache_dir() / f"glyphs-catalogue-v{VERSION}-{_fingerprint()}.json"
 
 
+def _face_names() -> set[str]:
+    """Names of the installed faces, read from file names only (opening every font costs seconds)."""
+    names = {p.stem for p in _font_folder().glob("*.ttf") if not p.name.startswith("LastResort")}
+    return names | {f"Hershey-{font}" for font in _HERSHEY_FONTS}
+
+
 def _read_catalogue(path: Path) -> dict[str, list[str]] | None:
+    """A saved catalogue whose shape and face names are right; whether the faces draw it is checked before rendering."""
     try:
         catalogue = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    drawn = {face.name: face.chars for face in faces()}
+    known = _face_names()
     valid = isinstance(catalogue, dict) and len(catalogue) > 0 and all(
-        isinstance(names, list) and len(set(names)) >= MIN_FACES and all(c in drawn.get(n, ()) for n in names)
+        isinstance(c, str) and len(c) == 1 and isinstance(names, list) and len(set(names)) >= MIN_FACES
+        and all(isinstance(n, str) and n in known for n in names)
         for c, names in catalogue.items()
     )
     return catalogue if valid else None
+
+
+def _drop_undrawable_catalogue() -> None:
+    """Before rendering: forget a saved catalogue naming a face that cannot draw its class, so it is rebuilt."""
+    drawn = {face.name: face.chars for face in faces()}
+    if not all(c in drawn.get(n, ()) for c, names in _catalogue().items() for n in names):
+        _catalogue_path().unlink(missing_ok=True)
+        _catalogue.cache_clear()
 
 
 @functools.lru_cache(maxsize=1)
@@ -432,6 +448,8 @@ def load(
     shape = (len(names) * samples_per_class, 1, image_size, image_size)
     cached = _read_cached(path, shape, names)
     if cached is None:
+        _drop_undrawable_catalogue()
+        names = tuple(class_name(c) for c in _catalogue())
         cached = _generate(image_size, seed, samples_per_class)
         _write_cached(path, *cached, names)
     images, labels = cached

@@ -209,6 +209,16 @@ def test_per_task_is_the_mean_over_recorded_epochs():
     assert np.nanmax(log.per_task(BIN_EDGES[0], absolute=True)) <= 1.0  # float32 histograms stay fractions
 
 
+def test_an_array_of_taus_gives_one_per_task_map_per_tau():
+    log = sample_log()
+    taus = np.array([[1e-6, 1e-3], [BIN_EDGES[20], 0.5]])
+    for absolute in (False, True):
+        maps = log.per_task(taus, absolute=absolute)
+        assert maps.shape == log.per_task().shape + taus.shape
+        for index in np.ndindex(taus.shape):
+            np.testing.assert_array_equal(maps[(...,) + index], log.per_task(float(taus[index]), absolute=absolute))
+
+
 def test_save_load_round_trip_is_identical(tmp_path):
     log = sample_log()
     path = tmp_path / "criterion.npz"

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import json
 from collections import defaultdict
 from pathlib import Path
 
@@ -161,6 +162,22 @@ def test_a_corrupt_class_catalogue_is_rebuilt(cache: Path, monkeypatch: pytest.M
         assert glyphs.glyph_catalogue() == catalogue and rebuilt == [1]
         glyphs._catalogue.cache_clear()
         assert glyphs.glyph_catalogue() == catalogue and rebuilt == [1]  # the rewritten file is trusted
+    finally:
+        glyphs._catalogue.cache_clear()
+
+
+def test_a_saved_catalogue_naming_a_face_that_cannot_draw_its_class_is_rebuilt_before_rendering(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    catalogue = glyphs.glyph_catalogue()
+    char = next(iter(catalogue))
+    lacking = next(face.name for face in glyphs.faces() if char not in face.chars)
+    glyphs._catalogue_path().write_text(json.dumps({**catalogue, char: catalogue[char][1:] + [lacking]}), encoding="utf-8")
+    rebuilt = []
+    monkeypatch.setattr(glyphs, "_build_catalogue", lambda: rebuilt.append(1) or catalogue)
+    glyphs._catalogue.cache_clear()
+    try:
+        loaded = glyphs.load(None, seed=11, **SMALL)
+        assert rebuilt == [1] and glyphs.glyph_catalogue() == catalogue
+        assert [glyphs.class_name(c) for c in catalogue] == list(loaded.class_names)
     finally:
         glyphs._catalogue.cache_clear()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from typing import Callable, Sequence
 
@@ -30,6 +31,7 @@ def int_in(low: int, high: int) -> Callable[[str], int]:
             raise argparse.ArgumentTypeError(f"{value} is out of range (expected {low}..{high})")
         return value
 
+    parse.bounds = (low, high)  # type: ignore[attr-defined]
     return parse
 
 
@@ -45,6 +47,7 @@ def float_in(low: float, high: float) -> Callable[[str], float]:
             raise argparse.ArgumentTypeError(f"{text} is out of range (expected {low:g}..{high:g})")
         return value
 
+    parse.bounds = (low, high)  # type: ignore[attr-defined]
     return parse
 
 
@@ -52,6 +55,17 @@ def nonempty(text: str) -> str:
     """argparse type: a non-empty string."""
     if not text.strip():
         raise argparse.ArgumentTypeError("an empty value is not allowed")
+    return text
+
+
+def path_text(text: str) -> str:
+    """argparse type: a non-empty path that the file system can hold (no NUL, names up to 255 bytes, 4096 in all)."""
+    nonempty(text)
+    encoded = os.fsencode(text)
+    if b"\0" in encoded:
+        raise argparse.ArgumentTypeError("a path cannot contain a NUL character")
+    if len(encoded) > 4096 or any(len(part) > 255 for part in encoded.split(b"/")):
+        raise argparse.ArgumentTypeError(f"path of {len(text):,} characters is too long (at most 255 bytes per name, 4096 in all)")
     return text
 
 
@@ -128,14 +142,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("datasets", help="list datasets and whether they are available here")
     p.add_argument("--json", action="store_true", help="print JSON")
-    p.add_argument("--root", type=nonempty, help="data root (default: $LEARNGENE_DATA)")
+    p.add_argument("--root", type=path_text, help="data root (default: $LEARNGENE_DATA)")
     p.set_defaults(func=cmd_datasets)
 
     p = sub.add_parser("collective", help="train the collective model on the source stream")
     p.add_argument("--dataset", choices=DATASETS, help="dataset (default: the preset's)")
     p.add_argument("--preset", choices=sorted(PRESETS), default="fast", help="settings preset (default: fast)")
-    p.add_argument("--run-dir", type=nonempty, required=True, help="directory for the run")
-    p.add_argument("--root", type=nonempty, help="data root (default: $LEARNGENE_DATA)")
+    p.add_argument("--run-dir", type=path_text, required=True, help="directory for the run")
+    p.add_argument("--root", type=path_text, help="data root (default: $LEARNGENE_DATA)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last finished task")
     p.add_argument("--download", action="store_true", help="fetch cifar100 into the data root if it is missing (needs internet)")
     p.add_argument("--tasks", type=int_in(1, 1000), help="number of source tasks")
@@ -149,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_collective)
 
     p = sub.add_parser("criterion", help="print a run's layer x task criterion matrix")
-    p.add_argument("--run-dir", type=nonempty, required=True, help="run directory")
+    p.add_argument("--run-dir", type=path_text, required=True, help="run directory")
     p.add_argument("--tau", type=float_in(1e-14, 10), help="threshold (default: the run's); any value in the histogram range")
     p.add_argument("--absolute", action="store_true", help="count |g| > tau instead of g > tau")
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -174,6 +188,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.func(args)
     except LearngeneError as exc:
         sys.stderr.write(f"learngene {args.command}: error: {exc}\n")
+        return 2
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        sys.stderr.write(f"learngene {args.command}: error: {where}{exc.strerror or exc}; check the path, its permissions and the free space\n")
         return 2
     except KeyboardInterrupt:
         sys.stderr.write(f"learngene {args.command}: interrupted; finished work is saved (collective runs continue with --resume)\n")

@@ -11,10 +11,10 @@ DEFAULT_SELECTION = "without --layers, --threshold or --top-k the most stable wi
 
 
 def _selection_arguments(p: argparse.ArgumentParser) -> None:
-    from core.cli import float_in, int_in, nonempty
+    from core.cli import float_in, int_in, nonempty, path_text
     from core.selection import AGGREGATIONS
 
-    p.add_argument("--run-dir", type=nonempty, required=True, help="a run directory written by `learngene collective`")
+    p.add_argument("--run-dir", type=path_text, required=True, help="a run directory written by `learngene collective`")
     rule = p.add_mutually_exclusive_group()
     rule.add_argument("--layers", type=nonempty, help="explicit block, e.g. conv4-conv6 or conv4,conv5,conv6")
     rule.add_argument("--threshold", type=float_in(0.0, 1.0), help="the conv layers whose score is at most this")
@@ -161,12 +161,12 @@ def _print_table(result: dict) -> None:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add `extract` and `individual` to the main parser."""
-    from core.cli import float_in, int_in, nonempty
+    from core.cli import float_in, int_in, nonempty, path_text
     from core.fewshot import INDIVIDUAL_PRESETS
 
     p = sub.add_parser("extract", help="write a run's learngene layers to a file", description=f"Select a block of conv layers and write it as a learngene file; {DEFAULT_SELECTION}.")
     _selection_arguments(p)
-    p.add_argument("--out", type=nonempty, required=True, help="learngene file to write (.safetensors)")
+    p.add_argument("--out", type=path_text, required=True, help="learngene file to write (.safetensors)")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
     p.set_defaults(func=cmd_extract)
 
@@ -179,8 +179,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         ),
     )
     _selection_arguments(p)
-    p.add_argument("--learngene", type=nonempty, help="use this learngene file instead of selecting layers from the run")
-    p.add_argument("--root", type=nonempty, help="data root (default: $LEARNGENE_DATA)")
+    p.add_argument("--learngene", type=path_text, help="use this learngene file instead of selecting layers from the run")
+    p.add_argument("--root", type=path_text, help="data root (default: $LEARNGENE_DATA)")
     p.add_argument("--preset", choices=sorted(INDIVIDUAL_PRESETS), help="individual-model settings (default: paper for a paper run, else fast)")
     p.add_argument("--way", type=int_in(2, 1000), default=5, help="classes per target task (default 5)")
     p.add_argument("--shot", type=int_in(1, 10_000), default=10, help="training images per class (default 10)")
@@ -199,8 +199,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int_in(0, 2**31 - 1), help="seed of target tasks and models (default 0)")
     p.add_argument("--device", default="cpu", type=nonempty, help="cpu, cuda, cuda:N or auto (default cpu)")
     p.add_argument("--threads", type=int_in(1, 1024), help="CPU threads for torch (default: torch's; 1 is faster when other programs keep the cores busy)")
-    p.add_argument("--out-csv", type=nonempty, help="also write the results table as CSV")
-    p.add_argument("--out-json", type=nonempty, help="also write the JSON result to a file")
+    p.add_argument("--out-csv", type=path_text, help="also write the results table as CSV")
+    p.add_argument("--out-json", type=path_text, help="also write the JSON result to a file")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     p.add_argument("--json", action="store_true", help="print only the final JSON on stdout")
     p.set_defaults(func=cmd_individual)

@@ -1,12 +1,15 @@
 """Property-based bad input: out-of-range, wrong-type, empty and huge values get one line and exit code 2."""
+import argparse
 import json
+import math
 import string
 import uuid
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.cli import main
+from core.cli import build_parser, main, path_text
 from core.config import CollectiveConfig, preset
 from core.errors import LearngeneError
 
@@ -25,7 +28,7 @@ bad_tau = st.one_of(
 )
 
 
-def one_line_exit_2(argv, capsys) -> None:
+def one_line_exit_2(argv, capsys) -> str:
     try:
         code = main(argv)
     except SystemExit as exc:
@@ -33,6 +36,7 @@ def one_line_exit_2(argv, capsys) -> None:
     err = capsys.readouterr().err.strip()
     assert code == 2, (argv, err)
     assert len(err.splitlines()) == 1 and "error" in err and "Traceback" not in err
+    return err
 
 
 @FAST
@@ -85,3 +89,72 @@ def test_config_json_that_is_not_an_object_is_refused(data):
         assert "\n" not in str(exc)
     else:
         assert isinstance(data, dict)
+
+
+def value_options():
+    """(command, option, kind, bounds or choices) for every option of every command that takes a value."""
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    for command, sub in commands.items():
+        for action in sub._actions:
+            if not action.option_strings or action.nargs == 0 or action.dest == "help":
+                continue
+            option = action.option_strings[0]
+            if action.choices is not None:
+                yield command, option, "choice", tuple(action.choices)
+            elif hasattr(action.type, "bounds"):
+                yield command, option, "number", action.type.bounds
+            else:
+                yield command, option, "text", None
+
+
+OPTIONS = sorted(value_options())
+
+
+def bad_values(kind, detail):
+    """Values every option of this kind must refuse: wrong type, empty, huge, out of range."""
+    common = st.sampled_from(["", "   "])
+    if kind == "number":
+        low, high = detail
+        return st.one_of(
+            common,
+            st.text(alphabet=string.ascii_letters + "_-/", min_size=1, max_size=10).filter(lambda t: t.strip("-") not in ("inf", "nan", "infinity")),
+            st.sampled_from(["nan", "inf", "-inf", "1e400", "0x10", "1,5", str(10**400)]),
+            st.floats(max_value=low, exclude_max=True, allow_nan=False, allow_infinity=False).map(repr),
+            st.floats(min_value=high, exclude_min=True, allow_nan=False, allow_infinity=False).map(repr),
+            st.integers(max_value=math.floor(low) - 1).map(str),
+            st.integers(min_value=math.ceil(high) + 1).map(str),
+        )
+    if kind == "choice":
+        return st.one_of(common, st.text(min_size=1, max_size=12).filter(lambda t: t not in detail and not t.startswith("-")))
+    return st.one_of(common, st.integers(min_value=256, max_value=20_000).map(lambda n: "x" * n))
+
+
+@pytest.mark.parametrize("command,option,kind,detail", OPTIONS, ids=[f"{c}{o}" for c, o, _, _ in OPTIONS])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_every_option_of_every_command_refuses_bad_values_in_one_line(command, option, kind, detail, data, capsys, tmp_path):
+    if kind == "text" and option not in PATH_OPTIONS:
+        value = data.draw(st.sampled_from(["", "   "]), label="value")
+    else:
+        value = data.draw(bad_values(kind, detail), label="value")
+    run_dir = tmp_path / uuid.uuid4().hex
+    required = {"--run-dir": str(run_dir), "--out": str(run_dir / "lg.safetensors")} if command != "datasets" else {}
+    if command != "extract":
+        required.pop("--out", None)
+    required.pop(option, None)
+    argv = [command] + [part for item in required.items() for part in item] + [f"{option}={value}"]
+    err = one_line_exit_2(argv, capsys)
+    assert f"argument {option}" in err, err
+    assert not run_dir.exists()
+
+
+PATH_OPTIONS = {"--run-dir", "--root", "--out", "--learngene", "--out-csv", "--out-json"}
+
+
+def test_path_options_are_the_ones_that_check_path_limits():
+    assert {o for _, o, kind, _ in OPTIONS if kind == "text"} >= PATH_OPTIONS
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    typed = {a.option_strings[0] for sub in commands.values() for a in sub._actions if a.type is path_text}
+    assert typed == PATH_OPTIONS

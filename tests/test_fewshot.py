@@ -137,6 +137,10 @@ def test_windows_cover_every_other_block_of_the_same_length(smoke_run, capsys):
         (["--layers", "conv2,conv4"], "nearest valid block is conv2-conv4"),
         (["--way", "500"], "lower --way"),
         (["--shot", "15", "--query", "10"], "lower --shot or --query"),
+        (["--head-hidden", "99999999"], "head widths must be 1 to 16384"),
+        (["--head-hidden", "a,b"], "is not a list of widths"),
+        (["--device", "tpu"], "unknown device 'tpu'"),
+        (["--layers", "fc1"], "only conv layers can be inherited"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_code_2(smoke_run, capsys, args, message):

@@ -15,6 +15,7 @@ from core.runs import Run, open_run
 from explorer.collective_panel import CollectivePanel
 from explorer.engine import limit_threads
 from explorer.export import EXPORT_DIR, export_all
+from explorer.fields import Choice, TextArea, report_to
 from explorer.figure import LiveFigure
 from explorer.heatmap import CriterionHeatmap
 from explorer.individual_panel import IndividualPanel
@@ -38,12 +39,13 @@ class ExplorerApp:
         self.heatmap = CriterionHeatmap()
         self.collective = CollectivePanel(self.root, self._training_started, self._trained, self.heatmap.observe, self.heatmap.redraw)
         self.individual = IndividualPanel(self._learngene_context)
-        self.run_picker = widgets.Dropdown(description="run", layout=widgets.Layout(width="320px"))
+        self.run_picker = Choice(description="run", layout=widgets.Layout(width="320px"))
         self.run_picker.add_class("lg-run-picker")
         self.refresh = widgets.Button(description="refresh list", icon="refresh", layout=widgets.Layout(width="auto"))
         self.run_info = widgets.HTML()
         self.message = widgets.HTML()
         self.message.add_class("lg-app-message")
+        report_to(self.message, self.run_picker)
         self.welcome_button = widgets.Button(description="Train the fast preset now", button_style="success", icon="play", layout=widgets.Layout(width="260px"))
         self.welcome_button.add_class("lg-welcome-train")
         self.welcome = widgets.VBox(
@@ -57,12 +59,13 @@ class ExplorerApp:
             ],
             layout=widgets.Layout(display="none"),
         )
-        self.settings_text = widgets.Textarea(layout=widgets.Layout(width="420px", height="230px"))
+        self.settings_text = TextArea(layout=widgets.Layout(width="420px", height="230px"))
         self.settings_text.add_class("lg-settings-json")
         self.export_settings = widgets.Button(description="show current settings", icon="download", layout=widgets.Layout(width="auto"))
         self.import_settings = widgets.Button(description="apply settings", icon="upload", layout=widgets.Layout(width="auto"))
         self.settings_message = widgets.HTML()
         self.settings_message.add_class("lg-settings-message")
+        report_to(self.settings_message, self.settings_text)
         self.link = widgets.HTML()
         self.export_button = widgets.Button(description="export results and figures", icon="save", layout=widgets.Layout(width="auto"))
         self.export_button.add_class("lg-export")
@@ -286,9 +289,7 @@ class ExplorerApp:
         return {"criterion": self.heatmap.figure, "collective": self.collective.figure, "accuracy_vs_size": self.individual.figure}
 
     def display(self) -> None:
-        """Display the app (each figure's full state copied into its widget model first)."""
-        for figure in self.figures().values():
-            figure.sync_state()
+        """Display the app."""
         display(self.widget)
 
     def _ipython_display_(self) -> None:

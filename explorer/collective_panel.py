@@ -16,7 +16,8 @@ from core.datasets import DATASETS
 from core.events import EpochEnded, TaskFinished, TaskStarted
 from core.errors import LearngeneError
 from core.runs import CONFIG, Run, open_run
-from explorer.settings import resolve_run
+from explorer.fields import Choice, TextField, report_to
+from explorer.settings import new_run_dir
 from explorer.figure import LiveFigure
 from explorer.style import base_layout, heading, message_html
 from explorer.worker import Outcome, Throttle, Worker, one_line
@@ -146,15 +147,18 @@ class CollectivePanel:
         self.redraw_live = redraw_live
         self.worker = Worker()
         self.history = CollectiveHistory()
-        self.dataset = widgets.Dropdown(options=list(DATASETS), value="glyphs", description="dataset", layout=widgets.Layout(width="210px"))
-        self.preset = widgets.Dropdown(options=list(PRESETS), value="fast", description="preset", layout=widgets.Layout(width="210px"))
-        self.run_name = widgets.Text(value="fast-glyphs", description="run name", layout=widgets.Layout(width="260px"))
+        self.dataset = Choice(options=list(DATASETS), value="glyphs", description="dataset", layout=widgets.Layout(width="210px"))
+        self.preset = Choice(options=list(PRESETS), value="fast", description="preset", layout=widgets.Layout(width="210px"))
+        self.run_name = TextField(value="fast-glyphs", description="run name", layout=widgets.Layout(width="260px"))
         self.train_button = widgets.Button(description="Train / resume", button_style="primary", icon="play", tooltip="train a new run, or continue an interrupted one with the same settings")
         self.cancel_button = widgets.Button(description="Cancel", icon="stop", disabled=True, tooltip="stop after the current batch; finished tasks stay on disk")
         self.progress = widgets.FloatProgress(value=0, min=0, max=1, description="epochs", layout=widgets.Layout(width="340px"))
         self.status = widgets.HTML()
+        self.status.add_class("lg-train-status")
+        self.run_name.add_class("lg-run-name")
+        report_to(self.status, self.dataset, self.preset, self.run_name)
         self.figure = new_figure()
-        self._throttle = Throttle(self._render)
+        self._throttle = Throttle(self._render, on_error=lambda line: setattr(self.status, "value", message_html(f"the charts could not be updated: {line}", "error")))
         self._done_epochs = 0
         self.train_button.add_class("lg-train")
         self.cancel_button.add_class("lg-train-cancel")
@@ -168,7 +172,7 @@ class CollectivePanel:
                 widgets.HBox([self.dataset, self.preset, self.run_name]),
                 widgets.HBox([self.train_button, self.cancel_button, self.progress]),
                 self.status,
-                self.figure,
+                self.figure.widget,
             ]
         )
 
@@ -193,7 +197,7 @@ class CollectivePanel:
             self.dataset.value = dataset
         try:
             config = preset(self.preset.value, dataset=self.dataset.value)
-            run_dir = resolve_run(self.runs_root, self.run_name.value.strip())
+            run_dir = new_run_dir(self.runs_root, self.run_name.value)
         except Exception as exc:  # noqa: BLE001 - shown as a line (LearngeneError: bad preset, dataset or run name)
             self.status.value = message_html(one_line(exc), "error")
             return False

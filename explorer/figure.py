@@ -1,57 +1,60 @@
-"""A plotly FigureWidget that background threads can update safely, and that no early change escapes."""
+"""A plotly figure shown in the page through an ipywidgets Output, redrawn whole after each change, from any thread."""
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 from typing import Iterator
 
+import ipywidgets as widgets
 import plotly.graph_objects as go
 
+MIMETYPE = "application/vnd.plotly.v1+json"
+CONFIG = {"displaylogo": False}
 
-class LiveFigure(go.FigureWidget):
-    """A FigureWidget for charts that a worker thread redraws while the browser talks to the same widget.
 
-    Two plotly-widget traps, both found in the browser tests:
-    - plotly sends each change as a message trait that it sets and clears at once. While ipywidgets applies
-      a browser message (plotly's views send one after every redraw), traitlets merges the object's trait
-      notifications, from any thread: a worker's set-and-clear in that window merges into "no change" and
-      never reaches the browser. One lock keeps the two apart.
-    - Change messages that arrive before the browser has loaded plotly's widget code are dropped, so a chart
-      updated in its first seconds on a page (or built before it is displayed inside a box) would stay empty.
-      Until the browser reports a drawn view, every change also re-sends the full figure state, which the
-      view reads when it draws.
+class LiveFigure(go.Figure):
+    """A go.Figure that draws itself into `widget` (an ipywidgets Output) at the end of every `updating()` batch.
+
+    Not plotly's FigureWidget: in the browser tests a FigureWidget chart was sometimes drawn once and then
+    ignored every later update, without an error in the page (the kernel sent them; see README). It is an
+    anywidget that sends and compiles its own 5 MB front-end module per chart, and anywidget allows a
+    widget's start-up 2 s; we suspect that limit on a busy machine. Here each change sends the whole figure
+    as plotly's MIME bundle; the page draws it with the plotly.js that plotly's JupyterLab/Voila extension
+    serves as a static file, loaded once for all charts.
     """
+
+    widget: widgets.Output | None = None  # a class attribute, so plotly's attribute guard lets instances set it
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
-        self._update_lock = threading.RLock()
-        self._drawn = False
-        self.observe(self._view_reported, names=["_js2py_layoutDelta", "_js2py_traceDeltas"])
-
-    def _view_reported(self, change: dict) -> None:
-        if change["new"] is not None:
-            self._drawn = True
-
-    def set_state(self, sync_data: dict) -> None:
-        """Apply a browser message, never while a thread is in `updating()`."""
-        with self._update_lock:
-            super().set_state(sync_data)
+        self._lock = threading.RLock()
+        height = self.layout.height or 450
+        self.widget = widgets.Output(layout=widgets.Layout(min_height=f"{height}px"))
+        self.publish()
 
     @contextlib.contextmanager
     def updating(self) -> Iterator["LiveFigure"]:
-        """Change the figure (from any thread) as one batch, apart from browser messages."""
-        with self._update_lock:
-            with self.batch_update():
-                yield self
-            if not self._drawn:
-                self.sync_state()
+        """Change the figure (from any thread) as one batch; the page then shows the result."""
+        with self._lock:
+            yield self
+            self.publish()
 
-    def sync_state(self) -> None:
-        """Copy the full figure into the widget model (plotly does it itself only when displayed directly)."""
-        with self._update_lock:
-            self._repr_mimebundle_()
+    def publish(self) -> None:
+        """Send the whole figure to the page, replacing what the Output showed."""
+        with self._lock:
+            spec = json.loads(self.to_json())  # plotly's encoder: numpy arrays to lists, NaN to null
+            bundle = {
+                MIMETYPE: {"data": spec.get("data", []), "layout": spec.get("layout", {}), "config": CONFIG},
+                "text/plain": "a plotly chart: it needs the jupyterlab-plotly extension, which comes with plotly",
+            }
+            self.widget.outputs = ({"output_type": "display_data", "data": bundle, "metadata": {}},)
+
+    def shown(self) -> dict:
+        """The figure as the page last received it (data, layout, config)."""
+        return self.widget.outputs[0]["data"][MIMETYPE]
 
     def snapshot(self) -> go.Figure:
         """A plain, consistent copy (for export)."""
-        with self._update_lock:
+        with self._lock:
             return go.Figure(self.to_dict())

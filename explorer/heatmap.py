@@ -13,6 +13,7 @@ from core.criterion import BIN_EDGES, CriterionLog, EpochCriterion
 from core.errors import LearngeneError
 from core.events import EpochEnded
 from core.selection import block_label, candidates, conv_layers, layer_scores, select_top_k, validate_block
+from explorer.fields import LogSlider, Slider, Toggle, Toggles, report_to
 from explorer.heatmap_figure import MapState, clear, draw, new_figure
 from explorer.style import heading, message_html
 
@@ -38,20 +39,21 @@ class CriterionHeatmap:
         self._lock = threading.RLock()
         self._local = threading.local()
         self._echoes: list[int] = []
-        self.tau = widgets.FloatLogSlider(
+        self.tau = LogSlider(
             value=1e-4, base=10, min=math.log10(BIN_EDGES[0]), max=math.log10(BIN_EDGES[-1]), step=0.1,
             description="τ (log)", readout_format=".2e", layout=widgets.Layout(width="380px"),
         )
         self.tau.add_class("lg-tau")
-        self.absolute = widgets.ToggleButtons(options=[("signed g > τ", False), ("absolute |g| > τ", True)], value=False, style={"button_width": "125px"})
-        self.view = widgets.ToggleButtons(options=[("per task", "task"), ("per epoch", "epoch")], value="task", style={"button_width": "85px"})
-        self.threshold = widgets.FloatSlider(value=0.05, min=0.0, max=0.5, step=0.0005, description="threshold", readout_format=".4f", layout=widgets.Layout(width="380px"))
+        self.absolute = Toggles(options=[("signed g > τ", False), ("absolute |g| > τ", True)], value=False, style={"button_width": "125px"})
+        self.view = Toggles(options=[("per task", "task"), ("per epoch", "epoch")], value="task", style={"button_width": "85px"})
+        self.threshold = Slider(value=0.05, min=0.0, max=0.5, step=0.0005, description="threshold", readout_format=".4f", layout=widgets.Layout(width="380px"))
         self.threshold.add_class("lg-threshold")
         self.layer_buttons = widgets.HBox(layout=widgets.Layout(flex_flow="row wrap"))
         self.selection_label = widgets.HTML()
         self.selection_label.add_class("lg-selection")
         self.message = widgets.HTML()
         self.message.add_class("lg-selection-message")
+        report_to(self.message, self.tau, self.absolute, self.view, self.threshold)
         self.use_nearest = widgets.Button(description="use nearest valid block", layout=widgets.Layout(display="none", width="auto"))
         self.use_nearest.add_class("lg-use-nearest")
         self.figure = new_figure()
@@ -68,7 +70,7 @@ class CriterionHeatmap:
                     "Layers that stay low and steady once the network stops growing become the learngene (red frame).",
                 ),
                 widgets.HBox([self.tau, self.absolute, self.view]),
-                self.figure,
+                self.figure.widget,
                 widgets.HBox([self.threshold, widgets.HTML("<span style='color:#555'>&nbsp;conv layers scoring at most this are picked; or click layers:</span>")]),
                 self.layer_buttons,
                 widgets.HBox([self.selection_label, self.use_nearest]),
@@ -150,9 +152,10 @@ class CriterionHeatmap:
             return
         buttons = []
         for name in names:
-            button = widgets.ToggleButton(value=False, description=name, layout=widgets.Layout(width="72px"))
+            button = Toggle(value=False, description=name, layout=widgets.Layout(width="72px"))
             button.add_class(f"lg-layer-{name}")
             button.observe(self._toggled, "value")
+            report_to(self.message, button)
             buttons.append(button)
         self.layer_buttons.children = buttons
 

@@ -13,6 +13,7 @@ from core.selection import block_label
 from explorer import engine
 from explorer.results import ResultStore
 from explorer.settings import Settings
+from explorer.fields import Check, IntField, Toggles, report_to
 from explorer.figure import LiveFigure
 from explorer.style import base_layout, heading, message_html, method_colour
 from explorer.worker import Outcome, Throttle, Worker, one_line
@@ -92,11 +93,11 @@ class IndividualPanel:
         self.context = context
         self.worker = Worker()
         self.store = ResultStore()
-        self.way = widgets.BoundedIntText(value=5, min=2, max=20, description="way", layout=widgets.Layout(width="140px"))
-        self.shot = widgets.BoundedIntText(value=10, min=1, max=100, description="shot", layout=widgets.Layout(width="140px"))
-        self.target_tasks = widgets.BoundedIntText(value=5, min=1, max=100, description="tasks", layout=widgets.Layout(width="140px"))
-        self.mode = widgets.ToggleButtons(options=[("fine-tune all", "finetune"), ("freeze learngene", "freeze")], value="finetune", style={"button_width": "120px"})
-        self.baselines = widgets.Checkbox(value=True, description="baselines", indent=False, layout=widgets.Layout(width="100px"))
+        self.way = IntField(value=5, min=2, max=20, description="way", layout=widgets.Layout(width="140px"))
+        self.shot = IntField(value=10, min=1, max=100, description="shot", layout=widgets.Layout(width="140px"))
+        self.target_tasks = IntField(value=5, min=1, max=100, description="tasks", layout=widgets.Layout(width="140px"))
+        self.mode = Toggles(options=[("fine-tune all", "finetune"), ("freeze learngene", "freeze")], value="finetune", style={"button_width": "120px"})
+        self.baselines = Check(value=True, description="baselines", indent=False, layout=widgets.Layout(width="100px"))
         self.run_button = widgets.Button(description="Run", button_style="primary", icon="play", tooltip="train individual models on few-shot target tasks")
         self.sweep_button = widgets.Button(description="Size sweep", icon="line-chart", tooltip="learngene and scratch over several model sizes")
         self.cancel_button = widgets.Button(description="Cancel", icon="stop", disabled=True)
@@ -106,9 +107,11 @@ class IndividualPanel:
         self.progress = widgets.IntProgress(value=0, min=0, max=1, description="progress", layout=widgets.Layout(width="300px"))
         self.status = widgets.HTML()
         self.status.add_class("lg-individual-status")
+        report_to(self.status, self.way, self.shot, self.target_tasks, self.mode, self.baselines)
         self.table = widgets.HTML(table_html([]), layout=widgets.Layout(flex="0 0 470px", margin="45px 0 0 8px"))
         self.figure = new_figure()
-        self._throttle = Throttle(self._render)
+        self._throttle = Throttle(self._render, on_error=self._chart_failed)
+        self._chart_error = ""
         self._done = 0
         self._total = 0
         self.run_button.on_click(lambda _: self.start(sweep=False))
@@ -125,7 +128,7 @@ class IndividualPanel:
                 widgets.HBox([self.way, self.shot, self.target_tasks, self.baselines, self.mode]),
                 widgets.HBox([self.run_button, self.sweep_button, self.cancel_button, self.clear_button, self.progress]),
                 self.status,
-                widgets.HBox([self.figure, self.table], layout=widgets.Layout(align_items="flex-start")),
+                widgets.HBox([self.figure.widget, self.table], layout=widgets.Layout(align_items="flex-start")),
             ]
         )
 
@@ -164,6 +167,7 @@ class IndividualPanel:
             self.status.value = message_html(one_line(exc), "error")
             return False
         self._done = 0
+        self._chart_error = ""
         self.progress.value, self.progress.max = 0, max(plan.total, 1)
         self._set_busy(True)
         what = "size sweep: learngene and scratch at several sizes" if sweep else f"run: {plan.total} target-task trainings"
@@ -185,6 +189,10 @@ class IndividualPanel:
         self._total = plan.total
         return self.worker.start(lambda should_stop: plan.execute([listener], should_stop, set_total), self._finished)
 
+    def _chart_failed(self, line: str) -> None:
+        self._chart_error = line
+        self.status.value = message_html(f"the chart could not be updated ({line}); the table below is complete", "error")
+
     def _render(self) -> None:
         self.progress.max = max(self._total, self._done, 1)
         self.progress.value = min(self._done, self.progress.max)
@@ -197,7 +205,9 @@ class IndividualPanel:
                 self.store.close_running("cancelled" if outcome.status == "cancelled" else "failed")
         self._throttle.request()
         self._throttle.flush()
-        if outcome.status == "done":
+        if outcome.status == "done" and self._chart_error:
+            self.status.value = message_html(f"finished: {self._done} target-task trainings, but the chart could not be updated ({self._chart_error}); the table is complete", "warning")
+        elif outcome.status == "done":
             self.status.value = message_html(f"finished: {self._done} target-task trainings", "info")
         elif outcome.status == "cancelled":
             self.status.value = message_html(f"cancelled after {self._done} target-task trainings: finished points are kept (marked x if incomplete)", "warning")

@@ -18,6 +18,7 @@ RUN_ENV = "LEARNGENE_RUN"
 REPO = Path(__file__).resolve().parents[1]
 TAU_RANGE = (1e-14, 10.0)
 VIEWS = ("task", "epoch")
+RUN_NAME_MAX = 100
 MODES = ("finetune", "freeze")
 
 
@@ -181,6 +182,22 @@ def resolve_run(root: Path, name: str) -> Path:
     if target == base or not target.is_relative_to(base):
         raise LearngeneError(f"run {name!r} resolves outside the runs root {root}: choose a run listed in the run menu")
     return target
+
+
+def new_run_dir(root: Path, name: str) -> Path:
+    """Where the app trains a run called `name`: one folder name of printable characters directly under `root`."""
+    name = name.strip()
+    if not name:
+        raise LearngeneError("the run name is empty: type a folder name such as fast-glyphs")
+    if len(name) > RUN_NAME_MAX or len(name.encode("utf-8", "surrogatepass")) > 255:
+        raise LearngeneError(f"the run name has {len(name):,} characters: use at most {RUN_NAME_MAX} (fewer for non-Latin letters)")
+    if not name.isprintable() or any(c in name for c in "/\\") or name in (".", ".."):
+        raise LearngeneError(f"run name {_clip(name)!r} must be one folder name in the runs root: printable characters, no '/' or '\\'")
+    return resolve_run(root, name)
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def list_runs(root: Path) -> list[str]:

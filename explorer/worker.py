@@ -88,12 +88,14 @@ class Throttle:
     """Calls `render()` at most once per `interval` seconds; a skipped request is rendered later by a timer.
 
     `flush()` renders the last state at once (use it when a job ends). Renders never overlap, and never
-    run while another thread holds `lock` to change the state they read.
+    run while another thread holds `lock` to change the state they read. A render that fails does not stop
+    the job: `on_error` gets its one-line message.
     """
 
-    def __init__(self, render: Callable[[], None], interval: float = 0.2) -> None:
+    def __init__(self, render: Callable[[], None], interval: float = 0.2, on_error: Callable[[str], None] = lambda line: None) -> None:
         self.render = render
         self.interval = interval
+        self.on_error = on_error
         self.lock = threading.RLock()  # hold it while changing what render() reads
         self._last = 0.0
         self._dirty = False
@@ -131,5 +133,5 @@ class Throttle:
         self._last = time.monotonic()
         try:
             self.render()
-        except Exception:  # noqa: BLE001 - a drawing hiccup must not kill the training thread
-            pass
+        except Exception as exc:  # noqa: BLE001 - a drawing hiccup must not kill the training thread
+            self.on_error(one_line(exc))

@@ -19,6 +19,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 NOTEBOOK = REPO / "notebooks" / "explorer.ipynb"
 HARMLESS = "ERR_NAME_NOT_RESOLVED"  # Voila's FontAwesome stylesheet comes from a CDN; offline it cannot load
 PLOT_BY_TYPE = "kind => Array.from(document.querySelectorAll('.js-plotly-plot')).find(d => d.data && d.data.length && d.data[0].type === kind)"
+PLOT_BY_ANNOTATION = "text => Array.from(document.querySelectorAll('.js-plotly-plot')).find(d => d.layout && (d.layout.annotations || []).some(a => (a.text || '').includes(text)))"
 PLOT_BY_TITLE = "text => Array.from(document.querySelectorAll('.js-plotly-plot')).find(d => d.layout && d.layout.title && (d.layout.title.text || '').includes(text))"
 
 
@@ -106,7 +107,6 @@ def click_run_until_a_job_starts(page, has_points: str, attempts: int = 3) -> No
                 raise
 
 
-@pytest.mark.flaky(reruns=1)
 def test_app_draws_the_heatmap_follows_tau_and_runs_individual_models(server, browser, tmp_path):
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     errors = []
@@ -133,6 +133,19 @@ def test_app_draws_the_heatmap_follows_tau_and_runs_individual_models(server, br
         Path(target).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(tmp_path / "explorer.png", target)
     assert [e for e in errors if HARMLESS not in e] == []
+    page.close()
+
+
+def test_training_from_the_page_fills_the_collective_charts_while_it_runs(server, browser):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(server + "?preset=smoke", timeout=120_000)
+    loss = f"(({PLOT_BY_ANNOTATION})('Training loss') || {{data: []}}).data.filter(t => t.x && t.x.length).map(t => t.x.length)"
+    page.wait_for_function(f"{loss}.length > 0", timeout=120_000)
+    assert page.input_value(".lg-run-name input") == "smoke-glyphs"
+    page.click("button.lg-train")
+    page.wait_for_function(f"(() => {{ const n = {loss}; return n.length > 0 && Math.max(...n) < 6; }})()", timeout=120_000, polling=50)
+    page.wait_for_function("document.querySelector('.lg-train-status').innerText.includes('finished')", timeout=180_000)
+    assert max(page.evaluate(loss)) == 6  # 3 tasks x 2 epochs, every epoch drawn
     page.close()
 
 

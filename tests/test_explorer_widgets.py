@@ -1,6 +1,7 @@
 """Explorer widgets without a browser: set values, check figures, selections, messages, settings and jobs."""
 import json
 import shutil
+import threading
 import time
 
 import numpy as np
@@ -369,6 +370,20 @@ def test_throttle_renders_a_burst_once_and_flushes_the_final_state():
     assert rendered == [1, 100]
 
 
+def test_a_failing_render_is_reported_in_one_line_and_later_renders_still_run():
+    errors, rendered = [], []
+
+    def render():
+        rendered.append(len(rendered))
+        if len(rendered) == 1:
+            raise ValueError("bad trace\nsecond line")
+
+    throttle = Throttle(render, interval=0, on_error=errors.append)
+    throttle.request()
+    throttle.request()
+    assert rendered == [0, 1] and errors == ["unexpected ValueError: bad trace"]
+
+
 def test_worker_turns_errors_into_one_line_messages():
     outcomes = []
     worker = Worker()
@@ -383,13 +398,21 @@ def test_worker_turns_errors_into_one_line_messages():
     assert outcomes[1].message == "unexpected ZeroDivisionError: division by zero"
 
 
-def test_a_figure_carries_its_changes_in_its_model_state_until_the_browser_has_drawn_it():
-    fig = LiveFigure()
+def test_every_update_hands_the_page_the_whole_current_figure_even_from_other_threads():
+    fig = LiveFigure(layout=dict(height=300))
+    assert fig.shown()["data"] == [] and fig.widget.layout.min_height == "300px"
     with fig.updating():
-        fig.add_trace(go.Scatter(x=[1.0], y=[2.0]))
-    assert [t["x"] for t in fig.get_state("_widget_data")["_widget_data"]] == [[1.0]]
-    fig.set_state({"_js2py_layoutDelta": {"layout_delta": {}, "layout_edit_id": 0}})
-    with fig.updating():
-        fig.data[0].x = [3.0]
-    assert [t["x"] for t in fig.get_state("_widget_data")["_widget_data"]] == [[1.0]]
-    assert list(fig.data[0].x) == [3.0]
+        fig.add_trace(go.Scatter(x=[1.0], y=[float("nan")], name="a"))
+    assert [(t["name"], t["x"], t["y"]) for t in fig.shown()["data"]] == [("a", [1.0], [None])]
+
+    def grow(i):
+        with fig.updating():
+            fig.add_trace(go.Scatter(x=[float(i)], y=[0.0], name=f"t{i}"))
+
+    threads = [threading.Thread(target=grow, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(fig.widget.outputs) == 1
+    assert [t["name"] for t in fig.shown()["data"]] == [t.name for t in fig.data] and len(fig.data) == 9

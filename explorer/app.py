@@ -45,7 +45,7 @@ class ExplorerApp:
         self.run_info = widgets.HTML()
         self.message = widgets.HTML()
         self.message.add_class("lg-app-message")
-        report_to(self.message, self.run_picker)
+        report_to(self.message, run=self.run_picker)
         self.welcome_button = widgets.Button(description="Train the fast preset now", button_style="success", icon="play", layout=widgets.Layout(width="260px"))
         self.welcome_button.add_class("lg-welcome-train")
         self.welcome = widgets.VBox(
@@ -65,7 +65,7 @@ class ExplorerApp:
         self.import_settings = widgets.Button(description="apply settings", icon="upload", layout=widgets.Layout(width="auto"))
         self.settings_message = widgets.HTML()
         self.settings_message.add_class("lg-settings-message")
-        report_to(self.settings_message, self.settings_text)
+        report_to(self.settings_message, settings=self.settings_text)
         self.link = widgets.HTML()
         self.export_button = widgets.Button(description="export results and figures", icon="save", layout=widgets.Layout(width="auto"))
         self.export_button.add_class("lg-export")

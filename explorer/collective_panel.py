@@ -156,7 +156,7 @@ class CollectivePanel:
         self.status = widgets.HTML()
         self.status.add_class("lg-train-status")
         self.run_name.add_class("lg-run-name")
-        report_to(self.status, self.dataset, self.preset, self.run_name)
+        report_to(self.status, dataset=self.dataset, preset=self.preset, run_name=self.run_name)
         self.figure = new_figure()
         self._throttle = Throttle(self._render, on_error=lambda line: setattr(self.status, "value", message_html(f"the charts could not be updated: {line}", "error")))
         self._done_epochs = 0

@@ -23,6 +23,7 @@ class Guarded:
     """
 
     report: Report | None = None
+    field_name = "field"
 
     def set_state(self, sync_data: dict) -> None:
         """Apply a browser message, or keep the current value and say why not."""
@@ -58,7 +59,7 @@ class Guarded:
 
     def _say(self, text: str) -> None:
         if self.report is not None:
-            self.report(f"{self.description or 'field'}: {text}")
+            self.report(f"{self.field_name}: {text}")
 
 
 class IntField(Guarded, widgets.BoundedIntText):
@@ -107,13 +108,14 @@ class Toggle(Guarded, widgets.ToggleButton):
     """One on/off button."""
 
 
-def report_to(target: widgets.HTML, *fields: Guarded) -> None:
-    """Show the fields' refusal lines as an inline error in `target`."""
+def report_to(target: widgets.HTML, **fields: Guarded) -> None:
+    """Show the fields' refusal lines, each starting with its keyword name, as an inline error in `target`."""
 
     def show(text: str) -> None:
         target.value = message_html(text, "error")
 
-    for field in fields:
+    for name, field in fields.items():
+        field.field_name = name.replace("_", " ")
         field.report = show
 
 

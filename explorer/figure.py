@@ -17,11 +17,10 @@ class LiveFigure(go.Figure):
     """A go.Figure that draws itself into `widget` (an ipywidgets Output) at the end of every `updating()` batch.
 
     Not plotly's FigureWidget: in the browser tests a FigureWidget chart was sometimes drawn once and then
-    ignored every later update, without an error in the page (the kernel sent them; see README). It is an
-    anywidget that sends and compiles its own 5 MB front-end module per chart, and anywidget allows a
-    widget's start-up 2 s; we suspect that limit on a busy machine. Here each change sends the whole figure
-    as plotly's MIME bundle; the page draws it with the plotly.js that plotly's JupyterLab/Voila extension
-    serves as a static file, loaded once for all charts.
+    ignored every later update, without an error in the page, while the kernel sent them (see README; the
+    cause in its anywidget front end was not found). Here each change sends the whole figure as plotly's
+    MIME bundle; the page draws it with the plotly.js that plotly's JupyterLab/Voila extension serves as a
+    static file, loaded once for all charts.
     """
 
     widget: widgets.Output | None = None  # a class attribute, so plotly's attribute guard lets instances set it

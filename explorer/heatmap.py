@@ -53,7 +53,7 @@ class CriterionHeatmap:
         self.selection_label.add_class("lg-selection")
         self.message = widgets.HTML()
         self.message.add_class("lg-selection-message")
-        report_to(self.message, self.tau, self.absolute, self.view, self.threshold)
+        report_to(self.message, tau=self.tau, counting=self.absolute, view=self.view, threshold=self.threshold)
         self.use_nearest = widgets.Button(description="use nearest valid block", layout=widgets.Layout(display="none", width="auto"))
         self.use_nearest.add_class("lg-use-nearest")
         self.figure = new_figure()
@@ -155,7 +155,7 @@ class CriterionHeatmap:
             button = Toggle(value=False, description=name, layout=widgets.Layout(width="72px"))
             button.add_class(f"lg-layer-{name}")
             button.observe(self._toggled, "value")
-            report_to(self.message, button)
+            report_to(self.message, **{name: button})
             buttons.append(button)
         self.layer_buttons.children = buttons
 

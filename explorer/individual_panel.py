@@ -107,7 +107,7 @@ class IndividualPanel:
         self.progress = widgets.IntProgress(value=0, min=0, max=1, description="progress", layout=widgets.Layout(width="300px"))
         self.status = widgets.HTML()
         self.status.add_class("lg-individual-status")
-        report_to(self.status, self.way, self.shot, self.target_tasks, self.mode, self.baselines)
+        report_to(self.status, way=self.way, shot=self.shot, target_tasks=self.target_tasks, mode=self.mode, baselines=self.baselines)
         self.table = widgets.HTML(table_html([]), layout=widgets.Layout(flex="0 0 470px", margin="45px 0 0 8px"))
         self.figure = new_figure()
         self._throttle = Throttle(self._render, on_error=self._chart_failed)

@@ -337,6 +337,21 @@ def test_training_fills_the_map_live_and_cancel_keeps_only_committed_tasks(tmp_p
     assert app.heatmap.log is None or app.heatmap.log.tasks == app.run.finished_tasks
 
 
+def test_moving_tau_while_the_collective_model_trains_keeps_the_live_map_at_the_new_tau(tmp_path):
+    app = ExplorerApp(tmp_path)
+    panel = app.collective
+    panel.preset.value = "smoke"
+    panel.run_name.value = "live-tau"
+    assert panel.train()
+    wait_until(lambda: app.heatmap.log is not None and app.heatmap.log.recorded.any())
+    app.heatmap.tau.set_state({"value": 1e-9})  # as the browser sends a slider move
+    columns = len(app.heatmap.figure.data[HEAT].x or ())
+    assert "1.00e-09" in app.heatmap.figure.layout.annotations[0].text
+    wait_until(lambda: len(app.heatmap.figure.data[HEAT].x or ()) > columns or not panel.worker.busy)
+    assert panel.worker.join(JOB_TIMEOUT)
+    assert "finished" in panel.status.value and open_run(tmp_path / "live-tau").complete
+
+
 def test_collective_training_refuses_a_run_name_outside_the_root(app):
     app.collective.run_name.value = "../outside"
     assert app.collective.train() is False

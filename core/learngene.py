@@ -5,6 +5,7 @@ metadata and tensors disagree is rejected, so a stranger's learngene is safe to 
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -30,11 +31,11 @@ from core.selection import (
     validate_block,
 )
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the tensors' sha256 in the metadata
 KIND = "learngene"
 # Every layer of a learngene holds exactly these tensors (the state of a conv + BatchNorm block).
 LAYER_KEYS = ("conv.weight", "conv.bias", "bn.weight", "bn.bias", "bn.running_mean", "bn.running_var", "bn.num_batches_tracked")
-_METADATA = ("format", "kind", "layers", "shapes", "in_channels", "input_size", "pools", "image_channels", "image_size", "dataset", "run", "task", "selection", "scores")
+_METADATA = ("format", "kind", "layers", "shapes", "in_channels", "input_size", "pools", "image_channels", "image_size", "dataset", "run", "task", "selection", "scores", "tensors_sha256")
 
 
 @dataclass(frozen=True, eq=False)
@@ -95,6 +96,7 @@ class Learngene:
             "task": self.task,
             "selection": self.selection,
             "scores": self.scores,
+            "tensors_sha256": tensors_sha256(self.tensors),
         }
         return {k: json.dumps(v, sort_keys=True) for k, v in values.items()}
 
@@ -203,6 +205,8 @@ def load(path: str | os.PathLike) -> Learngene:
         if list(tensors[key].shape) != shapes[key]:
             raise bad(f"{key} has shape {list(tensors[key].shape)}, the metadata says {shapes[key]}")
     _check_chain(layers, tensors, meta, bad)
+    if meta["tensors_sha256"] != tensors_sha256(tensors):
+        raise LearngeneError(f"{path} is corrupted (its tensors do not match the checksum in its metadata): extract it again with `learngene extract`")
     return Learngene(
         layers=tuple(layers),
         tensors=tensors,
@@ -217,6 +221,16 @@ def load(path: str | os.PathLike) -> Learngene:
         selection=meta["selection"] if isinstance(meta["selection"], dict) else {},
         scores=meta["scores"] if isinstance(meta["scores"], dict) else {},
     )
+
+
+def tensors_sha256(tensors: dict[str, torch.Tensor]) -> str:
+    """A digest of every tensor's name, dtype, shape and bytes, so that damage to the data is detected on load."""
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        tensor = tensors[name].detach().contiguous().cpu()
+        digest.update(f"{name}|{tensor.dtype}|{list(tensor.shape)}|".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 def _block_ok(layers: list[str]) -> tuple[bool, str, tuple[str, ...]]:

@@ -101,6 +101,25 @@ def test_an_extra_tensor_is_refused(gene_file, tmp_path):
         load(bad)
 
 
+@pytest.mark.parametrize("where", [0.25, 0.5, 0.999])
+def test_a_flipped_byte_in_the_tensor_data_is_reported_with_the_files_name(gene_file, tmp_path, where):
+    data = bytearray(gene_file.read_bytes())
+    header_end = 8 + int.from_bytes(data[:8], "little")
+    position = header_end + int((len(data) - header_end - 1) * where)
+    data[position] ^= 0x01
+    damaged = tmp_path / "damaged.safetensors"
+    damaged.write_bytes(bytes(data))
+    with pytest.raises(LearngeneError, match="damaged.safetensors is corrupted"):
+        load(damaged)
+
+
+def test_a_truncated_file_is_reported_with_its_name(gene_file, tmp_path):
+    cut = tmp_path / "cut.safetensors"
+    cut.write_bytes(gene_file.read_bytes()[:-100])
+    with pytest.raises(LearngeneError, match="cut.safetensors"):
+        load(cut)
+
+
 def test_a_file_that_is_not_safetensors_is_refused(tmp_path):
     junk = tmp_path / "junk.safetensors"
     junk.write_bytes(b"\x80\x04pickle-looking bytes")

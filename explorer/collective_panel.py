@@ -158,7 +158,7 @@ class CollectivePanel:
         self.run_name.add_class("lg-run-name")
         report_to(self.status, dataset=self.dataset, preset=self.preset, run_name=self.run_name)
         self.figure = new_figure()
-        self._throttle = Throttle(self._render, on_error=lambda line: setattr(self.status, "value", message_html(f"the charts could not be updated: {line}", "error")))
+        self._throttle = Throttle(self._render, on_error=self._charts_failed)
         self._done_epochs = 0
         self.train_button.add_class("lg-train")
         self.cancel_button.add_class("lg-train-cancel")
@@ -222,6 +222,9 @@ class CollectivePanel:
 
         self._done_epochs = 0
         return self.worker.start(job, lambda outcome: self._finished(name, outcome))
+
+    def _charts_failed(self, line: str) -> None:
+        self.status.value = message_html(f"the charts could not be updated ({line}); training goes on", "error")
 
     def _render(self) -> None:
         self.progress.value = self._done_epochs

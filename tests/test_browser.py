@@ -156,3 +156,52 @@ def test_a_link_that_escapes_the_runs_root_shows_a_message_in_the_page(server, b
     text = page.inner_text(".lg-app-message")
     assert "runs root" in text and "Traceback" not in page.inner_text("body")
     page.close()
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory, smoke_run):
+    """JupyterLab on a free port (no token, its state in a temporary folder) with a notebook that shows the app."""
+    if not CHROMIUM.exists():
+        pytest.skip("needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)")
+    import nbformat
+
+    home = tmp_path_factory.mktemp("lab")
+    run = home / "runs" / "smoke"
+    shutil.copytree(smoke_run, run, ignore=shutil.ignore_patterns(".lock", "export"))
+    cell = nbformat.v4.new_code_cell(f"import explorer\nexplorer.show({str(run)!r})")
+    notebook = nbformat.v4.new_notebook(cells=[cell], metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+    nbformat.write(notebook, home / "app.ipynb")
+    port = free_port()
+    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(home / "config"), JUPYTER_RUNTIME_DIR=str(home / "runtime"), JUPYTERLAB_WORKSPACES_DIR=str(home / "workspaces"))
+    jupyter = Path(sys.executable).parent / "jupyter"
+    command = [str(jupyter), "lab", "--no-browser", "--allow-root", f"--port={port}", "--ServerApp.ip=127.0.0.1", "--IdentityProvider.token=", f"--ServerApp.root_dir={home}"]
+    with open(home / "lab.log", "wb") as out:
+        proc = subprocess.Popen(command, cwd=home, env=env, stdout=out, stderr=subprocess.STDOUT)
+    wait_for_port(port, proc)
+    yield f"http://127.0.0.1:{port}/lab/tree/app.ipynb"
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def test_in_jupyterlab_the_app_draws_its_charts_and_follows_tau(lab, browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(lab, timeout=120_000)
+    page.wait_for_selector(".jp-Notebook .jp-Cell .cm-content", timeout=120_000)
+    idle = "Array.from(document.querySelectorAll('.jp-StatusBar-TextItem')).some(e => e.innerText.includes('Idle'))"
+    page.wait_for_function(idle, timeout=120_000)  # a cell run before the kernel is up would be dropped
+    page.click(".jp-Notebook .jp-Cell .cm-content")
+    page.keyboard.press("Shift+Enter")
+    page.wait_for_function(f"(() => {{ const d = ({PLOT_BY_TYPE})('heatmap'); return d && d.data[0].z && d.data[0].z.length > 0; }})()", timeout=180_000)
+    assert page.evaluate("document.querySelectorAll('.js-plotly-plot').length") == 3
+    before = heatmap_z(page)
+    page.focus(".lg-tau .noUi-handle")
+    page.keyboard.press("ArrowRight")
+    page.wait_for_function(f"JSON.stringify(({PLOT_BY_TYPE})('heatmap').data[0].z) !== {before!r}", timeout=30_000)
+    assert errors == []
+    page.close()

@@ -285,7 +285,7 @@ class ExplorerApp:
         return paths
 
     def figures(self) -> dict[str, LiveFigure]:
-        """The app's plotly FigureWidgets by export name."""
+        """The app's charts by export name."""
         return {"criterion": self.heatmap.figure, "collective": self.collective.figure, "accuracy_vs_size": self.individual.figure}
 
     def display(self) -> None:

@@ -95,7 +95,7 @@ def test_any_browser_value_leaves_a_valid_field_and_a_valid_view_or_says_why(app
         field.report = shown
     assert failures(caplog) == []
     assert holds_a_valid_value(field), (field.description, field.value)
-    taken = getattr(field, key) == value and type(value) is not bool or isinstance(field.value, bool) and field.value is value
+    taken = (getattr(field, key) == value and type(value) is not bool) or (isinstance(field.value, bool) and field.value is value)
     assert taken or said, f"{field.description}: {value!r} became {getattr(field, key)!r} without a message"
     assert all("\n" not in line and "Traceback" not in line for line in said)
     app.current_settings().validate()

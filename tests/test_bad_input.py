@@ -91,11 +91,14 @@ def test_config_json_that_is_not_an_object_is_refused(data):
         assert isinstance(data, dict)
 
 
+def commands() -> dict:
+    """Each subcommand's name and its parser."""
+    return next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
+
+
 def value_options():
     """(command, option, kind, bounds or choices) for every option of every command that takes a value."""
-    parser = build_parser()
-    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
-    for command, sub in commands.items():
+    for command, sub in commands().items():
         for action in sub._actions:
             if not action.option_strings or action.nargs == 0 or action.dest == "help":
                 continue
@@ -154,7 +157,5 @@ PATH_OPTIONS = {"--run-dir", "--root", "--out", "--learngene", "--out-csv", "--o
 
 def test_path_options_are_the_ones_that_check_path_limits():
     assert {o for _, o, kind, _ in OPTIONS if kind == "text"} >= PATH_OPTIONS
-    parser = build_parser()
-    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
-    typed = {a.option_strings[0] for sub in commands.values() for a in sub._actions if a.type is path_text}
+    typed = {a.option_strings[0] for sub in commands().values() for a in sub._actions if a.type is path_text}
     assert typed == PATH_OPTIONS

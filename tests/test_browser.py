@@ -1,16 +1,13 @@
 """The app in a real browser: Voila on 127.0.0.1, headless Chromium, tau slider, Run button, no JavaScript errors."""
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, free_port, stop_server, wait_for_port
 
 pytestmark = pytest.mark.browser
 
@@ -21,24 +18,6 @@ HARMLESS = "ERR_NAME_NOT_RESOLVED"  # Voila's FontAwesome stylesheet comes from 
 PLOT_BY_TYPE = "kind => Array.from(document.querySelectorAll('.js-plotly-plot')).find(d => d.data && d.data.length && d.data[0].type === kind)"
 PLOT_BY_ANNOTATION = "text => Array.from(document.querySelectorAll('.js-plotly-plot')).find(d => d.layout && (d.layout.annotations || []).some(a => (a.text || '').includes(text)))"
 PLOT_BY_TITLE = "text => Array.from(document.querySelectorAll('.js-plotly-plot')).find(d => d.layout && d.layout.title && (d.layout.title.text || '').includes(text))"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"voila exited with code {proc.returncode}")
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.2)
-    raise TimeoutError(f"voila did not open port {port} in {timeout} s")
 
 
 def start_voila(root: Path, log: Path, port: int) -> subprocess.Popen:
@@ -64,12 +43,7 @@ def server(tmp_path_factory, smoke_run):
     port = free_port()
     proc = start_voila(root, root.parent / "voila.log", port)
     yield f"http://127.0.0.1:{port}/"
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    stop_server(proc)
 
 
 @pytest.fixture(scope="module")
@@ -179,12 +153,7 @@ def lab(tmp_path_factory, smoke_run):
         proc = subprocess.Popen(command, cwd=home, env=env, stdout=out, stderr=subprocess.STDOUT)
     wait_for_port(port, proc)
     yield f"http://127.0.0.1:{port}/lab/tree/app.ipynb"
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    stop_server(proc)
 
 
 def test_in_jupyterlab_the_app_draws_its_charts_and_follows_tau(lab, browser):

@@ -322,12 +322,17 @@ def test_retraining_a_finished_run_returns_at_once_and_reloads_it(app):
     assert len(panel.figure.data[0].x) == app.run.config.tasks * app.run.config.epochs
 
 
+def start_smoke_training(root, name):
+    """An app over `root` that has started training a new smoke run called `name`."""
+    app = ExplorerApp(root)
+    app.collective.preset.value = "smoke"
+    app.collective.run_name.value = name
+    assert app.collective.train()
+    return app, app.collective
+
+
 def test_training_fills_the_map_live_and_cancel_keeps_only_committed_tasks(tmp_path):
-    app = ExplorerApp(tmp_path)
-    panel = app.collective
-    panel.preset.value = "smoke"
-    panel.run_name.value = "fresh"
-    assert panel.train()
+    app, panel = start_smoke_training(tmp_path, "fresh")
     assert panel.train() is False and "already running" in panel.status.value
     wait_until(lambda: app.heatmap.log is not None and app.heatmap.log.recorded.any())
     panel.cancel_button.click()
@@ -338,11 +343,7 @@ def test_training_fills_the_map_live_and_cancel_keeps_only_committed_tasks(tmp_p
 
 
 def test_moving_tau_while_the_collective_model_trains_keeps_the_live_map_at_the_new_tau(tmp_path):
-    app = ExplorerApp(tmp_path)
-    panel = app.collective
-    panel.preset.value = "smoke"
-    panel.run_name.value = "live-tau"
-    assert panel.train()
+    app, panel = start_smoke_training(tmp_path, "live-tau")
     wait_until(lambda: app.heatmap.log is not None and app.heatmap.log.recorded.any())
     app.heatmap.tau.set_state({"value": 1e-9})  # as the browser sends a slider move
     columns = len(app.heatmap.figure.data[HEAT].x or ())

@@ -1,7 +1,6 @@
 """`make explore` serves the app on 127.0.0.1 unless HOST asks for another address."""
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -9,18 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, free_port, stop_server
 
 LOCALHOST_V4 = "0100007F"  # 127.0.0.1 as /proc/net/tcp writes it
 ANY_V4 = "00000000"
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def listening(port: int) -> set[str]:
@@ -55,9 +46,4 @@ def test_make_explore_listens_on_localhost_unless_asked(tmp_path, host, expected
             time.sleep(0.2)
         assert listening(port) == expected, (tmp_path / "explore.log").read_text()[-2000:]
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_server(proc, group=True)

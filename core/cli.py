@@ -69,6 +69,23 @@ def path_text(text: str) -> str:
     return text
 
 
+def add_threads_option(p: argparse.ArgumentParser) -> None:
+    """--threads, shared by the commands that train."""
+    p.add_argument(
+        "--threads", type=int_in(1, 1024),
+        help="CPU threads for torch (default: torch's; 1 is faster when other programs keep 2 cores busy; "
+        "another count can change results in the last bits, so resume with the same one)",
+    )
+
+
+def use_threads(args: argparse.Namespace) -> None:
+    """Apply --threads, if given."""
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
+
+
 def _print_json(obj: object) -> None:
     sys.stdout.write(json.dumps(obj, indent=2, allow_nan=False) + "\n")
 
@@ -96,10 +113,7 @@ def cmd_collective(args: argparse.Namespace) -> int:
     from core.progress import CollectiveBar
 
     config = preset(args.preset, dataset=args.dataset, tasks=args.tasks, epochs=args.epochs, seed=args.seed, tau=args.tau, image_size=args.image_size)
-    if args.threads is not None:
-        import torch
-
-        torch.set_num_threads(args.threads)
+    use_threads(args)
     bar = CollectiveBar(enabled=not args.quiet)
     try:
         run = train_collective(config, args.run_dir, root=args.root, resume=args.resume, download=args.download, device=args.device, listeners=[bar])
@@ -162,11 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tau", type=float_in(1e-14, 10), help="criterion threshold recorded exactly")
     p.add_argument("--image-size", type=int_in(8, 256), help="image side in pixels")
     p.add_argument("--device", default="cpu", type=nonempty, help="cpu, cuda, cuda:N or auto (default cpu)")
-    p.add_argument(
-        "--threads", type=int_in(1, 1024),
-        help="CPU threads for torch (default: torch's; 1 is faster when other programs keep 2 cores busy; "
-        "another count can change results in the last bits, so resume with the same one)",
-    )
+    add_threads_option(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
     p.set_defaults(func=cmd_collective)

@@ -115,16 +115,14 @@ def _learngene(args: argparse.Namespace):
 
 def cmd_individual(args: argparse.Namespace) -> int:
     """Evaluate the learngene individual model against scratch (and baselines, and sizes) on few-shot target tasks."""
-    import torch
-
+    from core.cli import use_threads
     from core.collective import resolve_device
     from core.fewshot import evaluate, jsonable, make_targets, run_imageset, write_csv, write_results_json
     from core.progress import TargetBar
     from core.sweep import sweep
 
     device = resolve_device(args.device)
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
+    use_threads(args)
     run, learngene, selection = _learngene(args)
     imageset = run_imageset(run, args.root)
     config = _config(args, run, imageset)
@@ -161,7 +159,7 @@ def _print_table(result: dict) -> None:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add `extract` and `individual` to the main parser."""
-    from core.cli import float_in, int_in, nonempty, path_text
+    from core.cli import add_threads_option, float_in, int_in, nonempty, path_text
     from core.fewshot import INDIVIDUAL_PRESETS
 
     p = sub.add_parser("extract", help="write a run's learngene layers to a file", description=f"Select a block of conv layers and write it as a learngene file; {DEFAULT_SELECTION}.")
@@ -198,7 +196,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sizes", action="store_true", help="add a sweep over model sizes (accuracy against parameter count)")
     p.add_argument("--seed", type=int_in(0, 2**31 - 1), help="seed of target tasks and models (default 0)")
     p.add_argument("--device", default="cpu", type=nonempty, help="cpu, cuda, cuda:N or auto (default cpu)")
-    p.add_argument("--threads", type=int_in(1, 1024), help="CPU threads for torch (default: torch's; 1 is faster when other programs keep the cores busy)")
+    add_threads_option(p)
     p.add_argument("--out-csv", type=path_text, help="also write the results table as CSV")
     p.add_argument("--out-json", type=path_text, help="also write the JSON result to a file")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")

@@ -142,6 +142,11 @@ def _ttf_chars(path: Path) -> dict[str, str]:
     return chars
 
 
+def _truetype_files(folder: Path) -> list[Path]:
+    """The TrueType fonts the dataset may draw from, in name order."""
+    return [p for p in sorted(folder.glob("*.ttf")) if not p.name.startswith("LastResort")]  # LastResort draws placeholder boxes
+
+
 @functools.lru_cache(maxsize=1)
 def faces() -> tuple[Face, ...]:
     """Every typeface the dataset draws from, TrueType first, with the class characters each one has."""
@@ -151,9 +156,7 @@ def faces() -> tuple[Face, ...]:
             f"matplotlib's fonts are missing from {folder}: reinstall it with `pip install --force-reinstall matplotlib`"
         )
     found = []
-    for path in sorted(folder.glob("*.ttf")):
-        if path.name.startswith("LastResort"):
-            continue  # its glyphs are placeholder boxes
+    for path in _truetype_files(folder):
         chars = _ttf_chars(path)
         if chars:
             found.append(Face(path.stem, str(path), False, chars))
@@ -327,7 +330,7 @@ def _catalogue_path() -> Path:
 
 def _face_names() -> set[str]:
     """Names of the installed faces, read from file names only (opening every font costs seconds)."""
-    names = {p.stem for p in _font_folder().glob("*.ttf") if not p.name.startswith("LastResort")}
+    names = {p.stem for p in _truetype_files(_font_folder())}
     return names | {f"Hershey-{font}" for font in _HERSHEY_FONTS}
 
 

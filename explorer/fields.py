@@ -7,7 +7,7 @@ from typing import Callable
 import ipywidgets as widgets
 from traitlets import TraitError
 
-from explorer.style import message_html
+from explorer.style import clip, message_html
 
 MAX_TEXT = 100_000  # characters; settings JSON is about 400
 Report = Callable[[str], None]
@@ -135,12 +135,8 @@ def _expected(exc: Exception) -> str:
     """The useful part of a traitlets message, e.g. "expected an int, not the str 'abc'"."""
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     start = text.find("expected")
-    return _clip(text[start:].rstrip(".") if start >= 0 else text, 120)
+    return clip(text[start:].rstrip(".") if start >= 0 else text, 120)
 
 
 def _short(value: object) -> str:
-    return _clip(repr(value), 40)
-
-
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    return clip(repr(value))

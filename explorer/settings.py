@@ -12,6 +12,7 @@ from urllib.parse import parse_qs, urlencode
 from core.config import PRESETS
 from core.datasets import DATASETS
 from core.errors import LearngeneError
+from explorer.style import clip
 
 RUNS_ENV = "LEARNGENE_RUNS"
 RUN_ENV = "LEARNGENE_RUN"
@@ -192,12 +193,8 @@ def new_run_dir(root: Path, name: str) -> Path:
     if len(name) > RUN_NAME_MAX or len(name.encode("utf-8", "surrogatepass")) > 255:
         raise LearngeneError(f"the run name has {len(name):,} characters: use at most {RUN_NAME_MAX} (fewer for non-Latin letters)")
     if not name.isprintable() or any(c in name for c in "/\\") or name in (".", ".."):
-        raise LearngeneError(f"run name {_clip(name)!r} must be one folder name in the runs root: printable characters, no '/' or '\\'")
+        raise LearngeneError(f"run name {clip(name)!r} must be one folder name in the runs root: printable characters, no '/' or '\\'")
     return resolve_run(root, name)
-
-
-def _clip(text: str) -> str:
-    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def list_runs(root: Path) -> list[str]:

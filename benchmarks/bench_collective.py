@@ -15,11 +15,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from core.config import preset
-from core.criterion import EpochRecorder
-from core.network import NetSpec, build
-from core.widening import apply_schedule
-from core.tasks import generator
+from core.collective.config import preset
+from core.collective.criterion import EpochRecorder
+from core.collective.network import NetSpec, build
+from core.collective.widening import apply_schedule
+from core.seeding import generator
 
 
 class NaiveRecorder:

@@ -33,8 +33,8 @@ READY = f"(() => {{ const d = {HEATMAP}; return !!(d && d.data[0].z && d.data[0]
 
 def cached_run() -> tuple[Path, str]:
     """A finished smoke run in the cache (trained on first use)."""
-    from core.collective import train_collective
-    from core.config import preset
+    from core.collective.training import train_collective
+    from core.collective.config import preset
 
     cache = Path(os.environ.get("LEARNGENE_CACHE") or Path(tempfile.gettempdir()) / "learngene-cache")
     root = cache / "bench-runs"

@@ -20,12 +20,15 @@ from pathlib import Path
 import torch
 
 from core import fewshot
-from core.collective import train_collective
-from core.config import preset
-from core.fewshot import evaluate, individual_preset, make_targets, run_imageset
-from core.learngene import extract, select_for_run
-from core.runs import open_run
-from core.sweep import sweep
+from core.collective.training import train_collective
+from core.collective.config import preset
+from core.individual.config import individual_preset
+from core.individual.evaluation import evaluate
+from core.individual.targets import make_targets, run_imageset
+from core.learngene.extraction import extract
+from core.learngene.selection import select_for_run
+from core.collective.runs import open_run
+from core.individual.sweep import sweep
 
 
 class Split:

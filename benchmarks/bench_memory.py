@@ -13,7 +13,7 @@ from pathlib import Path
 
 COLLECTIVE = """
 import resource, sys
-from core.cli import main
+from core.cli.main import main
 main(["collective", "--preset", "fast", "--run-dir", sys.argv[1], "--quiet"])
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """

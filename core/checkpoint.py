@@ -44,12 +44,3 @@ def _metadata(data: bytes) -> dict[str, str]:
     header_len = struct.unpack("<Q", data[:8])[0]
     header = json.loads(data[8 : 8 + header_len])
     return dict(header.get("__metadata__", {}) or {})
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    """The sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()

@@ -8,10 +8,10 @@ from pathlib import Path
 import ipywidgets as widgets
 from IPython.display import display
 
-from core.config import CollectiveConfig
+from core.collective.config import CollectiveConfig
 from core.errors import LearngeneError
-from core.learngene import default_top_k
-from core.runs import Run, open_run
+from core.learngene.selection import default_top_k
+from core.collective.runs import Run, open_run
 from explorer.collective_panel import CollectivePanel
 from explorer.engine import limit_threads
 from explorer.export import EXPORT_DIR, export_all

@@ -10,12 +10,12 @@ import ipywidgets as widgets
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from core.collective import train_collective
-from core.config import PRESETS, CollectiveConfig, preset
-from core.datasets import DATASETS
+from core.collective.training import train_collective
+from core.collective.config import PRESETS, CollectiveConfig, preset
+from core.data.datasets import DATASETS
 from core.events import EpochEnded, TaskFinished, TaskStarted
 from core.errors import LearngeneError
-from core.runs import CONFIG, Run, open_run
+from core.collective.runs import CONFIG, Run, open_run
 from explorer.fields import Choice, TextField, report_to
 from explorer.settings import new_run_dir
 from explorer.figure import LiveFigure

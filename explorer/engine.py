@@ -8,11 +8,13 @@ from typing import Callable, Iterable
 import torch
 
 from core.events import Listener
-from core.fewshot import IndividualConfig, evaluate, individual_preset, make_targets, run_imageset
-from core.learngene import default_task, extract
-from core.runs import Run
-from core.selection import check_block, windows
-from core.sweep import default_sizes, sweep as size_sweep
+from core.individual.config import IndividualConfig, individual_preset
+from core.individual.evaluation import evaluate
+from core.individual.targets import make_targets, run_imageset
+from core.learngene.extraction import default_task, extract
+from core.collective.runs import Run
+from core.learngene.selection import check_block, windows
+from core.individual.sweep import default_sizes, sweep as size_sweep
 
 DEFAULT_SIZE = "default"
 COLLECTIVE_SIZE = "collective"

@@ -9,10 +9,11 @@ from typing import Callable
 import ipywidgets as widgets
 import numpy as np
 
-from core.criterion import BIN_EDGES, CriterionLog, EpochCriterion
+from core.collective.criterion import CriterionLog, EpochCriterion
+from core.collective.histogram import BIN_EDGES
 from core.errors import LearngeneError
 from core.events import EpochEnded
-from core.selection import block_label, candidates, conv_layers, layer_scores, select_top_k, validate_block
+from core.learngene.selection import block_label, candidates, conv_layers, layer_scores, select_top_k, validate_block
 from explorer.fields import LogSlider, Slider, Toggle, Toggles, report_to
 from explorer.heatmap_figure import MapState, clear, draw, new_figure
 from explorer.style import heading, message_html

@@ -7,7 +7,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from core.criterion import CriterionLog
+from core.collective.criterion import CriterionLog
 from explorer.figure import LiveFigure
 from explorer.style import base_layout
 

@@ -8,8 +8,8 @@ import ipywidgets as widgets
 import plotly.graph_objects as go
 
 from core.events import MethodFinished, TargetTaskFinished
-from core.runs import Run
-from core.selection import block_label
+from core.collective.runs import Run
+from core.learngene.selection import block_label
 from explorer import engine
 from explorer.results import ResultStore
 from explorer.settings import Settings

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode
 
-from core.config import PRESETS
-from core.datasets import DATASETS
+from core.collective.config import PRESETS
+from core.data.datasets import DATASETS
 from core.errors import LearngeneError
 from explorer.style import clip
 

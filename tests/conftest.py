@@ -63,8 +63,8 @@ def stop_server(proc: subprocess.Popen, group: bool = False) -> None:
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A finished `smoke` collective run on glyphs (trained once per session)."""
-    from core.collective import train_collective
-    from core.config import preset
+    from core.collective.training import train_collective
+    from core.collective.config import preset
 
     run_dir = tmp_path_factory.mktemp("smoke") / "run"
     train_collective(preset("smoke"), run_dir)

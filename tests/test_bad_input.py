@@ -9,8 +9,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.cli import build_parser, main, path_text
-from core.config import CollectiveConfig, preset
+from core.cli.arguments import path_text
+from core.cli.main import build_parser, main
+from core.collective.config import CollectiveConfig, preset
 from core.errors import LearngeneError
 
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

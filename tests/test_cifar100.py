@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core import cifar100
+from core.data import cifar100
 from core.errors import LearngeneError
 
 TRAIN, TEST = 2, 1  # fake images per class in each split

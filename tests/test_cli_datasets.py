@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from conftest import shared_data
-from core.cli import main
+from core.cli.main import main
 
 
 def test_datasets_json_lists_glyphs_as_available_with_at_least_300_classes(capsys, monkeypatch):
@@ -47,7 +47,7 @@ def test_missing_data_root_is_one_line_with_exit_code_2(tmp_path, capsys):
 
 
 def test_download_flag_reaches_the_cifar100_fetcher_and_is_off_by_default(tmp_path, capsys, monkeypatch):
-    import core.cifar100
+    import core.data.cifar100
 
     calls = []
 
@@ -55,7 +55,7 @@ def test_download_flag_reaches_the_cifar100_fetcher_and_is_off_by_default(tmp_pa
         calls.append(url)
         raise OSError("network is unreachable")
 
-    monkeypatch.setattr(core.cifar100, "fetch", offline_fetch)
+    monkeypatch.setattr(core.data.cifar100, "fetch", offline_fetch)
     argv = ["collective", "--dataset", "cifar100", "--root", str(tmp_path), "--preset", "smoke", "--run-dir", str(tmp_path / "r")]
     assert main(argv) == 2 and calls == []
     assert "--download" in capsys.readouterr().err

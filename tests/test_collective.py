@@ -11,12 +11,12 @@ import pytest
 import torch
 
 from core.atomic import leftover_temporaries
-from core.cli import main
-from core.collective import train_collective
-from core.config import preset
+from core.cli.main import main
+from core.collective.training import train_collective
+from core.collective.config import preset
 from core.errors import LearngeneError
 from core.events import Cancelled, EpochEnded, TaskFinished
-from core.runs import RunLock, open_run
+from core.collective.runs import RunLock, open_run
 
 
 def final_state(run_dir):
@@ -107,7 +107,7 @@ KILL_DURING_WRITE = """
 import os, signal, sys
 import core.checkpoint
 from core.atomic import atomic_path
-from core.cli import main
+from core.cli.main import main
 
 stage, victim = sys.argv[1], sys.argv[2]
 real_write = core.checkpoint.write_bytes
@@ -187,10 +187,10 @@ def test_absurd_learning_rate_stops_with_a_message_and_keeps_the_run_consistent(
 def test_failed_write_leaves_the_previous_state_intact(tmp_path, monkeypatch):
     import errno
 
-    import core.runs
+    import core.collective.runs
 
     calls = {"n": 0}
-    real = core.runs.write_json
+    real = core.collective.runs.write_json
 
     def failing_write(path, obj):
         if str(path).endswith("manifest.json") and obj.get("finished_tasks") == 2:
@@ -198,7 +198,7 @@ def test_failed_write_leaves_the_previous_state_intact(tmp_path, monkeypatch):
         calls["n"] += 1
         return real(path, obj)
 
-    monkeypatch.setattr(core.runs, "write_json", failing_write)
+    monkeypatch.setattr(core.collective.runs, "write_json", failing_write)
     with pytest.raises(OSError):
         train_collective(preset("smoke"), tmp_path / "full")
     run = open_run(tmp_path / "full")
@@ -227,9 +227,9 @@ def test_bad_cli_input_is_one_line_with_exit_code_2(argv, capsys):
 
 
 def test_a_commit_stopped_before_its_final_rename_still_reads_and_resumes(tmp_path, monkeypatch):
-    import core.runs
+    import core.collective.runs
 
-    monkeypatch.setattr(core.runs, "settle_pending", lambda run: None)
+    monkeypatch.setattr(core.collective.runs, "settle_pending", lambda run: None)
     with pytest.raises(Cancelled):
         train_collective(preset("smoke"), tmp_path / "p", should_stop=lambda: (tmp_path / "p" / "criterion.npz.pending").exists())
     assert not (tmp_path / "p" / "criterion.npz").exists()

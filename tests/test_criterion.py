@@ -6,7 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from core.criterion import BIN_EDGES, NBINS, NEGATIVE, POSITIVE, CriterionLog, EpochRecorder, fraction_from_hist
+from core.collective.criterion import CriterionLog, EpochRecorder
+from core.collective.histogram import BIN_EDGES, NBINS, NEGATIVE, POSITIVE, fraction_from_hist
 from core.errors import LearngeneError
 
 EDGE_TAUS = [float(BIN_EDGES[k]) for k in (0, 1, 17, 20, 33, 44, 59, 60)]
@@ -260,14 +261,14 @@ def test_shapes_that_do_not_fit_together_raise_an_error_naming_the_file(tmp_path
 
 
 def test_binning_in_pieces_of_any_size_gives_the_same_counts(wild_batches, monkeypatch):
-    import core.criterion
+    import core.collective.histogram
 
     layers = {**layers_of(40, 3000, 90, 5), **wild_batches[0]}
     gen = torch.Generator().manual_seed(5)
     batches = [[wild_gradient(gen, m.weight.numel(), m.weight.dtype) for m in layers.values()]]
     results = []
     for piece in (7, 10**7):
-        monkeypatch.setattr(core.criterion, "_PIECE", piece)
+        monkeypatch.setattr(core.collective.histogram, "_PIECE", piece)
         results.append(record(layers, batches, 1e-7).result())
     np.testing.assert_array_equal(results[0].hist, results[1].hist)
     np.testing.assert_array_equal(results[0].signed, results[1].signed)
@@ -275,12 +276,12 @@ def test_binning_in_pieces_of_any_size_gives_the_same_counts(wild_batches, monke
 
 
 def test_the_accelerator_counting_path_counts_like_bincount(wild_batches, monkeypatch):
-    import core.criterion
+    import core.collective.histogram
 
     layers, grads = wild_batches
     results = []
     for use_bincount in (True, False):
-        monkeypatch.setattr(core.criterion, "_counts_with_bincount", lambda device: use_bincount)
+        monkeypatch.setattr(core.collective.histogram, "counts_with_bincount", lambda device: use_bincount)
         results.append(record(layers, grads, 1e-7).result())
     np.testing.assert_array_equal(results[0].hist, results[1].hist)
     np.testing.assert_array_equal(results[0].absolute, results[1].absolute)

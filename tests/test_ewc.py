@@ -2,7 +2,7 @@
 import torch
 from torch import nn
 
-from core.ewc import EWC
+from core.collective.ewc import EWC
 
 
 def two_task_toy(seed: int):

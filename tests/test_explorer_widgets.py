@@ -8,11 +8,12 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 
-from core.criterion import NBINS, CriterionLog, EpochCriterion, fraction_from_hist
+from core.collective.criterion import CriterionLog, EpochCriterion
+from core.collective.histogram import NBINS, fraction_from_hist
 from core.errors import LearngeneError
 from core.events import EpochEnded
-from core.learngene import select_for_run
-from core.runs import open_run
+from core.learngene.selection import select_for_run
+from core.collective.runs import open_run
 from explorer.app import ExplorerApp
 from explorer.figure import LiveFigure
 from explorer.heatmap import CriterionHeatmap

@@ -6,22 +6,18 @@ import math
 
 import pytest
 
-from core.cli import main
+from core.cli.main import main
 from core.events import Cancelled, MethodFinished, TargetTaskFinished
-from core.fewshot import (
-    ROW_FIELDS,
-    Targets,
-    evaluate,
-    individual_preset,
-    make_targets,
-    run_imageset,
-    write_csv,
-)
-from core.learngene import extract
-from core.runs import open_run
-from core.selection import check_block
+from core.individual.config import individual_preset
+from core.individual.evaluation import evaluate
+from core.individual.methods import ROW_FIELDS
+from core.individual.targets import Targets, make_targets, run_imageset
+from core.tables import write_csv
+from core.learngene.extraction import extract
+from core.collective.runs import open_run
+from core.learngene.selection import check_block
 from core.stats import mean_ci95
-from core.sweep import sweep
+from core.individual.sweep import sweep
 
 QUICK = dict(epochs=2, batch_size=10, query=3, head_hidden=(16,))
 
@@ -80,7 +76,7 @@ def test_rows_are_written_as_csv_with_empty_cells_for_missing_ci(setup, tmp_path
     one = make_targets(run, run_imageset(run), way=3, shot=2, query=3, tasks=1, seed=0)
     rows = evaluate(run, gene, config, targets=one)
     assert rows[0]["ci95"] is None
-    write_csv(rows, tmp_path / "rows.csv")
+    write_csv(tmp_path / "rows.csv", rows, ROW_FIELDS)
     with open(tmp_path / "rows.csv") as handle:
         table = list(csv.DictReader(handle))
     assert list(table[0]) == list(ROW_FIELDS) and table[0]["ci95"] == "" and table[1]["method"] == "scratch"

@@ -11,9 +11,10 @@ import pytest
 import torch
 from PIL import Image
 
-from core import datasets, glyphs
-from core.contact_sheet import contact_sheet, contact_sheet_png
-from core.imageset import ImageSet
+from core.data import datasets
+from core.data import glyphs
+from core.data.contact_sheet import contact_sheet, contact_sheet_png
+from core.data.imageset import ImageSet
 
 SMALL = {"image_size": 12, "samples_per_class": 2}
 

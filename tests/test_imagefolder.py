@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core import datasets, imagefolder
+from core.data import datasets
+from core.data import imagefolder
 from core.errors import LearngeneError
 
 

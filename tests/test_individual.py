@@ -6,11 +6,13 @@ import torch
 import torch.nn.functional as F
 
 from core.errors import LearngeneError
-from core.fewshot import individual_preset, train
-from core.individual import IndividualSpec, build_individual, fit_spec
-from core.learngene import Learngene, extract
-from core.runs import open_run
-from core.selection import check_block
+from core.individual.config import individual_preset
+from core.individual.training import train
+from core.individual.model import IndividualSpec, build_individual, fit_spec
+from core.learngene.extraction import extract
+from core.learngene.gene import Learngene
+from core.collective.runs import open_run
+from core.learngene.selection import check_block
 
 
 @pytest.fixture(scope="module")

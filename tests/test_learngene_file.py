@@ -5,11 +5,12 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from core.cli import main
+from core.cli.main import main
 from core.errors import LearngeneError
-from core.learngene import FORMAT_VERSION, LAYER_KEYS, default_task, extract, load, save
-from core.runs import open_run
-from core.selection import check_block
+from core.learngene.extraction import default_task, extract
+from core.learngene.gene import FORMAT_VERSION, LAYER_KEYS, load, save
+from core.collective.runs import open_run
+from core.learngene.selection import check_block
 
 
 @pytest.fixture(scope="module")

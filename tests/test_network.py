@@ -8,8 +8,8 @@ import torch
 from torch import nn
 
 from core.errors import LearngeneError
-from core.network import PAPER_SPEC_CIFAR, ExpandableNet, NetSpec, build, load_state
-from core.widening import widen
+from core.collective.network import PAPER_SPEC_CIFAR, ExpandableNet, NetSpec, build, load_state
+from core.collective.widening import widen
 
 SMALL = NetSpec(in_channels=1, image_size=16, widths=(4, 6, 8), pool_after=(1, 3), hidden=(10, 7), num_outputs=5, dropout=0.5)
 

@@ -10,9 +10,9 @@ import torch
 from PIL import Image, ImageDraw
 
 from conftest import shared_data
-from core import omniglot
+from core.data import omniglot
 from core.errors import LearngeneError
-from core.imageset import ImageSet
+from core.data.imageset import ImageSet
 
 SMALL_SETS = ["images_background_small1.zip", "images_background_small2.zip"]
 

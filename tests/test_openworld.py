@@ -3,7 +3,7 @@ import math
 
 import torch
 
-from core.openworld import auroc, unknown_scores
+from core.collective.openworld import auroc, unknown_scores
 
 
 def test_auroc_is_one_for_perfect_separation_and_half_for_ties():

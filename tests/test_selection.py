@@ -2,20 +2,11 @@
 import numpy as np
 import pytest
 
-from core.criterion import NBINS, CriterionLog, EpochCriterion
+from core.collective.criterion import CriterionLog, EpochCriterion
+from core.collective.histogram import NBINS
 from core.errors import LearngeneError
-from core.runs import open_run
-from core.selection import (
-    LayerScores,
-    check_block,
-    layer_scores,
-    parse_layers,
-    select_explicit,
-    select_threshold,
-    select_top_k,
-    validate_block,
-    windows,
-)
+from core.collective.runs import open_run
+from core.learngene.selection import LayerScores, check_block, layer_scores, parse_layers, select_explicit, select_threshold, select_top_k, validate_block, windows
 
 NAMES = ("conv1", "conv2", "conv3", "conv4", "conv5", "conv6", "fc1", "fc2")
 

@@ -3,8 +3,9 @@ import pytest
 import torch
 
 from core.errors import LearngeneError
-from core.imageset import ImageSet
-from core.tasks import divide_classes, few_shot_tasks, source_stream
+from core.data.imageset import ImageSet
+from core.data.division import divide_classes
+from core.data.tasks import few_shot_tasks, source_stream
 
 
 def toy_set(classes: int = 30, per_class: int = 20) -> ImageSet:

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from core.errors import LearngeneError
-from core.network import PAPER_SPEC_CIFAR, PAPER_WIDENING, ExpandableNet, NetSpec, build
-from core.widening import apply_schedule, widen, widths_after
+from core.collective.network import PAPER_SPEC_CIFAR, PAPER_WIDENING, ExpandableNet, NetSpec, build
+from core.collective.widening import apply_schedule, widen, widths_after
 
 PAPER_FINAL_WIDTHS = (64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512)
 SMALL = NetSpec(in_channels=1, image_size=8, widths=(3, 4), pool_after=(1, 2), hidden=(5,), num_outputs=3, dropout=0.0)

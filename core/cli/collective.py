@@ -1,0 +1,104 @@
+"""`learngene collective` (train the collective model) and `learngene criterion` (its layer x task matrix)."""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+from core.cli.arguments import add_threads_option, float_in, int_in, nonempty, path_text, print_json, use_threads
+
+
+def cmd_collective(args: argparse.Namespace) -> int:
+    """Train the collective model over the source stream, committing every task to the run directory."""
+    from core.cli.progress import CollectiveBar
+    from core.collective.config import preset
+    from core.collective.training import train_collective
+
+    config = preset(
+        args.preset,
+        dataset=args.dataset,
+        tasks=args.tasks,
+        epochs=args.epochs,
+        seed=args.seed,
+        tau=args.tau,
+        image_size=args.image_size,
+    )
+    use_threads(args)
+    bar = CollectiveBar(enabled=not args.quiet)
+    try:
+        run = train_collective(
+            config, args.run_dir, root=args.root, resume=args.resume, download=args.download, device=args.device,
+            listeners=[bar],
+        )
+    finally:
+        bar.close()
+    summary = {
+        "run_dir": str(run.path),
+        "finished_tasks": run.finished_tasks,
+        "tasks": run.config.tasks,
+        "widths": run.spec().widths,
+        "params": run.load_net().num_parameters(),
+    }
+    if args.json:
+        print_json(summary)
+    else:
+        print(f"run {run.path}: {run.finished_tasks}/{run.config.tasks} tasks, final widths {list(run.spec().widths)}")
+    return 0
+
+
+def cmd_criterion(args: argparse.Namespace) -> int:
+    """Print the layer x task criterion matrix of a run (any tau, from the stored histograms)."""
+    from core.collective.runs import open_run
+
+    log = open_run(args.run_dir).criterion()
+    matrix = log.per_task(args.tau, absolute=args.absolute)
+    result = {
+        "run_dir": args.run_dir,
+        "tau": log.tau if args.tau is None else args.tau,
+        "absolute": args.absolute,
+        "layers": list(log.layer_names),
+        "tasks": list(range(matrix.shape[0])),
+        "values": [[None if not math.isfinite(v) else float(v) for v in matrix[:, j]] for j in range(matrix.shape[1])],
+    }
+    if args.json:
+        print_json(result)
+    else:
+        print("layer    " + " ".join(f"t{t:<5}" for t in result["tasks"]))
+        for name, row in zip(result["layers"], result["values"]):
+            print(f"{name:8} " + " ".join("  -   " if v is None else f"{v:.4f}" for v in row))
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add `collective` and `criterion` to the main parser."""
+    from core.collective.config import PRESETS
+    from core.data.datasets import DATASETS
+
+    p = sub.add_parser("collective", help="train the collective model on the source stream")
+    p.add_argument("--dataset", choices=DATASETS, help="dataset (default: the preset's)")
+    p.add_argument("--preset", choices=sorted(PRESETS), default="fast", help="settings preset (default: fast)")
+    p.add_argument("--run-dir", type=path_text, required=True, help="directory for the run")
+    p.add_argument("--root", type=path_text, help="data root (default: $LEARNGENE_DATA)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last finished task")
+    p.add_argument(
+        "--download", action="store_true", help="fetch cifar100 into the data root if it is missing (needs internet)"
+    )
+    p.add_argument("--tasks", type=int_in(1, 1000), help="number of source tasks")
+    p.add_argument("--epochs", type=int_in(1, 10000), help="epochs per task")
+    p.add_argument("--seed", type=int_in(0, 2**31 - 1), help="random seed (default 0)")
+    p.add_argument("--tau", type=float_in(1e-14, 10), help="criterion threshold recorded exactly")
+    p.add_argument("--image-size", type=int_in(8, 256), help="image side in pixels")
+    p.add_argument("--device", default="cpu", type=nonempty, help="cpu, cuda, cuda:N or auto (default cpu)")
+    add_threads_option(p)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="print a JSON summary")
+    p.set_defaults(func=cmd_collective)
+
+    p = sub.add_parser("criterion", help="print a run's layer x task criterion matrix")
+    p.add_argument("--run-dir", type=path_text, required=True, help="run directory")
+    p.add_argument(
+        "--tau", type=float_in(1e-14, 10), help="threshold (default: the run's); any value in the histogram range"
+    )
+    p.add_argument("--absolute", action="store_true", help="count |g| > tau instead of g > tau")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_criterion)

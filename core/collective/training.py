@@ -1,0 +1,280 @@
+"""Sequential training of the expandable collective model over the source stream, recording the criterion."""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+import torch
+import torch.nn.functional as F
+
+from core.collective.config import CollectiveConfig
+from core.collective.criterion import CriterionLog, EpochRecorder
+from core.collective.ewc import EWC
+from core.collective.network import ExpandableNet, NetSpec, build
+from core.collective.openworld import auroc, unknown_scores
+from core.collective.runs import CONFIG, Run, RunLock, commit_task, config_differences, open_run, settle_pending, start_run
+from core.collective.step import NonFiniteLoss, optimizer_step
+from core.collective.widening import apply_schedule
+from core.data import datasets
+from core.data.imageset import ImageSet
+from core.data.tasks import SourceTask, source_stream
+from core.data.transforms import augment, normalise
+from core.devices import resolve_device
+from core.errors import LearngeneError
+from core.events import EpochEnded, Listener, TaskFinished, TaskStarted, check_stop, emit
+from core.seeding import generator
+
+
+def initial_spec(config: CollectiveConfig, channels: int) -> NetSpec:
+    """The network before any widening."""
+    return NetSpec(
+        in_channels=channels,
+        image_size=config.image_size,
+        widths=tuple(config.widths),
+        pool_after=tuple(config.pool_after),
+        hidden=tuple(config.hidden),
+        num_outputs=config.num_outputs or config.classes_per_task,
+        dropout=config.dropout,
+    )
+
+
+def task_loss(config: CollectiveConfig, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy, optionally on softmax outputs as the paper's code does (softmax applied twice)."""
+    if config.softmax_before_loss:
+        logits = torch.softmax(logits, dim=1)
+    return F.cross_entropy(logits, labels)
+
+
+def _open_world_auroc(
+    net: ExpandableNet, imageset: ImageSet, stream: list[SourceTask], task: int, device: str
+) -> tuple[float, float]:
+    """AUROC of held-out images of task `task`'s new classes (unknown) against held-out images of seen classes."""
+    seen: dict[int, torch.Tensor] = {}
+    for earlier in stream[:task]:
+        for i, c in enumerate(earlier.classes):
+            seen[c] = earlier.heldout[earlier.heldout_labels == i]
+    current = stream[task]
+    new = [current.heldout[current.heldout_labels == i] for i, c in enumerate(current.classes) if c not in seen]
+    if not seen or not new:
+        return math.nan, math.nan
+    known_idx, unknown_idx = torch.cat(list(seen.values())), torch.cat(new)
+    if len(known_idx) == 0 or len(unknown_idx) == 0:
+        return math.nan, math.nan
+    net.eval()
+    with torch.no_grad():
+        known = unknown_scores(net(normalise(imageset.images[known_idx], device)).cpu())
+        unknown = unknown_scores(net(normalise(imageset.images[unknown_idx], device)).cpu())
+    return auroc(unknown[0], known[0]), auroc(unknown[1], known[1])
+
+
+def _prepare(run_dir: Path, config: CollectiveConfig, resume: bool) -> tuple[Run | None, bool]:
+    """Check an existing run directory against the config; return (run, reusable-as-finished)."""
+    if not (run_dir / CONFIG).exists():
+        return None, False
+    run = open_run(run_dir)
+    settle_pending(run)
+    diffs = config_differences(run.config, config)
+    if diffs:
+        raise LearngeneError(
+            f"{run_dir} holds a run with other settings ({', '.join(diffs)}): "
+            "choose another --run-dir or delete that one"
+        )
+    if run.complete:
+        return run, True
+    if run.finished_tasks > 0 and not resume:
+        raise LearngeneError(
+            f"{run_dir} holds a run interrupted after {run.finished_tasks} of {config.tasks} tasks: "
+            "pass --resume to continue it"
+        )
+    return run, False
+
+
+@dataclass
+class CollectiveTrainer:
+    """Trains the collective model task after task, in named steps: grow, open-world check, epochs, consolidate, report.
+
+    Holds what lives across tasks: the network, the EWC state, the criterion log and the metric rows.
+    """
+
+    config: CollectiveConfig
+    net: ExpandableNet
+    imageset: ImageSet
+    stream: list[SourceTask]
+    criterion: CriterionLog
+    metric_rows: list[dict]
+    ewc: EWC | None = None
+    device: str = "cpu"
+    listeners: tuple[Listener, ...] = ()
+    should_stop: Callable[[], bool] | None = None
+    _task: int = field(default=0, init=False)
+
+    def train_task(self, t: int) -> None:
+        """Widen as scheduled, then train task t for the configured epochs with a fresh optimiser."""
+        self._task = t
+        g = generator(self.config.seed, 10, t)
+        torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=generator(self.config.seed, 11, t))))
+        widened = self._grow(t, g)
+        emit(self.listeners, TaskStarted(t, self.config.tasks, self.config.epochs, self.net.widths(), tuple(widened)))
+        auroc_msp, auroc_energy = _open_world_auroc(self.net, self.imageset, self.stream, t, self.device)
+        optimizer = self._optimizer()
+        for epoch in range(self.config.epochs):
+            self._epoch(epoch, optimizer, g)
+        self._consolidate()
+        self.metric_rows.append(self._task_row(widened, auroc_msp, auroc_energy))
+
+    def _grow(self, t: int, g: torch.Generator) -> list[tuple[str, int]]:
+        """Apply the widening schedule of task t (EWC re-anchors), and give a per-task head its fresh outputs."""
+        widened = apply_schedule(self.net, self.config.widening, t, generator=g, noise=self.config.widen_noise)
+        self.net.to(self.device)
+        if widened and self.ewc is not None:
+            self.ewc.rebase(self.net)
+        if self.config.head == "per_task" and t > 0:
+            self.net.replace_head(self.net.spec.num_outputs, generator=g)
+            self.net.to(self.device)
+        return widened
+
+    def _optimizer(self) -> torch.optim.Optimizer:
+        c = self.config
+        return torch.optim.SGD(self.net.parameters(), lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay)
+
+    def _epoch(self, epoch: int, optimizer: torch.optim.Optimizer, g: torch.Generator) -> None:
+        """One pass over the task's images in random order; records the criterion and the epoch's metrics."""
+        config, task = self.config, self.stream[self._task]
+        images, labels = self.imageset.images[task.train], task.train_labels
+        n = len(labels)
+        self.net.train()
+        recorder = EpochRecorder(self.net.weight_layers(), config.tau)
+        order = torch.randperm(n, generator=g)
+        loss_sum, correct = 0.0, 0
+        for start in range(0, n, config.batch_size):
+            check_stop(self.should_stop)
+            idx = order[start : start + config.batch_size]
+            x = normalise(images[idx], self.device)
+            if config.augment:
+                x = augment(x, g, flip=config.flip)
+            y = labels[idx].to(self.device)
+            logits = self.net(x)
+            try:
+                loss = optimizer_step(
+                    task_loss(config, logits, y), optimizer, model=self.net, ewc=self.ewc, after_backward=recorder.observe
+                )
+            except NonFiniteLoss as exc:
+                raise LearngeneError(
+                    f"{exc} in task {self._task}, epoch {epoch}: lower the learning rate (now {config.lr}); "
+                    f"finished tasks ({self._task}) stay saved"
+                ) from None
+            loss_sum += float(loss) * len(idx)
+            correct += int((logits.argmax(1) == y).sum())
+        ec = recorder.result()
+        self.criterion.record(self._task, epoch, ec)
+        row = {"kind": "epoch", "task": self._task, "epoch": epoch, "loss": loss_sum / n, "accuracy": correct / n}
+        self.metric_rows.append(row)
+        emit(
+            self.listeners,
+            EpochEnded(
+                self._task, epoch, config.epochs, row["loss"], row["accuracy"], ec.layer_names, ec.signed, ec.absolute,
+                ec.hist,
+            ),
+        )
+
+    def _consolidate(self) -> None:
+        """EWC: estimate the Fisher on the task's images and anchor at the weights just learned."""
+        if self.ewc is None:
+            return
+        task = self.stream[self._task]
+        images, labels = self.imageset.images[task.train], task.train_labels
+        chunks = torch.split(torch.arange(len(labels)), self.config.batch_size)
+        self.ewc.consolidate(self.net, ((normalise(images[i], self.device), labels[i].to(self.device)) for i in chunks))
+
+    def _task_row(self, widened: list[tuple[str, int]], auroc_msp: float, auroc_energy: float) -> dict:
+        task = self.stream[self._task]
+        return {
+            "kind": "task",
+            "task": self._task,
+            "classes": list(task.classes),
+            "widths": self.net.widths(),
+            "widened": [list(w) for w in widened],
+            "train_accuracy": self.metric_rows[-1]["accuracy"],
+            "auroc_msp": None if math.isnan(auroc_msp) else auroc_msp,
+            "auroc_energy": None if math.isnan(auroc_energy) else auroc_energy,
+            "params": self.net.num_parameters(),
+        }
+
+
+def train_collective(
+    config: CollectiveConfig,
+    run_dir: str | os.PathLike,
+    *,
+    root: str | os.PathLike | None = None,
+    resume: bool = False,
+    download: bool = False,
+    device: str = "cpu",
+    listeners: Iterable[Listener] = (),
+    should_stop: Callable[[], bool] | None = None,
+) -> Run:
+    """Train (or resume, or reuse) a collective run in `run_dir`; every finished task is committed to disk."""
+    config.validate()
+    device = resolve_device(device)
+    listeners = tuple(listeners)
+    run_dir = Path(run_dir).expanduser()
+    with RunLock(run_dir):
+        run, finished = _prepare(run_dir, config, resume)
+        if finished:
+            return run
+        imageset = datasets.load(config.dataset, root, image_size=config.image_size, seed=config.seed, download=download)
+        stream = source_stream(
+            imageset,
+            config.division(imageset.class_names),
+            tasks=config.tasks,
+            classes_per_task=config.classes_per_task,
+            images_per_class=config.images_per_class,
+            heldout_per_class=config.heldout_per_class,
+            seed=config.seed,
+            open_world_from=config.open_world_from,
+        )
+        spec = initial_spec(config, imageset.channels)
+        ewc = EWC(config.ewc_lambda, exclude=_head_excluder(config, spec)) if config.ewc_lambda > 0 else None
+        if run is None or run.finished_tasks == 0:
+            start_run(run_dir, config, spec)
+            run = open_run(run_dir)
+            net = build(spec, config.seed)
+            criterion = CriterionLog.empty(spec.layer_names(), config.tau, config.epochs)
+            metric_rows: list[dict] = []
+            start = 0
+        else:
+            start = run.finished_tasks
+            net = run.load_net(start - 1)
+            if ewc is not None:
+                ewc.load_state({k: v for k, v in run.checkpoint_tensors(start - 1).items() if k.startswith("ewc.")})
+            criterion = run.criterion()
+            metric_rows = run.metrics()
+        net.to(device)
+        trainer = CollectiveTrainer(config, net, imageset, stream, criterion, metric_rows, ewc, device, listeners, should_stop)
+        for t in range(start, config.tasks):
+            check_stop(should_stop)
+            trainer.train_task(t)
+            extra = {k: v.cpu() for k, v in ewc.state().items()} if ewc is not None else {}
+            commit_task(run, t, net.to("cpu"), extra, criterion, metric_rows)
+            net.to(device)
+            last = metric_rows[-1]
+            emit(
+                listeners,
+                TaskFinished(
+                    t, config.tasks, last["train_accuracy"], _nan(last["auroc_msp"]), _nan(last["auroc_energy"]),
+                    net.widths(),
+                ),
+            )
+        return run
+
+
+def _nan(value: float | None) -> float:
+    return math.nan if value is None else value
+
+
+def _head_excluder(config: CollectiveConfig, spec: NetSpec) -> Callable[[str], bool]:
+    head = f"fcs.{spec.layer_names()[-1]}."
+    return (lambda name: name.startswith(head)) if config.head == "per_task" else (lambda name: False)

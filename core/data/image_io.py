@@ -1,0 +1,97 @@
+"""Decode image files into square uint8 arrays, turning every decoding failure into a LearngeneError."""
+from __future__ import annotations
+
+import io
+import zlib
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from core.errors import LearngeneError
+
+_GRAY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
+_ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
+# What Pillow raises on broken or hostile files: truncated data, bad headers, decompression bombs.
+_DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, zlib.error, Image.DecompressionBombError)
+
+
+def _open(source: Path | bytes) -> Image.Image:
+    return Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+
+
+def _unreadable(name: str, err: Exception) -> LearngeneError:
+    return LearngeneError(f"cannot read image {name} ({err}): replace or delete that file")
+
+
+def is_grayscale_file(path: Path) -> bool:
+    """Whether the file stores one gray channel (or a palette of grays); reads only its header."""
+    try:
+        with _open(path) as image:
+            if image.mode != "P":
+                return image.mode in _GRAY_MODES
+            palette = image.getpalette() or []
+    except _DECODE_ERRORS as err:
+        raise _unreadable(str(path), err) from err
+    return all(palette[i] == palette[i + 1] == palette[i + 2] for i in range(0, len(palette) - 2, 3))
+
+
+def _flatten(image: Image.Image) -> Image.Image:
+    """Composite a transparent image over white, as image viewers show it."""
+    if image.mode in _ALPHA_MODES or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        return Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
+    return image
+
+
+def decode_square(source: Path | bytes, name: str, size: int, channels: int) -> np.ndarray:
+    """The image's centre square resized to size x size, as (channels, size, size) uint8 (1 = gray, 3 = RGB)."""
+    try:
+        with _open(source) as image:
+            image.load()
+            upright = _flatten(ImageOps.exif_transpose(image))
+            converted = upright.convert("L" if channels == 1 else "RGB")
+    except _DECODE_ERRORS as err:
+        raise _unreadable(name, err) from err
+    width, height = converted.size
+    side = min(width, height)
+    left, top = (width - side) // 2, (height - side) // 2
+    square = converted.crop((left, top, left + side, top + side))  # cropped first, so no pixel outside it bleeds in
+    array = np.asarray(square.resize((size, size), Image.Resampling.LANCZOS), dtype=np.uint8)
+    return array[None] if channels == 1 else array.transpose(2, 0, 1)
+
+
+ImageSource = Callable[[], "Path | bytes"]
+
+
+def decode_classes(
+    classes: Sequence[Sequence[tuple[str, ImageSource]]], size: int, channels: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Decode every (name, source) image of every class into (N, C, size, size) uint8 and labels 0..K-1.
+
+    Each source is read only when its image is decoded, so one encoded image is in memory at a time.
+    """
+    count = sum(len(members) for members in classes)
+    images = np.empty((count, channels, size, size), dtype=np.uint8)
+    labels = np.empty(count, dtype=np.int64)
+    n = 0
+    for label, members in enumerate(classes):
+        for name, read in members:
+            images[n] = decode_square(read(), name, size, channels)
+            labels[n] = label
+            n += 1
+    return images, labels
+
+
+def resize_batch(images: np.ndarray, size: int) -> np.ndarray:
+    """Resize square (N, C, H, W) uint8 images to (N, C, size, size) with Lanczos filtering."""
+    if images.shape[2:] == (size, size):
+        return images
+    gray = images.shape[1] == 1
+    out = np.empty((images.shape[0], images.shape[1], size, size), dtype=np.uint8)
+    for n, image in enumerate(images):
+        pixels = np.ascontiguousarray(image[0] if gray else image.transpose(1, 2, 0))
+        resized = np.asarray(Image.fromarray(pixels).resize((size, size), Image.Resampling.LANCZOS))
+        out[n] = resized[None] if gray else resized.transpose(2, 0, 1)
+    return out

@@ -1,0 +1,91 @@
+"""How individual models are built and trained on a target task: the config and its presets (`fast`, `paper`)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from core.errors import check_all
+from core.presets import choose_preset
+
+OPTIMIZERS = ("sgd", "adam")
+CENTROID_FEATURES = ("features", "embed")
+CENTROID_METRICS = ("cosine", "euclidean")
+
+
+@dataclass(frozen=True)
+class IndividualConfig:
+    """How individual models are built and trained on a target task; defaults are tuned for a fast CPU re-run."""
+
+    preset: str = "fast"
+    epochs: int = 12
+    lr: float = 0.015
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    batch_size: int = 25
+    optimizer: str = "sgd"
+    reset_optimizer: bool = False
+    query: int = 10
+    freeze: bool = False
+    ewc_lambda: float = 0.0
+    width_multiplier: float = 1.0
+    front_depth: int | None = None
+    front_widths: tuple[int, ...] | None = None
+    front_pools: tuple[int, ...] | None = None
+    head_hidden: tuple[int, ...] = (64,)
+    augment: bool = True
+    recalibrate_bn: bool = True
+    channels_last: bool = True
+    centroid_features: str = "features"
+    centroid_metric: str = "cosine"
+    seed: int = 0
+
+    def validate(self) -> "IndividualConfig":
+        """Return self, or raise LearngeneError naming the first bad setting and its valid range."""
+        checks = [
+            (1 <= self.epochs <= 10_000, "--epochs must be between 1 and 10000"),
+            (0 < self.lr <= 10, "learning rate must be in (0, 10]"),
+            (0 <= self.momentum < 1, "momentum must be in [0, 1)"),
+            (self.weight_decay >= 0, "weight decay must be 0 or more"),
+            (1 <= self.batch_size <= 4096, "batch size must be between 1 and 4096"),
+            (self.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}"),
+            (self.query >= 1, "--query must be at least 1"),
+            (self.ewc_lambda >= 0, "EWC lambda must be 0 or more"),
+            (0 < self.width_multiplier <= 64, "the front width multiplier must be in (0, 64]"),
+            (self.front_depth is None or 1 <= self.front_depth <= 64, "--front-depth must be between 1 and 64"),
+            (len(self.head_hidden) <= 8 and all(1 <= h <= 16_384 for h in self.head_hidden), "head widths must be 1 to 16384, at most 8 of them"),
+            (self.front_widths is None or all(1 <= w <= 16_384 for w in self.front_widths), "front widths must be 1 to 16384"),
+            (self.centroid_features in CENTROID_FEATURES, f"centroid features must be one of {', '.join(CENTROID_FEATURES)}"),
+            (self.centroid_metric in CENTROID_METRICS, f"centroid metric must be one of {', '.join(CENTROID_METRICS)}"),
+            (self.seed >= 0, "--seed must be 0 or more"),
+        ]
+        check_all(checks)
+        return self
+
+    def as_dict(self) -> dict:
+        """JSON-ready form."""
+        return dataclasses.asdict(self)
+
+
+INDIVIDUAL_PRESETS: dict[str, IndividualConfig] = {
+    "fast": IndividualConfig(),
+    "paper": IndividualConfig(
+        preset="paper",
+        epochs=30,
+        lr=0.005,
+        momentum=0.9,
+        weight_decay=5e-4,
+        batch_size=32,
+        query=100,
+        front_widths=(64, 128, 256, 512),
+        front_pools=(1, 2, 3),
+        head_hidden=(1024, 1024),
+        augment=True,
+        channels_last=True,
+    ),
+}
+
+
+def individual_preset(name: str, **overrides: object) -> IndividualConfig:
+    """A preset with some settings overridden (None values are ignored), validated."""
+    return choose_preset(INDIVIDUAL_PRESETS, name, "individual", overrides)

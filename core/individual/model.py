@@ -1,0 +1,228 @@
+"""Individual models (spec section 5): a new random front, the inherited learngene block, a new small head.
+
+The default front fits the learngene: it maps the image channels to the block's input channels and pools as
+often as the collective did before the block, so the block sees the spatial size it was trained at.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from core.collective.network import ConvBlock, default_linear
+from core.errors import LearngeneError
+from core.individual.config import IndividualConfig
+from core.learngene.gene import Learngene
+
+
+@dataclass(frozen=True)
+class IndividualSpec:
+    """Everything that fixes an individual model's architecture; sweeps vary the front and the block."""
+
+    in_channels: int
+    image_size: int
+    front_widths: tuple[int, ...]
+    front_pools: tuple[int, ...]
+    block_layers: tuple[str, ...]
+    block_widths: tuple[int, ...]
+    block_pools: tuple[str, ...]
+    head_hidden: tuple[int, ...]
+    way: int
+
+    @property
+    def block_in_channels(self) -> int:
+        """Channels entering the block (the front's last width)."""
+        return self.front_widths[-1]
+
+    def block_input_size(self) -> int:
+        """Spatial side of the block's input."""
+        size = self.image_size
+        for _ in self.front_pools:
+            size //= 2
+        return size
+
+    def feature_size(self) -> int:
+        """Entries of the flattened block output that the head reads."""
+        size = self.block_input_size()
+        for _ in self.block_pools:
+            size //= 2
+        return self.block_widths[-1] * size * size
+
+    def validate(self) -> "IndividualSpec":
+        """Return self, or raise LearngeneError naming the first impossible setting."""
+        depth = len(self.front_widths)
+        if depth < 1 or any(w < 1 for w in self.front_widths):
+            raise LearngeneError("the front needs at least one conv layer of width >= 1: raise --front-depth or the width multiplier")
+        if any(not 1 <= p <= depth for p in self.front_pools) or len(set(self.front_pools)) != len(self.front_pools):
+            raise LearngeneError(f"front pools {list(self.front_pools)} must name distinct front layers 1..{depth}")
+        if any(p not in self.block_layers for p in self.block_pools):
+            raise LearngeneError(f"block pools {list(self.block_pools)} must name block layers")
+        if self.block_input_size() < 1 or self.feature_size() < 1:
+            raise LearngeneError(f"{len(self.front_pools) + len(self.block_pools)} pools are too many for {self.image_size}px images: use fewer front pools")
+        if any(h < 1 for h in self.head_hidden) or self.way < 2:
+            raise LearngeneError("head widths must be >= 1 and a task needs at least 2 classes")
+        return self
+
+    def to_dict(self) -> dict:
+        """JSON-ready form."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "IndividualSpec":
+        """Rebuild from to_dict() output."""
+        values = dict(data)
+        for name in ("front_widths", "front_pools", "block_layers", "block_widths", "block_pools", "head_hidden"):
+            values[name] = tuple(values[name])
+        return cls(**values)
+
+
+def _pools_between(image_size: int, input_size: int) -> int:
+    """How many 2x2 pools turn image_size into input_size."""
+    count, size = 0, image_size
+    while size > input_size:
+        size //= 2
+        count += 1
+    return count
+
+
+def fit_spec(
+    learngene: Learngene,
+    way: int,
+    *,
+    front_depth: int | None = None,
+    width_multiplier: float = 1.0,
+    front_widths: tuple[int, ...] | None = None,
+    front_pools: tuple[int, ...] | None = None,
+    head_hidden: tuple[int, ...] = (64,),
+) -> IndividualSpec:
+    """An individual architecture around a learngene; by default the front matches the block's input channels and size.
+
+    The default front has one layer per pool the collective applied before the block (at least 2). Its widths double
+    layer by layer up to the block's input channels; the multiplier scales every front layer but the last (which must
+    feed the block). Its pools go after evenly spaced front layers, the last one included.
+    """
+    pools_needed = _pools_between(learngene.image_size, learngene.input_size)
+    if front_widths is None:
+        depth = max(2, pools_needed) if front_depth is None else front_depth
+        if depth < 1:
+            raise LearngeneError(f"--front-depth {depth} is too small: the front needs at least 1 conv layer")
+        if width_multiplier <= 0:
+            raise LearngeneError(f"width multiplier {width_multiplier} must be positive")
+        c = learngene.in_channels
+        front_widths = tuple(max(1, round(c / 2 ** (depth - 1 - i) * width_multiplier)) for i in range(depth - 1)) + (c,)
+    elif front_widths[-1] != learngene.in_channels:
+        raise LearngeneError(
+            f"the front's last width {front_widths[-1]} must equal the learngene's input channels {learngene.in_channels}: "
+            f"end the front widths with {learngene.in_channels} (the paper preset's 64-128-256-512 front fits only a 512-channel block; use --preset fast)"
+        )
+    depth = len(front_widths)
+    if front_pools is None:
+        if depth < pools_needed:
+            raise LearngeneError(
+                f"a front of {depth} layers cannot pool {pools_needed} times to reach the learngene's {learngene.input_size}px input: use --front-depth {pools_needed} or more"
+            )
+        front_pools = tuple(round((i + 1) * depth / pools_needed) for i in range(pools_needed))
+    return IndividualSpec(
+        in_channels=learngene.image_channels,
+        image_size=learngene.image_size,
+        front_widths=tuple(front_widths),
+        front_pools=tuple(front_pools),
+        block_layers=learngene.layers,
+        block_widths=learngene.widths,
+        block_pools=learngene.pools,
+        head_hidden=tuple(head_hidden),
+        way=way,
+    ).validate()
+
+
+class IndividualNet(nn.Module):
+    """Front -> block -> flatten -> head; `frozen` keeps the block's weights and BN statistics fixed while training."""
+
+    def __init__(self, spec: IndividualSpec, generator: torch.Generator) -> None:
+        super().__init__()
+        self.spec = spec
+        widths = (spec.in_channels,) + spec.front_widths
+        self.front = nn.ModuleList(ConvBlock(widths[i], widths[i + 1], generator=generator) for i in range(len(spec.front_widths)))
+        block_in = (spec.block_in_channels,) + spec.block_widths
+        self.block = nn.ModuleDict({n: ConvBlock(block_in[i], block_in[i + 1], generator=generator) for i, n in enumerate(spec.block_layers)})
+        sizes = (spec.feature_size(),) + spec.head_hidden + (spec.way,)
+        layers: list[nn.Module] = []
+        for i in range(len(sizes) - 1):
+            layers.append(default_linear(sizes[i], sizes[i + 1], generator))
+            if i < len(sizes) - 2:
+                layers.append(nn.ReLU())
+        self.head = nn.Sequential(*layers)
+        self._front_pools = frozenset(spec.front_pools)
+        self._block_pools = frozenset(spec.block_pools)
+        self.frozen = False
+
+    def front_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The new front's output, i.e. the block's input."""
+        for i, layer in enumerate(self.front, start=1):
+            x = layer(x)
+            if i in self._front_pools:
+                x = F.max_pool2d(x, 2)
+        return x
+
+    def run_block(self, x: torch.Tensor) -> torch.Tensor:
+        """The inherited block (with its pools) applied to a block input."""
+        for name, layer in self.block.items():
+            x = layer(x)
+            if name in self._block_pools:
+                x = F.max_pool2d(x, 2)
+        return x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.flatten(self.run_block(self.front_features(x)), 1))
+
+    def inherit(self, learngene: Learngene) -> None:
+        """Copy the learngene's weights and BN statistics into the block."""
+        if learngene.layers != self.spec.block_layers or learngene.widths != self.spec.block_widths:
+            raise LearngeneError(f"learngene {learngene.label} does not fit this model's block {self.spec.block_layers}")
+        for name in learngene.layers:
+            self.block[name].load_state_dict(learngene.layer_state(name))
+
+    def freeze_block(self) -> None:
+        """Fix the block: no gradients, and its BatchNorm keeps the inherited running statistics."""
+        self.frozen = True
+        for p in self.block.parameters():
+            p.requires_grad_(False)
+        self.block.eval()
+
+    def train(self, mode: bool = True) -> "IndividualNet":
+        super().train(mode)
+        if self.frozen:
+            self.block.eval()
+        return self
+
+    def num_parameters(self) -> int:
+        """Trainable-sized entries of the whole model (running statistics excluded)."""
+        return sum(p.numel() for p in self.parameters())
+
+    def inherited_parameters(self) -> int:
+        """Entries of the block (conv and BN affine)."""
+        return sum(p.numel() for p in self.block.parameters())
+
+
+def build_individual(spec: IndividualSpec, seed: int, learngene: Learngene | None = None) -> IndividualNet:
+    """A model with PyTorch-default random init from `seed`; with a learngene its block is inherited, else random (scratch)."""
+    net = IndividualNet(spec.validate(), torch.Generator().manual_seed(seed))
+    if learngene is not None:
+        net.inherit(learngene)
+    return net
+
+
+def fitted_spec(learngene: Learngene, way: int, config: IndividualConfig) -> IndividualSpec:
+    """The individual architecture for a learngene under a config."""
+    return fit_spec(
+        learngene,
+        way,
+        front_depth=config.front_depth,
+        width_multiplier=config.width_multiplier,
+        front_widths=config.front_widths,
+        front_pools=config.front_pools,
+        head_hidden=config.head_hidden,
+    )

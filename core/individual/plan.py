@@ -1,0 +1,87 @@
+"""Planning a few-shot job once for every caller (the CLI, the explorer's Run and Size sweep buttons).
+
+A plan holds the target tasks (query images per class lowered to what is left after `shot`), the methods to
+run, the sizes of a sweep, and the number of target-task trainings that running it will report.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+from core.collective.runs import Run
+from core.events import Listener
+from core.individual.baselines import baseline_methods
+from core.individual.config import IndividualConfig
+from core.individual.methods import Method, individual_method, run_methods
+from core.individual.model import fitted_spec
+from core.individual.sweep import Size, default_sizes, sweep
+from core.individual.targets import Targets, fitting_query, make_targets, run_imageset
+from core.learngene.gene import Learngene
+
+
+@dataclass(frozen=True, eq=False)
+class FewShotPlan:
+    """A checked few-shot job: what runs on which target tasks, and how many trainings it reports."""
+
+    run: Run
+    learngene: Learngene
+    config: IndividualConfig
+    targets: Targets
+    methods: tuple[Method, ...]
+    sizes: tuple[Size, ...]
+    device: str = "cpu"
+
+    @property
+    def trainings(self) -> int:
+        """How many (method, target task) trainings `execute` reports through TargetTaskFinished events."""
+        per_task = len(self.methods)
+        if self.sizes:  # the default size reuses the learngene and scratch rows, the collective its baseline row
+            per_task += 2 * sum(size != Size("default") for size in self.sizes)
+            per_task += 0 if any(m.name == "collective-finetune" for m in self.methods) else 1
+        return per_task * len(self.targets.tasks)
+
+    def execute(
+        self, listeners: Iterable[Listener] = (), should_stop: Callable[[], bool] | None = None
+    ) -> tuple[list[dict], list[dict]]:
+        """Run every method on every target task, then the size sweep; returns (rows, size points)."""
+        listeners = tuple(listeners)
+        rows = run_methods(self.methods, self.targets, listeners=listeners, should_stop=should_stop)
+        points = []
+        if self.sizes:
+            points = sweep(
+                self.run, self.learngene, self.config, self.targets, sizes=self.sizes, known=rows, device=self.device,
+                listeners=listeners, should_stop=should_stop,
+            )
+        return rows, points
+
+
+def plan_few_shot(
+    run: Run,
+    learngene: Learngene,
+    config: IndividualConfig,
+    *,
+    way: int,
+    shot: int,
+    tasks: int,
+    query: int | None = None,
+    baselines: bool = False,
+    sizes: bool = False,
+    root: str | None = None,
+    device: str = "cpu",
+) -> FewShotPlan:
+    """Draw the target tasks and list the methods; `query` None takes the config's, lowered to what `shot` leaves."""
+    imageset = run_imageset(run, root)
+    query = fitting_query(config.query, imageset, shot) if query is None else query
+    config = dataclasses.replace(config, query=query).validate()
+    targets = make_targets(run, imageset, way=way, shot=shot, query=query, tasks=tasks, seed=config.seed, device=device)
+    spec = fitted_spec(learngene, way, config)
+    methods = [
+        individual_method("learngene", spec, config, learngene, device),
+        individual_method("scratch", spec, config, None, device),
+    ]
+    if baselines:
+        methods += baseline_methods(run, learngene, way, config, device)
+    chosen = tuple(default_sizes(learngene, config)) if sizes else ()
+    return FewShotPlan(run, learngene, config, targets, tuple(methods), chosen, device)

@@ -1,0 +1,117 @@
+"""Training an individual model on a support set and testing it on the query set (spec section 5).
+
+A fresh optimiser per task (optionally reset every epoch, as the official code does), light shift augmentation,
+BatchNorm statistics re-estimated on the support set, and a deterministic evaluation (normalise only).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from core.collective.ewc import EWC
+from core.collective.step import NonFiniteLoss, optimizer_step
+from core.data.transforms import augment
+from core.errors import LearngeneError
+from core.events import check_stop
+from core.individual.config import IndividualConfig
+from core.individual.targets import TargetTask
+from core.seeding import generator
+
+
+def batches(order: torch.Tensor, size: int) -> list[torch.Tensor]:
+    """Mini-batches of a permutation; a trailing batch of one joins the previous one (BatchNorm needs two)."""
+    parts = list(torch.split(order, size))
+    if len(parts) > 1 and len(parts[-1]) == 1:
+        parts[-2:] = [torch.cat(parts[-2:])]
+    return parts
+
+
+def layout(x: torch.Tensor, config: IndividualConfig) -> torch.Tensor:
+    """`x` in the memory format the config trains in (channels_last is 1.2-1.6x faster on CPU)."""
+    return x.contiguous(memory_format=torch.channels_last) if config.channels_last else x
+
+
+def train(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    config: IndividualConfig,
+    seed: int,
+    *,
+    ewc: EWC | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> None:
+    """Train on the support set for config.epochs with a fresh optimiser (optionally reset every epoch)."""
+    g = generator(seed, 31)
+    params = [p for p in model.parameters() if p.requires_grad]
+
+    def optimizer() -> torch.optim.Optimizer:
+        if config.optimizer == "adam":
+            return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+
+    opt = optimizer()
+    for epoch in range(config.epochs):
+        if config.reset_optimizer and epoch > 0:
+            opt = optimizer()
+        model.train()
+        for idx in batches(torch.randperm(len(y), generator=g), config.batch_size):
+            check_stop(should_stop)
+            xb = augment(x[idx], g) if config.augment else x[idx]
+            loss = F.cross_entropy(model(layout(xb, config)), y[idx])
+            try:
+                optimizer_step(loss, opt, model=model, ewc=ewc)
+            except NonFiniteLoss as exc:
+                raise LearngeneError(f"{exc} while training on a target task: lower the learning rate (now {config.lr})") from None
+
+
+def recalibrate_bn(model: nn.Module, x: torch.Tensor, config: IndividualConfig) -> None:
+    """Re-estimate trainable BatchNorm layers' running statistics on the (unaugmented) support set, then eval mode.
+
+    Running statistics that lag behind the training (an inherited block keeps a few per cent of its source
+    statistics after a short run) otherwise decide test accuracy; frozen layers keep theirs.
+    """
+    norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d) and m.weight.requires_grad]
+    model.eval()
+    if not norms:
+        return
+    saved = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None
+        m.train()
+    with torch.no_grad():
+        for start in range(0, len(x), 256):
+            model(layout(x[start : start + 256], config))
+    for m, momentum in zip(norms, saved):
+        m.momentum = momentum
+    model.eval()
+
+
+def fit_and_test(model: nn.Module, target: TargetTask, config: IndividualConfig, ewc: EWC | None, should_stop: Callable[[], bool] | None) -> float:
+    """Train on the support set, optionally recalibrate BatchNorm, and return query accuracy.
+
+    Dropout draws from torch's global generator, so it is seeded from the task here (and restored afterwards).
+    """
+    devices = [p.device.index or 0 for p in list(model.parameters())[:1] if p.device.type == "cuda"]
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(target.seed)
+        train(model, target.support, target.support_labels, config, target.seed, ewc=ewc, should_stop=should_stop)
+    if config.recalibrate_bn:
+        recalibrate_bn(model, target.support, config)
+    return accuracy(model, target.query, target.query_labels, config)
+
+
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, config: IndividualConfig) -> float:
+    """Top-1 accuracy in eval mode (deterministic: no augmentation, BN running statistics, no dropout)."""
+    model.eval()
+    correct = 0
+    with torch.no_grad():
+        for start in range(0, len(y), 256):
+            logits = model(layout(x[start : start + 256], config))
+            correct += int((logits.argmax(1) == y[start : start + 256]).sum())
+    return correct / len(y)

@@ -1,0 +1,207 @@
+"""Learngene files: a block of conv layers (weights, BatchNorm parameters and running statistics) plus metadata.
+
+The file is safetensors with string metadata whose values are JSON. Loading never unpickles, and a file whose
+metadata and tensors disagree is rejected, so a stranger's learngene is safe to open.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from core.checkpoint import read_tensors, save_tensors
+from core.errors import LearngeneError
+from core.learngene.selection import block_label, conv_index, validate_block
+
+FORMAT_VERSION = 2  # 2: the tensors' sha256 in the metadata
+KIND = "learngene"
+# Every layer of a learngene holds exactly these tensors (the state of a conv + BatchNorm block).
+LAYER_KEYS = ("conv.weight", "conv.bias", "bn.weight", "bn.bias", "bn.running_mean", "bn.running_var", "bn.num_batches_tracked")
+_METADATA = ("format", "kind", "layers", "shapes", "in_channels", "input_size", "pools", "image_channels", "image_size", "dataset", "run", "task", "selection", "scores", "tensors_sha256")
+
+
+@dataclass(frozen=True, eq=False)
+class Learngene:
+    """Inherited conv layers with where they came from and what they expect as input."""
+
+    layers: tuple[str, ...]
+    tensors: dict[str, torch.Tensor] = field(repr=False)
+    in_channels: int
+    input_size: int
+    pools: tuple[str, ...]
+    image_channels: int
+    image_size: int
+    dataset: str
+    run: str
+    task: int
+    selection: dict[str, Any] = field(default_factory=dict, repr=False)
+    scores: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def label(self) -> str:
+        """"conv5-conv6"."""
+        return block_label(self.layers)
+
+    @property
+    def widths(self) -> tuple[int, ...]:
+        """Output channels of each layer."""
+        return tuple(int(self.tensors[f"{n}.conv.weight"].shape[0]) for n in self.layers)
+
+    @property
+    def out_channels(self) -> int:
+        """Channels leaving the block."""
+        return self.widths[-1]
+
+    def layer_state(self, name: str) -> dict[str, torch.Tensor]:
+        """The state dict of one layer's conv + BN block ("conv.weight", "bn.running_mean", ...)."""
+        return {key: self.tensors[f"{name}.{key}"] for key in LAYER_KEYS}
+
+    def num_parameters(self) -> int:
+        """Trainable entries (conv and BN affine; running statistics excluded)."""
+        return sum(self.tensors[f"{n}.{k}"].numel() for n in self.layers for k in LAYER_KEYS[:4])
+
+    def metadata(self) -> dict[str, str]:
+        """The file's metadata: every value JSON-encoded."""
+        shapes = {k: list(v.shape) for k, v in sorted(self.tensors.items())}
+        values = {
+            "format": FORMAT_VERSION,
+            "kind": KIND,
+            "layers": list(self.layers),
+            "shapes": shapes,
+            "in_channels": self.in_channels,
+            "input_size": self.input_size,
+            "pools": list(self.pools),
+            "image_channels": self.image_channels,
+            "image_size": self.image_size,
+            "dataset": self.dataset,
+            "run": self.run,
+            "task": self.task,
+            "selection": self.selection,
+            "scores": self.scores,
+            "tensors_sha256": tensors_sha256(self.tensors),
+        }
+        return {k: json.dumps(v, sort_keys=True) for k, v in values.items()}
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-ready summary (no tensors)."""
+        meta = {k: json.loads(v) for k, v in self.metadata().items()}
+        meta.pop("shapes")
+        meta["widths"] = list(self.widths)
+        meta["params"] = self.num_parameters()
+        return meta
+
+
+def save(learngene: Learngene, path: str | os.PathLike) -> Path:
+    """Write the learngene atomically as safetensors; returns the path."""
+    path = Path(path).expanduser()
+    save_tensors(path, learngene.tensors, learngene.metadata())
+    return path
+
+
+def load(path: str | os.PathLike) -> Learngene:
+    """Read and check a learngene file; any disagreement between metadata and tensors is a LearngeneError naming it."""
+    path = Path(path).expanduser()
+    tensors, raw = read_tensors(path)
+
+    def bad(problem: str) -> LearngeneError:
+        return LearngeneError(f"{path} is not a valid learngene file ({problem}): extract it again with `learngene extract`")
+
+    missing = [k for k in _METADATA if k not in raw]
+    if missing:
+        raise bad(f"metadata lacks {', '.join(missing)}")
+    try:
+        meta = {k: json.loads(raw[k]) for k in _METADATA}
+    except json.JSONDecodeError as exc:
+        raise bad(f"metadata is not JSON: {exc.msg}") from None
+    if meta["kind"] != KIND:
+        raise bad(f"kind is {meta['kind']!r}, not {KIND!r}")
+    if meta["format"] != FORMAT_VERSION:
+        raise bad(f"format version {meta['format']!r}, this program reads version {FORMAT_VERSION}")
+    layers = meta["layers"]
+    if not isinstance(layers, list) or not all(isinstance(n, str) for n in layers):
+        raise bad("layers is not a list of names")
+    ok, message, _ = _block_ok(layers)
+    if not ok:
+        raise bad(message)
+    expected = {f"{n}.{k}" for n in layers for k in LAYER_KEYS}
+    absent, extra = sorted(expected - set(tensors)), sorted(set(tensors) - expected)
+    if absent:
+        raise bad(f"metadata names {', '.join(sorted({a.split('.')[0] for a in absent}))} but tensors {', '.join(absent[:3])} are missing")
+    if extra:
+        raise bad(f"tensors {', '.join(extra[:3])} are not part of layers {block_label(layers)}")
+    shapes = meta["shapes"]
+    if not isinstance(shapes, dict) or set(shapes) != expected:
+        raise bad("the shapes in the metadata do not list exactly the file's tensors")
+    for key in sorted(expected):
+        if list(tensors[key].shape) != shapes[key]:
+            raise bad(f"{key} has shape {list(tensors[key].shape)}, the metadata says {shapes[key]}")
+    _check_chain(layers, tensors, meta, bad)
+    if meta["tensors_sha256"] != tensors_sha256(tensors):
+        raise LearngeneError(f"{path} is corrupted (its tensors do not match the checksum in its metadata): extract it again with `learngene extract`")
+    return Learngene(
+        layers=tuple(layers),
+        tensors=tensors,
+        in_channels=int(meta["in_channels"]),
+        input_size=int(meta["input_size"]),
+        pools=tuple(meta["pools"]),
+        image_channels=int(meta["image_channels"]),
+        image_size=int(meta["image_size"]),
+        dataset=str(meta["dataset"]),
+        run=str(meta["run"]),
+        task=int(meta["task"]),
+        selection=meta["selection"] if isinstance(meta["selection"], dict) else {},
+        scores=meta["scores"] if isinstance(meta["scores"], dict) else {},
+    )
+
+
+def tensors_sha256(tensors: dict[str, torch.Tensor]) -> str:
+    """A digest of every tensor's name, dtype, shape and bytes, so that damage to the data is detected on load."""
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        tensor = tensors[name].detach().contiguous().cpu()
+        digest.update(f"{name}|{tensor.dtype}|{list(tensor.shape)}|".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _block_ok(layers: list[str]) -> tuple[bool, str, tuple[str, ...]]:
+    """Whether the names form a valid block of some conv network (the file does not carry the whole network)."""
+    if any(conv_index(n) is None for n in layers):
+        return False, "layers must all be conv layers", ()
+    deepest = max((conv_index(n) for n in layers), default=1)
+    ok, message, block = validate_block(tuple(f"conv{i}" for i in range(1, deepest + 1)), tuple(layers))
+    if ok and block != tuple(layers):
+        return False, f"layers {', '.join(layers)} are not in network order", block
+    return ok, message, block
+
+
+def _check_chain(layers: list[str], tensors: dict[str, torch.Tensor], meta: dict[str, Any], bad) -> None:
+    """Channels must flow from one layer into the next, BN must match its conv, and the input fields must be sane."""
+    for field_name in ("in_channels", "input_size", "image_channels", "image_size", "task"):
+        if not isinstance(meta[field_name], int) or meta[field_name] < 0:
+            raise bad(f"{field_name} is not a whole number")
+    if not isinstance(meta["pools"], list) or any(p not in layers for p in meta["pools"]):
+        raise bad("pools must name layers of the block")
+    channels = meta["in_channels"]
+    for name in layers:
+        weight = tensors[f"{name}.conv.weight"]
+        if weight.dim() != 4 or not weight.is_floating_point():
+            raise bad(f"{name}.conv.weight is not a float 4-D conv weight")
+        if weight.shape[1] != channels:
+            raise bad(f"{name} takes {weight.shape[1]} channels but receives {channels}")
+        out = weight.shape[0]
+        for key in LAYER_KEYS[1:6]:
+            if tuple(tensors[f"{name}.{key}"].shape) != (out,):
+                raise bad(f"{name}.{key} has shape {list(tensors[f'{name}.{key}'].shape)}, expected [{out}]")
+        channels = out
+    size = meta["input_size"]
+    for name in layers:
+        if name in meta["pools"]:
+            size //= 2
+    if meta["input_size"] < 1 or size < 1:
+        raise bad(f"input size {meta['input_size']} is too small for {len(meta['pools'])} pools")

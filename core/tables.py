@@ -1,0 +1,52 @@
+"""Result tables on disk: JSON with NaN as null, and CSV with chosen columns first."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+from typing import Any, Iterable, Mapping, Sequence
+
+from core.atomic import write_json, write_text
+
+
+def jsonable(value: object) -> object:
+    """A copy with non-finite floats as None and tuples as lists, so JSON stays standard."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    return value
+
+
+def csv_text(rows: Iterable[Mapping[str, Any]], first: Sequence[str] = ()) -> str:
+    """CSV of dict rows: columns `first`, then every other key in first-seen order; lists as space-separated cells."""
+    rows = [jsonable(dict(row)) for row in rows]
+    columns = list(dict.fromkeys(list(first) + [k for row in rows for k in row]))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: _cell(row.get(k)) for k in columns})
+    return buffer.getvalue()
+
+
+def _cell(value: object) -> object:
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return " ".join(str(v) for v in value)
+    return value
+
+
+def write_csv(path: str | os.PathLike, rows: Iterable[Mapping[str, Any]], first: Sequence[str] = ()) -> None:
+    """Write rows as CSV atomically (see csv_text)."""
+    write_text(path, csv_text(rows, first))
+
+
+def write_results_json(path: str | os.PathLike, result: object) -> None:
+    """Write a result object as JSON atomically (NaN as null)."""
+    write_json(path, jsonable(result))

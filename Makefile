@@ -4,7 +4,7 @@ STAMP  := $(VENV)/.installed
 HOST   ?= 127.0.0.1
 PORT   ?= 8866
 
-.PHONY: install explore test bench clean
+.PHONY: install explore test lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -20,7 +20,13 @@ explore: install
 		--VoilaConfiguration.file_allowlist="['.*\.(png|html|csv|json)']"
 
 test: install
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q tests
+
+lint: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
 
 bench: install
 	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done

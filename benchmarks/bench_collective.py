@@ -5,6 +5,7 @@
 (b) training throughput in images/s and as a fraction of this machine's measured dense matmul FLOP/s.
 Usage: python benchmarks/bench_collective.py [--rounds 7] [--steps 30]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -112,15 +113,27 @@ def main() -> None:
             times[k].append(time_steps(net, x, y, k, args.steps, config.tau))
     med = {k: statistics.median(v) for k, v in times.items()}
     ratios = {k: [r / b for r, b in zip(times[k], times["none"])] for k in kinds}
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, fast preset net after widening, batch {config.batch_size}")
-    print(f"step time without recorder : {med['none'] * 1e3:7.2f} ms (median of {args.rounds} rounds x {args.steps} steps)")
-    print(f"step time with recorder    : {med['recorder'] * 1e3:7.2f} ms   ratio {statistics.median(ratios['recorder']):.3f} (target <= 1.05)")
+    print(
+        f"torch {torch.__version__}, threads {torch.get_num_threads()}, fast preset net after widening, batch "
+        f"{config.batch_size}"
+    )
+    print(
+        f"step time without recorder : {med['none'] * 1e3:7.2f} ms (median of {args.rounds} rounds x {args.steps} "
+        "steps)"
+    )
+    print(
+        f"step time with recorder    : {med['recorder'] * 1e3:7.2f} ms   ratio "
+        f"{statistics.median(ratios['recorder']):.3f} (target <= 1.05)"
+    )
     print(f"step time naive numpy copy : {med['naive'] * 1e3:7.2f} ms   ratio {statistics.median(ratios['naive']):.3f}")
     flops = step_flops(net, x)
     machine = matmul_flops()
     throughput = config.batch_size / med["recorder"]
     print(f"throughput with recorder   : {throughput:7.0f} images/s")
-    print(f"training FLOP/s            : {flops / med['recorder'] / 1e9:7.2f} GFLOP/s = {flops / med['recorder'] / machine:.1%} of measured matmul {machine / 1e9:.1f} GFLOP/s")
+    print(
+        f"training FLOP/s            : {flops / med['recorder'] / 1e9:7.2f} GFLOP/s = "
+        f"{flops / med['recorder'] / machine:.1%} of measured matmul {machine / 1e9:.1f} GFLOP/s"
+    )
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ Targets on 2 CPU cores: (a) < 10 s, (b) < 300 ms. Prints medians and extremes.
 Usage: python benchmarks/bench_explorer.py [--runs-root DIR --run NAME] [--loads 3] [--gap 15] [--moves 12]
 (without --runs-root a `smoke` run is trained once into $LEARNGENE_CACHE/bench-runs, about half a minute).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,15 +27,29 @@ from playwright.sync_api import sync_playwright
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK = REPO / "notebooks" / "explorer.ipynb"
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run", "--disable-sync"]
-HEATMAP = "Array.from(document.querySelectorAll('.js-plotly-plot')).find(d => d.data && d.data.length && d.data[0].type === 'heatmap')"
-READY = f"(() => {{ const d = {HEATMAP}; return !!(d && d.data[0].z && d.data[0].z.length && document.querySelector('.lg-tau .noUi-handle')); }})()"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+HEATMAP = (
+    "Array.from(document.querySelectorAll('.js-plotly-plot')).find(d => d.data && d.data.length && "
+    "d.data[0].type === 'heatmap')"
+)
+READY = (
+    f"(() => {{ const d = {HEATMAP}; "
+    "return !!(d && d.data[0].z && d.data[0].z.length && document.querySelector('.lg-tau .noUi-handle')); })()"
+)
 
 
 def cached_run() -> tuple[Path, str]:
     """A finished smoke run in the cache (trained on first use)."""
-    from core.collective.training import train_collective
     from core.collective.config import preset
+    from core.collective.training import train_collective
 
     cache = Path(os.environ.get("LEARNGENE_CACHE") or Path(tempfile.gettempdir()) / "learngene-cache")
     root = cache / "bench-runs"
@@ -56,7 +71,13 @@ def start_voila(root: Path, run: str, log: Path) -> tuple[subprocess.Popen, str]
     env = dict(os.environ, LEARNGENE_RUNS=str(root), LEARNGENE_RUN=run)
     voila = Path(sys.executable).parent / "voila"
     with open(log, "wb") as out:
-        proc = subprocess.Popen([str(voila), str(NOTEBOOK), "--no-browser", "--Voila.ip=127.0.0.1", f"--port={port}"], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [str(voila), str(NOTEBOOK), "--no-browser", "--Voila.ip=127.0.0.1", f"--port={port}"],
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         with socket.socket() as s:
@@ -91,7 +112,9 @@ def tau_latencies(browser, url: str, moves: int) -> list[float]:
         page.evaluate("window.__lgStart = performance.now()")
         page.keyboard.press("ArrowRight" if (i // 3) % 2 == 0 else "ArrowLeft")
         handle = page.wait_for_function(
-            f"JSON.stringify({HEATMAP}.data[0].z) !== {before!r} ? performance.now() - window.__lgStart : false", timeout=30_000, polling="raf"
+            f"JSON.stringify({HEATMAP}.data[0].z) !== {before!r} ? performance.now() - window.__lgStart : false",
+            timeout=30_000,
+            polling="raf",
         )
         latencies.append(handle.json_value() / 1000)
     page.close()
@@ -125,8 +148,14 @@ def main() -> None:
         proc.wait(timeout=30)
         shutil.rmtree(log_dir, ignore_errors=True)
     print(f"machine: {os.cpu_count()} CPU cores; run {root / run}")
-    print(f"open URL -> interactive heatmap: median {statistics.median(loads):.2f} s, max {max(loads):.2f} s over {len(loads)} loads (target < 10 s)")
-    print(f"tau change -> redrawn heatmap:   median {statistics.median(taus) * 1000:.0f} ms, max {max(taus) * 1000:.0f} ms over {len(taus)} moves (target < 300 ms)")
+    print(
+        f"open URL -> interactive heatmap: median {statistics.median(loads):.2f} s, max {max(loads):.2f} s over "
+        f"{len(loads)} loads (target < 10 s)"
+    )
+    print(
+        f"tau change -> redrawn heatmap:   median {statistics.median(taus) * 1000:.0f} ms, max {max(taus) * 1000:.0f} "
+        f"ms over {len(taus)} moves (target < 300 ms)"
+    )
 
 
 if __name__ == "__main__":

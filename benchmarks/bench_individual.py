@@ -5,6 +5,7 @@ the full baseline sweep <= 60 s. Prints medians over rounds and the split betwee
 Usage: python benchmarks/bench_individual.py [--run-dir DIR] [--rounds 3] [--skip-sweep]
 (without --run-dir a `fast` run is trained once into $LEARNGENE_CACHE/bench-runs/fast, about a minute).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,15 +21,15 @@ from pathlib import Path
 import torch
 
 from core import fewshot
-from core.collective.training import train_collective
 from core.collective.config import preset
+from core.collective.runs import open_run
+from core.collective.training import train_collective
 from core.individual.config import individual_preset
 from core.individual.evaluation import evaluate
+from core.individual.sweep import sweep
 from core.individual.targets import make_targets, run_imageset
 from core.learngene.extraction import extract
 from core.learngene.selection import select_for_run
-from core.collective.runs import open_run
-from core.individual.sweep import sweep
 
 
 class Split:
@@ -38,7 +39,7 @@ class Split:
         self.seconds: dict[str, float] = defaultdict(float)
         self._originals = {name: getattr(fewshot, name) for name in ("train", "recalibrate_bn", "accuracy")}
 
-    def __enter__(self) -> "Split":
+    def __enter__(self) -> Split:
         for name, original in self._originals.items():
             setattr(fewshot, name, self._timed("training" if name == "train" else "evaluation", original))
         return self
@@ -88,7 +89,13 @@ def default_rerun(path: Path) -> dict[str, float]:
         rows = evaluate(run, gene, config, targets=targets)
     total = time.perf_counter() - start
     accuracy = {r["method"]: r["mean_accuracy"] for r in rows}
-    return {"total": total, "data": data, "training": split.seconds["training"], "evaluation": split.seconds["evaluation"], **accuracy}
+    return {
+        "total": total,
+        "data": data,
+        "training": split.seconds["training"],
+        "evaluation": split.seconds["evaluation"],
+        **accuracy,
+    }
 
 
 def full_sweep(path: Path) -> dict[str, float]:
@@ -102,14 +109,27 @@ def full_sweep(path: Path) -> dict[str, float]:
         points = sweep(run, gene, config, targets, known=rows)
     total = time.perf_counter() - start
     for row in rows + points:
-        print(f"    {row['method']:20} {row.get('size', ''):14} {row['layers']:18} params {row['params']:>9,}  acc {row['mean_accuracy']:.3f}  {row['seconds']:.2f} s")
-    return {"total": total, "baselines": after_baselines, "data": data, "training": split.seconds["training"], "evaluation": split.seconds["evaluation"]}
+        print(
+            f"    {row['method']:20} {row.get('size', ''):14} {row['layers']:18} params {row['params']:>9,}  acc "
+            f"{row['mean_accuracy']:.3f}  {row['seconds']:.2f} s"
+        )
+    return {
+        "total": total,
+        "baselines": after_baselines,
+        "data": data,
+        "training": split.seconds["training"],
+        "evaluation": split.seconds["evaluation"],
+    }
 
 
 def cli_wall(path: Path) -> float:
     """Wall time of `learngene individual --run-dir PATH --quiet` in a fresh process (imports included)."""
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "core.cli", "individual", "--run-dir", str(path), "--quiet"], check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "core.cli", "individual", "--run-dir", str(path), "--quiet"],
+        check=True,
+        capture_output=True,
+    )
     return time.perf_counter() - start
 
 

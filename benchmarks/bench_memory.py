@@ -3,6 +3,7 @@
 Each is measured in a fresh child process that reports its own peak RSS. Target: under 2 GiB each.
 Usage: python benchmarks/bench_memory.py [--run-dir DIR]   (a fast glyphs run is trained into DIR if missing)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,9 +35,13 @@ def peak_mib(code: str, run_dir: Path) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run-dir", type=Path, default=Path(tempfile.gettempdir()) / "learngene-bench-memory" / "fast-glyphs")
+    parser.add_argument(
+        "--run-dir", type=Path, default=Path(tempfile.gettempdir()) / "learngene-bench-memory" / "fast-glyphs"
+    )
     args = parser.parse_args()
-    print(f"learngene collective --preset fast : peak RSS {peak_mib(COLLECTIVE, args.run_dir):7.0f} MiB (target < 2048)")
+    print(
+        f"learngene collective --preset fast : peak RSS {peak_mib(COLLECTIVE, args.run_dir):7.0f} MiB (target < 2048)"
+    )
     print(f"explorer app on the cached run     : peak RSS {peak_mib(APP, args.run_dir):7.0f} MiB (target < 2048)")
 
 

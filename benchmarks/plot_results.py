@@ -2,6 +2,7 @@
 
 Usage: python benchmarks/plot_results.py OUT.png NAME=RESULT.json [NAME=RESULT.json ...]
 """
+
 from __future__ import annotations
 
 import json
@@ -13,21 +14,42 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-COLOURS = {"learngene": "#d62728", "scratch": "#1f77b4", "collective-finetune": "#2ca02c", "nearest-centroid": "#9467bd"}
+COLOURS = {
+    "learngene": "#d62728",
+    "scratch": "#1f77b4",
+    "collective-finetune": "#2ca02c",
+    "nearest-centroid": "#9467bd",
+}
 
 
 def draw(ax: plt.Axes, name: str, result: dict) -> None:
     """One panel: learngene and scratch curves over size, the other methods as points."""
     for method in ("learngene", "scratch"):
         points = sorted((r for r in result["sizes"] if r["method"] == method), key=lambda r: r["params"])
-        ax.errorbar([p["params"] for p in points], [p["mean_accuracy"] for p in points], yerr=[p["ci95"] or 0 for p in points],
-                    marker="o", capsize=3, label=f"{method} (size sweep)", color=COLOURS[method])
+        ax.errorbar(
+            [p["params"] for p in points],
+            [p["mean_accuracy"] for p in points],
+            yerr=[p["ci95"] or 0 for p in points],
+            marker="o",
+            capsize=3,
+            label=f"{method} (size sweep)",
+            color=COLOURS[method],
+        )
     for row in result["rows"]:
         if row["method"] in ("learngene", "scratch"):
             continue
         colour = COLOURS.get(row["method"], "#7f7f7f")
-        ax.errorbar([row["params"]], [row["mean_accuracy"]], yerr=[row["ci95"] or 0], marker="s", capsize=3, linestyle="none", color=colour,
-                    label=row["method"] if row["method"] in COLOURS else None, alpha=0.8 if row["method"] in COLOURS else 0.5)
+        ax.errorbar(
+            [row["params"]],
+            [row["mean_accuracy"]],
+            yerr=[row["ci95"] or 0],
+            marker="s",
+            capsize=3,
+            linestyle="none",
+            color=colour,
+            label=row["method"] if row["method"] in COLOURS else None,
+            alpha=0.8 if row["method"] in COLOURS else 0.5,
+        )
     windows = [r for r in result["rows"] if r["method"].startswith("window")]
     if windows:
         ax.plot([], [], marker="s", linestyle="none", color="#7f7f7f", label="other windows (ablation)")
@@ -35,7 +57,9 @@ def draw(ax: plt.Axes, name: str, result: dict) -> None:
     ax.set_xlabel("parameters")
     ax.set_ylabel("mean accuracy (95% CI)")
     setup = result.get("setup", {})
-    ax.set_title(f"{name}: {setup.get('way', 5)}-way {setup.get('shot', '')}-shot, {setup.get('tasks', '')} target tasks")
+    ax.set_title(
+        f"{name}: {setup.get('way', 5)}-way {setup.get('shot', '')}-shot, {setup.get('tasks', '')} target tasks"
+    )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
 

@@ -1,12 +1,13 @@
 """Atomic file writes: a reader sees the old file or the new one, never half of either."""
+
 from __future__ import annotations
 
 import contextlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 TMP_SUFFIX = ".tmp"
 

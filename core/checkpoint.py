@@ -1,4 +1,5 @@
 """Tensor files in safetensors format: loading never unpickles, so a stranger's file is safe to open."""
+
 from __future__ import annotations
 
 import hashlib
@@ -24,19 +25,23 @@ def save_tensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor], meta
 
 
 def read_tensors(path: str | os.PathLike, sha256: str | None = None) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """Read a safetensors file (checking its sha256 when given); raise LearngeneError naming the file if it is damaged."""
+    """Read a safetensors file (checking its sha256 when given); a damaged file is a LearngeneError naming it."""
     path = Path(path)
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise LearngeneError(f"cannot read {path}: {exc.strerror}; check the path and its permissions") from None
     if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
-        raise LearngeneError(f"{path} is corrupted (checksum differs from the run manifest): delete it and rerun with --resume")
+        raise LearngeneError(
+            f"{path} is corrupted (checksum differs from the run manifest): delete it and rerun with --resume"
+        )
     try:
         tensors = st_load(data)
         metadata = _metadata(data)
     except (SafetensorError, ValueError, RuntimeError, OSError) as exc:
-        raise LearngeneError(f"{path} is not a valid safetensors file ({str(exc).splitlines()[0]}): recreate it") from None
+        raise LearngeneError(
+            f"{path} is not a valid safetensors file ({str(exc).splitlines()[0]}): recreate it"
+        ) from None
     return tensors, metadata
 
 

@@ -1,8 +1,10 @@
 """Progress events the engine emits; the CLI's progress bar and the explorer's widgets both subscribe."""
+
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import numpy as np
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Mapping, TypeVar
+from collections.abc import Mapping
+from typing import TypeVar
 
 from core.errors import LearngeneError
 

@@ -6,7 +6,8 @@ import csv
 import io
 import math
 import os
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from core.atomic import write_json, write_text
 

@@ -1,4 +1,5 @@
 """The explorer app: run picker, the three panels, settings (JSON and link) and export, wired together."""
+
 from __future__ import annotations
 
 import html
@@ -9,9 +10,9 @@ import ipywidgets as widgets
 from IPython.display import display
 
 from core.collective.config import CollectiveConfig
+from core.collective.runs import Run, open_run
 from core.errors import LearngeneError
 from core.learngene.selection import default_top_k
-from core.collective.runs import Run, open_run
 from explorer.collective_panel import CollectivePanel
 from explorer.engine import limit_threads
 from explorer.export import EXPORT_DIR, export_all
@@ -24,8 +25,10 @@ from explorer.style import heading, message_html
 
 INTRO = (
     "<h2 style='margin:4px 0'>Learngene Explorer</h2>"
-    "<div style='color:#444;max-width:980px'>Learngene (Wang et al., AAAI 2022): a <i>collective</i> network learns many small tasks "
-    "in turn; a gradient criterion finds the layers that stop changing; those layers (the <i>learngene</i>) start small "
+    "<div style='color:#444;max-width:980px'>Learngene (Wang et al., AAAI 2022): a <i>collective</i> network learns "
+    "many small tasks "
+    "in turn; a gradient criterion finds the layers that stop changing; those layers (the <i>learngene</i>) start "
+    "small "
     "<i>individual</i> networks that learn new classes from a few images.</div>"
 )
 
@@ -37,7 +40,9 @@ class ExplorerApp:
         self.root = root if root is not None else runs_root()
         self.run: Run | None = None
         self.heatmap = CriterionHeatmap()
-        self.collective = CollectivePanel(self.root, self._training_started, self._trained, self.heatmap.observe, self.heatmap.redraw)
+        self.collective = CollectivePanel(
+            self.root, self._training_started, self._trained, self.heatmap.observe, self.heatmap.redraw
+        )
         self.individual = IndividualPanel(self._learngene_context)
         self.run_picker = Choice(description="run", layout=widgets.Layout(width="320px"))
         self.run_picker.add_class("lg-run-picker")
@@ -46,12 +51,18 @@ class ExplorerApp:
         self.message = widgets.HTML()
         self.message.add_class("lg-app-message")
         report_to(self.message, run=self.run_picker)
-        self.welcome_button = widgets.Button(description="Train the fast preset now", button_style="success", icon="play", layout=widgets.Layout(width="260px"))
+        self.welcome_button = widgets.Button(
+            description="Train the fast preset now",
+            button_style="success",
+            icon="play",
+            layout=widgets.Layout(width="260px"),
+        )
         self.welcome_button.add_class("lg-welcome-train")
         self.welcome = widgets.VBox(
             [
                 widgets.HTML(
-                    f"<div style='background:#eef6ee;padding:8px;border-radius:4px'>No finished run under <code>{html.escape(str(self.root))}</code> yet. "
+                    "<div style='background:#eef6ee;padding:8px;border-radius:4px'>No finished run under "
+                    f"<code>{html.escape(str(self.root))}</code> yet. "
                     "Train the <b>fast</b> preset on the built-in glyphs (offline, a few minutes on a laptop); "
                     "the charts below fill in while it trains.</div>"
                 ),
@@ -61,13 +72,19 @@ class ExplorerApp:
         )
         self.settings_text = TextArea(layout=widgets.Layout(width="420px", height="230px"))
         self.settings_text.add_class("lg-settings-json")
-        self.export_settings = widgets.Button(description="show current settings", icon="download", layout=widgets.Layout(width="auto"))
-        self.import_settings = widgets.Button(description="apply settings", icon="upload", layout=widgets.Layout(width="auto"))
+        self.export_settings = widgets.Button(
+            description="show current settings", icon="download", layout=widgets.Layout(width="auto")
+        )
+        self.import_settings = widgets.Button(
+            description="apply settings", icon="upload", layout=widgets.Layout(width="auto")
+        )
         self.settings_message = widgets.HTML()
         self.settings_message.add_class("lg-settings-message")
         report_to(self.settings_message, settings=self.settings_text)
         self.link = widgets.HTML()
-        self.export_button = widgets.Button(description="export results and figures", icon="save", layout=widgets.Layout(width="auto"))
+        self.export_button = widgets.Button(
+            description="export results and figures", icon="save", layout=widgets.Layout(width="auto")
+        )
         self.export_button.add_class("lg-export")
         self.export_message = widgets.HTML()
         self.run_picker.observe(self._picked, "value")
@@ -77,7 +94,19 @@ class ExplorerApp:
         self.import_settings.on_click(lambda _: self.apply_json(self.settings_text.value))
         self.export_button.on_click(lambda _: self.export())
         h, i = self.heatmap, self.individual
-        for control in (h.tau, h.absolute, h.view, h.threshold, h.selection_label, i.way, i.shot, i.target_tasks, i.mode, i.baselines, self.run_picker):
+        for control in (
+            h.tau,
+            h.absolute,
+            h.view,
+            h.threshold,
+            h.selection_label,
+            i.way,
+            i.shot,
+            i.target_tasks,
+            i.mode,
+            i.baselines,
+            self.run_picker,
+        ):
             control.observe(lambda _: self.update_link(), "value")
         self.widget = widgets.VBox(
             [
@@ -88,11 +117,25 @@ class ExplorerApp:
                 self.collective.widget,
                 self.heatmap.widget,
                 self.individual.widget,
-                heading("4 · Settings and export", "Save this view as JSON or as a link to share; export writes CSV tables and standalone HTML figures into the run's export folder."),
+                heading(
+                    "4 · Settings and export",
+                    "Save this view as JSON or as a link to share; export writes CSV tables and standalone HTML "
+                    "figures into the run's export folder.",
+                ),
                 widgets.HBox(
                     [
                         self.settings_text,
-                        widgets.VBox([self.export_settings, self.import_settings, self.settings_message, self.link, self.export_button, self.export_message], layout=widgets.Layout(margin="0 0 0 12px")),
+                        widgets.VBox(
+                            [
+                                self.export_settings,
+                                self.import_settings,
+                                self.settings_message,
+                                self.link,
+                                self.export_button,
+                                self.export_message,
+                            ],
+                            layout=widgets.Layout(margin="0 0 0 12px"),
+                        ),
                     ]
                 ),
             ],
@@ -191,7 +234,9 @@ class ExplorerApp:
             raise LearngeneError("no finished run is selected: pick one in the run menu or train one in panel 1")
         layers = self.heatmap.learngene
         if layers is None:
-            raise LearngeneError("the selected learngene layers are not usable: fix the selection in panel 2 (see its message)")
+            raise LearngeneError(
+                "the selected learngene layers are not usable: fix the selection in panel 2 (see its message)"
+            )
         return self.run, layers
 
     # ------------------------------------------------------------ settings
@@ -251,7 +296,10 @@ class ExplorerApp:
             self.settings_message.value = message_html(str(exc), "error")
             return False
         ok = self.apply(settings)
-        self.settings_message.value = message_html("settings applied" if ok else "settings applied, but the run could not be opened (see above)", "info" if ok else "warning")
+        self.settings_message.value = message_html(
+            "settings applied" if ok else "settings applied, but the run could not be opened (see above)",
+            "info" if ok else "warning",
+        )
         return ok
 
     def show_settings(self) -> None:
@@ -262,14 +310,19 @@ class ExplorerApp:
     def update_link(self) -> None:
         """The shareable link of the current view (kept live; the JSON box changes only on request)."""
         query = self.current_settings().to_query()
-        self.link.value = f"<a href='?{html.escape(query)}' target='_blank'>link to this view</a><br><code style='font-size:11px'>?{html.escape(query)}</code>"
+        self.link.value = (
+            f"<a href='?{html.escape(query)}' target='_blank'>link to this view</a><br><code "
+            f"style='font-size:11px'>?{html.escape(query)}</code>"
+        )
 
     # ------------------------------------------------------------ export
 
     def export(self) -> list[Path]:
         """Write figures (HTML) and tables (CSV) into the run's export folder and list the paths."""
         if self.run is None:
-            self.export_message.value = message_html("no run is selected: pick a run first, exports go into its folder", "error")
+            self.export_message.value = message_html(
+                "no run is selected: pick a run first, exports go into its folder", "error"
+            )
             return []
         figures = {name: figure.snapshot() for name, figure in self.figures().items()}
         tables = {"results": self.individual.store.rows(), "criterion": self.heatmap.table()}
@@ -277,16 +330,25 @@ class ExplorerApp:
             paths = export_all(self.run.path, figures, tables)
             (self.run.path / EXPORT_DIR / "settings.json").write_text(self.current_settings().to_json())
         except OSError as exc:
-            self.export_message.value = message_html(f"could not write into {self.run.path / EXPORT_DIR} ({exc.strerror}): check that the folder is writable", "error")
+            self.export_message.value = message_html(
+                f"could not write into {self.run.path / EXPORT_DIR} ({exc.strerror}): check that it is writable",
+                "error",
+            )
             return []
         paths.append(self.run.path / EXPORT_DIR / "settings.json")
         items = "".join(f"<li><code>{html.escape(str(p))}</code></li>" for p in paths)
-        self.export_message.value = f"<div>written (PNG needs kaleido, which is not installed):<ul style='margin:2px 0'>{items}</ul></div>"
+        self.export_message.value = (
+            f"<div>written (PNG needs kaleido, which is not installed):<ul style='margin:2px 0'>{items}</ul></div>"
+        )
         return paths
 
     def figures(self) -> dict[str, LiveFigure]:
         """The app's charts by export name."""
-        return {"criterion": self.heatmap.figure, "collective": self.collective.figure, "accuracy_vs_size": self.individual.figure}
+        return {
+            "criterion": self.heatmap.figure,
+            "collective": self.collective.figure,
+            "accuracy_vs_size": self.individual.figure,
+        }
 
     def display(self) -> None:
         """Display the app."""
@@ -308,7 +370,10 @@ def _describe(run: Run | None) -> str:
         return ""
     c = run.config
     state = "finished" if run.complete else f"{run.finished_tasks} of {c.tasks} tasks done"
-    return f"<span style='color:#555'>&nbsp;{html.escape(c.preset)} preset on {html.escape(c.dataset)}: {c.tasks} tasks x {c.epochs} epochs, {state}</span>"
+    return (
+        f"<span style='color:#555'>&nbsp;{html.escape(c.preset)} preset on {html.escape(c.dataset)}: {c.tasks} "
+        f"tasks x {c.epochs} epochs, {state}</span>"
+    )
 
 
 def request_query() -> str:

@@ -1,24 +1,25 @@
 """Collective panel: train or resume a collective run from the UI and watch it learn and grow, live."""
+
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import ipywidgets as widgets
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from core.collective.training import train_collective
 from core.collective.config import PRESETS, CollectiveConfig, preset
-from core.data.datasets import DATASETS
-from core.events import EpochEnded, TaskFinished, TaskStarted
-from core.errors import LearngeneError
 from core.collective.runs import CONFIG, Run, open_run
+from core.collective.training import train_collective
+from core.data.datasets import DATASETS
+from core.errors import LearngeneError
+from core.events import EpochEnded, TaskFinished, TaskStarted
 from explorer.fields import Choice, TextField, report_to
-from explorer.settings import new_run_dir
 from explorer.figure import LiveFigure
+from explorer.settings import new_run_dir
 from explorer.style import base_layout, heading, message_html
 from explorer.worker import Outcome, Throttle, Worker, one_line
 
@@ -35,7 +36,7 @@ class CollectiveHistory:
     auroc: dict[int, tuple[float, float]] = field(default_factory=dict)
 
     @classmethod
-    def from_run(cls, run: Run) -> "CollectiveHistory":
+    def from_run(cls, run: Run) -> CollectiveHistory:
         """History of a run's finished tasks, read from its metrics."""
         history = cls()
         if run.finished_tasks == 0:
@@ -68,15 +69,66 @@ def new_figure() -> LiveFigure:
     fig = make_subplots(
         rows=2,
         cols=2,
-        subplot_titles=("Training loss per epoch", "Training accuracy per epoch", "Layer widths after each task (the network grows)", "Open-world AUROC per task"),
+        subplot_titles=(
+            "Training loss per epoch",
+            "Training accuracy per epoch",
+            "Layer widths after each task (the network grows)",
+            "Open-world AUROC per task",
+        ),
         horizontal_spacing=0.16,
         vertical_spacing=0.2,
     )
-    fig.add_trace(go.Scatter(name="loss", mode="lines", line=dict(color="#1f77b4"), showlegend=False, hovertemplate="task %{x:.2f}<br>loss %{y:.4f}<extra></extra>"), 1, 1)
-    fig.add_trace(go.Scatter(name="accuracy", mode="lines", line=dict(color="#2ca02c"), showlegend=False, hovertemplate="task %{x:.2f}<br>accuracy %{y:.3f}<extra></extra>"), 1, 2)
-    fig.add_trace(go.Scatter(name="chance", mode="lines", line=dict(color="#999", dash="dot"), legend="legend2", hoverinfo="skip"), 2, 2)
-    fig.add_trace(go.Scatter(name="max softmax", mode="lines+markers", line=dict(color="#d62728"), legend="legend2", hovertemplate="task %{x}<br>AUROC (MSP) %{y:.3f}<extra></extra>"), 2, 2)
-    fig.add_trace(go.Scatter(name="energy", mode="lines+markers", line=dict(color="#ff7f0e"), legend="legend2", hovertemplate="task %{x}<br>AUROC (energy) %{y:.3f}<extra></extra>"), 2, 2)
+    fig.add_trace(
+        go.Scatter(
+            name="loss",
+            mode="lines",
+            line=dict(color="#1f77b4"),
+            showlegend=False,
+            hovertemplate="task %{x:.2f}<br>loss %{y:.4f}<extra></extra>",
+        ),
+        1,
+        1,
+    )
+    fig.add_trace(
+        go.Scatter(
+            name="accuracy",
+            mode="lines",
+            line=dict(color="#2ca02c"),
+            showlegend=False,
+            hovertemplate="task %{x:.2f}<br>accuracy %{y:.3f}<extra></extra>",
+        ),
+        1,
+        2,
+    )
+    fig.add_trace(
+        go.Scatter(
+            name="chance", mode="lines", line=dict(color="#999", dash="dot"), legend="legend2", hoverinfo="skip"
+        ),
+        2,
+        2,
+    )
+    fig.add_trace(
+        go.Scatter(
+            name="max softmax",
+            mode="lines+markers",
+            line=dict(color="#d62728"),
+            legend="legend2",
+            hovertemplate="task %{x}<br>AUROC (MSP) %{y:.3f}<extra></extra>",
+        ),
+        2,
+        2,
+    )
+    fig.add_trace(
+        go.Scatter(
+            name="energy",
+            mode="lines+markers",
+            line=dict(color="#ff7f0e"),
+            legend="legend2",
+            hovertemplate="task %{x}<br>AUROC (energy) %{y:.3f}<extra></extra>",
+        ),
+        2,
+        2,
+    )
     layout = base_layout(
         560,
         legend=dict(x=0.43, y=0.0, xanchor="left", yanchor="bottom", font=dict(size=10)),
@@ -104,7 +156,17 @@ def draw(fig: LiveFigure, history: CollectiveHistory) -> None:
         if existing != len(layers):
             fig.data = fig.data[:FIRST_WIDTH]
             for name in layers:
-                fig.add_trace(go.Scatter(name=name, mode="lines+markers", line=dict(shape="hv"), marker=dict(size=5), hovertemplate=f"{name}<br>task %{{x}}<br>%{{y}} channels<extra></extra>"), 2, 1)
+                fig.add_trace(
+                    go.Scatter(
+                        name=name,
+                        mode="lines+markers",
+                        line=dict(shape="hv"),
+                        marker=dict(size=5),
+                        hovertemplate=f"{name}<br>task %{{x}}<br>%{{y}} channels<extra></extra>",
+                    ),
+                    2,
+                    1,
+                )
         xs = [t + (e + 1) / n for t, e, n, _, _ in history.epochs]
         fig.data[LOSS].update(x=xs, y=[row[3] for row in history.epochs])
         fig.data[ACCURACY].update(x=xs, y=[row[4] for row in history.epochs])
@@ -147,12 +209,28 @@ class CollectivePanel:
         self.redraw_live = redraw_live
         self.worker = Worker()
         self.history = CollectiveHistory()
-        self.dataset = Choice(options=list(DATASETS), value="glyphs", description="dataset", layout=widgets.Layout(width="210px"))
-        self.preset = Choice(options=list(PRESETS), value="fast", description="preset", layout=widgets.Layout(width="210px"))
+        self.dataset = Choice(
+            options=list(DATASETS), value="glyphs", description="dataset", layout=widgets.Layout(width="210px")
+        )
+        self.preset = Choice(
+            options=list(PRESETS), value="fast", description="preset", layout=widgets.Layout(width="210px")
+        )
         self.run_name = TextField(value="fast-glyphs", description="run name", layout=widgets.Layout(width="260px"))
-        self.train_button = widgets.Button(description="Train / resume", button_style="primary", icon="play", tooltip="train a new run, or continue an interrupted one with the same settings")
-        self.cancel_button = widgets.Button(description="Cancel", icon="stop", disabled=True, tooltip="stop after the current batch; finished tasks stay on disk")
-        self.progress = widgets.FloatProgress(value=0, min=0, max=1, description="epochs", layout=widgets.Layout(width="340px"))
+        self.train_button = widgets.Button(
+            description="Train / resume",
+            button_style="primary",
+            icon="play",
+            tooltip="train a new run, or continue an interrupted one with the same settings",
+        )
+        self.cancel_button = widgets.Button(
+            description="Cancel",
+            icon="stop",
+            disabled=True,
+            tooltip="stop after the current batch; finished tasks stay on disk",
+        )
+        self.progress = widgets.FloatProgress(
+            value=0, min=0, max=1, description="epochs", layout=widgets.Layout(width="340px")
+        )
         self.status = widgets.HTML()
         self.status.add_class("lg-train-status")
         self.run_name.add_class("lg-run-name")
@@ -168,7 +246,11 @@ class CollectivePanel:
         self.cancel_button.on_click(lambda _: self.worker.cancel())
         self.widget = widgets.VBox(
             [
-                heading("1 · Collective model", "One network learns a stream of small tasks and is widened before some of them; finished tasks are saved, so training can be resumed."),
+                heading(
+                    "1 · Collective model",
+                    "One network learns a stream of small tasks and is widened before some of them; finished tasks are "
+                    "saved, so training can be resumed.",
+                ),
                 widgets.HBox([self.dataset, self.preset, self.run_name]),
                 widgets.HBox([self.train_button, self.cancel_button, self.progress]),
                 self.status,
@@ -206,7 +288,9 @@ class CollectivePanel:
         self.progress.max = config.tasks * config.epochs
         self.progress.value = 0
         self._set_busy(True)
-        self.status.value = message_html(f"training {run_dir.name}: {config.tasks} tasks x {config.epochs} epochs on {config.dataset}...")
+        self.status.value = message_html(
+            f"training {run_dir.name}: {config.tasks} tasks x {config.epochs} epochs on {config.dataset}..."
+        )
         name = run_dir.name
 
         def listener(event: object) -> None:
@@ -238,7 +322,9 @@ class CollectivePanel:
             self.progress.value = self.progress.max
             self.status.value = message_html(f"run {name} finished: {run.finished_tasks} tasks on disk", "info")
         elif outcome.status == "cancelled":
-            self.status.value = message_html(f"training of {name} cancelled: finished tasks are saved; press Train / resume to continue", "warning")
+            self.status.value = message_html(
+                f"training of {name} cancelled: finished tasks are saved; press Train / resume to continue", "warning"
+            )
         else:
             self.status.value = message_html(outcome.message, "error")
         self._set_busy(False)

@@ -1,28 +1,27 @@
-"""What the individual panel's buttons run: core's few-shot evaluation and size sweep, packaged as one job."""
+"""What the individual panel's buttons run: core's few-shot plan (targets, methods, sizes) as one job."""
+
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Iterable
 
 import torch
 
+from core.collective.runs import Run
 from core.events import Listener
 from core.individual.config import IndividualConfig, individual_preset
-from core.individual.evaluation import evaluate
-from core.individual.targets import make_targets, run_imageset
+from core.individual.evaluation import plan_few_shot
 from core.learngene.extraction import default_task, extract
-from core.collective.runs import Run
 from core.learngene.selection import check_block, windows
-from core.individual.sweep import default_sizes, sweep as size_sweep
 
 DEFAULT_SIZE = "default"
 COLLECTIVE_SIZE = "collective"
 
 
 @dataclass(frozen=True)
-class Plan:
-    """A checked few-shot job: how many target-task trainings it will emit, and how to run it."""
+class Job:
+    """A checked few-shot job of the panel; `estimate` counts its trainings until the plan gives the exact number."""
 
     run: Run
     layers: tuple[str, ...]
@@ -32,27 +31,39 @@ class Plan:
     tasks: int
     baselines: bool
     sweep: bool
-    total: int
+    estimate: int
 
     @property
     def setup(self) -> str:
         """A short label of the task setup, e.g. "5-way 5-shot, fine-tune"."""
         return f"{self.way}-way {self.shot}-shot, {'frozen learngene' if self.config.freeze else 'fine-tune'}"
 
-    def execute(self, listeners: Iterable[Listener], should_stop: Callable[[], bool], on_total: Callable[[int], None] = lambda n: None) -> list[dict]:
-        """Extract the learngene, build the target tasks and train every method on them (in the calling thread).
+    def execute(
+        self,
+        listeners: Iterable[Listener],
+        should_stop: Callable[[], bool],
+        on_total: Callable[[int], None] = lambda n: None,
+    ) -> list[dict]:
+        """Extract the learngene, plan the targets and methods with core, and train them (in the calling thread).
 
-        A sweep learns its number of sizes only after extraction; it reports the exact total through `on_total`.
+        The plan knows the exact number of trainings (a sweep's sizes depend on the learngene): `on_total` gets it.
+        Returns the table rows of a Run, or the size points of a Size sweep.
         """
         names = self.run.spec(default_task(self.run)).layer_names()
         learngene = extract(self.run, check_block(names, self.layers, rule="explorer"))
-        if not self.sweep:
-            return evaluate(self.run, learngene, self.config, way=self.way, shot=self.shot, tasks=self.tasks,
-                            baselines=self.baselines, listeners=listeners, should_stop=should_stop)
-        sizes = default_sizes(learngene, self.config)
-        on_total((2 * len(sizes) + 1) * self.tasks)
-        targets = make_targets(self.run, run_imageset(self.run), way=self.way, shot=self.shot, query=self.config.query, tasks=self.tasks, seed=self.config.seed)
-        return size_sweep(self.run, learngene, self.config, targets, sizes=sizes, listeners=listeners, should_stop=should_stop)
+        plan = plan_few_shot(
+            self.run,
+            learngene,
+            self.config,
+            way=self.way,
+            shot=self.shot,
+            tasks=self.tasks,
+            baselines=self.baselines and not self.sweep,
+            sizes=self.sweep,
+        )
+        on_total(plan.trainings)
+        rows, points = plan.execute(listeners, should_stop)
+        return points if self.sweep else rows
 
 
 def size_label(method: str, size: str) -> str:
@@ -62,14 +73,16 @@ def size_label(method: str, size: str) -> str:
     return size or DEFAULT_SIZE
 
 
-def plan(run: Run, layers: tuple[str, ...], *, way: int, shot: int, tasks: int, freeze: bool, baselines: bool, sweep: bool) -> Plan:
-    """Check the setup and count the target-task trainings; raises LearngeneError with a fix when unusable."""
+def prepare(
+    run: Run, layers: tuple[str, ...], *, way: int, shot: int, tasks: int, freeze: bool, baselines: bool, sweep: bool
+) -> Job:
+    """Check the selection and settings (fast, in the page's thread); raises LearngeneError with a fix when unusable."""
     config = individual_preset("paper" if run.config.preset == "paper" else "fast", freeze=freeze)
     names = run.spec(default_task(run)).layer_names()
     block = check_block(names, layers).layers
     # learngene and scratch, plus core's baselines: every other window of the same length, collective, centroids
     methods = 2 + (len(windows(names, len(block))) - 1 + 2 if baselines and not sweep else 0)
-    return Plan(run, block, config, way, shot, tasks, baselines, sweep, methods * tasks)
+    return Job(run, block, config, way, shot, tasks, baselines, sweep, methods * tasks)
 
 
 def limit_threads() -> None:

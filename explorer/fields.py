@@ -1,8 +1,9 @@
-"""The app's input widgets, hardened: any message from a browser leaves a valid value and, if refused or changed, one line."""
+"""The app's input widgets, hardened: any browser message leaves a valid value and, if refused or changed, one line."""
+
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import ipywidgets as widgets
 from traitlets import TraitError

@@ -1,10 +1,11 @@
 """A plotly figure shown in the page through an ipywidgets Output, redrawn whole after each change, from any thread."""
+
 from __future__ import annotations
 
 import contextlib
 import json
 import threading
-from typing import Iterator
+from collections.abc import Iterator
 
 import ipywidgets as widgets
 import plotly.graph_objects as go
@@ -33,7 +34,7 @@ class LiveFigure(go.Figure):
         self.publish()
 
     @contextlib.contextmanager
-    def updating(self) -> Iterator["LiveFigure"]:
+    def updating(self) -> Iterator[LiveFigure]:
         """Change the figure (from any thread) as one batch; the page then shows the result."""
         with self._lock:
             yield self

@@ -1,10 +1,11 @@
 """Criterion heatmap: layers x tasks (or x epochs), a log-scale tau, and the learngene layer selection."""
+
 from __future__ import annotations
 
 import html
 import math
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 import ipywidgets as widgets
 import numpy as np
@@ -13,7 +14,15 @@ from core.collective.criterion import CriterionLog, EpochCriterion
 from core.collective.histogram import BIN_EDGES
 from core.errors import LearngeneError
 from core.events import EpochEnded
-from core.learngene.selection import block_label, candidates, conv_layers, layer_scores, select_top_k, validate_block
+from core.learngene.selection import (
+    block_label,
+    candidates,
+    conv_layers,
+    scores_of_matrix,
+    select_top_k,
+    threshold_layers,
+    validate_block,
+)
 from explorer.fields import LogSlider, Slider, Toggle, Toggles, report_to
 from explorer.heatmap_figure import MapState, clear, draw, new_figure
 from explorer.style import heading, message_html
@@ -36,18 +45,38 @@ class CriterionHeatmap:
         self.selected: tuple[str, ...] = ()
         self.valid = False
         self.scores: np.ndarray = np.zeros(0)
+        self._per_epoch: np.ndarray = np.zeros((0, 0, 0))  # at the slider's tau, computed once per move
+        self._per_task: np.ndarray = np.zeros((0, 0))
         self._nearest: tuple[str, ...] = ()
         self._lock = threading.RLock()
         self._local = threading.local()
         self._echoes: list[int] = []
         self.tau = LogSlider(
-            value=1e-4, base=10, min=math.log10(BIN_EDGES[0]), max=math.log10(BIN_EDGES[-1]), step=0.1,
-            description="τ (log)", readout_format=".2e", layout=widgets.Layout(width="380px"),
+            value=1e-4,
+            base=10,
+            min=math.log10(BIN_EDGES[0]),
+            max=math.log10(BIN_EDGES[-1]),
+            step=0.1,
+            description="τ (log)",
+            readout_format=".2e",
+            layout=widgets.Layout(width="380px"),
         )
         self.tau.add_class("lg-tau")
-        self.absolute = Toggles(options=[("signed g > τ", False), ("absolute |g| > τ", True)], value=False, style={"button_width": "125px"})
-        self.view = Toggles(options=[("per task", "task"), ("per epoch", "epoch")], value="task", style={"button_width": "85px"})
-        self.threshold = Slider(value=0.05, min=0.0, max=0.5, step=0.0005, description="threshold", readout_format=".4f", layout=widgets.Layout(width="380px"))
+        self.absolute = Toggles(
+            options=[("signed g > τ", False), ("absolute |g| > τ", True)], value=False, style={"button_width": "125px"}
+        )
+        self.view = Toggles(
+            options=[("per task", "task"), ("per epoch", "epoch")], value="task", style={"button_width": "85px"}
+        )
+        self.threshold = Slider(
+            value=0.05,
+            min=0.0,
+            max=0.5,
+            step=0.0005,
+            description="threshold",
+            readout_format=".4f",
+            layout=widgets.Layout(width="380px"),
+        )
         self.threshold.add_class("lg-threshold")
         self.layer_buttons = widgets.HBox(layout=widgets.Layout(flex_flow="row wrap"))
         self.selection_label = widgets.HTML()
@@ -55,7 +84,9 @@ class CriterionHeatmap:
         self.message = widgets.HTML()
         self.message.add_class("lg-selection-message")
         report_to(self.message, tau=self.tau, counting=self.absolute, view=self.view, threshold=self.threshold)
-        self.use_nearest = widgets.Button(description="use nearest valid block", layout=widgets.Layout(display="none", width="auto"))
+        self.use_nearest = widgets.Button(
+            description="use nearest valid block", layout=widgets.Layout(display="none", width="auto")
+        )
         self.use_nearest.add_class("lg-use-nearest")
         self.figure = new_figure()
         self.tau.observe(self._tau_moved, "value")
@@ -67,12 +98,21 @@ class CriterionHeatmap:
             [
                 heading(
                     "2 · Learngene criterion",
-                    "Each cell: the share of a layer's weight-gradient entries above τ during a task (its epochs averaged). "
+                    "Each cell: the share of a layer's weight-gradient entries above τ during a task (its epochs "
+                    "averaged). "
                     "Layers that stay low and steady once the network stops growing become the learngene (red frame).",
                 ),
                 widgets.HBox([self.tau, self.absolute, self.view]),
                 self.figure.widget,
-                widgets.HBox([self.threshold, widgets.HTML("<span style='color:#555'>&nbsp;conv layers scoring at most this are picked; or click layers:</span>")]),
+                widgets.HBox(
+                    [
+                        self.threshold,
+                        widgets.HTML(
+                            "<span style='color:#555'>&nbsp;conv layers scoring at most this are picked; or click "
+                            "layers:</span>"
+                        ),
+                    ]
+                ),
                 self.layer_buttons,
                 widgets.HBox([self.selection_label, self.use_nearest]),
                 self.message,
@@ -81,7 +121,9 @@ class CriterionHeatmap:
 
     # ------------------------------------------------------------ data in
 
-    def set_log(self, log: CriterionLog | None, expansion_tasks: int = 0, tau: float | None = None, top_k: int = 2) -> None:
+    def set_log(
+        self, log: CriterionLog | None, expansion_tasks: int = 0, tau: float | None = None, top_k: int = 2
+    ) -> None:
         """Show a run's criterion (None clears the map) with the default rule (the best window of `top_k` layers)."""
         with self._lock:
             self.log = log
@@ -123,13 +165,6 @@ class CriterionHeatmap:
         if not self._syncing:  # code that sets tau redraws itself
             self.redraw()
 
-    def _tau(self) -> float | None:
-        """The slider's tau, or None when it is the run's recorded tau (its exact fractions are stored)."""
-        value = float(self.tau.value)
-        if self.log is not None and math.isclose(value, self.log.tau, rel_tol=1e-9):
-            return None
-        return value
-
     def observe(self, event: object) -> None:
         """Record a live EpochEnded event (called from the training thread; drawing happens in redraw).
 
@@ -144,7 +179,9 @@ class CriterionHeatmap:
             if self.log is None or self.log.layer_names != names or self.log.epochs != event.epochs:
                 self.log = CriterionLog.empty(names, self._live_tau, event.epochs)
             no_norm = np.full(len(names), np.nan)
-            self.log.record(event.task, event.epoch, EpochCriterion(names, event.signed, event.absolute, event.hist, no_norm, 0))
+            self.log.record(
+                event.task, event.epoch, EpochCriterion(names, event.signed, event.absolute, event.hist, no_norm, 0)
+            )
 
     def _sync_buttons(self) -> None:
         """One toggle per conv layer (conv1 too, so that choosing it explains why it cannot be inherited)."""
@@ -163,7 +200,7 @@ class CriterionHeatmap:
     # ------------------------------------------------------------ selection
 
     def _silently(self, change: Callable[[], None]) -> None:
-        """Change controls without their observers re-deciding the rule (per thread: a user's move is never swallowed)."""
+        """Change controls without their observers re-deciding the rule (per thread: a user's move is never lost)."""
         self._local.syncing = True
         try:
             change()
@@ -214,7 +251,9 @@ class CriterionHeatmap:
         """Set the selection, sync the toggles, and show core's verdict on it."""
         with self._lock:
             names = self.log.layer_names if self.log is not None else ()
-            ok, reason, block = validate_block(names, layers) if names else (False, "no run is shown: pick or train a run first", ())
+            ok, reason, block = (
+                validate_block(names, layers) if names else (False, "no run is shown: pick or train a run first", ())
+            )
             self.selected, self.valid = (block, True) if ok else (layers, False)
             self._nearest = () if ok else block
         chosen = set(self.selected)
@@ -241,26 +280,43 @@ class CriterionHeatmap:
             if self.log is None:
                 return []
             tau, absolute = self.tau.value, self.absolute.value
-            matrix = self.log.per_task(self._tau(), absolute=absolute)
+            matrix = self._per_task
             names, selected = self.log.layer_names, set(self.selected)
         return [
-            {"task": t, "layer": name, "tau": tau, "absolute": absolute, "fraction": None if not np.isfinite(matrix[t, l]) else float(matrix[t, l]), "selected": name in selected}
+            {
+                "task": t,
+                "layer": name,
+                "tau": tau,
+                "absolute": absolute,
+                "fraction": None if not np.isfinite(matrix[t, j]) else float(matrix[t, j]),
+                "selected": name in selected,
+            }
             for t in range(matrix.shape[0])
-            for l, name in enumerate(names)
+            for j, name in enumerate(names)
         ]
 
     # ------------------------------------------------------------ drawing
 
     def redraw(self) -> None:
-        """Recompute scores for the current tau, re-apply the rule (unless chosen by hand), and draw."""
+        """Recompute the matrices and scores for the current tau, re-apply the rule (unless chosen by hand), draw."""
         with self._lock:
             log = self.log
             layer = None
             if log is None or not log.recorded.any():
                 self.scores = np.zeros(0)
+                self._per_epoch = self._per_task = np.zeros((0, 0))
             else:
+                tau = float(self.tau.value)
+                self._per_epoch = log.per_epoch(tau, absolute=self.absolute.value)
+                self._per_task = log.task_means(self._per_epoch)
                 try:
-                    layer = layer_scores(log, expansion_tasks=self.expansion_tasks, tau=self._tau(), absolute=self.absolute.value)
+                    layer = scores_of_matrix(
+                        self._per_task,
+                        log.layer_names,
+                        expansion_tasks=self.expansion_tasks,
+                        tau=tau,
+                        absolute=self.absolute.value,
+                    )
                     self.scores = layer.score
                 except LearngeneError:
                     self.scores = np.full(len(log.layer_names), np.nan)
@@ -281,7 +337,7 @@ class CriterionHeatmap:
             return self.selected
         names = self.log.layer_names
         if self.rule == "threshold":
-            return tuple(n for n, s in zip(names, self.scores) if n in conv_layers(names) and np.isfinite(s) and s <= self.threshold.value)
+            return threshold_layers(layer, self.threshold.value)
         k = min(self.top_k, len(candidates(names)))
         if k == 0:
             return ()
@@ -302,7 +358,16 @@ class CriterionHeatmap:
                 clear(self.figure)
                 return
             state = MapState(
-                self.log, float(self.tau.value), self._tau() is None, self.absolute.value, self.view.value,
-                self.scores, self.selected, self.valid, self.threshold.value, self.threshold.max,
+                self.log.layer_names,
+                self._per_task,
+                self._per_epoch,
+                float(self.tau.value),
+                self.absolute.value,
+                self.view.value,
+                self.scores,
+                self.selected,
+                self.valid,
+                self.threshold.value,
+                self.threshold.max,
             )
             draw(self.figure, state)

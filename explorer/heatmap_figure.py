@@ -1,4 +1,5 @@
 """The criterion heatmap figure: layers x tasks (or epochs), the learngene frame, and per-layer score bars."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,7 +8,6 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from core.collective.criterion import CriterionLog
 from explorer.figure import LiveFigure
 from explorer.style import base_layout
 
@@ -36,9 +36,31 @@ def new_figure() -> LiveFigure:
         1,
         1,
     )
-    fig.add_trace(go.Scatter(mode="lines", line=dict(color=SELECTED_COLOUR, width=3), name="selected", hoverinfo="skip", showlegend=False), 1, 1)
-    fig.add_trace(go.Bar(orientation="h", name="score", showlegend=False, textposition="none", hovertemplate="%{text}<extra></extra>"), 1, 2)
-    fig.add_trace(go.Scatter(mode="lines", line=dict(color="#333", dash="dash"), name="threshold", showlegend=False, hovertemplate="threshold %{x:.4f}<extra></extra>"), 1, 2)
+    fig.add_trace(
+        go.Scatter(
+            mode="lines", line=dict(color=SELECTED_COLOUR, width=3), name="selected", hoverinfo="skip", showlegend=False
+        ),
+        1,
+        1,
+    )
+    fig.add_trace(
+        go.Bar(
+            orientation="h", name="score", showlegend=False, textposition="none", hovertemplate="%{text}<extra></extra>"
+        ),
+        1,
+        2,
+    )
+    fig.add_trace(
+        go.Scatter(
+            mode="lines",
+            line=dict(color="#333", dash="dash"),
+            name="threshold",
+            showlegend=False,
+            hovertemplate="threshold %{x:.4f}<extra></extra>",
+        ),
+        1,
+        2,
+    )
     fig.update_layout(**base_layout(420, margin=dict(l=70, r=20, t=40, b=50), bargap=0.15))
     fig.update_yaxes(autorange="reversed", title_text="layer", row=1, col=1)
     fig.update_xaxes(title_text="source task", row=1, col=1)
@@ -46,13 +68,14 @@ def new_figure() -> LiveFigure:
     return LiveFigure(fig)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class MapState:
-    """Everything one drawing of the map needs, read from the heatmap's controls and data."""
+    """Everything one drawing of the map needs: the matrices at the slider's tau and the selection."""
 
-    log: CriterionLog
+    layer_names: tuple[str, ...]
+    per_task: np.ndarray  # (T, L)
+    per_epoch: np.ndarray  # (T, E, L)
     tau: float
-    recorded_tau: bool
     absolute: bool
     view: str
     scores: np.ndarray
@@ -61,15 +84,18 @@ class MapState:
     threshold: float
     threshold_max: float
 
+    @property
+    def tasks(self) -> int:
+        """Number of task columns."""
+        return self.per_task.shape[0]
+
 
 def columns(state: MapState) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """(values (L, X), column centres, column labels) for the per-task or per-epoch view."""
-    tau = None if state.recorded_tau else state.tau
-    log = state.log
     if state.view == "task":
-        values = log.per_task(tau, absolute=state.absolute)
+        values = state.per_task
         return values.T, np.arange(values.shape[0], dtype=float), [f"task {t}" for t in range(values.shape[0])]
-    per_epoch = log.per_epoch(tau, absolute=state.absolute)
+    per_epoch = state.per_epoch
     tasks, epochs = per_epoch.shape[:2]
     centres = np.array([t - 0.5 + (e + 0.5) / epochs for t in range(tasks) for e in range(epochs)])
     labels = [f"task {t}, epoch {e}" for t in range(tasks) for e in range(epochs)]
@@ -87,34 +113,50 @@ def clear(fig: LiveFigure) -> None:
 def draw(fig: LiveFigure, state: MapState) -> None:
     """Redraw the map, the frame around the selected layers, the score bars and the threshold line."""
     z, xs, labels = columns(state)
-    names, tasks = state.log.layer_names, state.log.tasks
+    names, tasks = state.layer_names, state.tasks
     z_list = [[float(v) if np.isfinite(v) else None for v in row] for row in z]
     text = None
     if z.size <= MAX_HOVER_TEXT:
-        text = [[f"{names[l]} · {labels[i]}<br>fraction {_fmt(z[l, i])}" for i in range(z.shape[1])] for l in range(z.shape[0])]
+        text = [
+            [f"{names[j]} · {labels[i]}<br>fraction {_fmt(z[j, i])}" for i in range(z.shape[1])]
+            for j in range(z.shape[0])
+        ]
     ys = list(range(len(names)))
     scores = state.scores if len(state.scores) == len(names) else np.full(len(names), np.nan)
     outline_x, outline_y = _outline(names, state.selected, -0.5, tasks - 0.5)
     colour = SELECTED_COLOUR if state.valid else INVALID_COLOUR
     with fig.updating():
         fig.data[HEAT].update(
-            x=xs.tolist(), y=ys, z=z_list, text=text,
-            hovertemplate="%{text}<extra></extra>" if text is not None else "layer #%{y} · x %{x:.2f}<br>fraction %{z:.4g}<extra></extra>",
+            x=xs.tolist(),
+            y=ys,
+            z=z_list,
+            text=text,
+            hovertemplate="%{text}<extra></extra>"
+            if text is not None
+            else "layer #%{y} · x %{x:.2f}<br>fraction %{z:.4g}<extra></extra>",
         )
         fig.data[OUTLINE].update(x=outline_x, y=outline_y, line=dict(color=colour, width=3))
         fig.data[SCORES].update(
-            x=[float(s) if np.isfinite(s) else None for s in scores], y=ys,
+            x=[float(s) if np.isfinite(s) else None for s in scores],
+            y=ys,
             marker=dict(color=[colour if n in state.selected else OTHER_COLOUR for n in names]),
             text=[f"{n}: score {_fmt(s)}" for n, s in zip(names, scores)],
         )
         fig.data[THRESHOLD].update(x=[state.threshold] * 2, y=[-0.5, len(names) - 0.5])
         fig.layout.xaxis2.update(range=[0, state.threshold_max])
-        fig.layout.yaxis.update(tickmode="array", tickvals=ys, ticktext=list(names), range=[len(names) - 0.5, -0.5], autorange=False)
+        fig.layout.yaxis.update(
+            tickmode="array", tickvals=ys, ticktext=list(names), range=[len(names) - 0.5, -0.5], autorange=False
+        )
         fig.layout.xaxis.update(
             title_text="source task" if state.view == "task" else "source task (one column per epoch)",
-            tickmode="linear" if tasks <= 30 else "auto", tick0=0, dtick=1, range=[-0.5, tasks - 0.5],
+            tickmode="linear" if tasks <= 30 else "auto",
+            tick0=0,
+            dtick=1,
+            range=[-0.5, tasks - 0.5],
         )
-        fig.layout.annotations[0].text = f"Share of {'|g|' if state.absolute else 'g'} > τ = {state.tau:.2e}, per {state.view}"
+        fig.layout.annotations[
+            0
+        ].text = f"Share of {'|g|' if state.absolute else 'g'} > τ = {state.tau:.2e}, per {state.view}"
 
 
 def _fmt(value: float) -> str:

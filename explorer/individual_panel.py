@@ -1,20 +1,21 @@
 """Individual-model panel: few-shot target tasks for the learngene and the baselines, drawn as they finish."""
+
 from __future__ import annotations
 
 import html
-from typing import Callable
+from collections.abc import Callable
 
 import ipywidgets as widgets
 import plotly.graph_objects as go
 
-from core.events import MethodFinished, TargetTaskFinished
 from core.collective.runs import Run
+from core.events import MethodFinished, TargetTaskFinished
 from core.learngene.selection import block_label
 from explorer import engine
-from explorer.results import ResultStore
-from explorer.settings import Settings
 from explorer.fields import Check, IntField, Toggles, report_to
 from explorer.figure import LiveFigure
+from explorer.results import ResultStore
+from explorer.settings import Settings
 from explorer.style import base_layout, heading, message_html, method_colour
 from explorer.worker import Outcome, Throttle, Worker, one_line
 
@@ -48,7 +49,9 @@ def draw(fig: LiveFigure, store: ResultStore) -> None:
             fig.data = ()  # cleared, or a second setup renamed the traces
         for i, (name, series) in enumerate(groups.items()):
             rows = [s.row() for s in series]
-            symbols = ["circle" if s.status == "done" else ("circle-open" if s.status == "running" else "x") for s in series]
+            symbols = [
+                "circle" if s.status == "done" else ("circle-open" if s.status == "running" else "x") for s in series
+            ]
             method = series[0].method
             trace = dict(
                 x=[r["params"] for r in rows],
@@ -60,7 +63,8 @@ def draw(fig: LiveFigure, store: ResultStore) -> None:
                 customdata=[[r["size"], r["tasks"], r["planned"], r["status"], r["ci95"] or 0] for r in rows],
                 hovertemplate=(
                     f"<b>{html.escape(name)}</b><br>size %{{customdata[0]}}, %{{x:,}} parameters<br>"
-                    "accuracy %{y:.3f} ± %{customdata[4]:.3f}<br>%{customdata[1]} of %{customdata[2]} tasks (%{customdata[3]})<extra></extra>"
+                    "accuracy %{y:.3f} ± %{customdata[4]:.3f}<br>%{customdata[1]} of %{customdata[2]} tasks "
+                    "(%{customdata[3]})<extra></extra>"
                 ),
             )
             if i < len(fig.data):
@@ -79,11 +83,17 @@ def table_html(rows: list[dict]) -> str:
         if r["setup"] != setup:
             setup = r["setup"]
             body.append(f"<tr><td colspan='{len(columns)}' class='setup'>{html.escape(setup)}</td></tr>")
-        accuracy = "" if r["mean_accuracy"] is None else f"{r['mean_accuracy']:.3f}" + ("" if r["ci95"] is None else f" ± {r['ci95']:.3f}")
+        accuracy = (
+            ""
+            if r["mean_accuracy"] is None
+            else f"{r['mean_accuracy']:.3f}" + ("" if r["ci95"] is None else f" ± {r['ci95']:.3f}")
+        )
         cells = (r["method"], r["size"], f"{r['params']:,}", f"{r['tasks']}/{r['planned']}", accuracy, r["status"])
         body.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
     head = "".join(f"<th>{c}</th>" for c in columns)
-    return f"{TABLE_STYLE}<table class='lg-results'><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    return (
+        f"{TABLE_STYLE}<table class='lg-results'><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    )
 
 
 class IndividualPanel:
@@ -96,18 +106,43 @@ class IndividualPanel:
         self.way = IntField(value=5, min=2, max=20, description="way", layout=widgets.Layout(width="140px"))
         self.shot = IntField(value=10, min=1, max=100, description="shot", layout=widgets.Layout(width="140px"))
         self.target_tasks = IntField(value=5, min=1, max=100, description="tasks", layout=widgets.Layout(width="140px"))
-        self.mode = Toggles(options=[("fine-tune all", "finetune"), ("freeze learngene", "freeze")], value="finetune", style={"button_width": "120px"})
+        self.mode = Toggles(
+            options=[("fine-tune all", "finetune"), ("freeze learngene", "freeze")],
+            value="finetune",
+            style={"button_width": "120px"},
+        )
         self.baselines = Check(value=True, description="baselines", indent=False, layout=widgets.Layout(width="100px"))
-        self.run_button = widgets.Button(description="Run", button_style="primary", icon="play", tooltip="train individual models on few-shot target tasks")
-        self.sweep_button = widgets.Button(description="Size sweep", icon="line-chart", tooltip="learngene and scratch over several model sizes")
+        self.run_button = widgets.Button(
+            description="Run",
+            button_style="primary",
+            icon="play",
+            tooltip="train individual models on few-shot target tasks",
+        )
+        self.sweep_button = widgets.Button(
+            description="Size sweep", icon="line-chart", tooltip="learngene and scratch over several model sizes"
+        )
         self.cancel_button = widgets.Button(description="Cancel", icon="stop", disabled=True)
         self.clear_button = widgets.Button(description="Clear", icon="trash")
-        for button, name in ((self.run_button, "run"), (self.sweep_button, "sweep"), (self.cancel_button, "cancel"), (self.clear_button, "clear")):
+        for button, name in (
+            (self.run_button, "run"),
+            (self.sweep_button, "sweep"),
+            (self.cancel_button, "cancel"),
+            (self.clear_button, "clear"),
+        ):
             button.add_class(f"lg-individual-{name}")
-        self.progress = widgets.IntProgress(value=0, min=0, max=1, description="progress", layout=widgets.Layout(width="300px"))
+        self.progress = widgets.IntProgress(
+            value=0, min=0, max=1, description="progress", layout=widgets.Layout(width="300px")
+        )
         self.status = widgets.HTML()
         self.status.add_class("lg-individual-status")
-        report_to(self.status, way=self.way, shot=self.shot, target_tasks=self.target_tasks, mode=self.mode, baselines=self.baselines)
+        report_to(
+            self.status,
+            way=self.way,
+            shot=self.shot,
+            target_tasks=self.target_tasks,
+            mode=self.mode,
+            baselines=self.baselines,
+        )
         self.table = widgets.HTML(table_html([]), layout=widgets.Layout(flex="0 0 470px", margin="45px 0 0 8px"))
         self.figure = new_figure()
         self._throttle = Throttle(self._render, on_error=self._chart_failed)
@@ -122,11 +157,14 @@ class IndividualPanel:
             [
                 heading(
                     "3 · Individual models on new classes",
-                    "Small networks start from the learngene layers (or from scratch) and learn each few-shot target task; "
+                    "Small networks start from the learngene layers (or from scratch) and learn each few-shot target "
+                    "task; "
                     "a point is the mean accuracy over target tasks, updated as each task finishes.",
                 ),
                 widgets.HBox([self.way, self.shot, self.target_tasks, self.baselines, self.mode]),
-                widgets.HBox([self.run_button, self.sweep_button, self.cancel_button, self.clear_button, self.progress]),
+                widgets.HBox(
+                    [self.run_button, self.sweep_button, self.cancel_button, self.clear_button, self.progress]
+                ),
                 self.status,
                 widgets.HBox([self.figure.widget, self.table], layout=widgets.Layout(align_items="flex-start")),
             ]
@@ -161,22 +199,41 @@ class IndividualPanel:
             return False
         try:
             run, layers = self.context()
-            plan = engine.plan(run, layers, way=self.way.value, shot=self.shot.value, tasks=self.target_tasks.value,
-                               freeze=self.mode.value == "freeze", baselines=self.baselines.value, sweep=sweep)
+            job = engine.prepare(
+                run,
+                layers,
+                way=self.way.value,
+                shot=self.shot.value,
+                tasks=self.target_tasks.value,
+                freeze=self.mode.value == "freeze",
+                baselines=self.baselines.value,
+                sweep=sweep,
+            )
         except Exception as exc:  # noqa: BLE001 - shown as a line (LearngeneError: no run, bad selection or setup)
             self.status.value = message_html(one_line(exc), "error")
             return False
         self._done = 0
         self._chart_error = ""
-        self.progress.value, self.progress.max = 0, max(plan.total, 1)
+        self.progress.value, self.progress.max = 0, max(job.estimate, 1)
         self._set_busy(True)
-        what = "size sweep: learngene and scratch at several sizes" if sweep else f"run: {plan.total} target-task trainings"
-        self.status.value = message_html(f"{what}, learngene {block_label(plan.layers)}...")
+        what = (
+            "size sweep: learngene and scratch at several sizes"
+            if sweep
+            else f"run: {job.estimate} target-task trainings"
+        )
+        self.status.value = message_html(f"{what}, learngene {block_label(job.layers)}...")
 
         def listener(event: object) -> None:
             if isinstance(event, TargetTaskFinished):
                 with self._throttle.lock:
-                    self.store.add(event.method, engine.size_label(event.method, event.size), plan.setup, event.params, event.tasks, event.accuracy)
+                    self.store.add(
+                        event.method,
+                        engine.size_label(event.method, event.size),
+                        job.setup,
+                        event.params,
+                        event.tasks,
+                        event.accuracy,
+                    )
                     self._done += 1
                 self._throttle.request()
             elif isinstance(event, MethodFinished):
@@ -186,12 +243,14 @@ class IndividualPanel:
             self._total = total
             self._throttle.request()
 
-        self._total = plan.total
-        return self.worker.start(lambda should_stop: plan.execute([listener], should_stop, set_total), self._finished)
+        self._total = job.estimate
+        return self.worker.start(lambda should_stop: job.execute([listener], should_stop, set_total), self._finished)
 
     def _chart_failed(self, line: str) -> None:
         self._chart_error = line
-        self.status.value = message_html(f"the chart could not be updated ({line}); the table below is complete", "error")
+        self.status.value = message_html(
+            f"the chart could not be updated ({line}); the table below is complete", "error"
+        )
 
     def _render(self) -> None:
         self.progress.max = max(self._total, self._done, 1)
@@ -206,11 +265,18 @@ class IndividualPanel:
         self._throttle.request()
         self._throttle.flush()
         if outcome.status == "done" and self._chart_error:
-            self.status.value = message_html(f"finished: {self._done} target-task trainings, but the chart could not be updated ({self._chart_error}); the table is complete", "warning")
+            self.status.value = message_html(
+                f"finished: {self._done} target-task trainings, but the chart could not be updated "
+                f"({self._chart_error}); the table is complete",
+                "warning",
+            )
         elif outcome.status == "done":
             self.status.value = message_html(f"finished: {self._done} target-task trainings", "info")
         elif outcome.status == "cancelled":
-            self.status.value = message_html(f"cancelled after {self._done} target-task trainings: finished points are kept (marked x if incomplete)", "warning")
+            self.status.value = message_html(
+                f"cancelled after {self._done} target-task trainings: finished points are kept (x if incomplete)",
+                "warning",
+            )
         else:
             self.status.value = message_html(outcome.message, "error")
         self._set_busy(False)

@@ -1,4 +1,5 @@
 """Few-shot results as they arrive: accuracies per (method, model size, task setup), with running mean and 95% CI."""
+
 from __future__ import annotations
 
 import math

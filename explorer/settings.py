@@ -1,4 +1,5 @@
 """All user-facing state of the explorer in one typed object: JSON export/import and Voila URL query parameters."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -11,7 +12,7 @@ from urllib.parse import parse_qs, urlencode
 
 from core.collective.config import PRESETS
 from core.data.datasets import DATASETS
-from core.errors import LearngeneError
+from core.errors import LearngeneError, check_all
 from explorer.style import clip
 
 RUNS_ENV = "LEARNGENE_RUNS"
@@ -45,24 +46,34 @@ class Settings:
     dataset: str = "glyphs"
     preset: str = "fast"
 
-    def validate(self) -> "Settings":
+    def validate(self) -> Settings:
         """Return self, or raise LearngeneError naming the first bad value and its valid range."""
         checks = [
-            (self.tau is None or (math.isfinite(self.tau) and TAU_RANGE[0] <= self.tau <= TAU_RANGE[1]), f"tau {self.tau} is out of range: use a value from 1e-14 to 10"),
+            (
+                self.tau is None or (math.isfinite(self.tau) and TAU_RANGE[0] <= self.tau <= TAU_RANGE[1]),
+                f"tau {self.tau} is out of range: use a value from 1e-14 to 10",
+            ),
             (self.view in VIEWS, f"view {self.view!r} is unknown: use 'task' or 'epoch'"),
-            (self.threshold is None or (math.isfinite(self.threshold) and 0 <= self.threshold <= 1), f"threshold {self.threshold} is out of range: use a fraction from 0 to 1"),
-            (all(isinstance(n, str) and n.isidentifier() for n in self.layers), f"layers {list(self.layers)} are not layer names: use names such as conv2,conv3"),
+            (
+                self.threshold is None or (math.isfinite(self.threshold) and 0 <= self.threshold <= 1),
+                f"threshold {self.threshold} is out of range: use a fraction from 0 to 1",
+            ),
+            (
+                all(isinstance(n, str) and n.isidentifier() for n in self.layers),
+                f"layers {list(self.layers)} are not layer names: use names such as conv2,conv3",
+            ),
             (2 <= self.way <= 20, f"way {self.way} is out of range: use 2 to 20 classes per target task"),
             (1 <= self.shot <= 100, f"shot {self.shot} is out of range: use 1 to 100 images per class"),
             (1 <= self.target_tasks <= 100, f"target tasks {self.target_tasks} is out of range: use 1 to 100"),
             (self.mode in MODES, f"mode {self.mode!r} is unknown: use 'finetune' or 'freeze'"),
             (self.dataset in DATASETS, f"dataset {self.dataset!r} is unknown: use one of {', '.join(DATASETS)}"),
             (self.preset in PRESETS, f"preset {self.preset!r} is unknown: use one of {', '.join(PRESETS)}"),
-            (".." not in Path(self.run).parts and not Path(self.run).is_absolute(), f"run {self.run!r} must be a folder name under the runs root, without '..' or a leading '/'"),
+            (
+                ".." not in Path(self.run).parts and not Path(self.run).is_absolute(),
+                f"run {self.run!r} must be a folder name under the runs root, without '..' or a leading '/'",
+            ),
         ]
-        for ok, message in checks:
-            if not ok:
-                raise LearngeneError(message)
+        check_all(checks)
         return self
 
     def to_json(self) -> str:
@@ -70,10 +81,10 @@ class Settings:
         return json.dumps(dataclasses.asdict(self), indent=2)
 
     @classmethod
-    def from_dict(cls, data: object) -> "Settings":
+    def from_dict(cls, data: object) -> Settings:
         """Build from a dict of field values, checking keys and types; raises LearngeneError."""
         if not isinstance(data, dict):
-            raise LearngeneError("settings must be a JSON object such as {\"tau\": 1e-4}: wrap the values in braces")
+            raise LearngeneError('settings must be a JSON object such as {"tau": 1e-4}: wrap the values in braces')
         fields = {f.name: f for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - set(fields))
         if unknown:
@@ -82,12 +93,15 @@ class Settings:
         return cls(**values).validate()
 
     @classmethod
-    def from_json(cls, text: str) -> "Settings":
+    def from_json(cls, text: str) -> Settings:
         """Parse settings JSON; raises LearngeneError with the position of a syntax error."""
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise LearngeneError(f"settings are not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}): fix the text and apply again") from None
+            raise LearngeneError(
+                f"settings are not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}): fix the text and "
+                "apply again"
+            ) from None
         return cls.from_dict(data)
 
     def to_query(self) -> str:
@@ -108,7 +122,7 @@ class Settings:
         return urlencode(pairs, safe=",")
 
     @classmethod
-    def from_query(cls, query: str) -> "Settings":
+    def from_query(cls, query: str) -> Settings:
         """Parse a URL query string (as Voila puts in QUERY_STRING); raises LearngeneError on bad values."""
         parsed = parse_qs(query.lstrip("?"), keep_blank_values=True)
         fields = {f.name for f in dataclasses.fields(cls)}
@@ -164,7 +178,9 @@ def _coerce(name: str, value: object) -> object:
             raise ValueError
         return value
     except (TypeError, ValueError):
-        raise LearngeneError(f"setting {name}={value!r} has the wrong type: see the exported settings for an example") from None
+        raise LearngeneError(
+            f"setting {name}={value!r} has the wrong type: see the exported settings for an example"
+        ) from None
 
 
 def runs_root() -> Path:
@@ -177,7 +193,9 @@ def resolve_run(root: Path, name: str) -> Path:
     """The run directory `name` under `root`, refusing absolute paths and escapes ('..', symlinks out)."""
     relative = Path(name)
     if not name or relative.is_absolute() or ".." in relative.parts:
-        raise LearngeneError(f"run {name!r} must be a folder name under the runs root {root}, without '..' or a leading '/'")
+        raise LearngeneError(
+            f"run {name!r} must be a folder name under the runs root {root}, without '..' or a leading '/'"
+        )
     base = root.resolve()
     target = (base / relative).resolve()
     if target == base or not target.is_relative_to(base):
@@ -191,9 +209,13 @@ def new_run_dir(root: Path, name: str) -> Path:
     if not name:
         raise LearngeneError("the run name is empty: type a folder name such as fast-glyphs")
     if len(name) > RUN_NAME_MAX or len(name.encode("utf-8", "surrogatepass")) > 255:
-        raise LearngeneError(f"the run name has {len(name):,} characters: use at most {RUN_NAME_MAX} (fewer for non-Latin letters)")
+        raise LearngeneError(
+            f"the run name has {len(name):,} characters: use at most {RUN_NAME_MAX} (fewer for non-Latin letters)"
+        )
     if not name.isprintable() or any(c in name for c in "/\\") or name in (".", ".."):
-        raise LearngeneError(f"run name {clip(name)!r} must be one folder name in the runs root: printable characters, no '/' or '\\'")
+        raise LearngeneError(
+            f"run name {clip(name)!r} must be one folder name in the runs root: printable characters, no '/' or '\\'"
+        )
     return resolve_run(root, name)
 
 

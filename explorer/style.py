@@ -1,4 +1,5 @@
 """Shared look of the explorer: figure layouts, panel headings, inline messages."""
+
 from __future__ import annotations
 
 import html

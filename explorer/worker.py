@@ -1,10 +1,12 @@
 """One background job at a time, cancellable, with throttled widget updates (workers never print)."""
+
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from core.errors import LearngeneError
 from core.events import Cancelled
@@ -92,7 +94,9 @@ class Throttle:
     the job: `on_error` gets its one-line message.
     """
 
-    def __init__(self, render: Callable[[], None], interval: float = 0.2, on_error: Callable[[str], None] = lambda line: None) -> None:
+    def __init__(
+        self, render: Callable[[], None], interval: float = 0.2, on_error: Callable[[str], None] = lambda line: None
+    ) -> None:
         self.render = render
         self.interval = interval
         self.on_error = on_error

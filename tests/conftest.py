@@ -1,4 +1,5 @@
 """Shared fixtures: a private dataset cache per test session, and one trained `smoke` run."""
+
 from __future__ import annotations
 
 import os
@@ -63,8 +64,8 @@ def stop_server(proc: subprocess.Popen, group: bool = False) -> None:
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A finished `smoke` collective run on glyphs (trained once per session)."""
-    from core.collective.training import train_collective
     from core.collective.config import preset
+    from core.collective.training import train_collective
 
     run_dir = tmp_path_factory.mktemp("smoke") / "run"
     train_collective(preset("smoke"), run_dir)

@@ -1,4 +1,5 @@
 """Property-based bad input: out-of-range, wrong-type, empty and huge values get one line and exit code 2."""
+
 import argparse
 import json
 import math
@@ -20,7 +21,9 @@ not_an_int = st.one_of(
     st.integers(max_value=0).map(str),
     st.integers(min_value=10_001).map(str),
     st.floats(allow_nan=True, allow_infinity=True).map(repr),
-    st.text(alphabet=string.ascii_letters + string.punctuation + " ", max_size=12).filter(lambda t: not t.strip().lstrip("+-").isdigit()),
+    st.text(alphabet=string.ascii_letters + string.punctuation + " ", max_size=12).filter(
+        lambda t: not t.strip().lstrip("+-").isdigit()
+    ),
 )
 bad_tau = st.one_of(
     st.floats(max_value=1e-15, allow_nan=False),
@@ -57,13 +60,20 @@ def test_tau_outside_the_histogram_range_is_refused(value, command, capsys, tmp_
 
 
 @FAST
-@given(value=st.one_of(st.integers(max_value=1), st.integers(min_value=10**6), st.text(max_size=6)), option=st.sampled_from(["--way", "--shot", "--tasks", "--top-k"]))
+@given(
+    value=st.one_of(st.integers(max_value=1), st.integers(min_value=10**6), st.text(max_size=6)),
+    option=st.sampled_from(["--way", "--shot", "--tasks", "--top-k"]),
+)
 def test_individual_numbers_out_of_range_are_refused(value, option, capsys, tmp_path):
     one_line_exit_2(["individual", "--run-dir", str(tmp_path / "r"), option, str(value)], capsys)
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(min_value=-10**12, max_value=10**12) | st.floats(allow_nan=False) | st.text(max_size=8),
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(10**12), max_value=10**12)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=8),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
     max_leaves=8,
 )
@@ -122,7 +132,9 @@ def bad_values(kind, detail):
         low, high = detail
         return st.one_of(
             common,
-            st.text(alphabet=string.ascii_letters + "_-/", min_size=1, max_size=10).filter(lambda t: t.strip("-") not in ("inf", "nan", "infinity")),
+            st.text(alphabet=string.ascii_letters + "_-/", min_size=1, max_size=10).filter(
+                lambda t: t.strip("-") not in ("inf", "nan", "infinity")
+            ),
             st.sampled_from(["nan", "inf", "-inf", "1e400", "0x10", "1,5", str(10**400)]),
             st.floats(max_value=low, exclude_max=True, allow_nan=False, allow_infinity=False).map(repr),
             st.floats(min_value=high, exclude_min=True, allow_nan=False, allow_infinity=False).map(repr),
@@ -130,14 +142,18 @@ def bad_values(kind, detail):
             st.integers(min_value=math.ceil(high) + 1).map(str),
         )
     if kind == "choice":
-        return st.one_of(common, st.text(min_size=1, max_size=12).filter(lambda t: t not in detail and not t.startswith("-")))
+        return st.one_of(
+            common, st.text(min_size=1, max_size=12).filter(lambda t: t not in detail and not t.startswith("-"))
+        )
     return st.one_of(common, st.integers(min_value=256, max_value=20_000).map(lambda n: "x" * n))
 
 
 @pytest.mark.parametrize("command,option,kind,detail", OPTIONS, ids=[f"{c}{o}" for c, o, _, _ in OPTIONS])
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
-def test_every_option_of_every_command_refuses_bad_values_in_one_line(command, option, kind, detail, data, capsys, tmp_path):
+def test_every_option_of_every_command_refuses_bad_values_in_one_line(
+    command, option, kind, detail, data, capsys, tmp_path
+):
     if kind == "text" and option not in PATH_OPTIONS:
         value = data.draw(st.sampled_from(["", "   "]), label="value")
     else:

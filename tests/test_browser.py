@@ -1,4 +1,5 @@
 """The app in a real browser: Voila on 127.0.0.1, headless Chromium, tau slider, Run button, no JavaScript errors."""
+
 import os
 import shutil
 import subprocess
@@ -6,18 +7,34 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO, free_port, stop_server, wait_for_port
 
 pytestmark = pytest.mark.browser
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
 NOTEBOOK = REPO / "notebooks" / "explorer.ipynb"
 HARMLESS = "ERR_NAME_NOT_RESOLVED"  # Voila's FontAwesome stylesheet comes from a CDN; offline it cannot load
-PLOT_BY_TYPE = "kind => Array.from(document.querySelectorAll('.js-plotly-plot')).find(d => d.data && d.data.length && d.data[0].type === kind)"
-PLOT_BY_ANNOTATION = "text => Array.from(document.querySelectorAll('.js-plotly-plot')).find(d => d.layout && (d.layout.annotations || []).some(a => (a.text || '').includes(text)))"
-PLOT_BY_TITLE = "text => Array.from(document.querySelectorAll('.js-plotly-plot')).find(d => d.layout && d.layout.title && (d.layout.title.text || '').includes(text))"
+PLOT_BY_TYPE = (
+    "kind => Array.from(document.querySelectorAll('.js-plotly-plot')).find(d => d.data && d.data.length && "
+    "d.data[0].type === kind)"
+)
+PLOT_BY_ANNOTATION = (
+    "text => Array.from(document.querySelectorAll('.js-plotly-plot')).find(d => d.layout && "
+    "(d.layout.annotations || []).some(a => (a.text || '').includes(text)))"
+)
+PLOT_BY_TITLE = (
+    "text => Array.from(document.querySelectorAll('.js-plotly-plot')).find(d => d.layout && d.layout.title "
+    "&& (d.layout.title.text || '').includes(text))"
+)
 
 
 def start_voila(root: Path, log: Path, port: int) -> subprocess.Popen:
@@ -27,7 +44,10 @@ def start_voila(root: Path, log: Path, port: int) -> subprocess.Popen:
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             [str(voila), str(NOTEBOOK), "--no-browser", "--Voila.ip=127.0.0.1", f"--port={port}"],
-            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     wait_for_port(port, proc)
     return proc
@@ -69,7 +89,7 @@ def save_screenshot(page, path: Path) -> None:
 
 
 def click_run_until_a_job_starts(page, has_points: str, attempts: int = 3) -> None:
-    """Click Run; on a loaded machine a click sent before the kernel wired the button can be lost, so retry a few times."""
+    """Click Run; on a loaded machine a click sent before the kernel wired the button can be lost: retry."""
     started = f"document.querySelector('button.lg-individual-run').disabled || {has_points}"
     for attempt in range(attempts):
         page.click("button.lg-individual-run")
@@ -87,14 +107,20 @@ def test_app_draws_the_heatmap_follows_tau_and_runs_individual_models(server, br
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(server + "?target_tasks=1&baselines=0", timeout=120_000)
-    page.wait_for_function(f"(() => {{ const d = ({PLOT_BY_TYPE})('heatmap'); return d && d.data[0].z && d.data[0].z.length > 0; }})()", timeout=120_000)
+    page.wait_for_function(
+        f"(() => {{ const d = ({PLOT_BY_TYPE})('heatmap'); return d && d.data[0].z && d.data[0].z.length > 0; }})()",
+        timeout=120_000,
+    )
     before = heatmap_z(page)
 
     page.focus(".lg-tau .noUi-handle")
     page.keyboard.press("ArrowRight")
     page.wait_for_function(f"JSON.stringify(({PLOT_BY_TYPE})('heatmap').data[0].z) !== {before!r}", timeout=30_000)
 
-    has_points = f"(() => {{ const d = ({PLOT_BY_TITLE})('Few-shot accuracy'); return d && d.data.length >= 2 && d.data.every(t => t.x && t.x.length > 0); }})()"
+    has_points = (
+        f"(() => {{ const d = ({PLOT_BY_TITLE})('Few-shot accuracy'); "
+        "return d && d.data.length >= 2 && d.data.every(t => t.x && t.x.length > 0); })()"
+    )
     click_run_until_a_job_starts(page, has_points)
     page.wait_for_function(has_points, timeout=180_000)
     names = page.evaluate(f"({PLOT_BY_TITLE})('Few-shot accuracy').data.map(t => t.name)")
@@ -113,11 +139,16 @@ def test_app_draws_the_heatmap_follows_tau_and_runs_individual_models(server, br
 def test_training_from_the_page_fills_the_collective_charts_while_it_runs(server, browser):
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     page.goto(server + "?preset=smoke", timeout=120_000)
-    loss = f"(({PLOT_BY_ANNOTATION})('Training loss') || {{data: []}}).data.filter(t => t.x && t.x.length).map(t => t.x.length)"
+    loss = (
+        f"(({PLOT_BY_ANNOTATION})('Training loss') || {{data: []}}).data.filter(t => t.x && t.x.length).map(t => "
+        "t.x.length)"
+    )
     page.wait_for_function(f"{loss}.length > 0", timeout=120_000)
     assert page.input_value(".lg-run-name input") == "smoke-glyphs"
     page.click("button.lg-train")
-    page.wait_for_function(f"(() => {{ const n = {loss}; return n.length > 0 && Math.max(...n) < 6; }})()", timeout=120_000, polling=50)
+    page.wait_for_function(
+        f"(() => {{ const n = {loss}; return n.length > 0 && Math.max(...n) < 6; }})()", timeout=120_000, polling=50
+    )
     page.wait_for_function("document.querySelector('.lg-train-status').innerText.includes('finished')", timeout=180_000)
     assert max(page.evaluate(loss)) == 6  # 3 tasks x 2 epochs, every epoch drawn
     page.close()
@@ -143,12 +174,28 @@ def lab(tmp_path_factory, smoke_run):
     run = home / "runs" / "smoke"
     shutil.copytree(smoke_run, run, ignore=shutil.ignore_patterns(".lock", "export"))
     cell = nbformat.v4.new_code_cell(f"import explorer\nexplorer.show({str(run)!r})")
-    notebook = nbformat.v4.new_notebook(cells=[cell], metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+    notebook = nbformat.v4.new_notebook(
+        cells=[cell], metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
+    )
     nbformat.write(notebook, home / "app.ipynb")
     port = free_port()
-    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(home / "config"), JUPYTER_RUNTIME_DIR=str(home / "runtime"), JUPYTERLAB_WORKSPACES_DIR=str(home / "workspaces"))
+    env = dict(
+        os.environ,
+        JUPYTER_CONFIG_DIR=str(home / "config"),
+        JUPYTER_RUNTIME_DIR=str(home / "runtime"),
+        JUPYTERLAB_WORKSPACES_DIR=str(home / "workspaces"),
+    )
     jupyter = Path(sys.executable).parent / "jupyter"
-    command = [str(jupyter), "lab", "--no-browser", "--allow-root", f"--port={port}", "--ServerApp.ip=127.0.0.1", "--IdentityProvider.token=", f"--ServerApp.root_dir={home}"]
+    command = [
+        str(jupyter),
+        "lab",
+        "--no-browser",
+        "--allow-root",
+        f"--port={port}",
+        "--ServerApp.ip=127.0.0.1",
+        "--IdentityProvider.token=",
+        f"--ServerApp.root_dir={home}",
+    ]
     with open(home / "lab.log", "wb") as out:
         proc = subprocess.Popen(command, cwd=home, env=env, stdout=out, stderr=subprocess.STDOUT)
     wait_for_port(port, proc)
@@ -166,7 +213,10 @@ def test_in_jupyterlab_the_app_draws_its_charts_and_follows_tau(lab, browser):
     page.wait_for_function(idle, timeout=120_000)  # a cell run before the kernel is up would be dropped
     page.click(".jp-Notebook .jp-Cell .cm-content")
     page.keyboard.press("Shift+Enter")
-    page.wait_for_function(f"(() => {{ const d = ({PLOT_BY_TYPE})('heatmap'); return d && d.data[0].z && d.data[0].z.length > 0; }})()", timeout=180_000)
+    page.wait_for_function(
+        f"(() => {{ const d = ({PLOT_BY_TYPE})('heatmap'); return d && d.data[0].z && d.data[0].z.length > 0; }})()",
+        timeout=180_000,
+    )
     assert page.evaluate("document.querySelectorAll('.js-plotly-plot').length") == 3
     before = heatmap_z(page)
     page.focus(".lg-tau .noUi-handle")

@@ -1,12 +1,13 @@
 """`learngene datasets` reports every dataset, what it holds and whether it is available here."""
+
 import json
 import os
 import subprocess
 import sys
 
 import pytest
-
 from conftest import shared_data
+
 from core.cli.main import main
 
 
@@ -36,12 +37,26 @@ def test_console_script_runs_and_bad_dataset_exits_2_with_one_line(tmp_path):
         pytest.skip("the learngene console script is not installed in this environment (pip install -e .)")
     ok = subprocess.run([exe, "datasets"], capture_output=True, text=True)
     assert ok.returncode == 0 and "glyphs" in ok.stdout
-    bad = subprocess.run([exe, "collective", "--dataset", "mnist", "--run-dir", str(tmp_path / "r")], capture_output=True, text=True)
+    bad = subprocess.run(
+        [exe, "collective", "--dataset", "mnist", "--run-dir", str(tmp_path / "r")], capture_output=True, text=True
+    )
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "mnist" in bad.stderr
 
 
 def test_missing_data_root_is_one_line_with_exit_code_2(tmp_path, capsys):
-    code = main(["collective", "--dataset", "omniglot", "--root", str(tmp_path / "nowhere"), "--preset", "smoke", "--run-dir", str(tmp_path / "r")])
+    code = main(
+        [
+            "collective",
+            "--dataset",
+            "omniglot",
+            "--root",
+            str(tmp_path / "nowhere"),
+            "--preset",
+            "smoke",
+            "--run-dir",
+            str(tmp_path / "r"),
+        ]
+    )
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "omniglot" in err
 
@@ -56,7 +71,17 @@ def test_download_flag_reaches_the_cifar100_fetcher_and_is_off_by_default(tmp_pa
         raise OSError("network is unreachable")
 
     monkeypatch.setattr(core.data.cifar100, "fetch", offline_fetch)
-    argv = ["collective", "--dataset", "cifar100", "--root", str(tmp_path), "--preset", "smoke", "--run-dir", str(tmp_path / "r")]
+    argv = [
+        "collective",
+        "--dataset",
+        "cifar100",
+        "--root",
+        str(tmp_path),
+        "--preset",
+        "smoke",
+        "--run-dir",
+        str(tmp_path / "r"),
+    ]
     assert main(argv) == 2 and calls == []
     assert "--download" in capsys.readouterr().err
     assert main(argv[:1] + ["--download"] + argv[1:]) == 2 and len(calls) == 1

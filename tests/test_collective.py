@@ -1,4 +1,5 @@
 """The collective stage: a smoke run leaves a complete run directory, resumes exactly, and refuses bad states."""
+
 import json
 import os
 import signal
@@ -12,11 +13,11 @@ import torch
 
 from core.atomic import leftover_temporaries
 from core.cli.main import main
-from core.collective.training import train_collective
 from core.collective.config import preset
+from core.collective.runs import RunLock, open_run
+from core.collective.training import train_collective
 from core.errors import LearngeneError
 from core.events import Cancelled, EpochEnded, TaskFinished
-from core.collective.runs import RunLock, open_run
 
 
 def final_state(run_dir):
@@ -84,7 +85,19 @@ def test_resume_after_cancel_gives_the_weights_of_an_uninterrupted_run(smoke_run
 
 def test_kill_9_mid_training_then_resume_finishes_with_the_uninterrupted_result(smoke_run, tmp_path):
     run_dir = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "core.cli", "collective", "--preset", "smoke", "--epochs", "6", "--run-dir", str(run_dir), "--quiet"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "core.cli",
+        "collective",
+        "--preset",
+        "smoke",
+        "--epochs",
+        "6",
+        "--run-dir",
+        str(run_dir),
+        "--quiet",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
@@ -131,10 +144,14 @@ sys.exit(main(sys.argv[3:]))
 
 
 @pytest.mark.parametrize("stage", ["mid-write", "after-rename-before-manifest"])
-def test_kill_9_during_a_checkpoint_write_then_resume_finishes_with_the_uninterrupted_result(smoke_run, tmp_path, stage):
+def test_kill_9_during_a_checkpoint_write_then_resume_finishes_with_the_uninterrupted_result(
+    smoke_run, tmp_path, stage
+):
     run_dir = tmp_path / "killed"
     argv = ["collective", "--preset", "smoke", "--run-dir", str(run_dir), "--quiet"]
-    killed = subprocess.run([sys.executable, "-c", KILL_DURING_WRITE, stage, "task_001.safetensors", *argv], capture_output=True)
+    killed = subprocess.run(
+        [sys.executable, "-c", KILL_DURING_WRITE, stage, "task_001.safetensors", *argv], capture_output=True
+    )
     assert killed.returncode == -signal.SIGKILL, killed.stderr.decode()[-2000:]
     checkpoints = run_dir / "checkpoints"
     if stage == "mid-write":
@@ -231,7 +248,9 @@ def test_a_commit_stopped_before_its_final_rename_still_reads_and_resumes(tmp_pa
 
     monkeypatch.setattr(core.collective.runs, "settle_pending", lambda run: None)
     with pytest.raises(Cancelled):
-        train_collective(preset("smoke"), tmp_path / "p", should_stop=lambda: (tmp_path / "p" / "criterion.npz.pending").exists())
+        train_collective(
+            preset("smoke"), tmp_path / "p", should_stop=lambda: (tmp_path / "p" / "criterion.npz.pending").exists()
+        )
     assert not (tmp_path / "p" / "criterion.npz").exists()
     run = open_run(tmp_path / "p")
     assert run.finished_tasks == 1 and run.criterion().per_task().shape[0] == 1 and run.metrics()

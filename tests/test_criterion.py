@@ -1,4 +1,5 @@
 """The gradient criterion: exact counts at tau, histograms exact on bin edges, and a log that survives disk."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -281,7 +282,9 @@ def test_the_accelerator_counting_path_counts_like_bincount(wild_batches, monkey
     layers, grads = wild_batches
     results = []
     for use_bincount in (True, False):
-        monkeypatch.setattr(core.collective.histogram, "counts_with_bincount", lambda device: use_bincount)
+        monkeypatch.setattr(
+            core.collective.histogram, "counts_with_bincount", lambda device, use_bincount=use_bincount: use_bincount
+        )
         results.append(record(layers, grads, 1e-7).result())
     np.testing.assert_array_equal(results[0].hist, results[1].hist)
     np.testing.assert_array_equal(results[0].absolute, results[1].absolute)

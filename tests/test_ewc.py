@@ -1,4 +1,5 @@
 """EWC penalises drift from consolidated weights, ignores grown entries, and reduces forgetting."""
+
 import torch
 from torch import nn
 

@@ -1,11 +1,11 @@
 """The Voila app notebook executes headless on a smoke run and leaves the app's widgets, with data, behind."""
+
 import json
 import shutil
 
 import nbformat
-from nbclient import NotebookClient
-
 from conftest import REPO
+from nbclient import NotebookClient
 
 NOTEBOOK = REPO / "notebooks" / "explorer.ipynb"
 
@@ -24,7 +24,9 @@ def test_the_app_notebook_runs_on_the_run_named_in_the_environment(tmp_path, smo
     monkeypatch.setenv("LEARNGENE_RUN", "smoke")
     monkeypatch.delenv("QUERY_STRING", raising=False)
     nb = nbformat.read(NOTEBOOK, as_version=4)
-    NotebookClient(nb, timeout=180, kernel_name="python3", store_widget_state=True, resources={"metadata": {"path": str(tmp_path)}}).execute()
+    NotebookClient(
+        nb, timeout=180, kernel_name="python3", store_widget_state=True, resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
     outputs = nb.cells[-1].outputs
     assert [o.output_type for o in outputs] == ["display_data"]
     assert "application/vnd.jupyter.widget-view+json" in outputs[0].data
@@ -38,7 +40,9 @@ def test_one_call_shows_the_app_for_any_run_directory_in_a_notebook_cell(tmp_pat
     monkeypatch.setenv("LEARNGENE_RUNS", str(tmp_path / "elsewhere"))
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(f"import explorer\nexplorer.show({str(smoke_run)!r})")]
-    NotebookClient(nb, timeout=180, kernel_name="python3", store_widget_state=True, resources={"metadata": {"path": str(tmp_path)}}).execute()
+    NotebookClient(
+        nb, timeout=180, kernel_name="python3", store_widget_state=True, resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
     outputs = nb.cells[0].outputs
     assert [o.output_type for o in outputs] == ["display_data"]
     state = json.dumps(nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"])

@@ -1,4 +1,5 @@
 """Explorer widgets without a browser: set values, check figures, selections, messages, settings and jobs."""
+
 import json
 import shutil
 import threading
@@ -10,10 +11,10 @@ import pytest
 
 from core.collective.criterion import CriterionLog, EpochCriterion
 from core.collective.histogram import NBINS, fraction_from_hist
+from core.collective.runs import open_run
 from core.errors import LearngeneError
 from core.events import EpochEnded
 from core.learngene.selection import select_for_run
-from core.collective.runs import open_run
 from explorer.app import ExplorerApp
 from explorer.figure import LiveFigure
 from explorer.heatmap import CriterionHeatmap
@@ -105,7 +106,9 @@ def test_threshold_marks_exactly_the_conv_layers_scoring_at_most_it():
     heatmap.threshold.value = 0.0
     assert heatmap.rule == "threshold" and heatmap.selected == () and "no layer is selected" in heatmap.message.value
     heatmap.threshold.value = heatmap._on_step(level)
-    expected = tuple(n for n in heatmap.log.layer_names if n.startswith("conv") and scores[n] <= heatmap.threshold.value)
+    expected = tuple(
+        n for n in heatmap.log.layer_names if n.startswith("conv") and scores[n] <= heatmap.threshold.value
+    )
     assert heatmap.rule == "threshold" and heatmap.selected == expected
     pressed = tuple(b.description for b in heatmap.layer_buttons.children if b.value)
     assert pressed == expected
@@ -168,7 +171,11 @@ def test_live_epochs_fill_the_map_task_by_task(runs):
     assert heatmap.tau.value == log.tau
     for t in range(log.tasks):
         for e in range(log.epochs):
-            heatmap.observe(EpochEnded(t, e, log.epochs, 1.0, 0.5, log.layer_names, log.signed[t, e], log.absolute[t, e], log.hist[t, e]))
+            heatmap.observe(
+                EpochEnded(
+                    t, e, log.epochs, 1.0, 0.5, log.layer_names, log.signed[t, e], log.absolute[t, e], log.hist[t, e]
+                )
+            )
         heatmap.redraw()
         assert len(heatmap.figure.data[HEAT].x) == t + 1
     np.testing.assert_allclose(heat_z(heatmap), log.per_task().T, rtol=1e-12)
@@ -180,7 +187,17 @@ def test_live_epochs_fill_the_map_task_by_task(runs):
 
 
 def test_settings_survive_a_json_round_trip_and_reject_bad_values():
-    settings = Settings(run="smoke", tau=3e-6, absolute=True, view="epoch", threshold=0.2, layers=("conv2", "conv3"), way=3, shot=2, mode="freeze")
+    settings = Settings(
+        run="smoke",
+        tau=3e-6,
+        absolute=True,
+        view="epoch",
+        threshold=0.2,
+        layers=("conv2", "conv3"),
+        way=3,
+        shot=2,
+        mode="freeze",
+    )
     assert Settings.from_json(settings.to_json()) == settings
     with pytest.raises(LearngeneError, match="not valid JSON"):
         Settings.from_json("{tau: 1")

@@ -1,4 +1,5 @@
 """Few-shot evaluation: fresh models per task, same seeds for every method, baselines, CI, events, and the CLI."""
+
 import csv
 import dataclasses
 import json
@@ -7,17 +8,17 @@ import math
 import pytest
 
 from core.cli.main import main
+from core.collective.runs import open_run
 from core.events import Cancelled, MethodFinished, TargetTaskFinished
 from core.individual.config import individual_preset
 from core.individual.evaluation import evaluate
 from core.individual.methods import ROW_FIELDS
+from core.individual.sweep import sweep
 from core.individual.targets import Targets, make_targets, run_imageset
-from core.tables import write_csv
 from core.learngene.extraction import extract
-from core.collective.runs import open_run
 from core.learngene.selection import check_block
 from core.stats import mean_ci95
-from core.individual.sweep import sweep
+from core.tables import write_csv
 
 QUICK = dict(epochs=2, batch_size=10, query=3, head_hidden=(16,))
 
@@ -50,7 +51,13 @@ def test_each_task_gets_a_fresh_model_so_a_repeated_task_scores_the_same(setup):
     run, gene, config, targets = setup
     twice = Targets(targets.way, targets.shot, targets.query, (targets.tasks[0], targets.tasks[0]))
     accuracies = []
-    evaluate(run, gene, config, targets=twice, listeners=[lambda e: isinstance(e, TargetTaskFinished) and accuracies.append((e.method, e.accuracy))])
+    evaluate(
+        run,
+        gene,
+        config,
+        targets=twice,
+        listeners=[lambda e: isinstance(e, TargetTaskFinished) and accuracies.append((e.method, e.accuracy))],
+    )
     assert accuracies[0] == accuracies[1] and accuracies[2] == accuracies[3]
 
 
@@ -89,7 +96,9 @@ def test_size_sweep_gives_points_for_both_methods_and_the_collective(setup):
     assert {"front x0.5", "default", "front x2", "1 inherited"} <= sizes
     assert {p["size"] for p in points if p["method"] == "scratch"} == sizes
     assert points[-1]["method"] == "collective-finetune" and points[-1]["size"] == "collective"
-    narrow, wide = (next(p for p in points if p["method"] == "learngene" and p["size"] == s) for s in ("front x0.5", "front x2"))
+    narrow, wide = (
+        next(p for p in points if p["method"] == "learngene" and p["size"] == s) for s in ("front x0.5", "front x2")
+    )
     assert narrow["params"] < wide["params"] and narrow["inherited_params"] == wide["inherited_params"]
 
 
@@ -121,7 +130,25 @@ def test_individual_command_reports_learngene_scratch_windows_and_baselines(smok
 
 
 def test_windows_cover_every_other_block_of_the_same_length(smoke_run, capsys):
-    assert main(["individual", "--run-dir", str(smoke_run), "--layers", "conv3-conv4", "--tasks", "2", "--epochs", "1", "--baselines", "--quiet", "--json"]) == 0
+    assert (
+        main(
+            [
+                "individual",
+                "--run-dir",
+                str(smoke_run),
+                "--layers",
+                "conv3-conv4",
+                "--tasks",
+                "2",
+                "--epochs",
+                "1",
+                "--baselines",
+                "--quiet",
+                "--json",
+            ]
+        )
+        == 0
+    )
     methods = [r["method"] for r in json.loads(capsys.readouterr().out)["rows"]]
     assert [m for m in methods if m.startswith("window")] == ["window conv2-conv3"]
 
@@ -155,7 +182,20 @@ def test_a_learngene_file_drives_a_size_sweep_and_tables_are_written(smoke_run, 
     gene = tmp_path / "gene.safetensors"
     assert main(["extract", "--run-dir", str(smoke_run), "--layers", "conv3-conv4", "--out", str(gene)]) == 0
     assert "wrote" in capsys.readouterr().out
-    args = ["individual", "--run-dir", str(smoke_run), "--learngene", str(gene), "--tasks", "1", "--epochs", "1", "--sizes", "--quiet", "--json"]
+    args = [
+        "individual",
+        "--run-dir",
+        str(smoke_run),
+        "--learngene",
+        str(gene),
+        "--tasks",
+        "1",
+        "--epochs",
+        "1",
+        "--sizes",
+        "--quiet",
+        "--json",
+    ]
     assert main([*args, "--out-csv", str(tmp_path / "rows.csv"), "--out-json", str(tmp_path / "result.json")]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["selection"]["rule"] == "file" and result["selection"]["layers"] == ["conv3", "conv4"]
@@ -166,6 +206,24 @@ def test_a_learngene_file_drives_a_size_sweep_and_tables_are_written(smoke_run, 
 
 
 def test_quiet_keeps_stderr_empty(smoke_run, capsys):
-    assert main(["individual", "--run-dir", str(smoke_run), "--tasks", "1", "--epochs", "1", "--shot", "2", "--quiet"]) == 0
+    assert (
+        main(["individual", "--run-dir", str(smoke_run), "--tasks", "1", "--epochs", "1", "--shot", "2", "--quiet"])
+        == 0
+    )
     out = capsys.readouterr()
     assert out.err == "" and out.out.splitlines()[2].startswith("learngene")
+
+
+@pytest.mark.parametrize("sweep", [False, True])
+def test_run_and_size_sweep_at_a_shot_that_leaves_few_query_images_use_the_images_left(smoke_run, sweep):
+    from explorer import engine
+
+    run = open_run(smoke_run)
+    job = engine.prepare(run, ("conv2", "conv3"), way=3, shot=15, tasks=1, freeze=False, baselines=False, sweep=sweep)
+    job = dataclasses.replace(job, config=individual_preset("fast", **dict(QUICK, query=10)))
+    totals, finished = [], []
+    rows = job.execute(
+        [lambda e: isinstance(e, TargetTaskFinished) and finished.append(e)], lambda: False, totals.append
+    )
+    assert rows and all(r["shot"] == 15 for r in rows)
+    assert totals == [len(finished)] and len(finished) >= (5 if sweep else 2)

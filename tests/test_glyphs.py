@@ -1,4 +1,5 @@
 """The built-in glyphs dataset: enough classes and faces, deterministic, cached safely; and its contact sheet."""
+
 from __future__ import annotations
 
 import io
@@ -11,8 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from core.data import datasets
-from core.data import glyphs
+from core.data import datasets, glyphs
 from core.data.contact_sheet import contact_sheet, contact_sheet_png
 from core.data.imageset import ImageSet
 
@@ -148,7 +148,9 @@ def test_a_cache_file_of_the_wrong_shape_is_not_trusted(cache: Path) -> None:
     good = glyphs.load(None, seed=4, **SMALL)
     (path,) = _cached_files(cache)
     with open(path, "wb") as handle:
-        np.savez(handle, images=np.zeros((3, 1, 12, 12), np.uint8), labels=np.zeros(3, np.int64), class_names=np.array(["x"]))
+        np.savez(
+            handle, images=np.zeros((3, 1, 12, 12), np.uint8), labels=np.zeros(3, np.int64), class_names=np.array(["x"])
+        )
     assert torch.equal(glyphs.load(None, seed=4, **SMALL).images, good.images)
 
 
@@ -167,11 +169,15 @@ def test_a_corrupt_class_catalogue_is_rebuilt(cache: Path, monkeypatch: pytest.M
         glyphs._catalogue.cache_clear()
 
 
-def test_a_saved_catalogue_naming_a_face_that_cannot_draw_its_class_is_rebuilt_before_rendering(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_saved_catalogue_naming_a_face_that_cannot_draw_its_class_is_rebuilt_before_rendering(
+    cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     catalogue = glyphs.glyph_catalogue()
     char = next(iter(catalogue))
     lacking = next(face.name for face in glyphs.faces() if char not in face.chars)
-    glyphs._catalogue_path().write_text(json.dumps({**catalogue, char: catalogue[char][1:] + [lacking]}), encoding="utf-8")
+    glyphs._catalogue_path().write_text(
+        json.dumps({**catalogue, char: catalogue[char][1:] + [lacking]}), encoding="utf-8"
+    )
     rebuilt = []
     monkeypatch.setattr(glyphs, "_build_catalogue", lambda: rebuilt.append(1) or catalogue)
     glyphs._catalogue.cache_clear()
@@ -183,7 +189,9 @@ def test_a_saved_catalogue_naming_a_face_that_cannot_draw_its_class_is_rebuilt_b
         glyphs._catalogue.cache_clear()
 
 
-def test_cache_folder_follows_learngene_cache_then_xdg_then_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_cache_folder_follows_learngene_cache_then_xdg_then_home(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("LEARNGENE_CACHE", str(tmp_path / "mine"))
     assert glyphs.cache_dir() == tmp_path / "mine"
     monkeypatch.delenv("LEARNGENE_CACHE")

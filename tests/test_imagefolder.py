@@ -1,4 +1,5 @@
 """Your own image folder: one class per subfolder, gray or RGB by the files, centre-cropped, clear errors."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,8 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.data import datasets
-from core.data import imagefolder
+from core.data import datasets, imagefolder
 from core.errors import LearngeneError
 
 

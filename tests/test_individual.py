@@ -1,17 +1,18 @@
 """Individual models: the inherited block equals the collective's, the front fits it, and freezing really freezes."""
+
 import dataclasses
 
 import pytest
 import torch
 import torch.nn.functional as F
 
+from core.collective.runs import open_run
 from core.errors import LearngeneError
 from core.individual.config import individual_preset
-from core.individual.training import train
 from core.individual.model import IndividualSpec, build_individual, fit_spec
+from core.individual.training import train
 from core.learngene.extraction import extract
 from core.learngene.gene import Learngene
-from core.collective.runs import open_run
 from core.learngene.selection import check_block
 
 
@@ -39,7 +40,7 @@ def test_inherited_block_gives_the_collective_block_outputs(setup):
     x = torch.randn(4, gene.in_channels, gene.input_size, gene.input_size, generator=torch.Generator().manual_seed(0))
     expected = x
     with torch.no_grad():
-        for i, name in enumerate(gene.layers):
+        for name in gene.layers:
             expected = net.convs[name](expected)
             if name in gene.pools:
                 expected = F.max_pool2d(expected, 2)
@@ -105,8 +106,15 @@ def test_freezing_keeps_inherited_weights_and_statistics_while_the_rest_trains(s
 
 def paper_learngene():
     """A learngene shaped like the paper's conv11-conv13 (512 channels, CIFAR 32 px, four pools before it)."""
-    shapes = {"conv.weight": (512, 512, 3, 3), "conv.bias": (512,), "bn.weight": (512,), "bn.bias": (512,),
-              "bn.running_mean": (512,), "bn.running_var": (512,), "bn.num_batches_tracked": ()}
+    shapes = {
+        "conv.weight": (512, 512, 3, 3),
+        "conv.bias": (512,),
+        "bn.weight": (512,),
+        "bn.bias": (512,),
+        "bn.running_mean": (512,),
+        "bn.running_var": (512,),
+        "bn.num_batches_tracked": (),
+    }
     layers = ("conv11", "conv12", "conv13")
     tensors = {f"{n}.{k}": torch.zeros(shape) for n in layers for k, shape in shapes.items()}
     return Learngene(layers, tensors, 512, 2, ("conv13",), 3, 32, "cifar100", "paper", 20)
@@ -114,7 +122,13 @@ def paper_learngene():
 
 def test_paper_preset_builds_the_papers_11_79m_model_with_7_08m_inherited():
     config = individual_preset("paper")
-    spec = fit_spec(paper_learngene(), 5, front_widths=config.front_widths, front_pools=config.front_pools, head_hidden=config.head_hidden)
+    spec = fit_spec(
+        paper_learngene(),
+        5,
+        front_widths=config.front_widths,
+        front_pools=config.front_pools,
+        head_hidden=config.head_hidden,
+    )
     model = build_individual(spec, 0, paper_learngene())
     assert spec.feature_size() == 2048
     assert round(model.num_parameters() / 1e6, 2) == 11.79 and round(model.inherited_parameters() / 1e6, 2) == 7.08

@@ -1,4 +1,5 @@
 """Learngene files: the layers and BatchNorm statistics survive a round trip, and tampered files are refused."""
+
 import json
 
 import pytest
@@ -6,10 +7,10 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from core.cli.main import main
+from core.collective.runs import open_run
 from core.errors import LearngeneError
 from core.learngene.extraction import default_task, extract
 from core.learngene.gene import FORMAT_VERSION, LAYER_KEYS, load, save
-from core.collective.runs import open_run
 from core.learngene.selection import check_block
 
 
@@ -73,7 +74,9 @@ def test_consistent_shapes_that_break_the_channel_chain_are_refused(gene_file, t
     shapes = {k: list(v.shape) for k, v in tensors.items()}
     narrow = tensors["conv3.conv.weight"][:, :-1].clone()
     shapes["conv3.conv.weight"] = list(narrow.shape)
-    bad = rewrite(gene_file, tmp_path / "bad.safetensors", tensors={"conv3.conv.weight": narrow}, metadata={"shapes": shapes})
+    bad = rewrite(
+        gene_file, tmp_path / "bad.safetensors", tensors={"conv3.conv.weight": narrow}, metadata={"shapes": shapes}
+    )
     with pytest.raises(LearngeneError, match="conv3 takes"):
         load(bad)
 

@@ -1,4 +1,5 @@
 """The expandable network: its spec, shapes, parameter count, seeding and state round-trip."""
+
 from __future__ import annotations
 
 import json
@@ -7,16 +8,20 @@ import pytest
 import torch
 from torch import nn
 
-from core.errors import LearngeneError
 from core.collective.network import PAPER_SPEC_CIFAR, ExpandableNet, NetSpec, build, load_state
 from core.collective.widening import widen
+from core.errors import LearngeneError
 
-SMALL = NetSpec(in_channels=1, image_size=16, widths=(4, 6, 8), pool_after=(1, 3), hidden=(10, 7), num_outputs=5, dropout=0.5)
+SMALL = NetSpec(
+    in_channels=1, image_size=16, widths=(4, 6, 8), pool_after=(1, 3), hidden=(10, 7), num_outputs=5, dropout=0.5
+)
 
 
 def images(spec: NetSpec, n: int) -> torch.Tensor:
     """A fixed batch of noise images for `spec`."""
-    return torch.randn(n, spec.in_channels, spec.image_size, spec.image_size, generator=torch.Generator().manual_seed(0))
+    return torch.randn(
+        n, spec.in_channels, spec.image_size, spec.image_size, generator=torch.Generator().manual_seed(0)
+    )
 
 
 def test_layer_names_run_from_the_first_conv_to_the_last_linear() -> None:

@@ -1,4 +1,5 @@
-"""Omniglot from a local copy: the real small background sets, torchvision's folders, zips read in place, clear errors."""
+"""Omniglot from a local copy: the real small background sets, torchvision's folders, zips in place, clear errors."""
+
 from __future__ import annotations
 
 import io
@@ -7,12 +8,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import shared_data
 from PIL import Image, ImageDraw
 
-from conftest import shared_data
 from core.data import omniglot
-from core.errors import LearngeneError
 from core.data.imageset import ImageSet
+from core.errors import LearngeneError
 
 SMALL_SETS = ["images_background_small1.zip", "images_background_small2.zip"]
 

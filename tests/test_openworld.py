@@ -1,4 +1,5 @@
 """AUROC and unknown-class scores behave as the textbook definitions."""
+
 import math
 
 import torch

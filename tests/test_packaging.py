@@ -1,9 +1,9 @@
 """environment.yml (conda, Binder) and pyproject.toml name the same runtime packages."""
+
 import re
+
 import tomllib
-
 import yaml
-
 from conftest import REPO
 
 CONDA_TO_PYPI = {"pytorch": "torch"}

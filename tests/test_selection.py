@@ -1,12 +1,23 @@
 """Learngene selection: scores over post-expansion tasks, three rules, and errors that name the nearest valid block."""
+
 import numpy as np
 import pytest
 
 from core.collective.criterion import CriterionLog, EpochCriterion
 from core.collective.histogram import NBINS
-from core.errors import LearngeneError
 from core.collective.runs import open_run
-from core.learngene.selection import LayerScores, check_block, layer_scores, parse_layers, select_explicit, select_threshold, select_top_k, validate_block, windows
+from core.errors import LearngeneError
+from core.learngene.selection import (
+    LayerScores,
+    check_block,
+    layer_scores,
+    parse_layers,
+    select_explicit,
+    select_threshold,
+    select_top_k,
+    validate_block,
+    windows,
+)
 
 NAMES = ("conv1", "conv2", "conv3", "conv4", "conv5", "conv6", "fc1", "fc2")
 
@@ -66,12 +77,20 @@ def test_selection_with_the_input_layer_is_refused_and_the_block_without_it_sugg
 
 @pytest.mark.parametrize(
     "selected, nearest",
-    [((), ("conv6",)), (("fc1",), ("conv6",)), (("conv9",), ("conv6",)), (("conv1",), ("conv2",)), (("conv4", "fc1"), ("conv4",))],
+    [
+        ((), ("conv6",)),
+        (("fc1",), ("conv6",)),
+        (("conv9",), ("conv6",)),
+        (("conv1",), ("conv2",)),
+        (("conv4", "fc1"), ("conv4",)),
+    ],
 )
 def test_empty_head_or_unknown_selections_are_refused_with_a_nearest_block(selected, nearest):
     ok, message, suggestion = validate_block(NAMES, selected)
     assert not ok and suggestion == nearest
-    assert message.endswith(f"the nearest valid block is {'-'.join(nearest) if len(nearest) == 1 else nearest[0] + '-' + nearest[-1]}")
+    assert message.endswith(
+        f"the nearest valid block is {'-'.join(nearest) if len(nearest) == 1 else nearest[0] + '-' + nearest[-1]}"
+    )
 
 
 def test_a_valid_block_is_returned_in_network_order():
@@ -80,7 +99,9 @@ def test_a_valid_block_is_returned_in_network_order():
 
 
 def test_explicit_layers_accept_a_range_or_a_list():
-    assert parse_layers("conv4-conv6", NAMES) == parse_layers("conv4, conv5,conv6", NAMES) == ("conv4", "conv5", "conv6")
+    assert (
+        parse_layers("conv4-conv6", NAMES) == parse_layers("conv4, conv5,conv6", NAMES) == ("conv4", "conv5", "conv6")
+    )
     assert select_explicit(NAMES, "conv4-conv6").as_dict()["layers"] == ["conv4", "conv5", "conv6"]
     with pytest.raises(LearngeneError, match="conv9 is not a layer"):
         parse_layers("conv4-conv9", NAMES)

@@ -1,4 +1,5 @@
 """`make explore` serves the app on 127.0.0.1 unless HOST asks for another address."""
+
 import os
 import shutil
 import subprocess
@@ -7,7 +8,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO, free_port, stop_server
 
 LOCALHOST_V4 = "0100007F"  # 127.0.0.1 as /proc/net/tcp writes it
@@ -29,7 +29,9 @@ def listening(port: int) -> set[str]:
     return found
 
 
-@pytest.mark.skipif(not Path("/proc/net/tcp").exists() or shutil.which("make") is None, reason="needs Linux /proc and make")
+@pytest.mark.skipif(
+    not Path("/proc/net/tcp").exists() or shutil.which("make") is None, reason="needs Linux /proc and make"
+)
 @pytest.mark.parametrize("host, expected", [(None, {LOCALHOST_V4}), ("0.0.0.0", {ANY_V4})])
 def test_make_explore_listens_on_localhost_unless_asked(tmp_path, host, expected):
     venv = Path(sys.executable).parent.parent
@@ -39,7 +41,9 @@ def test_make_explore_listens_on_localhost_unless_asked(tmp_path, host, expected
         command.append(f"HOST={host}")
     env = dict(os.environ, LEARNGENE_RUNS=str(tmp_path / "runs"))
     with open(tmp_path / "explore.log", "wb") as log:
-        proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
     try:
         deadline = time.monotonic() + 120
         while not listening(port) and proc.poll() is None and time.monotonic() < deadline:

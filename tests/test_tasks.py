@@ -1,16 +1,19 @@
 """Class divisions, source streams and few-shot tasks are seeded, disjoint and validated."""
+
 import pytest
 import torch
 
-from core.errors import LearngeneError
-from core.data.imageset import ImageSet
 from core.data.division import divide_classes
+from core.data.imageset import ImageSet
 from core.data.tasks import few_shot_tasks, source_stream
+from core.errors import LearngeneError
 
 
 def toy_set(classes: int = 30, per_class: int = 20) -> ImageSet:
     labels = torch.arange(classes).repeat_interleave(per_class)
-    images = torch.randint(0, 256, (len(labels), 1, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    images = torch.randint(
+        0, 256, (len(labels), 1, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(0)
+    )
     return ImageSet("toy", images, labels, tuple(f"c{i}" for i in range(classes)))
 
 
@@ -36,7 +39,9 @@ def test_same_seed_gives_same_indices_and_another_seed_differs():
 def test_source_tasks_draw_from_source_pool_and_keep_heldout_apart():
     s = toy_set()
     d = divide_classes(s.num_classes, seed=0)
-    stream = source_stream(s, d, tasks=6, classes_per_task=5, images_per_class=12, heldout_per_class=8, seed=0, open_world_from=3)
+    stream = source_stream(
+        s, d, tasks=6, classes_per_task=5, images_per_class=12, heldout_per_class=8, seed=0, open_world_from=3
+    )
     for task in stream:
         allowed = set(d.source) | (set(d.open_world) if task.task_id >= 3 else set())
         assert set(task.classes) <= allowed

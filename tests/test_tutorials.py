@@ -1,11 +1,11 @@
 """The tutorial notebooks run end to end on the smoke preset, and every notebook is committed without outputs."""
+
 import shutil
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
-
 from conftest import REPO
+from nbclient import NotebookClient
 
 NOTEBOOKS = REPO / "notebooks"
 TUTORIALS = sorted(NOTEBOOKS.glob("0[1-9]_*.ipynb"))

@@ -1,12 +1,13 @@
 """Net2WiderNet widening: outputs preserved, BN statistics copied per channel, schedule arithmetic."""
+
 from __future__ import annotations
 
 import pytest
 import torch
 
-from core.errors import LearngeneError
 from core.collective.network import PAPER_SPEC_CIFAR, PAPER_WIDENING, ExpandableNet, NetSpec, build
 from core.collective.widening import apply_schedule, widen, widths_after
+from core.errors import LearngeneError
 
 PAPER_FINAL_WIDTHS = (64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512)
 SMALL = NetSpec(in_channels=1, image_size=8, widths=(3, 4), pool_after=(1, 2), hidden=(5,), num_outputs=3, dropout=0.0)
@@ -147,7 +148,9 @@ def test_widened_layers_stay_on_the_nets_dtype_and_train() -> None:
     assert all(p.grad is not None for p in net.parameters())
 
 
-@pytest.mark.parametrize("layer,extra", [("conv3", 1), ("fc1", 2), ("conv0", 1), ("bogus", 1), ("conv1", 0), ("conv2", -4)])
+@pytest.mark.parametrize(
+    "layer,extra", [("conv3", 1), ("fc1", 2), ("conv0", 1), ("bogus", 1), ("conv1", 0), ("conv2", -4)]
+)
 def test_widening_rejects_unknown_layers_and_empty_growth_and_leaves_the_net_alone(layer: str, extra: int) -> None:
     net = build(SMALL, 0)
     before = {k: v.clone() for k, v in net.state_dict().items()}
@@ -161,7 +164,10 @@ def test_widths_after_the_paper_schedule_are_the_papers_final_widths() -> None:
     assert widths_after(PAPER_SPEC_CIFAR.widths, PAPER_WIDENING, 20) == PAPER_FINAL_WIDTHS
     assert widths_after(PAPER_SPEC_CIFAR.widths, PAPER_WIDENING, 49) == PAPER_FINAL_WIDTHS
     assert widths_after(PAPER_SPEC_CIFAR.widths, PAPER_WIDENING, 0) == PAPER_SPEC_CIFAR.widths
-    assert widths_after(PAPER_SPEC_CIFAR.widths, PAPER_WIDENING, 4) == (64, 64, 128, 128, 256) + PAPER_SPEC_CIFAR.widths[5:]
+    assert (
+        widths_after(PAPER_SPEC_CIFAR.widths, PAPER_WIDENING, 4)
+        == (64, 64, 128, 128, 256) + PAPER_SPEC_CIFAR.widths[5:]
+    )
 
 
 def test_widths_after_matches_a_network_widened_by_apply_schedule() -> None:

@@ -1,4 +1,5 @@
-"""Property-based bad input for the app: every input widget, fed any browser message, keeps a valid value and says why."""
+"""Property-based bad input for the app: every input widget, fed any browser message, keeps a valid value."""
+
 import json
 import math
 import shutil
@@ -29,7 +30,10 @@ numbers = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True),
     st.sampled_from([0, -1, 10**6, 1e308, -1e308, 5e-324]),
 )
-texts = st.one_of(st.text(max_size=50), st.sampled_from(["", " ", "12", " 7 ", "1e-3", "nan", "\x00", "../..", "/etc", "x" * (MAX_TEXT + 1)]))
+texts = st.one_of(
+    st.text(max_size=50),
+    st.sampled_from(["", " ", "12", " 7 ", "1e-3", "nan", "\x00", "../..", "/etc", "x" * (MAX_TEXT + 1)]),
+)
 browser_values = st.one_of(wrong_type, numbers, texts)
 
 
@@ -64,7 +68,12 @@ def holds_a_valid_value(field) -> bool:
     value = field.value
     if isinstance(field, (widgets.BoundedIntText, widgets.FloatSlider, widgets.FloatLogSlider)):
         low, high = field.limits()
-        return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value) and low <= value <= high
+        return (
+            not isinstance(value, bool)
+            and isinstance(value, (int, float))
+            and math.isfinite(value)
+            and low <= value <= high
+        )
     if isinstance(field, (widgets.Dropdown, widgets.ToggleButtons)):
         return value in field._options_values or (value is None and not field.options)
     if isinstance(field, (widgets.Checkbox, widgets.ToggleButton)):
@@ -74,7 +83,8 @@ def holds_a_valid_value(field) -> bool:
 
 def test_every_input_in_the_page_is_a_guarded_field(app):
     fields = input_fields(app)
-    assert len(fields) >= 14  # run, run name, dataset, preset, tau, signed/absolute, view, threshold, layer toggles, way, shot, tasks, mode, baselines, settings
+    # run, run name, dataset, preset, tau, counting, view, threshold, layers, way, shot, tasks, mode, baselines, JSON
+    assert len(fields) >= 14
     assert [type(f).__name__ for f in fields if not isinstance(f, Guarded)] == []
     assert all(f.report is not None and f.field_name != "field" for f in fields)  # each refusal names its field
 
@@ -95,7 +105,9 @@ def test_any_browser_value_leaves_a_valid_field_and_a_valid_view_or_says_why(app
         field.report = shown
     assert failures(caplog) == []
     assert holds_a_valid_value(field), (field.description, field.value)
-    taken = (getattr(field, key) == value and type(value) is not bool) or (isinstance(field.value, bool) and field.value is value)
+    taken = (getattr(field, key) == value and type(value) is not bool) or (
+        isinstance(field.value, bool) and field.value is value
+    )
     assert taken or said, f"{field.description}: {value!r} became {getattr(field, key)!r} without a message"
     assert all("\n" not in line and "Traceback" not in line for line in said)
     app.current_settings().validate()

@@ -7,7 +7,7 @@ import json
 import math
 import os
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -64,14 +64,17 @@ def path_text(text: str) -> str:
     if b"\0" in encoded:
         raise argparse.ArgumentTypeError("a path cannot contain a NUL character")
     if len(encoded) > 4096 or any(len(part) > 255 for part in encoded.split(b"/")):
-        raise argparse.ArgumentTypeError(f"path of {len(text):,} characters is too long (at most 255 bytes per name, 4096 in all)")
+        raise argparse.ArgumentTypeError(
+            f"path of {len(text):,} characters is too long (at most 255 bytes per name, 4096 in all)"
+        )
     return text
 
 
 def add_threads_option(p: argparse.ArgumentParser) -> None:
     """--threads, shared by the commands that train."""
     p.add_argument(
-        "--threads", type=int_in(1, 1024),
+        "--threads",
+        type=int_in(1, 1024),
         help="CPU threads for torch (default: torch's; 1 is faster when other programs keep 2 cores busy; "
         "another count can change results in the last bits, so resume with the same one)",
     )

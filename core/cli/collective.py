@@ -27,7 +27,12 @@ def cmd_collective(args: argparse.Namespace) -> int:
     bar = CollectiveBar(enabled=not args.quiet)
     try:
         run = train_collective(
-            config, args.run_dir, root=args.root, resume=args.resume, download=args.download, device=args.device,
+            config,
+            args.run_dir,
+            root=args.root,
+            resume=args.resume,
+            download=args.download,
+            device=args.device,
             listeners=[bar],
         )
     finally:

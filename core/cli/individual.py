@@ -49,7 +49,8 @@ def _learngene(args: argparse.Namespace):
     learngene = load(args.learngene)
     if learngene.task >= run.finished_tasks:
         raise LearngeneError(
-            f"{args.learngene} comes from task {learngene.task}, but {run.path} has {run.finished_tasks} finished tasks: "
+            f"{args.learngene} comes from task {learngene.task}, but {run.path} has {run.finished_tasks} finished "
+            "tasks: "
             f"pass the run it was extracted from ({learngene.run})"
         )
     if (learngene.dataset, learngene.image_size) != (run.config.dataset, run.config.image_size):
@@ -57,7 +58,12 @@ def _learngene(args: argparse.Namespace):
             f"{args.learngene} was extracted from {learngene.dataset} at {learngene.image_size}px but {run.path} uses "
             f"{run.config.dataset} at {run.config.image_size}px: pass the matching --run-dir"
         )
-    selection = {"layers": list(learngene.layers), "label": learngene.label, "rule": "file", "parameter": args.learngene}
+    selection = {
+        "layers": list(learngene.layers),
+        "label": learngene.label,
+        "rule": "file",
+        "parameter": args.learngene,
+    }
     return run, learngene, selection
 
 
@@ -65,16 +71,25 @@ def cmd_individual(args: argparse.Namespace) -> int:
     """Evaluate the learngene individual model against scratch (and baselines, and sizes) on few-shot target tasks."""
     from core.cli.progress import TargetBar
     from core.devices import resolve_device
+    from core.individual.evaluation import plan_few_shot
     from core.individual.methods import ROW_FIELDS
-    from core.individual.plan import plan_few_shot
     from core.tables import jsonable, write_csv, write_results_json
 
     device = resolve_device(args.device)
     use_threads(args)
     run, learngene, selection = _learngene(args)
     plan = plan_few_shot(
-        run, learngene, _config(args, run), way=args.way, shot=args.shot, tasks=args.tasks, query=args.query,
-        baselines=args.baselines, sizes=args.sizes, root=args.root, device=device,
+        run,
+        learngene,
+        _config(args, run),
+        way=args.way,
+        shot=args.shot,
+        tasks=args.tasks,
+        query=args.query,
+        baselines=args.baselines,
+        sizes=args.sizes,
+        root=args.root,
+        device=device,
     )
     bar = TargetBar(plan.trainings, enabled=not args.quiet)
     try:
@@ -104,11 +119,17 @@ def cmd_individual(args: argparse.Namespace) -> int:
 
 def _print_table(result: dict) -> None:
     sel, setup = result["selection"], result["setup"]
-    print(f"learngene {sel['label']} (task {sel['task']}); {setup['tasks']} target tasks, {setup['way']}-way {setup['shot']}-shot, {setup['query']} query images per class")
+    print(
+        f"learngene {sel['label']} (task {sel['task']}); {setup['tasks']} target tasks, {setup['way']}-way "
+        f"{setup['shot']}-shot, {setup['query']} query images per class"
+    )
     print(f"{'method':28} {'layers':18} {'params':>10} {'inherited':>10} {'accuracy':>9} {'95% CI':>8} {'seconds':>8}")
     for row in result["rows"] + [dict(p, method=f"{p['method']} [{p['size']}]") for p in result["sizes"]]:
         ci = "-" if row["ci95"] is None else f"±{row['ci95']:.3f}"
-        print(f"{row['method']:28} {row['layers']:18} {row['params']:>10,} {row['inherited_params']:>10,} {row['mean_accuracy']:>9.3f} {ci:>8} {row['seconds']:>8.2f}")
+        print(
+            f"{row['method']:28} {row['layers']:18} {row['params']:>10,} {row['inherited_params']:>10,} "
+            f"{row['mean_accuracy']:>9.3f} {ci:>8} {row['seconds']:>8.2f}"
+        )
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -124,7 +145,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         ),
     )
     add_selection_arguments(p)
-    p.add_argument("--learngene", type=path_text, help="use this learngene file instead of selecting layers from the run")
+    p.add_argument(
+        "--learngene", type=path_text, help="use this learngene file instead of selecting layers from the run"
+    )
     p.add_argument("--root", type=path_text, help="data root (default: $LEARNGENE_DATA)")
     p.add_argument(
         "--preset",
@@ -142,7 +165,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=int_in(1, 10_000), help="training epochs per target task")
     p.add_argument("--lr", type=float_in(1e-8, 10), help="learning rate")
     p.add_argument("--batch-size", type=int_in(1, 4096), help="batch size")
-    p.add_argument("--freeze", action="store_true", help="freeze the inherited layers (weights and BatchNorm statistics)")
+    p.add_argument(
+        "--freeze", action="store_true", help="freeze the inherited layers (weights and BatchNorm statistics)"
+    )
     p.add_argument("--ewc-lambda", type=float_in(0, 1e12), help="EWC anchored at the inherited weights (0 = off)")
     p.add_argument("--width-multiplier", type=float_in(0.01, 64), help="scale the new front's widths")
     p.add_argument(
@@ -154,7 +179,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--baselines", action="store_true", help="add window ablations, collective fine-tuning and nearest centroids"
     )
-    p.add_argument("--sizes", action="store_true", help="add a sweep over model sizes (accuracy against parameter count)")
+    p.add_argument(
+        "--sizes", action="store_true", help="add a sweep over model sizes (accuracy against parameter count)"
+    )
     p.add_argument("--seed", type=int_in(0, 2**31 - 1), help="seed of target tasks and models (default 0)")
     p.add_argument("--device", default="cpu", type=nonempty, help="cpu, cuda, cuda:N or auto (default cpu)")
     add_threads_option(p)

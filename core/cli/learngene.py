@@ -32,7 +32,9 @@ def add_selection_arguments(p: argparse.ArgumentParser) -> None:
         "--aggregation", choices=AGGREGATIONS, default="mean", help="how a layer's per-task values become its score"
     )
     p.add_argument(
-        "--task", type=int_in(0, 1_000_000), help="checkpoint to take the layers from (default: the run's extract_after_task)"
+        "--task",
+        type=int_in(0, 1_000_000),
+        help="checkpoint to take the layers from (default: the run's extract_after_task)",
     )
 
 
@@ -67,7 +69,8 @@ def cmd_extract(args: argparse.Namespace) -> int:
     else:
         print(
             f"wrote {path}: {learngene.label} from task {learngene.task} of {run.path}, "
-            f"{learngene.num_parameters():,} parameters, input {learngene.in_channels} channels at {learngene.input_size}px"
+            f"{learngene.num_parameters():,} parameters, input {learngene.in_channels} channels at "
+            f"{learngene.input_size}px"
         )
     return 0
 

@@ -1,4 +1,5 @@
 """Command-line subscriber to engine events: a tqdm progress bar on stderr."""
+
 from __future__ import annotations
 
 import sys
@@ -18,12 +19,20 @@ class CollectiveBar:
     def __call__(self, event: object) -> None:
         if isinstance(event, TaskStarted):
             if self.bar is None:
-                self.bar = tqdm(total=event.tasks * event.epochs, unit="epoch", file=sys.stderr, disable=not self.enabled, dynamic_ncols=True)
+                self.bar = tqdm(
+                    total=event.tasks * event.epochs,
+                    unit="epoch",
+                    file=sys.stderr,
+                    disable=not self.enabled,
+                    dynamic_ncols=True,
+                )
             self.bar.n = event.task * event.epochs
             self.bar.set_description(f"task {event.task + 1}/{event.tasks}")
         elif isinstance(event, EpochEnded) and self.bar is not None:
             self.bar.update(1)
-            self.bar.set_postfix(epoch=f"{event.epoch + 1}/{event.epochs}", loss=f"{event.loss:.3f}", acc=f"{event.accuracy:.2f}")
+            self.bar.set_postfix(
+                epoch=f"{event.epoch + 1}/{event.epochs}", loss=f"{event.loss:.3f}", acc=f"{event.accuracy:.2f}"
+            )
         elif isinstance(event, TaskFinished) and self.bar is not None:
             self.bar.refresh()
 
@@ -46,7 +55,10 @@ class TargetBar:
             label = f"{event.method} {event.size}".strip()
             self.bar.set_description(label)
             if self.enabled:
-                self.bar.write(f"{label}: target task {event.task + 1}/{event.tasks} accuracy {event.accuracy:.3f}", file=sys.stderr)
+                self.bar.write(
+                    f"{label}: target task {event.task + 1}/{event.tasks} accuracy {event.accuracy:.3f}",
+                    file=sys.stderr,
+                )
         elif isinstance(event, MethodFinished):
             self.bar.refresh()
 

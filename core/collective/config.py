@@ -1,10 +1,11 @@
 """The collective stage's settings, and its presets: `fast` (default, laptop), `smoke` (tests), `paper`."""
+
 from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from core.collective.network import PAPER_SPEC_CIFAR, PAPER_WIDENING
 from core.data.division import ClassDivision, division_for
@@ -32,7 +33,12 @@ class CollectiveConfig:
     hidden: tuple[int, ...] = (128,)
     num_outputs: int | None = None
     dropout: float = 0.2
-    widening: tuple[tuple[int, str, int], ...] = ((1, "conv3", 16), (2, "conv4", 16), (3, "conv5", 32), (4, "conv6", 32))
+    widening: tuple[tuple[int, str, int], ...] = (
+        (1, "conv3", 16),
+        (2, "conv4", 16),
+        (3, "conv5", 32),
+        (4, "conv6", 32),
+    )
     widen_noise: float = 0.0
     epochs: int = 20
     batch_size: int = 32
@@ -48,7 +54,7 @@ class CollectiveConfig:
     extract_after_task: int = 4
     expansion_tasks: int = 5
 
-    def validate(self) -> "CollectiveConfig":
+    def validate(self) -> CollectiveConfig:
         """Return self, or raise LearngeneError naming the first bad setting and its valid range."""
         checks = [
             (1 <= self.tasks <= 1000, "--tasks must be between 1 and 1000"),
@@ -65,19 +71,30 @@ class CollectiveConfig:
             (self.head in ("shared", "per_task"), "head must be 'shared' or 'per_task'"),
             (self.ewc_lambda >= 0, "EWC lambda must be 0 or more"),
             (1e-14 <= self.tau <= 10, "--tau must be between 1e-14 and 10"),
-            (2 <= len(self.widths) <= 64 and all(1 <= w <= 4096 for w in self.widths), "the network needs 2 to 64 conv layers of width 1 to 4096"),
-            (len(self.hidden) <= 8 and all(1 <= h <= 65536 for h in self.hidden), "hidden layers: at most 8, each of width 1 to 65536"),
+            (
+                2 <= len(self.widths) <= 64 and all(1 <= w <= 4096 for w in self.widths),
+                "the network needs 2 to 64 conv layers of width 1 to 4096",
+            ),
+            (
+                len(self.hidden) <= 8 and all(1 <= h <= 65536 for h in self.hidden),
+                "hidden layers: at most 8, each of width 1 to 65536",
+            ),
             (self.widen_noise >= 0, "widening noise must be 0 or more"),
             (all(1 <= p <= len(self.widths) for p in self.pool_after), "pools must follow existing conv layers"),
             (self.image_size // 2 ** len(self.pool_after) >= 1, "too many pools for the image size"),
             (self.seed >= 0, "--seed must be 0 or more"),
-            (self.num_outputs is None or self.num_outputs >= self.classes_per_task, "the head needs at least one output per class of a task"),
+            (
+                self.num_outputs is None or self.num_outputs >= self.classes_per_task,
+                "the head needs at least one output per class of a task",
+            ),
         ]
         check_all(checks)
         names = {f"conv{i}" for i in range(1, len(self.widths) + 1)}
         for task, layer, extra in self.widening:
             if layer not in names or not 1 <= extra <= 4096 or task < 1:
-                raise LearngeneError(f"widening step ({task}, {layer}, {extra}) names no conv layer or adds no channels")
+                raise LearngeneError(
+                    f"widening step ({task}, {layer}, {extra}) names no conv layer or adds no channels"
+                )
         return self
 
     def as_dict(self) -> dict:
@@ -95,7 +112,7 @@ class CollectiveConfig:
         )
 
     @classmethod
-    def from_dict(cls, data: dict) -> "CollectiveConfig":
+    def from_dict(cls, data: dict) -> CollectiveConfig:
         """Rebuild from `as_dict()` output, rejecting unknown keys."""
         if not isinstance(data, dict):
             raise LearngeneError("a collective config must be a JSON object of settings: see a run's config.json")
@@ -130,7 +147,11 @@ def _same_kind(value: object, default: object, name: str) -> bool:
         return isinstance(value, str)
     if name == "widening":
         return isinstance(value, tuple) and all(
-            isinstance(step, tuple) and len(step) == 3 and isinstance(step[0], int) and isinstance(step[1], str) and isinstance(step[2], int)
+            isinstance(step, tuple)
+            and len(step) == 3
+            and isinstance(step[0], int)
+            and isinstance(step[1], str)
+            and isinstance(step[2], int)
             for step in value
         )
     return isinstance(value, tuple) and all(isinstance(v, int) and not isinstance(v, bool) for v in value)

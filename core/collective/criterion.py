@@ -10,10 +10,11 @@ other tau is read off later without retraining. A task's value R_{l,t} is the me
 
 from __future__ import annotations
 
+import math
 import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 import torch
@@ -24,7 +25,6 @@ from core.collective.histogram import BIN_EDGES, NBINS, Binner, flat_gradient, f
 from core.errors import LearngeneError
 
 _FORMAT = 1
-
 
 
 @dataclass(frozen=True, eq=False)
@@ -136,8 +136,6 @@ class EpochRecorder:
         )
 
 
-
-
 # ---------------------------------------------------------------- a whole run
 
 
@@ -201,26 +199,33 @@ class CriterionLog:
         for name in _ARRAYS:
             setattr(self, name, getattr(self, name)[:tasks].copy())
 
-    def per_epoch(self, tau: float | None = None, *, absolute: bool = False) -> np.ndarray:
-        """(T, E, L) fractions: the recorded tau exactly when tau is None, else read from the histograms."""
-        if tau is None:
+    def is_recorded_tau(self, tau: float | None) -> bool:
+        """Whether `tau` means the run's own tau (None, or equal to it), whose exact fractions are stored."""
+        return tau is None or math.isclose(float(tau), self.tau, rel_tol=1e-9)
+
+    def per_epoch(self, tau: float | np.ndarray | None = None, *, absolute: bool = False) -> np.ndarray:
+        """(T, E, L) fractions: exact at the run's own tau (None or equal to it), else read from the histograms.
+
+        An array of taus adds its shape at the end (always from the histograms).
+        """
+        if np.ndim(tau) == 0 and self.is_recorded_tau(tau):
             values = (self.absolute if absolute else self.signed).copy()
         else:
             values = fraction_from_hist(self.hist, tau, absolute=absolute)
         values[~self.recorded] = np.nan
         return values
 
-    def per_task(self, tau: float | None = None, *, absolute: bool = False) -> np.ndarray:
-        """(T, L) R_{l,t}: the mean over a task's recorded epochs (NaN for a task with none), as the spec recommends.
-
-        An array of taus adds its shape at the end, as in per_epoch.
-        """
-        per_epoch = self.per_epoch(tau, absolute=absolute)
+    def task_means(self, per_epoch: np.ndarray) -> np.ndarray:
+        """(T, L[, ...]) R_{l,t} from per-epoch values: the mean over a task's recorded epochs (NaN for none)."""
         extra = (1,) * (per_epoch.ndim - 2)
         values = np.where(self.recorded.reshape(self.recorded.shape + extra), per_epoch, 0.0)
         n = self.recorded.sum(axis=1).reshape((-1,) + extra)
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(n > 0, values.sum(axis=1) / n, np.nan)
+
+    def per_task(self, tau: float | np.ndarray | None = None, *, absolute: bool = False) -> np.ndarray:
+        """(T, L) R_{l,t}: the mean over a task's recorded epochs, as the spec recommends (see per_epoch for tau)."""
+        return self.task_means(self.per_epoch(tau, absolute=absolute))
 
     def save(self, path: str | Path) -> None:
         """Write an uncompressed .npz atomically; names as a unicode array, nothing pickled."""

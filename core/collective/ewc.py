@@ -1,7 +1,8 @@
 """Elastic weight consolidation that copes with a growing network: new parameters carry no penalty."""
+
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 from torch import nn
@@ -70,5 +71,5 @@ class EWC:
 
     def load_state(self, tensors: dict[str, torch.Tensor]) -> None:
         """Restore from `state()` output."""
-        self.fisher = {k[len("ewc.fisher."):]: v for k, v in tensors.items() if k.startswith("ewc.fisher.")}
-        self.anchor = {k[len("ewc.anchor."):]: v for k, v in tensors.items() if k.startswith("ewc.anchor.")}
+        self.fisher = {k[len("ewc.fisher.") :]: v for k, v in tensors.items() if k.startswith("ewc.fisher.")}
+        self.anchor = {k[len("ewc.anchor.") :]: v for k, v in tensors.items() if k.startswith("ewc.anchor.")}

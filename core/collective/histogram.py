@@ -13,8 +13,8 @@ Bins are closed above, so "g > tau" for tau on an edge is exactly "every bin abo
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import numpy as np
 import torch

@@ -1,4 +1,5 @@
-"""The expandable VGG-style network of the collective model (spec section 3): conv-BN-ReLU blocks, max-pools, an MLP head."""
+"""The collective model's expandable VGG-style network (spec section 3): conv-BN-ReLU blocks, max-pools, an MLP head."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -32,17 +33,21 @@ class NetSpec:
         checks = [
             (self.in_channels >= 1, f"in_channels is {self.in_channels}: use 1 (grayscale) or 3 (RGB)"),
             (self.image_size >= 1, f"image_size is {self.image_size}: use a positive side length such as 32"),
-            (n >= 1 and min(self.widths) >= 1, f"conv widths {list(self.widths)} are invalid: give at least one width, each >= 1"),
+            (
+                n >= 1 and min(self.widths) >= 1,
+                f"conv widths {list(self.widths)} are invalid: give at least one width, each >= 1",
+            ),
             (
                 list(self.pool_after) == sorted(set(self.pool_after)) and all(1 <= p <= n for p in self.pool_after),
-                f"pool_after {list(self.pool_after)} is invalid: give increasing 1-based conv indices between 1 and {n}",
+                f"pool_after {list(self.pool_after)} is invalid: give increasing 1-based conv indices from 1 to {n}",
             ),
             (all(h >= 1 for h in self.hidden), f"hidden widths {list(self.hidden)} are invalid: each must be >= 1"),
             (self.num_outputs >= 1, f"num_outputs is {self.num_outputs}: the head needs at least one output"),
             (0 <= self.dropout < 1, f"dropout is {self.dropout}: choose a value in [0, 1)"),
             (
                 self.image_size // 2 ** len(self.pool_after) >= 1,
-                f"{len(self.pool_after)} pools shrink a {self.image_size}-pixel image to nothing: use fewer pools or larger images",
+                f"{len(self.pool_after)} pools shrink a {self.image_size}-pixel image to nothing: use fewer pools or "
+                "larger images",
             ),
         ]
         check_all(checks)
@@ -61,13 +66,15 @@ class NetSpec:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "NetSpec":
+    def from_dict(cls, data: dict) -> NetSpec:
         """Rebuild from `to_dict()` output; unknown or missing keys are an error."""
         fields = {f.name for f in dataclasses.fields(cls)}
         required = fields - {"dropout"}
         unknown, missing = sorted(set(data) - fields), sorted(required - set(data))
         if unknown or missing:
-            raise LearngeneError(f"network spec has unknown keys {unknown} and lacks {missing}: recreate it with NetSpec.to_dict()")
+            raise LearngeneError(
+                f"network spec has unknown keys {unknown} and lacks {missing}: recreate it with NetSpec.to_dict()"
+            )
         return cls(**data)
 
 
@@ -82,10 +89,26 @@ PAPER_SPEC_CIFAR = NetSpec(
 )
 
 PAPER_WIDENING: tuple[tuple[int, str, int], ...] = (
-    (1, "conv3", 64), (2, "conv4", 64), (3, "conv5", 64), (4, "conv5", 64), (5, "conv6", 64), (6, "conv6", 64),
-    (7, "conv7", 64), (8, "conv7", 64), (9, "conv8", 128), (10, "conv8", 128), (11, "conv9", 128),
-    (12, "conv9", 128), (13, "conv10", 128), (14, "conv10", 128), (15, "conv11", 128), (16, "conv11", 128),
-    (17, "conv12", 128), (18, "conv12", 128), (19, "conv13", 128), (20, "conv13", 128),
+    (1, "conv3", 64),
+    (2, "conv4", 64),
+    (3, "conv5", 64),
+    (4, "conv5", 64),
+    (5, "conv6", 64),
+    (6, "conv6", 64),
+    (7, "conv7", 64),
+    (8, "conv7", 64),
+    (9, "conv8", 128),
+    (10, "conv8", 128),
+    (11, "conv9", 128),
+    (12, "conv9", 128),
+    (13, "conv10", 128),
+    (14, "conv10", 128),
+    (15, "conv11", 128),
+    (16, "conv11", 128),
+    (17, "conv12", 128),
+    (18, "conv12", 128),
+    (19, "conv13", 128),
+    (20, "conv13", 128),
 )
 
 
@@ -126,10 +149,15 @@ class ExpandableNet(nn.Module):
         self.spec = spec
         channels = (spec.in_channels,) + spec.widths
         self.convs = nn.ModuleDict(
-            {f"conv{i}": ConvBlock(channels[i - 1], channels[i], generator=generator) for i in range(1, len(spec.widths) + 1)}
+            {
+                f"conv{i}": ConvBlock(channels[i - 1], channels[i], generator=generator)
+                for i in range(1, len(spec.widths) + 1)
+            }
         )
         sizes = (spec.widths[-1] * spec.feature_size() ** 2,) + spec.hidden + (spec.num_outputs,)
-        self.fcs = nn.ModuleDict({f"fc{i}": default_linear(sizes[i - 1], sizes[i], generator) for i in range(1, len(sizes))})
+        self.fcs = nn.ModuleDict(
+            {f"fc{i}": default_linear(sizes[i - 1], sizes[i], generator) for i in range(1, len(sizes))}
+        )
         self.dropout = nn.Dropout(spec.dropout)
 
     def features(self, x: Tensor) -> Tensor:
@@ -169,7 +197,9 @@ class ExpandableNet(nn.Module):
         spec = dataclasses.replace(self.spec, num_outputs=num_outputs)
         name = spec.layer_names()[-1]
         old = self.fcs[name]
-        self.fcs[name] = default_linear(old.in_features, num_outputs, generator).to(device=old.weight.device, dtype=old.weight.dtype)
+        self.fcs[name] = default_linear(old.in_features, num_outputs, generator).to(
+            device=old.weight.device, dtype=old.weight.dtype
+        )
         self.spec = spec
 
 

@@ -1,4 +1,5 @@
 """Open-world check: does the collective model tell images of unseen classes from seen ones?"""
+
 from __future__ import annotations
 
 import math

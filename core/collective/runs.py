@@ -1,4 +1,5 @@
 """Run directories: config, per-task checkpoints, criterion, metrics, and a manifest that commits each task."""
+
 from __future__ import annotations
 
 import errno
@@ -15,11 +16,11 @@ import torch
 
 from core.atomic import leftover_temporaries, write_json, write_text
 from core.checkpoint import read_tensors, save_tensors
-from core.digest import file_digest
 from core.collective.config import CollectiveConfig
 from core.collective.criterion import CriterionLog
-from core.errors import LearngeneError
 from core.collective.network import ExpandableNet, NetSpec, load_state
+from core.digest import file_digest
+from core.errors import LearngeneError
 
 CONFIG = "config.json"
 MANIFEST = "manifest.json"
@@ -54,7 +55,7 @@ class RunLock:
         self.path = run_dir / LOCK
         self.handle = None
 
-    def __enter__(self) -> "RunLock":
+    def __enter__(self) -> RunLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.handle = open(self.path, "a+")
         try:
@@ -64,7 +65,8 @@ class RunLock:
             self.handle = None
             if exc.errno in (errno.EAGAIN, errno.EACCES):
                 raise LearngeneError(
-                    f"run directory {self.path.parent} is in use by another process: wait for it to finish or choose another --run-dir"
+                    f"run directory {self.path.parent} is in use by another process: wait for it to finish or choose "
+                    "another --run-dir"
                 ) from None
             raise
         self.handle.seek(0)
@@ -107,13 +109,17 @@ class Run:
     def last_task(self) -> int:
         """Index of the last finished task."""
         if self.finished_tasks == 0:
-            raise LearngeneError(f"run {self.path} has no finished task yet: train it with `learngene collective --run-dir {self.path}`")
+            raise LearngeneError(
+                f"run {self.path} has no finished task yet: train it with `learngene collective --run-dir {self.path}`"
+            )
         return self.finished_tasks - 1
 
     def _checked(self, name: str) -> Path:
         path = self.path / name
         if name not in self.manifest.get("files", {}):
-            raise LearngeneError(f"{path} is not part of the run's manifest: the run is incomplete, resume it with --resume")
+            raise LearngeneError(
+                f"{path} is not part of the run's manifest: the run is incomplete, resume it with --resume"
+            )
         if not path.exists():
             raise LearngeneError(f"{path} is missing: rerun the collective stage with --resume")
         return path
@@ -122,14 +128,18 @@ class Run:
         """The collective network as it was after `task` (default: last finished), checksum-verified."""
         task = self.last_task if task is None else task
         if not 0 <= task < self.finished_tasks:
-            raise LearngeneError(f"task {task} is not a finished task of {self.path}: choose 0..{self.finished_tasks - 1}")
+            raise LearngeneError(
+                f"task {task} is not a finished task of {self.path}: choose 0..{self.finished_tasks - 1}"
+            )
         name = checkpoint_name(task)
         tensors, _ = read_tensors(self._checked(name), self.manifest["files"][name])
         state = {k: v for k, v in tensors.items() if not k.startswith("ewc.")}
         try:
             return load_state(self.spec(task), state)
         except (RuntimeError, KeyError) as exc:
-            raise LearngeneError(f"{self.path / name} does not fit the run's network ({str(exc).splitlines()[0]}): recreate the run") from None
+            raise LearngeneError(
+                f"{self.path / name} does not fit the run's network ({str(exc).splitlines()[0]}): recreate the run"
+            ) from None
 
     def checkpoint_tensors(self, task: int) -> dict[str, torch.Tensor]:
         """All tensors of a checkpoint (network and EWC state), checksum-verified."""
@@ -137,16 +147,22 @@ class Run:
         return read_tensors(self._checked(name), self.manifest["files"][name])[0]
 
     def _committed(self, name: str) -> Path:
-        """The file holding `name`'s committed bytes: itself, or its pending twin if a commit stopped before the rename."""
+        """The file with `name`'s committed bytes: itself, or its pending twin if a commit stopped before the rename."""
         expected = self.manifest.get("files", {}).get(name)
         if expected is None:
-            raise LearngeneError(f"{self.path / name} is not part of the run's manifest: the run has no finished task; resume it with --resume")
+            raise LearngeneError(
+                f"{self.path / name} is not part of the run's manifest: the run has no finished task; resume it with "
+                "--resume"
+            )
         for path in (self.path / name, self.path / (name + PENDING)):
             if path.exists() and file_digest(path) == expected:
                 return path
         if not (self.path / name).exists():
             raise LearngeneError(f"{self.path / name} is missing: rerun the collective stage with --resume")
-        raise LearngeneError(f"{self.path / name} is corrupted (checksum differs from the run manifest): delete the run or rerun its last task with --resume")
+        raise LearngeneError(
+            f"{self.path / name} is corrupted (checksum differs from the run manifest): delete the run or rerun its "
+            "last task with --resume"
+        )
 
     def criterion(self) -> CriterionLog:
         """The criterion of the finished tasks, checksum-verified."""
@@ -166,18 +182,34 @@ def open_run(path: str | os.PathLike) -> Run:
         raise LearngeneError(f"no run directory at {path}: create one with `learngene collective --run-dir {path}`")
     try:
         config_data = json.loads((path / CONFIG).read_text())
-        manifest = json.loads((path / MANIFEST).read_text()) if (path / MANIFEST).exists() else {"finished_tasks": 0, "files": {}, "specs": {}}
+        manifest = (
+            json.loads((path / MANIFEST).read_text())
+            if (path / MANIFEST).exists()
+            else {"finished_tasks": 0, "files": {}, "specs": {}}
+        )
         config = CollectiveConfig.from_dict(config_data["config"])
     except FileNotFoundError:
-        raise LearngeneError(f"{path} holds no {CONFIG}: it is not a run directory; pass the folder `learngene collective` wrote") from None
+        raise LearngeneError(
+            f"{path} holds no {CONFIG}: it is not a run directory; pass the folder `learngene collective` wrote"
+        ) from None
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-        raise LearngeneError(f"{path}/{CONFIG} or {MANIFEST} is damaged ({exc.__class__.__name__}): delete the run and train again") from None
+        raise LearngeneError(
+            f"{path}/{CONFIG} or {MANIFEST} is damaged ({exc.__class__.__name__}): delete the run and train again"
+        ) from None
     return Run(path, config, manifest)
 
 
 def start_run(path: Path, config: CollectiveConfig, initial_spec: NetSpec) -> None:
     """Write config.json and an empty manifest for a new run."""
-    write_json(path / CONFIG, {"format": FORMAT, "config": config.as_dict(), "initial_spec": initial_spec.to_dict(), "versions": package_versions()})
+    write_json(
+        path / CONFIG,
+        {
+            "format": FORMAT,
+            "config": config.as_dict(),
+            "initial_spec": initial_spec.to_dict(),
+            "versions": package_versions(),
+        },
+    )
     write_json(path / MANIFEST, {"finished_tasks": 0, "files": {}, "specs": {}})
 
 
@@ -189,7 +221,7 @@ def commit_task(
     criterion: CriterionLog,
     metric_rows: list[dict[str, Any]],
 ) -> None:
-    """Write the task's checkpoint, criterion and metrics, then the manifest last: the task counts only once that lands."""
+    """Write the task's checkpoint, criterion and metrics, then the manifest: the task counts once that lands."""
     name = checkpoint_name(task)
     tensors = dict(net.state_dict())
     tensors.update(extra_tensors)
@@ -234,4 +266,3 @@ def config_differences(a: CollectiveConfig, b: CollectiveConfig) -> list[str]:
     """Names of the settings where two configs differ."""
     da, db = a.as_dict(), b.as_dict()
     return [k for k in da if da[k] != db[k]]
-

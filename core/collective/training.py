@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
 
 import torch
 import torch.nn.functional as F
@@ -16,7 +16,16 @@ from core.collective.criterion import CriterionLog, EpochRecorder
 from core.collective.ewc import EWC
 from core.collective.network import ExpandableNet, NetSpec, build
 from core.collective.openworld import auroc, unknown_scores
-from core.collective.runs import CONFIG, Run, RunLock, commit_task, config_differences, open_run, settle_pending, start_run
+from core.collective.runs import (
+    CONFIG,
+    Run,
+    RunLock,
+    commit_task,
+    config_differences,
+    open_run,
+    settle_pending,
+    start_run,
+)
 from core.collective.step import NonFiniteLoss, optimizer_step
 from core.collective.widening import apply_schedule
 from core.data import datasets
@@ -160,7 +169,11 @@ class CollectiveTrainer:
             logits = self.net(x)
             try:
                 loss = optimizer_step(
-                    task_loss(config, logits, y), optimizer, model=self.net, ewc=self.ewc, after_backward=recorder.observe
+                    task_loss(config, logits, y),
+                    optimizer,
+                    model=self.net,
+                    ewc=self.ewc,
+                    after_backward=recorder.observe,
                 )
             except NonFiniteLoss as exc:
                 raise LearngeneError(
@@ -176,7 +189,14 @@ class CollectiveTrainer:
         emit(
             self.listeners,
             EpochEnded(
-                self._task, epoch, config.epochs, row["loss"], row["accuracy"], ec.layer_names, ec.signed, ec.absolute,
+                self._task,
+                epoch,
+                config.epochs,
+                row["loss"],
+                row["accuracy"],
+                ec.layer_names,
+                ec.signed,
+                ec.absolute,
                 ec.hist,
             ),
         )
@@ -225,7 +245,9 @@ def train_collective(
         run, finished = _prepare(run_dir, config, resume)
         if finished:
             return run
-        imageset = datasets.load(config.dataset, root, image_size=config.image_size, seed=config.seed, download=download)
+        imageset = datasets.load(
+            config.dataset, root, image_size=config.image_size, seed=config.seed, download=download
+        )
         stream = source_stream(
             imageset,
             config.division(imageset.class_names),
@@ -253,7 +275,9 @@ def train_collective(
             criterion = run.criterion()
             metric_rows = run.metrics()
         net.to(device)
-        trainer = CollectiveTrainer(config, net, imageset, stream, criterion, metric_rows, ewc, device, listeners, should_stop)
+        trainer = CollectiveTrainer(
+            config, net, imageset, stream, criterion, metric_rows, ewc, device, listeners, should_stop
+        )
         for t in range(start, config.tasks):
             check_stop(should_stop)
             trainer.train_task(t)
@@ -264,7 +288,11 @@ def train_collective(
             emit(
                 listeners,
                 TaskFinished(
-                    t, config.tasks, last["train_accuracy"], _nan(last["auroc_msp"]), _nan(last["auroc_energy"]),
+                    t,
+                    config.tasks,
+                    last["train_accuracy"],
+                    _nan(last["auroc_msp"]),
+                    _nan(last["auroc_energy"]),
                     net.widths(),
                 ),
             )

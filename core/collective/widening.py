@@ -2,17 +2,18 @@
 
 The paper's code copies BN statistics only for the last new channel; here each new channel gets its source's.
 """
+
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
 from torch.nn.utils import skip_init
 
-from core.errors import LearngeneError
 from core.collective.network import ExpandableNet
+from core.errors import LearngeneError
 
 
 def _conv_position(layer: str, count: int) -> int:

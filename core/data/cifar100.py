@@ -4,6 +4,7 @@ Accepts the extracted `cifar-100-python/` folder (train, test, meta) or the tarb
 or root/cifar100; downloads the tarball only when asked. Train and test are merged: within each class
 the first 500 images are the official training images and the last 100 the official test images.
 """
+
 from __future__ import annotations
 
 import http.client
@@ -21,10 +22,10 @@ from numpy._core.multiarray import _reconstruct
 
 from core.atomic import atomic_path
 from core.data.datasets import DatasetInfo
-from core.digest import file_digest
-from core.errors import LearngeneError
 from core.data.image_io import resize_batch
 from core.data.imageset import ImageSet
+from core.digest import file_digest
+from core.errors import LearngeneError
 
 URL = "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz"
 TARBALL = "cifar-100-python.tar.gz"
@@ -42,24 +43,146 @@ HOW_TO_GET = (
 )
 
 FINE_LABEL_NAMES = (
-    "apple", "aquarium_fish", "baby", "bear", "beaver", "bed", "bee", "beetle", "bicycle", "bottle",
-    "bowl", "boy", "bridge", "bus", "butterfly", "camel", "can", "castle", "caterpillar", "cattle",
-    "chair", "chimpanzee", "clock", "cloud", "cockroach", "couch", "crab", "crocodile", "cup", "dinosaur",
-    "dolphin", "elephant", "flatfish", "forest", "fox", "girl", "hamster", "house", "kangaroo", "keyboard",
-    "lamp", "lawn_mower", "leopard", "lion", "lizard", "lobster", "man", "maple_tree", "motorcycle", "mountain",
-    "mouse", "mushroom", "oak_tree", "orange", "orchid", "otter", "palm_tree", "pear", "pickup_truck", "pine_tree",
-    "plain", "plate", "poppy", "porcupine", "possum", "rabbit", "raccoon", "ray", "road", "rocket",
-    "rose", "sea", "seal", "shark", "shrew", "skunk", "skyscraper", "snail", "snake", "spider",
-    "squirrel", "streetcar", "sunflower", "sweet_pepper", "table", "tank", "telephone", "television", "tiger", "tractor",
-    "train", "trout", "tulip", "turtle", "wardrobe", "whale", "willow_tree", "wolf", "woman", "worm",
+    "apple",
+    "aquarium_fish",
+    "baby",
+    "bear",
+    "beaver",
+    "bed",
+    "bee",
+    "beetle",
+    "bicycle",
+    "bottle",
+    "bowl",
+    "boy",
+    "bridge",
+    "bus",
+    "butterfly",
+    "camel",
+    "can",
+    "castle",
+    "caterpillar",
+    "cattle",
+    "chair",
+    "chimpanzee",
+    "clock",
+    "cloud",
+    "cockroach",
+    "couch",
+    "crab",
+    "crocodile",
+    "cup",
+    "dinosaur",
+    "dolphin",
+    "elephant",
+    "flatfish",
+    "forest",
+    "fox",
+    "girl",
+    "hamster",
+    "house",
+    "kangaroo",
+    "keyboard",
+    "lamp",
+    "lawn_mower",
+    "leopard",
+    "lion",
+    "lizard",
+    "lobster",
+    "man",
+    "maple_tree",
+    "motorcycle",
+    "mountain",
+    "mouse",
+    "mushroom",
+    "oak_tree",
+    "orange",
+    "orchid",
+    "otter",
+    "palm_tree",
+    "pear",
+    "pickup_truck",
+    "pine_tree",
+    "plain",
+    "plate",
+    "poppy",
+    "porcupine",
+    "possum",
+    "rabbit",
+    "raccoon",
+    "ray",
+    "road",
+    "rocket",
+    "rose",
+    "sea",
+    "seal",
+    "shark",
+    "shrew",
+    "skunk",
+    "skyscraper",
+    "snail",
+    "snake",
+    "spider",
+    "squirrel",
+    "streetcar",
+    "sunflower",
+    "sweet_pepper",
+    "table",
+    "tank",
+    "telephone",
+    "television",
+    "tiger",
+    "tractor",
+    "train",
+    "trout",
+    "tulip",
+    "turtle",
+    "wardrobe",
+    "whale",
+    "willow_tree",
+    "wolf",
+    "woman",
+    "worm",
 )
 _OPEN_WORLD = (
-    "beetle", "beaver", "butterfly", "camel", "cattle", "crab", "crocodile", "flatfish",
-    "lamp", "maple_tree", "motorcycle", "otter", "sea", "shark", "television", "tractor",
+    "beetle",
+    "beaver",
+    "butterfly",
+    "camel",
+    "cattle",
+    "crab",
+    "crocodile",
+    "flatfish",
+    "lamp",
+    "maple_tree",
+    "motorcycle",
+    "otter",
+    "sea",
+    "shark",
+    "television",
+    "tractor",
 )
 _NOVEL = (
-    "baby", "bed", "bicycle", "chimpanzee", "fox", "leopard", "man", "pickup_truck", "plain", "poppy",
-    "rocket", "rose", "snail", "sweet_pepper", "table", "telephone", "wardrobe", "whale", "woman", "worm",
+    "baby",
+    "bed",
+    "bicycle",
+    "chimpanzee",
+    "fox",
+    "leopard",
+    "man",
+    "pickup_truck",
+    "plain",
+    "poppy",
+    "rocket",
+    "rose",
+    "snail",
+    "sweet_pepper",
+    "table",
+    "telephone",
+    "wardrobe",
+    "whale",
+    "woman",
+    "worm",
 )
 # The paper's division (its appendix tables, which coincide with CIFAR-FS): base = every other class.
 PAPER_DIVISION: dict[str, list[str]] = {
@@ -76,7 +199,14 @@ _ALLOWED = {
     ("numpy", "dtype"): np.dtype,
 }
 _PICKLE_ERRORS = (
-    pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError, OverflowError
+    pickle.UnpicklingError,
+    EOFError,
+    ValueError,
+    TypeError,
+    AttributeError,
+    IndexError,
+    KeyError,
+    OverflowError,
 )
 _ARCHIVE_ERRORS = (tarfile.TarError, OSError, EOFError, zlib.error)
 
@@ -127,7 +257,9 @@ def locate(root: Path) -> Path | None:
             if (base / TARBALL).is_file():
                 return base / TARBALL
     except OSError as err:
-        raise LearngeneError(f"cannot read {root} ({err}): check the folder's permissions or pass another --root") from err
+        raise LearngeneError(
+            f"cannot read {root} ({err}): check the folder's permissions or pass another --root"
+        ) from err
     return None
 
 
@@ -155,7 +287,8 @@ def download_tarball(root: Path) -> Path:
             digest = file_digest(tmp, "md5")
             if digest != TARBALL_MD5:
                 raise LearngeneError(
-                    f"the download of {URL} is damaged (md5 {digest}, expected {TARBALL_MD5}): run again with --download"
+                    f"the download of {URL} is damaged (md5 {digest}, expected {TARBALL_MD5}): run again with "
+                    "--download"
                 )
     except (OSError, http.client.HTTPException) as err:
         raise LearngeneError(
@@ -186,7 +319,9 @@ def _read_files(source: Path) -> dict[str, dict[str, object]]:
                 if handle is not None:
                     files[name] = _unpickle(handle, f"{source}:{member.name}")
     except _ARCHIVE_ERRORS as err:
-        raise LearngeneError(f"cannot read {source} ({err}): delete it and get a fresh copy (or use --download)") from err
+        raise LearngeneError(
+            f"cannot read {source} ({err}): delete it and get a fresh copy (or use --download)"
+        ) from err
     lacking = [f for f in FILES if f not in files]
     if lacking:
         raise LearngeneError(f"{source} lacks {', '.join(lacking)}: delete it and run again with --download")
@@ -199,7 +334,9 @@ def _split(content: dict[str, object], name: str, classes: int) -> tuple[np.ndar
     shaped = isinstance(data, np.ndarray) and data.dtype == np.uint8 and data.ndim == 2 and data.shape[1] == 3072
     listed = isinstance(labels, list) and all(type(label) is int for label in labels)
     if not shaped or not listed or len(labels) != data.shape[0]:
-        raise LearngeneError(f"{name} is not a CIFAR-100 split (bad data or fine_labels): delete it and get a fresh copy")
+        raise LearngeneError(
+            f"{name} is not a CIFAR-100 split (bad data or fine_labels): delete it and get a fresh copy"
+        )
     if labels and (min(labels) < 0 or max(labels) >= classes):
         raise LearngeneError(f"{name} has labels outside its {classes} classes: delete it and get a fresh copy")
     return data.reshape(-1, 3, 32, 32), np.array(labels, dtype=np.int64)
@@ -233,6 +370,7 @@ def load(root: Path | None, *, image_size: int = 32, seed: int = 0, download: bo
 
 def info(root: Path | None) -> DatasetInfo:
     """Describe CIFAR-100 from what is on disk (nothing is read or hashed)."""
+
     def described(available: bool, reason: str) -> DatasetInfo:
         counts = (100, 60000) if available else (None, None)
         return DatasetInfo("cifar100", DESCRIPTION, *counts, (32, 32), 3, available, reason, HOW_TO_GET)

@@ -1,4 +1,5 @@
 """A contact sheet of a dataset: a PNG grid with one row per class, to see at a glance what the images look like."""
+
 from __future__ import annotations
 
 import io
@@ -19,7 +20,7 @@ _GAP_SHADE = 48  # grey of the gaps, so black cells stay visibly separate
 def contact_sheet_image(
     imageset: ImageSet, *, classes: int = 16, per_class: int = 10, scale: int = 2, seed: int = 0
 ) -> Image.Image:
-    """Grid of `per_class` images from each of `classes` randomly chosen classes (chosen by `seed`), enlarged `scale` times."""
+    """Grid of `per_class` images of each of `classes` classes (chosen by `seed`), enlarged `scale` times."""
     if classes < 1 or per_class < 1 or scale < 1:
         raise ValueError("contact sheet needs at least one class, one image per class and a scale of 1 or more")
     generator = torch.Generator().manual_seed(seed)

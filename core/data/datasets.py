@@ -1,4 +1,5 @@
 """Registry of datasets: what each one is, whether it is available here, and how to load it."""
+
 from __future__ import annotations
 
 import importlib
@@ -6,8 +7,8 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from core.errors import LearngeneError
 from core.data.imageset import ImageSet
+from core.errors import LearngeneError
 
 DATASETS = ("glyphs", "omniglot", "cifar100", "imagefolder")
 DATA_ENV = "LEARNGENE_DATA"

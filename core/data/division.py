@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Sequence
 
 import torch
 
@@ -37,7 +37,9 @@ def divide_classes(
     if fixed is not None:
         return ClassDivision(tuple(fixed["base"]), tuple(fixed["open_world"]), tuple(fixed["novel"]))
     if not (0 < novel_fraction < 1 and 0 <= open_world_fraction < 1 and novel_fraction + open_world_fraction < 1):
-        raise LearngeneError("class fractions must be in (0, 1) and sum to less than 1: e.g. novel 0.2, open-world 0.16")
+        raise LearngeneError(
+            "class fractions must be in (0, 1) and sum to less than 1: e.g. novel 0.2, open-world 0.16"
+        )
     perm = torch.randperm(num_classes, generator=generator(seed, 1)).tolist()
     n_novel = max(1, round(num_classes * novel_fraction))
     n_open = round(num_classes * open_world_fraction)

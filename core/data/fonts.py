@@ -123,7 +123,9 @@ def _ttf_chars(path: Path) -> dict[str, str]:
 
 def truetype_files(folder: Path) -> list[Path]:
     """The TrueType fonts the dataset may draw from, in name order."""
-    return [p for p in sorted(folder.glob("*.ttf")) if not p.name.startswith("LastResort")]  # LastResort draws placeholder boxes
+    return [
+        p for p in sorted(folder.glob("*.ttf")) if not p.name.startswith("LastResort")
+    ]  # LastResort draws placeholder boxes
 
 
 @functools.lru_cache(maxsize=1)
@@ -132,7 +134,8 @@ def faces() -> tuple[Face, ...]:
     folder = font_folder()
     if not folder.is_dir():
         raise LearngeneError(
-            f"matplotlib's fonts are missing from {folder}: reinstall it with `pip install --force-reinstall matplotlib`"
+            f"matplotlib's fonts are missing from {folder}: reinstall it with `pip install --force-reinstall "
+            "matplotlib`"
         )
     found = []
     for path in truetype_files(folder):
@@ -146,7 +149,7 @@ def faces() -> tuple[Face, ...]:
     return tuple(found)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _hershey_glyphs(font: str) -> dict:
     try:
         from HersheyFonts import HersheyFonts
@@ -157,12 +160,12 @@ def _hershey_glyphs(font: str) -> dict:
     return loader.all_glyphs
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _truetype(path: str, size: int) -> ImageFont.FreeTypeFont:
     return ImageFont.truetype(path, size)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _cap_height(face_index: int) -> float:
     """Height of a capital letter, per pixel of font size (TrueType) or in font units (Hershey)."""
     face = faces()[face_index]
@@ -239,8 +242,6 @@ def render(face_index: int, char: str, image_size: int, pose: Pose = Pose()) -> 
     """One character in one face as a (image_size, image_size) uint8 array, bright ink on black."""
     draw = _draw_hershey if faces()[face_index].hershey else _draw_ttf
     return np.asarray(draw(face_index, char, image_size * _SUPERSAMPLE, pose).reduce(_SUPERSAMPLE), dtype=np.uint8)
-
-
 
 
 def face_names() -> set[str]:

@@ -15,8 +15,8 @@ import json
 import os
 import unicodedata
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -113,10 +113,17 @@ def _read_catalogue(path: Path) -> dict[str, list[str]] | None:
     except (OSError, ValueError):
         return None
     known = face_names()
-    valid = isinstance(catalogue, dict) and len(catalogue) > 0 and all(
-        isinstance(c, str) and len(c) == 1 and isinstance(names, list) and len(set(names)) >= MIN_FACES
-        and all(isinstance(n, str) and n in known for n in names)
-        for c, names in catalogue.items()
+    valid = (
+        isinstance(catalogue, dict)
+        and len(catalogue) > 0
+        and all(
+            isinstance(c, str)
+            and len(c) == 1
+            and isinstance(names, list)
+            and len(set(names)) >= MIN_FACES
+            and all(isinstance(n, str) and n in known for n in names)
+            for c, names in catalogue.items()
+        )
     )
     return catalogue if valid else None
 

@@ -1,10 +1,11 @@
 """Decode image files into square uint8 arrays, turning every decoding failure into a LearngeneError."""
+
 from __future__ import annotations
 
 import io
 import zlib
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 from PIL import Image, ImageOps

@@ -4,6 +4,7 @@ Subfolders are searched recursively; hidden files and folders are skipped. The s
 (one channel) when every file is stored in a gray mode, otherwise RGB. Each image is centre-cropped
 to a square and resized; transparent pixels become white.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,9 +12,9 @@ from pathlib import Path
 import torch
 
 from core.data.datasets import DatasetInfo
-from core.errors import LearngeneError
 from core.data.image_io import decode_classes, is_grayscale_file
 from core.data.imageset import ImageSet
+from core.errors import LearngeneError
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 DESCRIPTION = "your own images: one subfolder per class, centre-cropped to squares"
@@ -31,17 +32,23 @@ def scan(folder: Path) -> dict[str, list[Path]]:
     """Class name -> its image files, both sorted; raises LearngeneError naming what is missing."""
     try:
         if not folder.is_dir():
-            raise LearngeneError(f"image folder {folder} does not exist: pass --root DIR, a folder with one subfolder per class")
+            raise LearngeneError(
+                f"image folder {folder} does not exist: pass --root DIR, a folder with one subfolder per class"
+            )
         classes = sorted(p for p in folder.iterdir() if p.is_dir() and not _hidden(p, folder))
         if not classes:
-            raise LearngeneError(f"{folder} has no class subfolders: put each class's images in its own subfolder of {folder}")
+            raise LearngeneError(
+                f"{folder} has no class subfolders: put each class's images in its own subfolder of {folder}"
+            )
         found = {}
         for path in classes:
             files = sorted(
                 p for p in path.rglob("*") if p.suffix.lower() in EXTENSIONS and p.is_file() and not _hidden(p, path)
             )
             if not files:
-                raise LearngeneError(f"class folder {path} has no images ({', '.join(EXTENSIONS)}): add some or remove it")
+                raise LearngeneError(
+                    f"class folder {path} has no images ({', '.join(EXTENSIONS)}): add some or remove it"
+                )
             found[path.name] = files
     except OSError as err:
         raise LearngeneError(f"cannot list {folder} ({err}): check the folder's permissions") from err
@@ -54,7 +61,7 @@ def channels_of(found: dict[str, list[Path]]) -> int:
 
 
 def load(root: Path | None, *, image_size: int = 32, seed: int = 0, download: bool = False) -> ImageSet:
-    """Decode every image of the folder `root`; order is sorted, so `seed` is unused, and there is nothing to download."""
+    """Decode every image of the folder `root`; the order is sorted, so `seed` is unused; nothing to download."""
     if root is None:
         raise LearngeneError(f"imagefolder needs a folder: {HOW_TO_GET}")
     found = scan(root)

@@ -1,4 +1,5 @@
 """An in-memory labelled image collection, held as uint8 so that large sets stay small."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -4,20 +4,21 @@ Reads the original zips (images_background*.zip, images_evaluation*.zip) in plac
 unpacked folders as torchvision lays them out (omniglot-py/images_background/<alphabet>/<character>/).
 Strokes are inverted to bright ink on black, like the glyphs dataset.
 """
+
 from __future__ import annotations
 
 import contextlib
 import zipfile
 import zlib
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
-from typing import Callable
 
 import torch
 
 from core.data.datasets import DatasetInfo
-from core.errors import LearngeneError
 from core.data.image_io import decode_classes
 from core.data.imageset import ImageSet
+from core.errors import LearngeneError
 
 PREFIXES = ("images_background", "images_evaluation")
 SUBFOLDERS = (".", "omniglot", "omniglot-py", "omniglot/omniglot-py")
@@ -51,7 +52,9 @@ def locate(root: Path) -> list[Path]:
             if sources:
                 return sources
     except OSError as err:
-        raise LearngeneError(f"cannot read {root} ({err}): check the folder's permissions or pass another --root") from err
+        raise LearngeneError(
+            f"cannot read {root} ({err}): check the folder's permissions or pass another --root"
+        ) from err
     return []
 
 
@@ -108,12 +111,15 @@ def load(root: Path | None, *, image_size: int = 32, seed: int = 0, download: bo
             images, labels = decode_classes(classes, image_size, 1)
     except _ZIP_ERRORS as err:
         where = current if current is not None else root
-        raise LearngeneError(f"cannot read omniglot images from {where} ({err}): delete it and get a fresh copy") from err
+        raise LearngeneError(
+            f"cannot read omniglot images from {where} ({err}): delete it and get a fresh copy"
+        ) from err
     return ImageSet("omniglot", torch.from_numpy(255 - images), torch.from_numpy(labels), tuple(found))
 
 
 def info(root: Path | None) -> DatasetInfo:
     """Describe the local Omniglot copy from its file listing (nothing is decoded)."""
+
     def unavailable(reason: str) -> DatasetInfo:
         return DatasetInfo("omniglot", DESCRIPTION, None, None, (32, 32), 1, False, reason, HOW_TO_GET)
 

@@ -1,4 +1,5 @@
 """Source task streams and few-shot tasks over an image set, as index tensors with labels 0..N-1."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -25,7 +26,10 @@ class SourceTask:
 
 def _class_orders(imageset: ImageSet, seed: int) -> list[torch.Tensor]:
     """A fixed seeded permutation of each class's images: train images first, held-out after."""
-    return [idx[torch.randperm(len(idx), generator=generator(seed, 2, c))] for c, idx in enumerate(imageset.indices_by_class())]
+    return [
+        idx[torch.randperm(len(idx), generator=generator(seed, 2, c))]
+        for c, idx in enumerate(imageset.indices_by_class())
+    ]
 
 
 def source_stream(
@@ -39,7 +43,7 @@ def source_stream(
     seed: int,
     open_world_from: int | None = None,
 ) -> list[SourceTask]:
-    """T source tasks of C random classes each (from the source pool, plus open-world classes from `open_world_from` on)."""
+    """T source tasks of C random classes each (source pool, plus the open-world pool from `open_world_from` on)."""
     if tasks < 1 or classes_per_task < 2 or images_per_class < 1 or heldout_per_class < 0:
         raise LearngeneError("tasks >= 1, classes per task >= 2, images per class >= 1 and held-out >= 0 are required")
     available = imageset.images_per_class()

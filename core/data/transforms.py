@@ -1,4 +1,5 @@
 """Normalisation and light augmentation with plain torch ops (no torchvision)."""
+
 from __future__ import annotations
 
 import torch
@@ -27,7 +28,12 @@ def augment(x: torch.Tensor, generator: torch.Generator, *, pad: int = 2, flip: 
         ox = torch.randint(0, 2 * pad + 1, (b,), generator=generator).to(x.device)
         rows = (oy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]
         cols = (ox[:, None] + torch.arange(w, device=x.device))[:, None, None, :]
-        x = padded[torch.arange(b, device=x.device)[:, None, None, None], torch.arange(c, device=x.device)[None, :, None, None], rows, cols]
+        x = padded[
+            torch.arange(b, device=x.device)[:, None, None, None],
+            torch.arange(c, device=x.device)[None, :, None, None],
+            rows,
+            cols,
+        ]
     if flip:
         mask = (torch.rand(b, generator=generator) < 0.5).to(x.device)
         x = torch.where(mask[:, None, None, None], x.flip(3), x)

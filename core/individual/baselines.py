@@ -1,15 +1,18 @@
-"""Baselines beside the learngene and scratch (spec section 6): window ablations, the collective fine-tuned, nearest centroids.
+"""Baselines beside learngene and scratch (spec section 6): window ablations, collective fine-tuning, nearest centroids.
 
-Each is a `Method` run by `core.individual.evaluation.run_methods` on the same target tasks and per-task seeds.
+Each is a `Method` run by `core.individual.methods.run_methods` on the same target tasks and per-task seeds.
 """
+
 from __future__ import annotations
 
 import copy
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 
+from core.collective.network import ExpandableNet
+from core.collective.runs import Run
 from core.events import check_stop
 from core.individual.config import IndividualConfig
 from core.individual.methods import Method, individual_method
@@ -18,8 +21,6 @@ from core.individual.targets import TargetTask
 from core.individual.training import fit_and_test
 from core.learngene.extraction import extract
 from core.learngene.gene import Learngene
-from core.collective.network import ExpandableNet
-from core.collective.runs import Run
 from core.learngene.selection import Selection, block_label, windows
 from core.seeding import generator
 
@@ -56,17 +57,23 @@ def nearest_centroid_method(base: ExpandableNet, config: IndividualConfig, devic
         check_stop(should_stop)
         with torch.no_grad():
             support, query = embed(target.support), embed(target.query)
-        centroids = torch.stack([support[target.support_labels == c].mean(0) for c in range(int(target.support_labels.max()) + 1)])
+        centroids = torch.stack(
+            [support[target.support_labels == c].mean(0) for c in range(int(target.support_labels.max()) + 1)]
+        )
         if config.centroid_metric == "cosine":
             scores = F.normalize(query, dim=1) @ F.normalize(centroids, dim=1).T
         else:
             scores = -torch.cdist(query, centroids)
         return float((scores.argmax(1) == target.query_labels).float().mean())
 
-    return Method("nearest-centroid", f"{config.centroid_features} ({config.centroid_metric})", params, params, run_task)
+    return Method(
+        "nearest-centroid", f"{config.centroid_features} ({config.centroid_metric})", params, params, run_task
+    )
 
 
-def baseline_methods(run: Run, learngene: Learngene, way: int, config: IndividualConfig, device: str = "cpu") -> list[Method]:
+def baseline_methods(
+    run: Run, learngene: Learngene, way: int, config: IndividualConfig, device: str = "cpu"
+) -> list[Method]:
     """Scratch is not here (see `evaluate`): window ablations, collective fine-tuning and nearest centroids."""
     names = run.spec(learngene.task).layer_names()
     methods = []
@@ -74,7 +81,9 @@ def baseline_methods(run: Run, learngene: Learngene, way: int, config: Individua
         if block == learngene.layers:
             continue
         other = extract(run, Selection(block, "window", len(block)), learngene.task)
-        methods.append(individual_method(f"window {block_label(block)}", fitted_spec(other, way, config), config, other, device))
+        methods.append(
+            individual_method(f"window {block_label(block)}", fitted_spec(other, way, config), config, other, device)
+        )
     base = run.load_net(learngene.task)
     methods.append(collective_finetune_method(base, way, config, device))
     methods.append(nearest_centroid_method(base, config, device))

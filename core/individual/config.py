@@ -40,7 +40,7 @@ class IndividualConfig:
     centroid_metric: str = "cosine"
     seed: int = 0
 
-    def validate(self) -> "IndividualConfig":
+    def validate(self) -> IndividualConfig:
         """Return self, or raise LearngeneError naming the first bad setting and its valid range."""
         checks = [
             (1 <= self.epochs <= 10_000, "--epochs must be between 1 and 10000"),
@@ -53,9 +53,18 @@ class IndividualConfig:
             (self.ewc_lambda >= 0, "EWC lambda must be 0 or more"),
             (0 < self.width_multiplier <= 64, "the front width multiplier must be in (0, 64]"),
             (self.front_depth is None or 1 <= self.front_depth <= 64, "--front-depth must be between 1 and 64"),
-            (len(self.head_hidden) <= 8 and all(1 <= h <= 16_384 for h in self.head_hidden), "head widths must be 1 to 16384, at most 8 of them"),
-            (self.front_widths is None or all(1 <= w <= 16_384 for w in self.front_widths), "front widths must be 1 to 16384"),
-            (self.centroid_features in CENTROID_FEATURES, f"centroid features must be one of {', '.join(CENTROID_FEATURES)}"),
+            (
+                len(self.head_hidden) <= 8 and all(1 <= h <= 16_384 for h in self.head_hidden),
+                "head widths must be 1 to 16384, at most 8 of them",
+            ),
+            (
+                self.front_widths is None or all(1 <= w <= 16_384 for w in self.front_widths),
+                "front widths must be 1 to 16384",
+            ),
+            (
+                self.centroid_features in CENTROID_FEATURES,
+                f"centroid features must be one of {', '.join(CENTROID_FEATURES)}",
+            ),
             (self.centroid_metric in CENTROID_METRICS, f"centroid metric must be one of {', '.join(CENTROID_METRICS)}"),
             (self.seed >= 0, "--seed must be 0 or more"),
         ]

@@ -1,21 +1,106 @@
-"""One evaluation: the results table of learngene, scratch and (when asked) the baselines on the same target tasks.
+"""One evaluation, planned once for every caller (the CLI, the explorer's Run and Size sweep buttons, notebooks).
 
-Every method sees the same target tasks and, per task, the same seed; each task gets a fresh model (the official
-code reuses one). Evaluation is deterministic (normalise only); training may use light shift augmentation.
+A plan holds the target tasks (query images per class lowered to what is left after `shot`), the methods to run,
+the sizes of a sweep, and the number of target-task trainings that running it will report. Every method sees the
+same target tasks and, per task, the same seed; each task gets a fresh model (the official code reuses one).
 """
 
 from __future__ import annotations
 
-from typing import Callable, Iterable
+import dataclasses
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 from core.collective.runs import Run
 from core.events import Listener
 from core.individual.baselines import baseline_methods
 from core.individual.config import IndividualConfig
-from core.individual.methods import individual_method, run_methods
+from core.individual.methods import Method, individual_method, run_methods
 from core.individual.model import fitted_spec
+from core.individual.sweep import Size, default_sizes, sweep
 from core.individual.targets import Targets, fitting_query, make_targets, run_imageset
 from core.learngene.gene import Learngene
+
+
+@dataclass(frozen=True, eq=False)
+class FewShotPlan:
+    """A checked few-shot job: what runs on which target tasks, and how many trainings it reports."""
+
+    run: Run
+    learngene: Learngene
+    config: IndividualConfig
+    targets: Targets
+    methods: tuple[Method, ...]
+    sizes: tuple[Size, ...]
+    device: str = "cpu"
+
+    @property
+    def trainings(self) -> int:
+        """How many (method, target task) trainings `execute` reports through TargetTaskFinished events."""
+        per_task = len(self.methods)
+        if self.sizes:  # the default size reuses the learngene and scratch rows, the collective its baseline row
+            per_task += 2 * sum(size != Size("default") for size in self.sizes)
+            per_task += 0 if any(m.name == "collective-finetune" for m in self.methods) else 1
+        return per_task * len(self.targets.tasks)
+
+    def execute(
+        self, listeners: Iterable[Listener] = (), should_stop: Callable[[], bool] | None = None
+    ) -> tuple[list[dict], list[dict]]:
+        """Run every method on every target task, then the size sweep; returns (rows, size points)."""
+        listeners = tuple(listeners)
+        rows = run_methods(self.methods, self.targets, listeners=listeners, should_stop=should_stop)
+        points = []
+        if self.sizes:
+            points = sweep(
+                self.run,
+                self.learngene,
+                self.config,
+                self.targets,
+                sizes=self.sizes,
+                known=rows,
+                device=self.device,
+                listeners=listeners,
+                should_stop=should_stop,
+            )
+        return rows, points
+
+
+def plan_few_shot(
+    run: Run,
+    learngene: Learngene,
+    config: IndividualConfig,
+    *,
+    way: int,
+    shot: int,
+    tasks: int,
+    query: int | None = None,
+    baselines: bool = False,
+    sizes: bool = False,
+    targets: Targets | None = None,
+    root: str | None = None,
+    device: str = "cpu",
+) -> FewShotPlan:
+    """Draw the target tasks (unless given) and list the methods.
+
+    `query` None takes the config's query images per class, lowered to what `shot` leaves in each class.
+    """
+    if targets is None:
+        imageset = run_imageset(run, root)
+        query = fitting_query(config.query, imageset, shot) if query is None else query
+        targets = make_targets(
+            run, imageset, way=way, shot=shot, query=query, tasks=tasks, seed=config.seed, device=device
+        )
+    way = targets.way
+    config = dataclasses.replace(config, query=targets.query).validate()
+    spec = fitted_spec(learngene, way, config)
+    methods = [
+        individual_method("learngene", spec, config, learngene, device),
+        individual_method("scratch", spec, config, None, device),
+    ]
+    if baselines:
+        methods += baseline_methods(run, learngene, way, config, device)
+    chosen = tuple(default_sizes(learngene, config)) if sizes else ()
+    return FewShotPlan(run, learngene, config, targets, tuple(methods), chosen, device)
 
 
 def evaluate(
@@ -33,17 +118,17 @@ def evaluate(
     listeners: Iterable[Listener] = (),
     should_stop: Callable[[], bool] | None = None,
 ) -> list[dict]:
-    """The results table: learngene and scratch (same architecture), plus the baselines when asked.
-
-    Without `targets`, M tasks are drawn with config.query query images per class (fewer if the classes run out).
-    """
-    config.validate()
-    if targets is None:
-        imageset = run_imageset(run, root)
-        query = fitting_query(config.query, imageset, shot)
-        targets = make_targets(run, imageset, way=way, shot=shot, query=query, tasks=tasks, seed=config.seed, device=device)
-    spec = fitted_spec(learngene, targets.way, config)
-    methods = [individual_method("learngene", spec, config, learngene, device), individual_method("scratch", spec, config, None, device)]
-    if baselines:
-        methods += baseline_methods(run, learngene, targets.way, config, device)
-    return run_methods(methods, targets, listeners=listeners, should_stop=should_stop)
+    """The results table: learngene and scratch (same architecture), plus the baselines when asked."""
+    plan = plan_few_shot(
+        run,
+        learngene,
+        config,
+        way=way,
+        shot=shot,
+        tasks=tasks,
+        baselines=baselines,
+        targets=targets,
+        root=root,
+        device=device,
+    )
+    return plan.execute(listeners, should_stop)[0]

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Iterable
 
 import torch
 
@@ -24,7 +24,16 @@ from core.learngene.selection import block_label
 from core.stats import mean_ci95
 
 ROW_FIELDS = (
-    "method", "layers", "params", "inherited_params", "mean_accuracy", "ci95", "tasks", "way", "shot", "seconds"
+    "method",
+    "layers",
+    "params",
+    "inherited_params",
+    "mean_accuracy",
+    "ci95",
+    "tasks",
+    "way",
+    "shot",
+    "seconds",
 )
 
 
@@ -59,7 +68,10 @@ def individual_method(
         ewc = None
         if learngene is not None and config.ewc_lambda > 0 and not config.freeze:
             ewc = EWC(config.ewc_lambda, exclude=lambda n: not n.startswith("block."))
-            support_batches = [(layout(target.support[i], config), target.support_labels[i]) for i in batches(torch.arange(len(target.support_labels)), config.batch_size)]
+            support_batches = [
+                (layout(target.support[i], config), target.support_labels[i])
+                for i in batches(torch.arange(len(target.support_labels)), config.batch_size)
+            ]
             ewc.consolidate(model, support_batches)
         return fit_and_test(model, target, config, ewc, should_stop)
 
@@ -85,7 +97,10 @@ def run_methods(
             check_stop(should_stop)
             acc = method.run_task(target, should_stop)
             accuracies.append(acc)
-            emit(listeners, TargetTaskFinished(method.name, target.task.task_id, len(targets.tasks), acc, method.params, size))
+            emit(
+                listeners,
+                TargetTaskFinished(method.name, target.task.task_id, len(targets.tasks), acc, method.params, size),
+            )
         mean, half = mean_ci95(accuracies)
         row = {
             "method": method.name,

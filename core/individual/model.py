@@ -3,6 +3,7 @@
 The default front fits the learngene: it maps the image channels to the block's input channels and pools as
 often as the collective did before the block, so the block sees the spatial size it was trained at.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -51,17 +52,22 @@ class IndividualSpec:
             size //= 2
         return self.block_widths[-1] * size * size
 
-    def validate(self) -> "IndividualSpec":
+    def validate(self) -> IndividualSpec:
         """Return self, or raise LearngeneError naming the first impossible setting."""
         depth = len(self.front_widths)
         if depth < 1 or any(w < 1 for w in self.front_widths):
-            raise LearngeneError("the front needs at least one conv layer of width >= 1: raise --front-depth or the width multiplier")
+            raise LearngeneError(
+                "the front needs at least one conv layer of width >= 1: raise --front-depth or the width multiplier"
+            )
         if any(not 1 <= p <= depth for p in self.front_pools) or len(set(self.front_pools)) != len(self.front_pools):
             raise LearngeneError(f"front pools {list(self.front_pools)} must name distinct front layers 1..{depth}")
         if any(p not in self.block_layers for p in self.block_pools):
             raise LearngeneError(f"block pools {list(self.block_pools)} must name block layers")
         if self.block_input_size() < 1 or self.feature_size() < 1:
-            raise LearngeneError(f"{len(self.front_pools) + len(self.block_pools)} pools are too many for {self.image_size}px images: use fewer front pools")
+            raise LearngeneError(
+                f"{len(self.front_pools) + len(self.block_pools)} pools are too many for {self.image_size}px images: "
+                "use fewer front pools"
+            )
         if any(h < 1 for h in self.head_hidden) or self.way < 2:
             raise LearngeneError("head widths must be >= 1 and a task needs at least 2 classes")
         return self
@@ -71,7 +77,7 @@ class IndividualSpec:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "IndividualSpec":
+    def from_dict(cls, data: dict) -> IndividualSpec:
         """Rebuild from to_dict() output."""
         values = dict(data)
         for name in ("front_widths", "front_pools", "block_layers", "block_widths", "block_pools", "head_hidden"):
@@ -112,17 +118,22 @@ def fit_spec(
         if width_multiplier <= 0:
             raise LearngeneError(f"width multiplier {width_multiplier} must be positive")
         c = learngene.in_channels
-        front_widths = tuple(max(1, round(c / 2 ** (depth - 1 - i) * width_multiplier)) for i in range(depth - 1)) + (c,)
+        front_widths = tuple(max(1, round(c / 2 ** (depth - 1 - i) * width_multiplier)) for i in range(depth - 1)) + (
+            c,
+        )
     elif front_widths[-1] != learngene.in_channels:
         raise LearngeneError(
-            f"the front's last width {front_widths[-1]} must equal the learngene's input channels {learngene.in_channels}: "
-            f"end the front widths with {learngene.in_channels} (the paper preset's 64-128-256-512 front fits only a 512-channel block; use --preset fast)"
+            f"the front's last width {front_widths[-1]} must equal the learngene's input channels "
+            f"{learngene.in_channels}: "
+            f"end the front widths with {learngene.in_channels} (the paper preset's 64-128-256-512 front fits only a "
+            "512-channel block; use --preset fast)"
         )
     depth = len(front_widths)
     if front_pools is None:
         if depth < pools_needed:
             raise LearngeneError(
-                f"a front of {depth} layers cannot pool {pools_needed} times to reach the learngene's {learngene.input_size}px input: use --front-depth {pools_needed} or more"
+                f"a front of {depth} layers cannot pool {pools_needed} times to reach the learngene's "
+                f"{learngene.input_size}px input: use --front-depth {pools_needed} or more"
             )
         front_pools = tuple(round((i + 1) * depth / pools_needed) for i in range(pools_needed))
     return IndividualSpec(
@@ -145,9 +156,13 @@ class IndividualNet(nn.Module):
         super().__init__()
         self.spec = spec
         widths = (spec.in_channels,) + spec.front_widths
-        self.front = nn.ModuleList(ConvBlock(widths[i], widths[i + 1], generator=generator) for i in range(len(spec.front_widths)))
+        self.front = nn.ModuleList(
+            ConvBlock(widths[i], widths[i + 1], generator=generator) for i in range(len(spec.front_widths))
+        )
         block_in = (spec.block_in_channels,) + spec.block_widths
-        self.block = nn.ModuleDict({n: ConvBlock(block_in[i], block_in[i + 1], generator=generator) for i, n in enumerate(spec.block_layers)})
+        self.block = nn.ModuleDict(
+            {n: ConvBlock(block_in[i], block_in[i + 1], generator=generator) for i, n in enumerate(spec.block_layers)}
+        )
         sizes = (spec.feature_size(),) + spec.head_hidden + (spec.way,)
         layers: list[nn.Module] = []
         for i in range(len(sizes) - 1):
@@ -181,7 +196,9 @@ class IndividualNet(nn.Module):
     def inherit(self, learngene: Learngene) -> None:
         """Copy the learngene's weights and BN statistics into the block."""
         if learngene.layers != self.spec.block_layers or learngene.widths != self.spec.block_widths:
-            raise LearngeneError(f"learngene {learngene.label} does not fit this model's block {self.spec.block_layers}")
+            raise LearngeneError(
+                f"learngene {learngene.label} does not fit this model's block {self.spec.block_layers}"
+            )
         for name in learngene.layers:
             self.block[name].load_state_dict(learngene.layer_state(name))
 
@@ -192,7 +209,7 @@ class IndividualNet(nn.Module):
             p.requires_grad_(False)
         self.block.eval()
 
-    def train(self, mode: bool = True) -> "IndividualNet":
+    def train(self, mode: bool = True) -> IndividualNet:
         super().train(mode)
         if self.frozen:
             self.block.eval()
@@ -208,7 +225,7 @@ class IndividualNet(nn.Module):
 
 
 def build_individual(spec: IndividualSpec, seed: int, learngene: Learngene | None = None) -> IndividualNet:
-    """A model with PyTorch-default random init from `seed`; with a learngene its block is inherited, else random (scratch)."""
+    """A model with PyTorch-default init from `seed`; with a learngene its block is inherited, else random (scratch)."""
     net = IndividualNet(spec.validate(), torch.Generator().manual_seed(seed))
     if learngene is not None:
         net.inherit(learngene)

@@ -3,12 +3,14 @@
 Sizes vary the front's width multiplier, its depth, and how many layers are inherited (the block keeps its deepest
 layer and grows or shrinks towards the input). Each point is (params, mean accuracy, 95% CI) on the same target tasks.
 """
+
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Iterable
 
+from core.collective.runs import Run
 from core.errors import LearngeneError
 from core.events import Listener
 from core.individual.baselines import collective_finetune_method
@@ -18,7 +20,6 @@ from core.individual.model import fitted_spec
 from core.individual.targets import Targets
 from core.learngene.extraction import extract
 from core.learngene.gene import Learngene
-from core.collective.runs import Run
 from core.learngene.selection import Selection, candidates, conv_index
 
 
@@ -71,7 +72,7 @@ def sweep(
     listeners: Iterable[Listener] = (),
     should_stop: Callable[[], bool] | None = None,
 ) -> list[dict]:
-    """Points (method, size, params, mean_accuracy, ci95, ...) for learngene and scratch at each size, then the collective.
+    """Points (method, size, params, mean_accuracy, ci95, ...) of learngene and scratch per size, then the collective.
 
     `known` are rows that `evaluate` already produced on the same targets and config: their learngene and scratch
     rows stand for the "default" size and their collective-finetune row for the reference, instead of training again.
@@ -83,17 +84,28 @@ def sweep(
         if size.inherited_layers is not None and size.inherited_layers != len(learngene.layers):
             block = _block(run, learngene, size.inherited_layers)
             gene = extract(run, Selection(block, "size sweep", len(block)), learngene.task)
-        sized = dataclasses.replace(config, width_multiplier=size.width_multiplier, front_depth=size.front_depth or config.front_depth)
+        sized = dataclasses.replace(
+            config, width_multiplier=size.width_multiplier, front_depth=size.front_depth or config.front_depth
+        )
         spec = fitted_spec(gene, targets.way, sized)
         if size == Size("default") and {"learngene", "scratch"} <= known.keys():
             rows = [dict(known[m], size=size.label) for m in ("learngene", "scratch")]
         else:
-            methods = [individual_method("learngene", spec, sized, gene, device), individual_method("scratch", spec, sized, None, device)]
+            methods = [
+                individual_method("learngene", spec, sized, gene, device),
+                individual_method("scratch", spec, sized, None, device),
+            ]
             rows = run_methods(methods, targets, size=size.label, listeners=listeners, should_stop=should_stop)
         points += [dict(row, front_widths=list(spec.front_widths)) for row in rows]
     reference = known.get("collective-finetune")
     if reference is None:
         base = run.load_net(learngene.task)
-        reference = run_methods([collective_finetune_method(base, targets.way, config, device)], targets, size="collective", listeners=listeners, should_stop=should_stop)[0]
+        reference = run_methods(
+            [collective_finetune_method(base, targets.way, config, device)],
+            targets,
+            size="collective",
+            listeners=listeners,
+            should_stop=should_stop,
+        )[0]
     points.append(dict(reference, size="collective", front_widths=[]))
     return points

@@ -54,7 +54,7 @@ def task_seed(seed: int, task_id: int) -> int:
 
 
 def fitting_query(query: int, imageset: ImageSet, shot: int) -> int:
-    """`query` images per class, lowered to what is left after `shot` (at least 1; few_shot_tasks reports a shortfall)."""
+    """`query` images per class, lowered to what `shot` leaves (at least 1; few_shot_tasks reports a shortfall)."""
     return max(1, min(query, imageset.images_per_class() - shot))
 
 

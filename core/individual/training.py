@@ -6,7 +6,7 @@ BatchNorm statistics re-estimated on the support set, and a deterministic evalua
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -66,7 +66,9 @@ def train(
             try:
                 optimizer_step(loss, opt, model=model, ewc=ewc)
             except NonFiniteLoss as exc:
-                raise LearngeneError(f"{exc} while training on a target task: lower the learning rate (now {config.lr})") from None
+                raise LearngeneError(
+                    f"{exc} while training on a target task: lower the learning rate (now {config.lr})"
+                ) from None
 
 
 def recalibrate_bn(model: nn.Module, x: torch.Tensor, config: IndividualConfig) -> None:
@@ -92,7 +94,13 @@ def recalibrate_bn(model: nn.Module, x: torch.Tensor, config: IndividualConfig) 
     model.eval()
 
 
-def fit_and_test(model: nn.Module, target: TargetTask, config: IndividualConfig, ewc: EWC | None, should_stop: Callable[[], bool] | None) -> float:
+def fit_and_test(
+    model: nn.Module,
+    target: TargetTask,
+    config: IndividualConfig,
+    ewc: EWC | None,
+    should_stop: Callable[[], bool] | None,
+) -> float:
     """Train on the support set, optionally recalibrate BatchNorm, and return query accuracy.
 
     Dropout draws from torch's global generator, so it is seeded from the task here (and restored afterwards).

@@ -22,10 +22,12 @@ def _selected_scores(scores: LayerScores | None, layers: tuple[str, ...]) -> dic
 
 
 def extract(run: Run, selection: Selection, task: int | None = None) -> Learngene:
-    """The selected layers from the run's checkpoint after `task` (default: config.extract_after_task, clamped to the last finished)."""
+    """The selected layers of the run's checkpoint after `task` (default: `default_task(run)`)."""
     task = default_task(run) if task is None else task
     if not 0 <= task < run.finished_tasks:
-        raise LearngeneError(f"task {task} is not a finished task of {run.path}: choose --task 0..{run.finished_tasks - 1}")
+        raise LearngeneError(
+            f"task {task} is not a finished task of {run.path}: choose --task 0..{run.finished_tasks - 1}"
+        )
     spec = run.spec(task)
     names = spec.layer_names()
     check_block(names, selection.layers)
@@ -35,7 +37,9 @@ def extract(run: Run, selection: Selection, task: int | None = None) -> Learngen
         state = net.convs[name].state_dict()
         missing = [k for k in LAYER_KEYS if k not in state]
         if missing:
-            raise LearngeneError(f"{name} of {run.path} lacks {', '.join(missing)}: only conv + BatchNorm blocks can be extracted")
+            raise LearngeneError(
+                f"{name} of {run.path} lacks {', '.join(missing)}: only conv + BatchNorm blocks can be extracted"
+            )
         tensors.update({f"{name}.{k}": state[k].detach().clone() for k in LAYER_KEYS})
     first = conv_index(selection.layers[0])
     pools_before = sum(1 for p in spec.pool_after if p < first)

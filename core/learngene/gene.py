@@ -3,6 +3,7 @@
 The file is safetensors with string metadata whose values are JSON. Loading never unpickles, and a file whose
 metadata and tensors disagree is rejected, so a stranger's learngene is safe to open.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -21,8 +22,32 @@ from core.learngene.selection import block_label, conv_index, validate_block
 FORMAT_VERSION = 2  # 2: the tensors' sha256 in the metadata
 KIND = "learngene"
 # Every layer of a learngene holds exactly these tensors (the state of a conv + BatchNorm block).
-LAYER_KEYS = ("conv.weight", "conv.bias", "bn.weight", "bn.bias", "bn.running_mean", "bn.running_var", "bn.num_batches_tracked")
-_METADATA = ("format", "kind", "layers", "shapes", "in_channels", "input_size", "pools", "image_channels", "image_size", "dataset", "run", "task", "selection", "scores", "tensors_sha256")
+LAYER_KEYS = (
+    "conv.weight",
+    "conv.bias",
+    "bn.weight",
+    "bn.bias",
+    "bn.running_mean",
+    "bn.running_var",
+    "bn.num_batches_tracked",
+)
+_METADATA = (
+    "format",
+    "kind",
+    "layers",
+    "shapes",
+    "in_channels",
+    "input_size",
+    "pools",
+    "image_channels",
+    "image_size",
+    "dataset",
+    "run",
+    "task",
+    "selection",
+    "scores",
+    "tensors_sha256",
+)
 
 
 @dataclass(frozen=True, eq=False)
@@ -44,7 +69,7 @@ class Learngene:
 
     @property
     def label(self) -> str:
-        """"conv5-conv6"."""
+        """ "conv5-conv6"."""
         return block_label(self.layers)
 
     @property
@@ -109,7 +134,9 @@ def load(path: str | os.PathLike) -> Learngene:
     tensors, raw = read_tensors(path)
 
     def bad(problem: str) -> LearngeneError:
-        return LearngeneError(f"{path} is not a valid learngene file ({problem}): extract it again with `learngene extract`")
+        return LearngeneError(
+            f"{path} is not a valid learngene file ({problem}): extract it again with `learngene extract`"
+        )
 
     missing = [k for k in _METADATA if k not in raw]
     if missing:
@@ -131,7 +158,10 @@ def load(path: str | os.PathLike) -> Learngene:
     expected = {f"{n}.{k}" for n in layers for k in LAYER_KEYS}
     absent, extra = sorted(expected - set(tensors)), sorted(set(tensors) - expected)
     if absent:
-        raise bad(f"metadata names {', '.join(sorted({a.split('.')[0] for a in absent}))} but tensors {', '.join(absent[:3])} are missing")
+        raise bad(
+            f"metadata names {', '.join(sorted({a.split('.')[0] for a in absent}))} but tensors "
+            f"{', '.join(absent[:3])} are missing"
+        )
     if extra:
         raise bad(f"tensors {', '.join(extra[:3])} are not part of layers {block_label(layers)}")
     shapes = meta["shapes"]
@@ -142,7 +172,10 @@ def load(path: str | os.PathLike) -> Learngene:
             raise bad(f"{key} has shape {list(tensors[key].shape)}, the metadata says {shapes[key]}")
     _check_chain(layers, tensors, meta, bad)
     if meta["tensors_sha256"] != tensors_sha256(tensors):
-        raise LearngeneError(f"{path} is corrupted (its tensors do not match the checksum in its metadata): extract it again with `learngene extract`")
+        raise LearngeneError(
+            f"{path} is corrupted (its tensors do not match the checksum in its metadata): extract it again with "
+            "`learngene extract`"
+        )
     return Learngene(
         layers=tuple(layers),
         tensors=tensors,

@@ -1,14 +1,15 @@
-"""Learngene selection (spec section 4): per-layer stability scores from the criterion, and three rules that pick a block.
+"""Learngene selection (spec section 4): per-layer stability scores from the criterion, and three rules for a block.
 
 A learngene is a contiguous block of conv layers that excludes the input layer conv1; fc layers are the head and
 never candidates. Every rule ends in `check_block`, whose error names the nearest valid block.
 """
+
 from __future__ import annotations
 
 import re
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 
@@ -37,7 +38,7 @@ def candidates(layer_names: Sequence[str]) -> tuple[str, ...]:
 
 
 def block_label(layers: Sequence[str]) -> str:
-    """"conv4-conv6" for a block, "conv4" for one layer, "conv3, conv5" for anything else, "none" when empty."""
+    """ "conv4-conv6" for a block, "conv4" for one layer, "conv3, conv5" for anything else, "none" when empty."""
     layers = tuple(layers)
     if not layers:
         return "none"
@@ -74,7 +75,8 @@ class LayerScores:
             "aggregation": self.aggregation,
             "tasks": list(self.tasks),
             "layers": {
-                n: {"score": _finite(self.score[i]), "spread": _finite(self.spread[i])} for i, n in enumerate(self.layer_names)
+                n: {"score": _finite(self.score[i]), "spread": _finite(self.spread[i])}
+                for i, n in enumerate(self.layer_names)
             },
         }
 
@@ -92,9 +94,29 @@ def layer_scores(
     aggregation: str = "mean",
 ) -> LayerScores:
     """Scores over the tasks after expansion (index >= expansion_tasks; all tasks when there are none yet)."""
+    matrix = log.per_task(tau, absolute=absolute)
+    return scores_of_matrix(
+        matrix,
+        log.layer_names,
+        expansion_tasks=expansion_tasks,
+        tau=log.tau if tau is None else float(tau),
+        absolute=absolute,
+        aggregation=aggregation,
+    )
+
+
+def scores_of_matrix(
+    matrix: np.ndarray,
+    layer_names: Sequence[str],
+    *,
+    expansion_tasks: int,
+    tau: float,
+    absolute: bool = False,
+    aggregation: str = "mean",
+) -> LayerScores:
+    """Scores of a (tasks, layers) criterion matrix already computed at `tau` (see layer_scores)."""
     if aggregation not in AGGREGATIONS:
         raise LearngeneError(f"unknown aggregation {aggregation!r}: choose one of {', '.join(AGGREGATIONS)}")
-    matrix = log.per_task(tau, absolute=absolute)
     tasks = [t for t in range(matrix.shape[0]) if t >= expansion_tasks and np.isfinite(matrix[t]).any()]
     if not tasks:
         tasks = [t for t in range(matrix.shape[0]) if np.isfinite(matrix[t]).any()]
@@ -106,7 +128,7 @@ def layer_scores(
         warnings.simplefilter("ignore", RuntimeWarning)
         score = reduce(rows, axis=0)
         spread = np.nanstd(rows, axis=0)
-    return LayerScores(tuple(log.layer_names), score, spread, tuple(tasks), float(log.tau if tau is None else tau), absolute, aggregation)
+    return LayerScores(tuple(layer_names), score, spread, tuple(tasks), float(tau), absolute, aggregation)
 
 
 @dataclass(frozen=True, eq=False)
@@ -120,7 +142,7 @@ class Selection:
 
     @property
     def label(self) -> str:
-        """"conv4-conv6"."""
+        """ "conv4-conv6"."""
         return block_label(self.layers)
 
     def as_dict(self) -> dict:
@@ -154,20 +176,38 @@ def validate_block(layer_names_all: Sequence[str], selected: Sequence[str]) -> t
     selected = tuple(selected)
     names = tuple(layer_names_all)
     nearest = nearest_block(names, selected)
-    hint = f": the nearest valid block is {block_label(nearest)}" if nearest else ": this network has no conv layer after conv1"
+    hint = (
+        f": the nearest valid block is {block_label(nearest)}"
+        if nearest
+        else ": this network has no conv layer after conv1"
+    )
     if not selected:
         return False, "no layer is selected" + hint, nearest
     unknown = [n for n in selected if n not in names]
     if unknown:
-        return False, f"{', '.join(unknown)} {'is' if len(unknown) == 1 else 'are'} not a layer of this network (conv layers: {block_label(conv_layers(names))})" + hint, nearest
+        return (
+            False,
+            f"{', '.join(unknown)} {'is' if len(unknown) == 1 else 'are'} not a layer of this network (conv layers: "
+            f"{block_label(conv_layers(names))})" + hint,
+            nearest,
+        )
     heads = [n for n in selected if conv_index(n) is None]
     if heads:
-        return False, f"{', '.join(heads)} {'is a head layer' if len(heads) == 1 else 'are head layers'}, only conv layers can be inherited" + hint, nearest
+        return (
+            False,
+            f"{', '.join(heads)} {'is a head layer' if len(heads) == 1 else 'are head layers'}, only conv layers can "
+            "be inherited" + hint,
+            nearest,
+        )
     if len(set(selected)) != len(selected):
         return False, f"{block_label(selected)} names a layer twice" + hint, nearest
     ordered = tuple(sorted(selected, key=conv_index))
     if any(conv_index(n) == 1 for n in ordered):
-        return False, f"{block_label(ordered)} includes the input layer conv1, which stays with the new front" + hint, nearest
+        return (
+            False,
+            f"{block_label(ordered)} includes the input layer conv1, which stays with the new front" + hint,
+            nearest,
+        )
     idx = [conv_index(n) for n in ordered]
     if idx != list(range(idx[0], idx[0] + len(idx))):
         return False, f"{block_label(ordered)} are not contiguous" + hint, nearest
@@ -190,7 +230,7 @@ def check_block(
 
 
 def parse_layers(text: str, layer_names_all: Sequence[str]) -> tuple[str, ...]:
-    """"conv4-conv6" or "conv4,conv5,conv6" (spaces allowed) -> layer names; a range uses the network's conv order."""
+    """ "conv4-conv6" or "conv4,conv5,conv6" (spaces allowed) -> layer names; a range uses the network's conv order."""
     parts = [p.strip() for p in text.split(",") if p.strip()]
     if not parts:
         raise LearngeneError(f"--layers {text!r} names no layer: write e.g. conv4-conv6 or conv4,conv5,conv6")
@@ -206,21 +246,31 @@ def parse_layers(text: str, layer_names_all: Sequence[str]) -> tuple[str, ...]:
             raise LearngeneError(f"{part!r} is not a range of conv layers: write it low to high, e.g. conv4-conv6")
         missing = [n for n in (first, last) if n not in convs]
         if missing:
-            raise LearngeneError(f"{', '.join(missing)} is not a layer of this network: conv layers are {block_label(convs)}")
+            raise LearngeneError(
+                f"{', '.join(missing)} is not a layer of this network: conv layers are {block_label(convs)}"
+            )
         out.extend(n for n in convs if a <= conv_index(n) <= b)
     return tuple(out)
 
 
+def threshold_layers(scores: LayerScores, threshold: float) -> tuple[str, ...]:
+    """The conv layers whose score is at most `threshold`, in network order (not necessarily a valid block)."""
+    convs = conv_layers(scores.layer_names)
+    return tuple(n for n in convs if np.isfinite(scores.of(n)[0]) and scores.of(n)[0] <= threshold)
+
+
 def select_threshold(scores: LayerScores, threshold: float) -> Selection:
     """Rule (a): the conv layers whose score is at most `threshold`."""
-    convs = conv_layers(scores.layer_names)
-    picked = tuple(n for n in convs if scores.of(n)[0] <= threshold)
+    picked = threshold_layers(scores, threshold)
     if not picked:
         finite = [(scores.of(n)[0], n) for n in candidates(scores.layer_names) if np.isfinite(scores.of(n)[0])]
         if not finite:
             raise LearngeneError("no conv layer after conv1 has a score yet: train more source tasks first")
         low, name = min(finite)
-        raise LearngeneError(f"no conv layer scores at most {threshold:g} (lowest: {name} at {low:.4g}): raise the threshold; the nearest valid block is {name}")
+        raise LearngeneError(
+            f"no conv layer scores at most {threshold:g} (lowest: {name} at {low:.4g}): raise the threshold; "
+            f"the nearest valid block is {name}"
+        )
     return check_block(scores.layer_names, picked, rule="threshold", parameter=float(threshold), scores=scores)
 
 
@@ -234,19 +284,30 @@ def select_top_k(scores: LayerScores, k: int) -> Selection:
     """Rule (b): the window of k contiguous layers with the lowest mean score, ties broken by lower mean spread."""
     n = len(candidates(scores.layer_names))
     if not 1 <= k <= n:
-        raise LearngeneError(f"--top-k {k} is out of range: this network has {n} conv layers after conv1, choose 1..{n}")
+        raise LearngeneError(
+            f"--top-k {k} is out of range: this network has {n} conv layers after conv1, choose 1..{n}"
+        )
     ranked = []
     for block in windows(scores.layer_names, k):
         score = np.mean([scores.of(name)[0] for name in block])
         spread = np.mean([scores.of(name)[1] for name in block])
-        ranked.append((np.inf if not np.isfinite(score) else score, np.inf if not np.isfinite(spread) else spread, -conv_index(block[0]), block))
+        ranked.append(
+            (
+                np.inf if not np.isfinite(score) else score,
+                np.inf if not np.isfinite(spread) else spread,
+                -conv_index(block[0]),
+                block,
+            )
+        )
     best = min(ranked, key=lambda r: r[:3])
     return check_block(scores.layer_names, best[3], rule="top-k", parameter=int(k), scores=scores)
 
 
 def select_explicit(layer_names_all: Sequence[str], text: str, scores: LayerScores | None = None) -> Selection:
     """Rule (c): an explicit list or range."""
-    return check_block(layer_names_all, parse_layers(text, layer_names_all), rule="explicit", parameter=text, scores=scores)
+    return check_block(
+        layer_names_all, parse_layers(text, layer_names_all), rule="explicit", parameter=text, scores=scores
+    )
 
 
 def default_top_k(run: Run) -> int:
@@ -268,7 +329,9 @@ def select_for_run(
     """Apply one rule (explicit layers, threshold, or top-k window; default top-k) to a run's criterion."""
     if sum(v is not None for v in (layers, threshold, top_k)) > 1:
         raise LearngeneError("give only one of --layers, --threshold and --top-k")
-    scores = layer_scores(run.criterion(), expansion_tasks=run.config.expansion_tasks, tau=tau, absolute=absolute, aggregation=aggregation)
+    scores = layer_scores(
+        run.criterion(), expansion_tasks=run.config.expansion_tasks, tau=tau, absolute=absolute, aggregation=aggregation
+    )
     if layers is not None:
         return select_explicit(run.spec().layer_names(), layers, scores)
     if threshold is not None:

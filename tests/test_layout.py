@@ -1,0 +1,87 @@
+"""The code layout: no import cycles in core/ or explorer/, core/ never imports the widget layer, modules stay small."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+WIDGET_LIBRARIES = ("explorer", "ipywidgets", "plotly", "IPython", "voila")
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(REPO).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def modules() -> dict[str, Path]:
+    return {module_name(p): p for package in ("core", "explorer") for p in sorted((REPO / package).rglob("*.py"))}
+
+
+def imported(path: Path, known: dict[str, Path]) -> set[str]:
+    """Every module `path` imports, anywhere in the file (lazy imports inside functions count too)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            for alias in node.names:
+                full = f"{node.module}.{alias.name}"
+                found.add(full if full in known else node.module)
+    return found
+
+
+def import_graph() -> dict[str, set[str]]:
+    known = modules()
+    return {name: {m for m in imported(path, known) if m in known and m != name} for name, path in known.items()}
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle as a list of modules (first == last), or None."""
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                return stack[stack.index(nxt) :] + [nxt]
+            if nxt not in state and (cycle := visit(nxt)):
+                return cycle
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (cycle := visit(node)):
+            return cycle
+    return None
+
+
+def test_no_module_in_core_or_explorer_is_part_of_an_import_cycle():
+    assert find_cycle(import_graph()) is None
+
+
+def test_the_cycle_finder_finds_a_planted_cycle():
+    graph = import_graph()
+    graph["core.errors"] = graph["core.errors"] | {"core.collective.runs"}
+    cycle = find_cycle(graph)
+    assert cycle is not None and cycle[0] == cycle[-1] and "core.errors" in cycle
+
+
+@pytest.mark.parametrize("name", sorted(n for n in modules() if n.startswith("core")))
+def test_core_never_imports_the_widget_layer(name):
+    found = imported(modules()[name], modules())
+    assert not {m for m in found if m.split(".")[0] in WIDGET_LIBRARIES}
+
+
+def test_core_is_grouped_by_paper_stage_and_no_module_is_over_400_lines():
+    packages = {p.parent.name for p in (REPO / "core").glob("*/*.py")}
+    assert {"data", "collective", "learngene", "individual", "cli"} <= packages
+    long = {
+        str(p.relative_to(REPO)): n
+        for p in (REPO / "core").rglob("*.py")
+        if (n := len(p.read_text().splitlines())) > 400
+    }
+    assert long == {}

@@ -113,6 +113,7 @@ def run_methods(
             "way": targets.way,
             "shot": targets.shot,
             "seconds": round(time.perf_counter() - started, 3),
+            "task_accuracies": accuracies,
         }
         if size:
             row["size"] = size

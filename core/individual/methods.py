@@ -34,6 +34,7 @@ ROW_FIELDS = (
     "way",
     "shot",
     "seconds",
+    "task_accuracies",
 )
 
 

@@ -22,7 +22,7 @@ class TaskStarted:
 
 @dataclass(frozen=True)
 class EpochEnded:
-    """A source-task epoch ended, with its loss, accuracy and criterion row (signed fraction per layer)."""
+    """A source-task epoch ended, with its loss, accuracy, criterion row and mean gradient norm per layer."""
 
     task: int
     epoch: int
@@ -33,11 +33,12 @@ class EpochEnded:
     signed: np.ndarray
     absolute: np.ndarray
     hist: np.ndarray
+    grad_norm: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
 class TaskFinished:
-    """A source task finished and its checkpoint is on disk."""
+    """A source task finished and its checkpoint is on disk; `health` is its health record (core.collective.health)."""
 
     task: int
     tasks: int
@@ -45,6 +46,7 @@ class TaskFinished:
     auroc_msp: float
     auroc_energy: float
     widths: dict[str, int]
+    health: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,9 @@ def jsonable(value: object) -> object:
 
 
 def csv_text(rows: Iterable[Mapping[str, Any]], first: Sequence[str] = ()) -> str:
-    """CSV of dict rows: columns `first`, then every other key in first-seen order; lists as space-separated cells."""
-    rows = [jsonable(dict(row)) for row in rows]
+    """CSV of dict rows: columns `first`, then every other key in first-seen order (nested objects spread into
+    columns, lists as space-separated cells)."""
+    rows = [_flat(jsonable(dict(row))) for row in rows]
     columns = list(dict.fromkeys(list(first) + [k for row in rows for k in row]))
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
@@ -33,6 +34,17 @@ def csv_text(rows: Iterable[Mapping[str, Any]], first: Sequence[str] = ()) -> st
     for row in rows:
         writer.writerow({k: _cell(row.get(k)) for k in columns})
     return buffer.getvalue()
+
+
+def _flat(row: dict) -> dict:
+    """A row with nested objects spread into columns: {"vs_scratch": {"mean": m}} -> {"vs_scratch_mean": m}."""
+    flat = {}
+    for key, value in row.items():
+        if isinstance(value, dict):
+            flat.update({f"{key}_{sub}": v for sub, v in value.items()})
+        else:
+            flat[key] = value
+    return flat
 
 
 def _cell(value: object) -> object:

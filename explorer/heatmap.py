@@ -184,7 +184,7 @@ class CriterionHeatmap:
             )
 
     def _sync_buttons(self) -> None:
-        """One toggle per conv layer (conv1 too, so that choosing it explains why it cannot be inherited)."""
+        """One toggle per conv layer."""
         names = conv_layers(self.log.layer_names) if self.log is not None else ()
         if tuple(b.description for b in self.layer_buttons.children) == names:
             return

@@ -66,7 +66,10 @@ def test_events_report_every_task_and_method_and_cancel_stops(setup):
     events = []
     rows = evaluate(run, gene, config, targets=targets, listeners=[events.append])
     assert sum(isinstance(e, TargetTaskFinished) for e in events) == 4
-    assert [e.row for e in events if isinstance(e, MethodFinished)] == rows
+    assert [e.row for e in events if isinstance(e, MethodFinished)] == [
+        {k: v for k, v in row.items() if k != "vs_scratch"} for row in rows
+    ]
+    assert rows[0]["vs_scratch"]["tasks"] == 2 and "vs_scratch" not in rows[1]
     with pytest.raises(Cancelled):
         evaluate(run, gene, config, targets=targets, should_stop=lambda: bool(events.clear() or True))
 
@@ -86,31 +89,36 @@ def test_rows_are_written_as_csv_with_empty_cells_for_missing_ci(setup, tmp_path
     write_csv(tmp_path / "rows.csv", rows, ROW_FIELDS)
     with open(tmp_path / "rows.csv") as handle:
         table = list(csv.DictReader(handle))
-    assert list(table[0]) == list(ROW_FIELDS) and table[0]["ci95"] == "" and table[1]["method"] == "scratch"
+    assert list(table[0])[: len(ROW_FIELDS)] == list(ROW_FIELDS) and table[0]["ci95"] == ""
+    assert table[1]["method"] == "scratch" and table[0]["vs_scratch_mean"] != "" and table[1]["vs_scratch_mean"] == ""
 
 
-def test_size_sweep_gives_points_for_both_methods_and_the_collective(setup):
+def test_size_sweep_gives_every_strategy_at_every_size_over_a_20x_range_paired_with_scratch(setup):
     run, gene, config, targets = setup
     points = sweep(run, gene, config, targets)
-    sizes = {p["size"] for p in points if p["method"] == "learngene"}
-    assert {"front x0.5", "default", "front x2", "1 inherited"} <= sizes
-    assert {p["size"] for p in points if p["method"] == "scratch"} == sizes
+    labels = ["x1/8", "x1/4", "x1/2", "x1"]
+    for method in ("learngene", "front inheritance", "weight selection", "scratch"):
+        assert [p["size"] for p in points if p["method"] == method] == labels
     assert points[-1]["method"] == "collective-finetune" and points[-1]["size"] == "collective"
-    narrow, wide = (
-        next(p for p in points if p["method"] == "learngene" and p["size"] == s) for s in ("front x0.5", "front x2")
-    )
-    assert narrow["params"] < wide["params"] and narrow["inherited_params"] == wide["inherited_params"]
+    params = [p["params"] for p in points]
+    assert max(params) >= 20 * min(params)
+    learngene = [p for p in points if p["method"] == "learngene"]
+    assert learngene[0]["params"] < learngene[-1]["params"] and len({p["inherited_params"] for p in learngene}) == 1
+    for p in points[:-1]:
+        scratch = next(q for q in points if q["method"] == "scratch" and q["size"] == p["size"])
+        if p is not scratch:
+            diffs = [a - b for a, b in zip(p["task_accuracies"], scratch["task_accuracies"])]
+            assert p["vs_scratch"]["mean"] == pytest.approx(sum(diffs) / len(diffs))
 
 
-def test_size_sweep_reuses_rows_already_computed_on_the_same_tasks(setup):
+def test_size_sweep_reuses_the_collective_row_already_computed_on_the_same_tasks(setup):
     run, gene, config, targets = setup
     rows = evaluate(run, gene, config, targets=targets, baselines=True)
     events = []
     points = sweep(run, gene, config, targets, known=rows, listeners=[events.append])
-    trained = {e.size for e in events if isinstance(e, TargetTaskFinished)}
-    assert "default" not in trained and "collective" not in trained
-    default = [p for p in points if p["size"] == "default"]
-    assert [(p["method"], p["mean_accuracy"]) for p in default] == [(r["method"], r["mean_accuracy"]) for r in rows[:2]]
+    assert "collective" not in {e.size for e in events if isinstance(e, TargetTaskFinished)}
+    known = next(r for r in rows if r["method"] == "collective-finetune")
+    assert points[-1]["task_accuracies"] == known["task_accuracies"]
 
 
 def test_individual_command_reports_learngene_scratch_windows_and_baselines(smoke_run, capsys):
@@ -121,7 +129,8 @@ def test_individual_command_reports_learngene_scratch_windows_and_baselines(smok
     methods = [r["method"] for r in result["rows"]]
     assert methods[:2] == ["learngene", "scratch"]
     assert any(m.startswith("window conv") for m in methods)
-    assert {"collective-finetune", "nearest-centroid"} <= set(methods)
+    assert {"front conv1-conv2", "weight selection x0.5", "collective-finetune", "nearest-centroid"} <= set(methods)
+    assert all("vs_scratch" in r for r in result["rows"] if r["method"] != "scratch")
     for row in result["rows"]:
         assert 0.0 <= row["mean_accuracy"] <= 1.0 and row["ci95"] is not None and row["params"] > 0
         assert row["tasks"] == 3 and row["way"] == 5 and row["shot"] == 10
@@ -200,7 +209,13 @@ def test_a_learngene_file_drives_a_size_sweep_and_tables_are_written(smoke_run, 
     result = json.loads(capsys.readouterr().out)
     assert result["selection"]["rule"] == "file" and result["selection"]["layers"] == ["conv3", "conv4"]
     assert result["rows"][0]["ci95"] is None  # one target task: no interval
-    assert {p["method"] for p in result["sizes"]} == {"learngene", "scratch", "collective-finetune"}
+    assert {p["method"] for p in result["sizes"]} == {
+        "learngene",
+        "front inheritance",
+        "weight selection",
+        "scratch",
+        "collective-finetune",
+    }
     assert json.loads((tmp_path / "result.json").read_text()) == result
     assert (tmp_path / "rows.csv").read_text().startswith(",".join(ROW_FIELDS))
 

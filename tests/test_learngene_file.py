@@ -142,7 +142,7 @@ def test_extract_command_writes_a_loadable_file(smoke_run, tmp_path, capsys):
 def test_extract_command_refuses_a_broken_selection_in_one_line(smoke_run, tmp_path, capsys):
     assert main(["extract", "--run-dir", str(smoke_run), "--layers", "conv1,conv3", "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err.strip()
-    assert "\n" not in err and "conv1" in err and "nearest valid block is conv3" in err
+    assert "\n" not in err and "conv1, conv3 are not contiguous" in err and "nearest valid block is conv1-conv3" in err
     assert not (tmp_path / "x").exists()
 
 

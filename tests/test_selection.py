@@ -69,10 +69,9 @@ def test_non_contiguous_selection_names_the_block_spanning_it():
     assert str(err.value) == "conv3, conv5 are not contiguous: the nearest valid block is conv3-conv5"
 
 
-def test_selection_with_the_input_layer_is_refused_and_the_block_without_it_suggested():
-    ok, message, nearest = validate_block(NAMES, ("conv1", "conv2", "conv3"))
-    assert not ok and "conv1" in message and message.endswith("the nearest valid block is conv2-conv3")
-    assert nearest == ("conv2", "conv3")
+def test_a_block_that_starts_at_the_input_layer_is_valid_front_inheritance():
+    assert validate_block(NAMES, ("conv2", "conv1")) == (True, "", ("conv1", "conv2"))
+    assert check_block(NAMES, ("conv1",)).label == "conv1"
 
 
 @pytest.mark.parametrize(
@@ -81,7 +80,6 @@ def test_selection_with_the_input_layer_is_refused_and_the_block_without_it_sugg
         ((), ("conv6",)),
         (("fc1",), ("conv6",)),
         (("conv9",), ("conv6",)),
-        (("conv1",), ("conv2",)),
         (("conv4", "fc1"), ("conv4",)),
     ],
 )
@@ -122,16 +120,17 @@ def test_threshold_that_splits_the_layers_names_the_nearest_block():
 
 
 def test_threshold_below_every_score_names_the_lowest_layer():
-    s = scores([0.01, 0.3, 0.2, 0.1, 0.06, 0.05, 0.0, 0.0])
+    s = scores([0.5, 0.3, 0.2, 0.1, 0.06, 0.05, 0.0, 0.0])
     with pytest.raises(LearngeneError, match=r"lowest: conv6 at 0.05.*nearest valid block is conv6"):
         select_threshold(s, 0.001)
 
 
-def test_top_k_finds_the_most_stable_window_and_never_uses_conv1():
-    s = scores([0.0, 0.01, 0.3, 0.2, 0.1, 0.1, 0.0, 0.0])
+def test_top_k_finds_the_most_stable_window_among_all_conv_windows():
+    s = scores([0.4, 0.01, 0.3, 0.2, 0.1, 0.1, 0.0, 0.0])
     assert select_top_k(s, 2).layers == ("conv5", "conv6")
     assert select_top_k(s, 1).layers == ("conv2",)
-    assert all("conv1" not in w for w in windows(NAMES, 2)) and len(windows(NAMES, 2)) == 4
+    assert windows(NAMES, 2)[0] == ("conv1", "conv2") and len(windows(NAMES, 2)) == 5
+    assert select_top_k(scores([0.0, 0.01, 0.3, 0.2, 0.1, 0.1, 0.0, 0.0]), 2).layers == ("conv1", "conv2")
 
 
 def test_top_k_ties_are_broken_by_lower_spread():
@@ -140,5 +139,5 @@ def test_top_k_ties_are_broken_by_lower_spread():
 
 
 def test_top_k_out_of_range_says_the_valid_range():
-    with pytest.raises(LearngeneError, match="choose 1..5"):
-        select_top_k(scores([0.1] * 8), 6)
+    with pytest.raises(LearngeneError, match="choose 1..6"):
+        select_top_k(scores([0.1] * 8), 7)

@@ -74,8 +74,34 @@ def cmd_criterion(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_health(args: argparse.Namespace) -> int:
+    """Print a run's health per task: training accuracy, feature rank, dead units and norms per layer."""
+    from core.collective.health import health_rows
+    from core.collective.runs import open_run
+    from core.errors import LearngeneError
+
+    run = open_run(args.run_dir)
+    rows = health_rows(run.metrics()) if run.finished_tasks > 0 else []
+    if not rows:
+        raise LearngeneError(
+            f"{run.path} holds no health records (no finished task, or trained before health was recorded): "
+            "train the run again with this version to see them"
+        )
+    if args.json:
+        print_json(rows)
+        return 0
+    layers = list(rows[0]["dead_fraction"])
+    print(f"{'task':>4} {'train acc':>9} {'rank':>5} {'first loss':>10}  dead units per layer ({', '.join(layers)})")
+    for row in rows:
+        dead = " ".join(f"{row['dead_fraction'][name]:.2f}" for name in layers)
+        verdict = "" if row["healthy"] else "  <- unhealthy"
+        numbers = f"{row['task']:>4} {row['train_accuracy']:>9.2f} {row['feature_rank']:>5} {row['first_loss']:>10.2f}"
+        print(f"{numbers}  {dead}{verdict}")
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add `collective` and `criterion` to the main parser."""
+    """Add `collective`, `criterion` and `health` to the main parser."""
     from core.collective.config import PRESETS
     from core.data.datasets import DATASETS
 
@@ -107,3 +133,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--absolute", action="store_true", help="count |g| > tau instead of g > tau")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_criterion)
+
+    p = sub.add_parser("health", help="print a run's health per task (can the network still learn?)")
+    p.add_argument("--run-dir", type=path_text, required=True, help="run directory")
+    p.add_argument("--json", action="store_true", help="print JSON: one object per task, layer names as keys")
+    p.set_defaults(func=cmd_health)

@@ -23,8 +23,7 @@ def add_selection_arguments(p: argparse.ArgumentParser) -> None:
     rule.add_argument(
         "--top-k",
         type=int_in(1, 1000),
-        help="the most stable window of K contiguous conv layers, conv1 excluded (default: 3 for a paper-preset run, "
-        "else 2)",
+        help="the most stable window of K contiguous conv layers (default: 3 for a paper-preset run, else 2)",
     )
     p.add_argument("--tau", type=float_in(1e-14, 10), help="criterion threshold for the scores (default: the run's)")
     p.add_argument("--absolute", action="store_true", help="score |g| > tau instead of g > tau")

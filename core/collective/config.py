@@ -51,7 +51,7 @@ class CollectiveConfig:
     tau: float = 3e-3
     augment: bool = True
     flip: bool = False
-    extract_after_task: int = 4
+    extract_after_task: int | None = None
     expansion_tasks: int = 5
 
     def validate(self) -> CollectiveConfig:
@@ -135,7 +135,7 @@ class CollectiveConfig:
 
 def _same_kind(value: object, default: object, name: str) -> bool:
     """Whether a JSON value fits a setting whose default is `default`."""
-    if name in ("open_world_from", "num_outputs"):
+    if name in ("open_world_from", "num_outputs", "extract_after_task"):
         return value is None or (isinstance(value, int) and not isinstance(value, bool))
     if isinstance(default, bool):
         return isinstance(value, bool)

@@ -160,20 +160,34 @@ class ExpandableNet(nn.Module):
         )
         self.dropout = nn.Dropout(spec.dropout)
 
-    def features(self, x: Tensor) -> Tensor:
-        """Flattened output of the conv stack (after the last pool): what fc1 reads."""
-        for i, block in enumerate(self.convs.values(), start=1):
+    def features(self, x: Tensor, record: dict[str, Tensor] | None = None) -> Tensor:
+        """Flattened output of the conv stack (after the last pool): what fc1 reads.
+
+        With `record`, each conv block's output (after its ReLU, before pooling) is stored under the layer's name.
+        """
+        for i, (name, block) in enumerate(self.convs.items(), start=1):
             x = block(x)
+            if record is not None:
+                record[name] = x
             if i in self.spec.pool_after:
                 x = F.max_pool2d(x, 2)
         return torch.flatten(x, 1)
 
-    def embed(self, x: Tensor) -> Tensor:
-        """Input of the last linear layer (penultimate activations)."""
-        x = self.features(x)
-        for layer in list(self.fcs.values())[:-1]:
-            x = self.dropout(F.relu(layer(x)))
+    def embed(self, x: Tensor, record: dict[str, Tensor] | None = None) -> Tensor:
+        """Input of the last linear layer (penultimate activations); `record` also gets the hidden fc outputs."""
+        x = self.features(x, record)
+        for name, layer in list(self.fcs.items())[:-1]:
+            x = F.relu(layer(x))
+            if record is not None:
+                record[name] = x
+            x = self.dropout(x)
         return x
+
+    def activations(self, x: Tensor) -> dict[str, Tensor]:
+        """Every ReLU layer's output by layer name: conv blocks (before pooling), then hidden fc layers."""
+        record: dict[str, Tensor] = {}
+        self.embed(x, record)
+        return record
 
     def forward(self, x: Tensor) -> Tensor:
         return list(self.fcs.values())[-1](self.embed(x))

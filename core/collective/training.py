@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from core.collective.config import CollectiveConfig
 from core.collective.criterion import CriterionLog, EpochRecorder
 from core.collective.ewc import EWC
+from core.collective.health import Health, measure, normalised_probe, probe_indices
 from core.collective.network import ExpandableNet, NetSpec, build
 from core.collective.openworld import auroc, unknown_scores
 from core.collective.runs import (
@@ -119,7 +120,10 @@ class CollectiveTrainer:
     device: str = "cpu"
     listeners: tuple[Listener, ...] = ()
     should_stop: Callable[[], bool] | None = None
+    probe: torch.Tensor | None = None
     _task: int = field(default=0, init=False)
+    _first_loss: float = field(default=math.nan, init=False)
+    _grad_norm: tuple[float, ...] = field(default=(), init=False)
 
     def train_task(self, t: int) -> None:
         """Widen as scheduled, then train task t for the configured epochs with a fresh optimiser."""
@@ -133,7 +137,10 @@ class CollectiveTrainer:
         for epoch in range(self.config.epochs):
             self._epoch(epoch, optimizer, g)
         self._consolidate()
-        self.metric_rows.append(self._task_row(widened, auroc_msp, auroc_energy))
+        row = self._task_row(widened, auroc_msp, auroc_energy)
+        if self.probe is not None:
+            row["health"] = self._health().as_dict()
+        self.metric_rows.append(row)
 
     def _grow(self, t: int, g: torch.Generator) -> list[tuple[str, int]]:
         """Apply the widening schedule of task t (EWC re-anchors), and give a per-task head its fresh outputs."""
@@ -180,9 +187,12 @@ class CollectiveTrainer:
                     f"{exc} in task {self._task}, epoch {epoch}: lower the learning rate (now {config.lr}); "
                     f"finished tasks ({self._task}) stay saved"
                 ) from None
+            if epoch == 0 and start == 0:
+                self._first_loss = float(loss)
             loss_sum += float(loss) * len(idx)
             correct += int((logits.argmax(1) == y).sum())
         ec = recorder.result()
+        self._grad_norm = tuple(float(g) for g in ec.grad_norm)
         self.criterion.record(self._task, epoch, ec)
         row = {"kind": "epoch", "task": self._task, "epoch": epoch, "loss": loss_sum / n, "accuracy": correct / n}
         self.metric_rows.append(row)
@@ -198,6 +208,7 @@ class CollectiveTrainer:
                 ec.signed,
                 ec.absolute,
                 ec.hist,
+                ec.grad_norm,
             ),
         )
 
@@ -209,6 +220,14 @@ class CollectiveTrainer:
         images, labels = self.imageset.images[task.train], task.train_labels
         chunks = torch.split(torch.arange(len(labels)), self.config.batch_size)
         self.ewc.consolidate(self.net, ((normalise(images[i], self.device), labels[i].to(self.device)) for i in chunks))
+
+    def _health(self) -> Health:
+        """Training accuracy, dead units, feature rank and norms right after the task (see core.collective.health)."""
+        task = self.stream[self._task]
+        train_x = normalise(self.imageset.images[task.train], self.device)
+        return measure(
+            self.net, train_x, task.train_labels.to(self.device), self.probe, self._grad_norm, self._first_loss
+        )
 
     def _task_row(self, widened: list[tuple[str, int]], auroc_msp: float, auroc_energy: float) -> dict:
         task = self.stream[self._task]
@@ -248,9 +267,10 @@ def train_collective(
         imageset = datasets.load(
             config.dataset, root, image_size=config.image_size, seed=config.seed, download=download
         )
+        division = config.division(imageset.class_names)
         stream = source_stream(
             imageset,
-            config.division(imageset.class_names),
+            division,
             tasks=config.tasks,
             classes_per_task=config.classes_per_task,
             images_per_class=config.images_per_class,
@@ -275,8 +295,9 @@ def train_collective(
             criterion = run.criterion()
             metric_rows = run.metrics()
         net.to(device)
+        probe = normalised_probe(imageset, probe_indices(imageset, division, config.seed), device)
         trainer = CollectiveTrainer(
-            config, net, imageset, stream, criterion, metric_rows, ewc, device, listeners, should_stop
+            config, net, imageset, stream, criterion, metric_rows, ewc, device, listeners, should_stop, probe
         )
         for t in range(start, config.tasks):
             check_stop(should_stop)
@@ -294,6 +315,7 @@ def train_collective(
                     _nan(last["auroc_msp"]),
                     _nan(last["auroc_energy"]),
                     net.widths(),
+                    last.get("health", {}),
                 ),
             )
         return run

@@ -1,6 +1,8 @@
-"""Baselines beside learngene and scratch (spec section 6): window ablations, collective fine-tuning, nearest centroids.
+"""Inheritance strategies and baselines beside learngene and scratch (spec section 6).
 
-Each is a `Method` run by `core.individual.methods.run_methods` on the same target tasks and per-task seeds.
+Front inheritance (the block of the same length that starts at conv1), weight selection, the other windows of the
+learngene's length, the collective model fine-tuned, and nearest centroids on its features. Each is a `Method` run
+by `core.individual.methods.run_methods` on the same target tasks and per-task seeds.
 """
 
 from __future__ import annotations
@@ -15,13 +17,13 @@ from core.collective.network import ExpandableNet
 from core.collective.runs import Run
 from core.events import check_stop
 from core.individual.config import IndividualConfig
-from core.individual.methods import Method, individual_method
+from core.individual.methods import Method, individual_method, selection_method
 from core.individual.model import fitted_spec
 from core.individual.targets import TargetTask
 from core.individual.training import fit_and_test
 from core.learngene.extraction import extract
 from core.learngene.gene import Learngene
-from core.learngene.selection import Selection, block_label, windows
+from core.learngene.selection import Selection, block_label, conv_layers, windows
 from core.seeding import generator
 
 
@@ -38,14 +40,19 @@ def collective_finetune_method(base: ExpandableNet, way: int, config: Individual
         model.to(device)
         if config.channels_last:
             model.to(memory_format=torch.channels_last)
-        return fit_and_test(model, target, config, None, should_stop)
+        inherited = list(model.convs.values()) + list(model.fcs.values())[:-1]
+        return fit_and_test(model, target, config, inherited=inherited, should_stop=should_stop)
 
     total = probe.num_parameters()
     return Method("collective-finetune", "all", total, total - head_params, run_task)
 
 
 def nearest_centroid_method(base: ExpandableNet, config: IndividualConfig, device: str = "cpu") -> Method:
-    """Class means of the collective model's features on the support set; no training (cosine or euclidean)."""
+    """Class means of the collective model's features on the support set; no training (cosine or euclidean).
+
+    The prototype classifier of Snell et al. ("Prototypical Networks for Few-shot Learning", NeurIPS 2017) on
+    features the collective model learned from the source tasks.
+    """
     model = copy.deepcopy(base).to(device).eval()
     embed = model.features if config.centroid_features == "features" else model.embed
     used = list(model.convs.parameters())
@@ -71,20 +78,37 @@ def nearest_centroid_method(base: ExpandableNet, config: IndividualConfig, devic
     )
 
 
+def front_method(run: Run, learngene: Learngene, way: int, config: IndividualConfig, device: str = "cpu") -> Method:
+    """Front inheritance: the collective's first layers (as many as the learngene has), new smaller layers after them.
+
+    Yosinski et al. ("How transferable are features in deep neural networks?", NeurIPS 2014) found the first layers
+    the most general; the block keeps the input layer, so no new random front separates it from the images.
+    """
+    names = conv_layers(run.spec(learngene.task).layer_names())
+    block = names[: len(learngene.layers)]
+    front = extract(run, Selection(block, "front", len(block)), learngene.task)
+    return individual_method(f"front {block_label(block)}", fitted_spec(front, way, config), config, front, device)
+
+
 def baseline_methods(
     run: Run, learngene: Learngene, way: int, config: IndividualConfig, device: str = "cpu"
 ) -> list[Method]:
-    """Scratch is not here (see `evaluate`): window ablations, collective fine-tuning and nearest centroids."""
+    """Everything but learngene and scratch: front inheritance, weight selection, the other windows of the
+    learngene's length, collective fine-tuning and nearest centroids."""
     names = run.spec(learngene.task).layer_names()
+    base = run.load_net(learngene.task)
     methods = []
+    if not learngene.starts_at_input:
+        methods.append(front_method(run, learngene, way, config, device))
+    m = config.selection_multiplier
+    methods.append(selection_method(f"weight selection x{m:g}", base, m, way, config, device=device))
     for block in windows(names, len(learngene.layers)):
-        if block == learngene.layers:
+        if block == learngene.layers or block[0] == "conv1":
             continue
         other = extract(run, Selection(block, "window", len(block)), learngene.task)
         methods.append(
             individual_method(f"window {block_label(block)}", fitted_spec(other, way, config), config, other, device)
         )
-    base = run.load_net(learngene.task)
     methods.append(collective_finetune_method(base, way, config, device))
     methods.append(nearest_centroid_method(base, config, device))
     return methods

@@ -27,8 +27,10 @@ class IndividualConfig:
     reset_optimizer: bool = False
     query: int = 10
     freeze: bool = False
+    inherited_lr: float = 1.0
     ewc_lambda: float = 0.0
     width_multiplier: float = 1.0
+    selection_multiplier: float = 0.5
     front_depth: int | None = None
     front_widths: tuple[int, ...] | None = None
     front_pools: tuple[int, ...] | None = None
@@ -51,6 +53,8 @@ class IndividualConfig:
             (self.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}"),
             (self.query >= 1, "--query must be at least 1"),
             (self.ewc_lambda >= 0, "EWC lambda must be 0 or more"),
+            (0 < self.inherited_lr <= 10, "the inherited layers' learning-rate factor must be in (0, 10]"),
+            (0 < self.selection_multiplier <= 1, "the weight-selection width multiplier must be in (0, 1]"),
             (0 < self.width_multiplier <= 64, "the front width multiplier must be in (0, 64]"),
             (self.front_depth is None or 1 <= self.front_depth <= 64, "--front-depth must be between 1 and 64"),
             (

@@ -15,9 +15,9 @@ from core.collective.runs import Run
 from core.events import Listener
 from core.individual.baselines import baseline_methods
 from core.individual.config import IndividualConfig
-from core.individual.methods import Method, individual_method, run_methods
+from core.individual.methods import Method, add_paired, individual_method, run_methods
 from core.individual.model import fitted_spec
-from core.individual.sweep import Size, default_sizes, sweep
+from core.individual.sweep import Size, default_sizes, sweep, sweep_trainings
 from core.individual.targets import Targets, fitting_query, make_targets, run_imageset
 from core.learngene.gene import Learngene
 
@@ -38,9 +38,9 @@ class FewShotPlan:
     def trainings(self) -> int:
         """How many (method, target task) trainings `execute` reports through TargetTaskFinished events."""
         per_task = len(self.methods)
-        if self.sizes:  # the default size reuses the learngene and scratch rows, the collective its baseline row
-            per_task += 2 * sum(size != Size("default") for size in self.sizes)
-            per_task += 0 if any(m.name == "collective-finetune" for m in self.methods) else 1
+        if self.sizes:  # the collective reuses its baseline row when there is one
+            known = any(m.name == "collective-finetune" for m in self.methods)
+            per_task += sweep_trainings(self.learngene, self.sizes, known)
         return per_task * len(self.targets.tasks)
 
     def execute(
@@ -49,6 +49,7 @@ class FewShotPlan:
         """Run every method on every target task, then the size sweep; returns (rows, size points)."""
         listeners = tuple(listeners)
         rows = run_methods(self.methods, self.targets, listeners=listeners, should_stop=should_stop)
+        add_paired(rows, next(r for r in rows if r["method"] == "scratch"))
         points = []
         if self.sizes:
             points = sweep(
@@ -99,7 +100,7 @@ def plan_few_shot(
     ]
     if baselines:
         methods += baseline_methods(run, learngene, way, config, device)
-    chosen = tuple(default_sizes(learngene, config)) if sizes else ()
+    chosen = tuple(default_sizes()) if sizes else ()
     return FewShotPlan(run, learngene, config, targets, tuple(methods), chosen, device)
 
 

@@ -1,27 +1,32 @@
 """Methods that solve a target task, run on the same target tasks with the same per-task seeds.
 
-`individual_method` is the paper's individual model (an inherited block behind a new front) or, without a learngene,
-the same architecture from scratch. `run_methods` trains each method on every target task and makes its table row.
+`individual_method` is the paper's individual model (an inherited block with new layers around it) or, without a
+learngene, the same architecture from scratch. `selection_method` is weight selection (a narrower copy of the whole
+collective model) or its architecture from scratch. `run_methods` trains each method on every target task and makes
+its table row; `add_paired` adds each row's paired difference to a reference method (scratch).
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
 from core.collective.ewc import EWC
+from core.collective.network import ExpandableNet, NetSpec, build
 from core.events import Listener, MethodFinished, TargetTaskFinished, check_stop, emit
 from core.individual.config import IndividualConfig
-from core.individual.model import IndividualSpec, build_individual
+from core.individual.model import IndividualSpec, build_individual, narrow_spec
 from core.individual.targets import Targets, TargetTask
 from core.individual.training import batches, fit_and_test, layout
+from core.individual.weight_selection import select_weights
 from core.learngene.gene import Learngene
 from core.learngene.selection import block_label
-from core.stats import mean_ci95
+from core.stats import mean_ci95, paired_difference
 
 ROW_FIELDS = (
     "method",
@@ -36,6 +41,7 @@ ROW_FIELDS = (
     "seconds",
     "task_accuracies",
 )
+StopCheck = Callable[[], bool] | None
 
 
 @dataclass(frozen=True, eq=False)
@@ -46,7 +52,12 @@ class Method:
     layers: str
     params: int
     inherited_params: int
-    run_task: Callable[[TargetTask, Callable[[], bool] | None], float]
+    run_task: Callable[[TargetTask, StopCheck], float]
+
+
+def _prepare(model: nn.Module, config: IndividualConfig, device: str) -> nn.Module:
+    model.to(device)
+    return model.to(memory_format=torch.channels_last) if config.channels_last else model
 
 
 def individual_method(
@@ -56,28 +67,66 @@ def individual_method(
     learngene: Learngene | None,
     device: str = "cpu",
 ) -> Method:
-    """An individual model: inherited block (learngene given) or the same architecture from random init (None)."""
+    """An individual model: inherited block (learngene given) or the same architecture from random init (None).
+
+    The paper's reconstruction (Wang et al., AAAI 2022, section "individual model"): the learngene block with new
+    layers around it and a new head, trained on the target task's support set.
+    """
     probe = build_individual(spec, 0, learngene)
 
-    def run_task(target: TargetTask, should_stop: Callable[[], bool] | None) -> float:
-        model = build_individual(spec, target.seed, learngene)
-        if learngene is not None and config.freeze:
-            model.freeze_block()
-        model.to(device)
-        if config.channels_last:
-            model.to(memory_format=torch.channels_last)
+    def run_task(target: TargetTask, should_stop: StopCheck) -> float:
+        model = _prepare(build_individual(spec, target.seed, learngene), config, device)
+        inherited = [model.block] if learngene is not None else []
         ewc = None
-        if learngene is not None and config.ewc_lambda > 0 and not config.freeze:
+        if inherited and config.ewc_lambda > 0 and not config.freeze:
             ewc = EWC(config.ewc_lambda, exclude=lambda n: not n.startswith("block."))
             support_batches = [
                 (layout(target.support[i], config), target.support_labels[i])
                 for i in batches(torch.arange(len(target.support_labels)), config.batch_size)
             ]
             ewc.consolidate(model, support_batches)
-        return fit_and_test(model, target, config, ewc, should_stop)
+        return fit_and_test(model, target, config, inherited=inherited, ewc=ewc, should_stop=should_stop)
 
     inherited = probe.inherited_parameters() if learngene is not None else 0
     return Method(name, block_label(spec.block_layers), probe.num_parameters(), inherited, run_task)
+
+
+def _inherited_modules(net: ExpandableNet) -> list[nn.Module]:
+    """The parts of a selected network taken from the collective model: every layer but the new head."""
+    return list(net.convs.values()) + list(net.fcs.values())[:-1]
+
+
+def selection_method(
+    name: str,
+    base: ExpandableNet,
+    multiplier: float,
+    way: int,
+    config: IndividualConfig,
+    *,
+    inherit: bool = True,
+    device: str = "cpu",
+) -> Method:
+    """Weight selection (Xu et al., "Initializing Models with Larger Ones", ICLR 2024) or its architecture, random.
+
+    A copy of the collective network at `multiplier` of its widths whose every layer takes evenly spaced channels
+    of the collective's trained layer (BatchNorm statistics with them); the head is new. Without `inherit`, the
+    same narrow network starts from random weights.
+    """
+    spec: NetSpec = narrow_spec(base.spec, multiplier, way)
+
+    def model_for(seed: int) -> ExpandableNet:
+        return select_weights(base, spec, seed) if inherit else build(spec, seed)
+
+    def run_task(target: TargetTask, should_stop: StopCheck) -> float:
+        model = _prepare(model_for(target.seed), config, device)
+        inherited = _inherited_modules(model) if inherit else []
+        return fit_and_test(model, target, config, inherited=inherited, should_stop=should_stop)
+
+    probe = model_for(0)
+    params = probe.num_parameters()
+    head = sum(p.numel() for p in list(probe.fcs.values())[-1].parameters())
+    layers = f"all x{multiplier:g}" if inherit else f"none x{multiplier:g}"
+    return Method(name, layers, params, params - head if inherit else 0, run_task)
 
 
 def run_methods(
@@ -86,7 +135,7 @@ def run_methods(
     *,
     size: str = "",
     listeners: Iterable[Listener] = (),
-    should_stop: Callable[[], bool] | None = None,
+    should_stop: StopCheck = None,
 ) -> list[dict]:
     """Run every method on every target task; emit TargetTaskFinished per task and MethodFinished per method."""
     listeners = tuple(listeners)
@@ -121,3 +170,10 @@ def run_methods(
         rows.append(row)
         emit(listeners, MethodFinished(dict(row)))
     return rows
+
+
+def add_paired(rows: Sequence[dict], reference: dict, key: str = "vs_scratch") -> None:
+    """Give every row its paired difference to `reference` over the same target tasks (mean, 95% CI, p-value)."""
+    for row in rows:
+        if row is not reference and len(row["task_accuracies"]) == len(reference["task_accuracies"]):
+            row[key] = paired_difference(row["task_accuracies"], reference["task_accuracies"]).as_dict()

@@ -1,7 +1,10 @@
-"""Individual models (spec section 5): a new random front, the inherited learngene block, a new small head.
+"""Individual models (spec section 5): new layers around the inherited learngene block, and a new small head.
 
-The default front fits the learngene: it maps the image channels to the block's input channels and pools as
-often as the collective did before the block, so the block sees the spatial size it was trained at.
+The paper's individual model puts a new random front before a deep inherited block. A block may also start at the
+input layer (front inheritance) or sit in the middle; new layers then follow it ("back"), shaped like the collective's
+remaining layers and scaled by the width multiplier. The default front fits the learngene: it maps the image channels
+to the block's input channels and pools as often as the collective did before the block, so the block sees the
+spatial size it was trained at.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.collective.network import ConvBlock, default_linear
+from core.collective.network import ConvBlock, NetSpec, default_linear
 from core.errors import LearngeneError
 from core.individual.config import IndividualConfig
 from core.learngene.gene import Learngene
@@ -21,7 +24,7 @@ from core.learngene.gene import Learngene
 
 @dataclass(frozen=True)
 class IndividualSpec:
-    """Everything that fixes an individual model's architecture; sweeps vary the front and the block."""
+    """Everything that fixes an individual model's architecture: front, inherited block, back, head."""
 
     in_channels: int
     image_size: int
@@ -32,42 +35,40 @@ class IndividualSpec:
     block_pools: tuple[str, ...]
     head_hidden: tuple[int, ...]
     way: int
+    back_widths: tuple[int, ...] = ()
+    back_pools: tuple[int, ...] = ()
 
     @property
     def block_in_channels(self) -> int:
-        """Channels entering the block (the front's last width)."""
-        return self.front_widths[-1]
+        """Channels entering the block (the front's last width, or the image's channels without a front)."""
+        return self.front_widths[-1] if self.front_widths else self.in_channels
 
     def block_input_size(self) -> int:
         """Spatial side of the block's input."""
-        size = self.image_size
-        for _ in self.front_pools:
-            size //= 2
-        return size
+        return self.image_size // 2 ** len(self.front_pools)
 
     def feature_size(self) -> int:
-        """Entries of the flattened block output that the head reads."""
-        size = self.block_input_size()
-        for _ in self.block_pools:
-            size //= 2
-        return self.block_widths[-1] * size * size
+        """Entries of the flattened conv output that the head reads."""
+        size = self.block_input_size() // 2 ** (len(self.block_pools) + len(self.back_pools))
+        channels = self.back_widths[-1] if self.back_widths else self.block_widths[-1]
+        return channels * size * size
 
     def validate(self) -> IndividualSpec:
         """Return self, or raise LearngeneError naming the first impossible setting."""
-        depth = len(self.front_widths)
-        if depth < 1 or any(w < 1 for w in self.front_widths):
-            raise LearngeneError(
-                "the front needs at least one conv layer of width >= 1: raise --front-depth or the width multiplier"
-            )
-        if any(not 1 <= p <= depth for p in self.front_pools) or len(set(self.front_pools)) != len(self.front_pools):
-            raise LearngeneError(f"front pools {list(self.front_pools)} must name distinct front layers 1..{depth}")
+        for part, widths, pools in (
+            ("front", self.front_widths, self.front_pools),
+            ("back", self.back_widths, self.back_pools),
+        ):
+            depth = len(widths)
+            if any(w < 1 for w in widths):
+                raise LearngeneError(f"the {part} layers need widths >= 1: raise the width multiplier")
+            if any(not 1 <= p <= depth for p in pools) or len(set(pools)) != len(pools):
+                raise LearngeneError(f"{part} pools {list(pools)} must name distinct {part} layers 1..{depth}")
         if any(p not in self.block_layers for p in self.block_pools):
             raise LearngeneError(f"block pools {list(self.block_pools)} must name block layers")
         if self.block_input_size() < 1 or self.feature_size() < 1:
-            raise LearngeneError(
-                f"{len(self.front_pools) + len(self.block_pools)} pools are too many for {self.image_size}px images: "
-                "use fewer front pools"
-            )
+            pools = len(self.front_pools) + len(self.block_pools) + len(self.back_pools)
+            raise LearngeneError(f"{pools} pools are too many for {self.image_size}px images: use fewer front pools")
         if any(h < 1 for h in self.head_hidden) or self.way < 2:
             raise LearngeneError("head widths must be >= 1 and a task needs at least 2 classes")
         return self
@@ -82,6 +83,8 @@ class IndividualSpec:
         values = dict(data)
         for name in ("front_widths", "front_pools", "block_layers", "block_widths", "block_pools", "head_hidden"):
             values[name] = tuple(values[name])
+        for name in ("back_widths", "back_pools"):
+            values[name] = tuple(values.get(name, ()))
         return cls(**values)
 
 
@@ -94,6 +97,62 @@ def _pools_between(image_size: int, input_size: int) -> int:
     return count
 
 
+def scaled(width: int, multiplier: float) -> int:
+    """A layer width times the multiplier, at least 1."""
+    return max(1, round(width * multiplier))
+
+
+def _front(
+    learngene: Learngene,
+    front_depth: int | None,
+    width_multiplier: float,
+    front_widths: tuple[int, ...] | None,
+    front_pools: tuple[int, ...] | None,
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The new layers before the block: none when the block starts at the input layer."""
+    pools_needed = _pools_between(learngene.image_size, learngene.input_size)
+    if front_widths is None:
+        if learngene.starts_at_input:
+            return (), ()
+        depth = max(2, pools_needed) if front_depth is None else front_depth
+        if depth < 1:
+            raise LearngeneError(f"--front-depth {depth} is too small: the front needs at least 1 conv layer")
+        if width_multiplier <= 0:
+            raise LearngeneError(f"width multiplier {width_multiplier} must be positive")
+        c = learngene.in_channels
+        front_widths = tuple(scaled(c / 2 ** (depth - 1 - i), width_multiplier) for i in range(depth - 1)) + (c,)
+    elif front_widths[-1] != learngene.in_channels:
+        raise LearngeneError(
+            f"the front's last width {front_widths[-1]} must equal the learngene's input channels "
+            f"{learngene.in_channels}: end the front widths with {learngene.in_channels} (the paper preset's "
+            "64-128-256-512 front fits only a 512-channel block; use --preset fast)"
+        )
+    depth = len(front_widths)
+    if front_pools is None:
+        if depth < pools_needed:
+            raise LearngeneError(
+                f"a front of {depth} layers cannot pool {pools_needed} times to reach the learngene's "
+                f"{learngene.input_size}px input: use --front-depth {pools_needed} or more"
+            )
+        front_pools = tuple(round((i + 1) * depth / pools_needed) for i in range(pools_needed))
+    return tuple(front_widths), tuple(front_pools)
+
+
+def _back(learngene: Learngene, width_multiplier: float) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """New layers after the block, shaped like the collective's layers that followed it and scaled by the multiplier.
+
+    None for a block that ends at the collective's last conv layer (the paper's case), or for a learngene file that
+    does not record the collective's network.
+    """
+    network = learngene.network
+    if network is None:
+        return (), ()
+    last = int(learngene.layers[-1].removeprefix("conv"))
+    widths = tuple(scaled(w, width_multiplier) for w in network.widths[last:])
+    pools = tuple(p - last for p in network.pool_after if p > last)
+    return widths, pools
+
+
 def fit_spec(
     learngene: Learngene,
     way: int,
@@ -104,65 +163,45 @@ def fit_spec(
     front_pools: tuple[int, ...] | None = None,
     head_hidden: tuple[int, ...] = (64,),
 ) -> IndividualSpec:
-    """An individual architecture around a learngene; by default the front matches the block's input channels and size.
+    """An individual architecture around a learngene: fitted front, the block, the scaled back, a new head.
 
     The default front has one layer per pool the collective applied before the block (at least 2). Its widths double
     layer by layer up to the block's input channels; the multiplier scales every front layer but the last (which must
-    feed the block). Its pools go after evenly spaced front layers, the last one included.
+    feed the block), and every back layer. Front pools go after evenly spaced front layers, the last one included.
     """
-    pools_needed = _pools_between(learngene.image_size, learngene.input_size)
-    if front_widths is None:
-        depth = max(2, pools_needed) if front_depth is None else front_depth
-        if depth < 1:
-            raise LearngeneError(f"--front-depth {depth} is too small: the front needs at least 1 conv layer")
-        if width_multiplier <= 0:
-            raise LearngeneError(f"width multiplier {width_multiplier} must be positive")
-        c = learngene.in_channels
-        front_widths = tuple(max(1, round(c / 2 ** (depth - 1 - i) * width_multiplier)) for i in range(depth - 1)) + (
-            c,
-        )
-    elif front_widths[-1] != learngene.in_channels:
-        raise LearngeneError(
-            f"the front's last width {front_widths[-1]} must equal the learngene's input channels "
-            f"{learngene.in_channels}: "
-            f"end the front widths with {learngene.in_channels} (the paper preset's 64-128-256-512 front fits only a "
-            "512-channel block; use --preset fast)"
-        )
-    depth = len(front_widths)
-    if front_pools is None:
-        if depth < pools_needed:
-            raise LearngeneError(
-                f"a front of {depth} layers cannot pool {pools_needed} times to reach the learngene's "
-                f"{learngene.input_size}px input: use --front-depth {pools_needed} or more"
-            )
-        front_pools = tuple(round((i + 1) * depth / pools_needed) for i in range(pools_needed))
+    front_widths, front_pools = _front(learngene, front_depth, width_multiplier, front_widths, front_pools)
+    back_widths, back_pools = _back(learngene, width_multiplier)
     return IndividualSpec(
         in_channels=learngene.image_channels,
         image_size=learngene.image_size,
-        front_widths=tuple(front_widths),
-        front_pools=tuple(front_pools),
+        front_widths=front_widths,
+        front_pools=front_pools,
         block_layers=learngene.layers,
         block_widths=learngene.widths,
         block_pools=learngene.pools,
         head_hidden=tuple(head_hidden),
         way=way,
+        back_widths=back_widths,
+        back_pools=back_pools,
     ).validate()
 
 
+def _conv_stack(widths: tuple[int, ...], generator: torch.Generator) -> nn.ModuleList:
+    return nn.ModuleList(ConvBlock(widths[i], widths[i + 1], generator=generator) for i in range(len(widths) - 1))
+
+
 class IndividualNet(nn.Module):
-    """Front -> block -> flatten -> head; `frozen` keeps the block's weights and BN statistics fixed while training."""
+    """Front -> block -> back -> flatten -> head; `frozen` keeps the block's weights and BN statistics fixed."""
 
     def __init__(self, spec: IndividualSpec, generator: torch.Generator) -> None:
         super().__init__()
         self.spec = spec
-        widths = (spec.in_channels,) + spec.front_widths
-        self.front = nn.ModuleList(
-            ConvBlock(widths[i], widths[i + 1], generator=generator) for i in range(len(spec.front_widths))
-        )
+        self.front = _conv_stack((spec.in_channels,) + spec.front_widths, generator)
         block_in = (spec.block_in_channels,) + spec.block_widths
         self.block = nn.ModuleDict(
             {n: ConvBlock(block_in[i], block_in[i + 1], generator=generator) for i, n in enumerate(spec.block_layers)}
         )
+        self.back = _conv_stack((spec.block_widths[-1],) + spec.back_widths, generator)
         sizes = (spec.feature_size(),) + spec.head_hidden + (spec.way,)
         layers: list[nn.Module] = []
         for i in range(len(sizes) - 1):
@@ -172,15 +211,12 @@ class IndividualNet(nn.Module):
         self.head = nn.Sequential(*layers)
         self._front_pools = frozenset(spec.front_pools)
         self._block_pools = frozenset(spec.block_pools)
+        self._back_pools = frozenset(spec.back_pools)
         self.frozen = False
 
     def front_features(self, x: torch.Tensor) -> torch.Tensor:
         """The new front's output, i.e. the block's input."""
-        for i, layer in enumerate(self.front, start=1):
-            x = layer(x)
-            if i in self._front_pools:
-                x = F.max_pool2d(x, 2)
-        return x
+        return _run(self.front, self._front_pools, x)
 
     def run_block(self, x: torch.Tensor) -> torch.Tensor:
         """The inherited block (with its pools) applied to a block input."""
@@ -191,7 +227,8 @@ class IndividualNet(nn.Module):
         return x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(torch.flatten(self.run_block(self.front_features(x)), 1))
+        x = _run(self.back, self._back_pools, self.run_block(self.front_features(x)))
+        return self.head(torch.flatten(x, 1))
 
     def inherit(self, learngene: Learngene) -> None:
         """Copy the learngene's weights and BN statistics into the block."""
@@ -224,6 +261,14 @@ class IndividualNet(nn.Module):
         return sum(p.numel() for p in self.block.parameters())
 
 
+def _run(layers: nn.ModuleList, pools: frozenset[int], x: torch.Tensor) -> torch.Tensor:
+    for i, layer in enumerate(layers, start=1):
+        x = layer(x)
+        if i in pools:
+            x = F.max_pool2d(x, 2)
+    return x
+
+
 def build_individual(spec: IndividualSpec, seed: int, learngene: Learngene | None = None) -> IndividualNet:
     """A model with PyTorch-default init from `seed`; with a learngene its block is inherited, else random (scratch)."""
     net = IndividualNet(spec.validate(), torch.Generator().manual_seed(seed))
@@ -242,4 +287,14 @@ def fitted_spec(learngene: Learngene, way: int, config: IndividualConfig) -> Ind
         front_widths=config.front_widths,
         front_pools=config.front_pools,
         head_hidden=config.head_hidden,
+    )
+
+
+def narrow_spec(network: NetSpec, multiplier: float, way: int) -> NetSpec:
+    """The collective's architecture at `multiplier` of its widths (conv and hidden), with a `way`-output head."""
+    return dataclasses.replace(
+        network,
+        widths=tuple(scaled(w, multiplier) for w in network.widths),
+        hidden=tuple(scaled(h, multiplier) for h in network.hidden),
+        num_outputs=way,
     )

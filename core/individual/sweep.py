@@ -1,7 +1,10 @@
-"""Accuracy over model size: learngene and scratch individual models at several sizes, with the collective as reference.
+"""Accuracy over model size: every inheritance strategy at width multipliers from 1/8 to 1 of the collective model.
 
-Sizes vary the front's width multiplier, its depth, and how many layers are inherited (the block keeps its deepest
-layer and grows or shrinks towards the input). Each point is (params, mean accuracy, 95% CI) on the same target tasks.
+At multiplier m, weight selection and scratch are the collective's architecture at m of its widths (the one inherited,
+the other random); the learngene and front-inheritance models keep their inherited block and scale every new layer
+(front, back, head) by m. The collective model fine-tuned is the reference point of the largest size. Each point is a
+results row (params, mean accuracy, 95% CI, per-task accuracies) on the same target tasks, with its paired difference
+to scratch of the same multiplier.
 """
 
 from __future__ import annotations
@@ -9,55 +12,61 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from fractions import Fraction
 
 from core.collective.runs import Run
-from core.errors import LearngeneError
 from core.events import Listener
 from core.individual.baselines import collective_finetune_method
 from core.individual.config import IndividualConfig
-from core.individual.methods import individual_method, run_methods
-from core.individual.model import fitted_spec
+from core.individual.methods import Method, add_paired, individual_method, run_methods, selection_method
+from core.individual.model import fitted_spec, scaled
 from core.individual.targets import Targets
 from core.learngene.extraction import extract
 from core.learngene.gene import Learngene
-from core.learngene.selection import Selection, candidates, conv_index
+from core.learngene.selection import Selection, conv_layers
+
+MULTIPLIERS = (0.125, 0.25, 0.5, 1.0)
+STRATEGIES = ("learngene", "front inheritance", "weight selection", "scratch")
+COLLECTIVE = "collective"
 
 
 @dataclass(frozen=True)
 class Size:
-    """One model size: a label, front settings, and the number of inherited layers (None: the learngene's)."""
+    """One model size: a width multiplier of the collective model's layers."""
 
-    label: str
-    width_multiplier: float = 1.0
-    front_depth: int | None = None
-    inherited_layers: int | None = None
+    multiplier: float
 
-    def as_dict(self) -> dict:
-        """JSON-ready form."""
-        return dataclasses.asdict(self)
+    @property
+    def label(self) -> str:
+        """ "x1/8", "x1"."""
+        return f"x{Fraction(self.multiplier).limit_denominator(64)}"
 
 
-def default_sizes(learngene: Learngene, config: IndividualConfig) -> list[Size]:
-    """Narrower and wider fronts, a deeper front, and one inherited layer fewer and more (where the network allows)."""
-    sizes = [Size("front x0.5", 0.5), Size("default"), Size("front x2", 2.0)]
-    if config.front_widths is None:
-        depth = len(fitted_spec(learngene, 2, config).front_widths)
-        sizes.append(Size(f"front depth {depth + 1}", front_depth=depth + 1))
-    k = len(learngene.layers)
-    if k > 1:
-        sizes.append(Size(f"{k - 1} inherited", inherited_layers=k - 1))
-    if conv_index(learngene.layers[0]) > 2:
-        sizes.append(Size(f"{k + 1} inherited", inherited_layers=k + 1))
-    return sizes
+def default_sizes() -> list[Size]:
+    """Width multipliers 1/8, 1/4, 1/2 and 1: parameter counts that span well over 20x."""
+    return [Size(m) for m in MULTIPLIERS]
 
 
-def _block(run: Run, learngene: Learngene, count: int) -> tuple[str, ...]:
-    """`count` contiguous layers ending at the learngene's deepest layer."""
-    names = candidates(run.spec(learngene.task).layer_names())
-    end = names.index(learngene.layers[-1])
-    if not 1 <= count <= end + 1:
-        raise LearngeneError(f"cannot inherit {count} layers ending at {learngene.layers[-1]}: choose 1..{end + 1}")
-    return names[end + 1 - count : end + 1]
+def sweep_methods(
+    run: Run, learngene: Learngene, config: IndividualConfig, way: int, size: Size, device: str = "cpu"
+) -> list[Method]:
+    """The strategies at one size, named by strategy (the size goes into the rows' `size` field)."""
+    m = size.multiplier
+    sized = dataclasses.replace(
+        config,
+        width_multiplier=config.width_multiplier * m,
+        head_hidden=tuple(scaled(h, m) for h in config.head_hidden),
+    )
+    base = run.load_net(learngene.task)
+    methods = []
+    if not learngene.starts_at_input:
+        methods.append(individual_method("learngene", fitted_spec(learngene, way, sized), sized, learngene, device))
+    front_layers = conv_layers(run.spec(learngene.task).layer_names())[: len(learngene.layers)]
+    front = extract(run, Selection(front_layers, "front", len(front_layers)), learngene.task)
+    methods.append(individual_method("front inheritance", fitted_spec(front, way, sized), sized, front, device))
+    methods.append(selection_method("weight selection", base, m, way, config, device=device))
+    methods.append(selection_method("scratch", base, m, way, config, inherit=False, device=device))
+    return methods
 
 
 def sweep(
@@ -72,40 +81,25 @@ def sweep(
     listeners: Iterable[Listener] = (),
     should_stop: Callable[[], bool] | None = None,
 ) -> list[dict]:
-    """Points (method, size, params, mean_accuracy, ci95, ...) of learngene and scratch per size, then the collective.
-
-    `known` are rows that `evaluate` already produced on the same targets and config: their learngene and scratch
-    rows stand for the "default" size and their collective-finetune row for the reference, instead of training again.
-    """
-    known = {row["method"]: row for row in known}
+    """Points of every strategy at every size, then the collective fine-tuned (reused from `known` rows if there)."""
     points = []
-    for size in default_sizes(learngene, config) if sizes is None else sizes:
-        gene = learngene
-        if size.inherited_layers is not None and size.inherited_layers != len(learngene.layers):
-            block = _block(run, learngene, size.inherited_layers)
-            gene = extract(run, Selection(block, "size sweep", len(block)), learngene.task)
-        sized = dataclasses.replace(
-            config, width_multiplier=size.width_multiplier, front_depth=size.front_depth or config.front_depth
-        )
-        spec = fitted_spec(gene, targets.way, sized)
-        if size == Size("default") and {"learngene", "scratch"} <= known.keys():
-            rows = [dict(known[m], size=size.label) for m in ("learngene", "scratch")]
-        else:
-            methods = [
-                individual_method("learngene", spec, sized, gene, device),
-                individual_method("scratch", spec, sized, None, device),
-            ]
-            rows = run_methods(methods, targets, size=size.label, listeners=listeners, should_stop=should_stop)
-        points += [dict(row, front_widths=list(spec.front_widths)) for row in rows]
-    reference = known.get("collective-finetune")
+    for size in default_sizes() if sizes is None else sizes:
+        methods = sweep_methods(run, learngene, config, targets.way, size, device)
+        rows = run_methods(methods, targets, size=size.label, listeners=listeners, should_stop=should_stop)
+        for row in rows:
+            row["multiplier"] = size.multiplier
+        add_paired(rows, next(r for r in rows if r["method"] == "scratch"))
+        points += rows
+    reference = next((dict(r) for r in known if r["method"] == "collective-finetune"), None)
     if reference is None:
         base = run.load_net(learngene.task)
-        reference = run_methods(
-            [collective_finetune_method(base, targets.way, config, device)],
-            targets,
-            size="collective",
-            listeners=listeners,
-            should_stop=should_stop,
-        )[0]
-    points.append(dict(reference, size="collective", front_widths=[]))
+        method = collective_finetune_method(base, targets.way, config, device)
+        reference = run_methods([method], targets, size=COLLECTIVE, listeners=listeners, should_stop=should_stop)[0]
+    points.append(dict(reference, size=COLLECTIVE, multiplier=1.0))
     return points
+
+
+def sweep_trainings(learngene: Learngene, sizes: Iterable[Size], collective_known: bool) -> int:
+    """How many trainings per target task a sweep runs."""
+    per_size = len(STRATEGIES) - (1 if learngene.starts_at_input else 0)
+    return per_size * len(list(sizes)) + (0 if collective_known else 1)

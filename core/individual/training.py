@@ -6,7 +6,7 @@ BatchNorm statistics re-estimated on the support set, and a deterministic evalua
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -35,6 +35,22 @@ def layout(x: torch.Tensor, config: IndividualConfig) -> torch.Tensor:
     return x.contiguous(memory_format=torch.channels_last) if config.channels_last else x
 
 
+def freeze(modules: Sequence[nn.Module]) -> None:
+    """Fix inherited modules: no gradients (their BatchNorm layers stay in eval mode while the rest trains)."""
+    for module in modules:
+        for p in module.parameters():
+            p.requires_grad_(False)
+
+
+def _parameter_groups(model: nn.Module, inherited: Sequence[nn.Module], config: IndividualConfig) -> list[dict]:
+    """Trainable parameters, the inherited ones at `config.inherited_lr` times the learning rate."""
+    old = {id(p) for module in inherited for p in module.parameters()}
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    groups = [{"params": [p for p in trainable if id(p) not in old], "lr": config.lr}]
+    groups.append({"params": [p for p in trainable if id(p) in old], "lr": config.lr * config.inherited_lr})
+    return [g for g in groups if g["params"]]
+
+
 def train(
     model: nn.Module,
     x: torch.Tensor,
@@ -42,23 +58,32 @@ def train(
     config: IndividualConfig,
     seed: int,
     *,
+    inherited: Sequence[nn.Module] = (),
     ewc: EWC | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> None:
-    """Train on the support set for config.epochs with a fresh optimiser (optionally reset every epoch)."""
+    """Train on the support set for config.epochs with a fresh optimiser (optionally reset every epoch).
+
+    `inherited` are the modules that came from the collective model: frozen with config.freeze (their BatchNorm
+    keeps its statistics), else trained at config.inherited_lr times the learning rate.
+    """
     g = generator(seed, 31)
-    params = [p for p in model.parameters() if p.requires_grad]
+    frozen = tuple(inherited) if config.freeze else ()
+    freeze(frozen)
+    groups = _parameter_groups(model, inherited, config)
 
     def optimizer() -> torch.optim.Optimizer:
         if config.optimizer == "adam":
-            return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
-        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+            return torch.optim.Adam(groups, lr=config.lr, weight_decay=config.weight_decay)
+        return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
 
     opt = optimizer()
     for epoch in range(config.epochs):
         if config.reset_optimizer and epoch > 0:
             opt = optimizer()
         model.train()
+        for module in frozen:
+            module.eval()
         for idx in batches(torch.randperm(len(y), generator=g), config.batch_size):
             check_stop(should_stop)
             xb = augment(x[idx], g) if config.augment else x[idx]
@@ -98,8 +123,10 @@ def fit_and_test(
     model: nn.Module,
     target: TargetTask,
     config: IndividualConfig,
-    ewc: EWC | None,
-    should_stop: Callable[[], bool] | None,
+    *,
+    inherited: Sequence[nn.Module] = (),
+    ewc: EWC | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> float:
     """Train on the support set, optionally recalibrate BatchNorm, and return query accuracy.
 
@@ -108,7 +135,16 @@ def fit_and_test(
     devices = [p.device.index or 0 for p in list(model.parameters())[:1] if p.device.type == "cuda"]
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(target.seed)
-        train(model, target.support, target.support_labels, config, target.seed, ewc=ewc, should_stop=should_stop)
+        train(
+            model,
+            target.support,
+            target.support_labels,
+            config,
+            target.seed,
+            inherited=inherited,
+            ewc=ewc,
+            should_stop=should_stop,
+        )
     if config.recalibrate_bn:
         recalibrate_bn(model, target.support, config)
     return accuracy(model, target.query, target.query_labels, config)

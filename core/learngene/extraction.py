@@ -60,9 +60,11 @@ def extract(run: Run, selection: Selection, task: int | None = None) -> Learngen
         task=task,
         selection={k: v for k, v in selection.as_dict().items() if k != "scores"},
         scores=_selected_scores(selection.scores, tuple(selection.layers)),
+        network=spec,
     )
 
 
 def default_task(run: Run) -> int:
-    """The checkpoint a learngene comes from by default: extract_after_task, or the last finished task if earlier."""
-    return min(run.config.extract_after_task, run.last_task)
+    """The default checkpoint of a learngene: extract_after_task (None: the last task), at most the last finished."""
+    after = run.config.extract_after_task
+    return run.last_task if after is None else min(after, run.last_task)

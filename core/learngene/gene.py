@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from core.checkpoint import read_tensors, save_tensors
+from core.collective.network import NetSpec
 from core.errors import LearngeneError
 from core.learngene.selection import block_label, conv_index, validate_block
 
@@ -31,6 +32,7 @@ LAYER_KEYS = (
     "bn.running_var",
     "bn.num_batches_tracked",
 )
+NETWORK = "network"  # optional: the collective's spec at extraction, which shapes the layers after the block
 _METADATA = (
     "format",
     "kind",
@@ -66,6 +68,12 @@ class Learngene:
     task: int
     selection: dict[str, Any] = field(default_factory=dict, repr=False)
     scores: dict[str, Any] = field(default_factory=dict, repr=False)
+    network: NetSpec | None = field(default=None, repr=False)
+
+    @property
+    def starts_at_input(self) -> bool:
+        """Whether the block begins with the input layer conv1 (front inheritance): no new front is needed."""
+        return self.layers[0] == "conv1"
 
     @property
     def label(self) -> str:
@@ -110,6 +118,8 @@ class Learngene:
             "scores": self.scores,
             "tensors_sha256": tensors_sha256(self.tensors),
         }
+        if self.network is not None:
+            values[NETWORK] = self.network.to_dict()
         return {k: json.dumps(v, sort_keys=True) for k, v in values.items()}
 
     def describe(self) -> dict[str, Any]:
@@ -189,7 +199,18 @@ def load(path: str | os.PathLike) -> Learngene:
         task=int(meta["task"]),
         selection=meta["selection"] if isinstance(meta["selection"], dict) else {},
         scores=meta["scores"] if isinstance(meta["scores"], dict) else {},
+        network=_network(raw, bad),
     )
+
+
+def _network(raw: dict[str, str], bad) -> NetSpec | None:
+    """The collective's network recorded in the metadata (files written before it was recorded have none)."""
+    if NETWORK not in raw:
+        return None
+    try:
+        return NetSpec.from_dict(json.loads(raw[NETWORK]))
+    except (json.JSONDecodeError, TypeError, ValueError, LearngeneError) as exc:
+        raise bad(f"its network record is not a network spec ({type(exc).__name__})") from None
 
 
 def tensors_sha256(tensors: dict[str, torch.Tensor]) -> str:

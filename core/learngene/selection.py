@@ -1,7 +1,8 @@
 """Learngene selection (spec section 4): per-layer stability scores from the criterion, and three rules for a block.
 
-A learngene is a contiguous block of conv layers that excludes the input layer conv1; fc layers are the head and
-never candidates. Every rule ends in `check_block`, whose error names the nearest valid block.
+A learngene is a contiguous block of conv layers: deep (the paper's), in the middle, or starting at the input layer
+conv1 (front inheritance); fc layers are the head and never candidates. Every rule ends in `check_block`, whose error
+names the nearest valid block.
 """
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ def conv_layers(layer_names: Sequence[str]) -> tuple[str, ...]:
 
 
 def candidates(layer_names: Sequence[str]) -> tuple[str, ...]:
-    """The layers a learngene may contain: every conv layer but the input layer conv1."""
-    return tuple(n for n in conv_layers(layer_names) if conv_index(n) != 1)
+    """The layers a learngene may contain: every conv layer."""
+    return conv_layers(layer_names)
 
 
 def block_label(layers: Sequence[str]) -> str:
@@ -133,7 +134,7 @@ def scores_of_matrix(
 
 @dataclass(frozen=True, eq=False)
 class Selection:
-    """A valid learngene: contiguous conv layers without conv1, and how they were chosen."""
+    """A valid learngene: contiguous conv layers, and how they were chosen."""
 
     layers: tuple[str, ...]
     rule: str = "explicit"
@@ -154,10 +155,9 @@ class Selection:
 
 
 def nearest_block(layer_names_all: Sequence[str], selected: Sequence[str]) -> tuple[str, ...]:
-    """The valid block closest to a selection: its span over candidate layers, conv1 and non-conv layers dropped.
+    """The valid block closest to a selection: its span over the conv layers, non-conv layers dropped.
 
-    With nothing usable left it is conv2 when the selection held conv1, else the deepest conv layer; () when the
-    network has no candidate at all.
+    With nothing usable left it is the deepest conv layer; () when the network has no conv layer at all.
     """
     cands = candidates(layer_names_all)
     if not cands:
@@ -165,8 +165,6 @@ def nearest_block(layer_names_all: Sequence[str], selected: Sequence[str]) -> tu
     index = {n: conv_index(n) for n in cands}
     picked = sorted(index[n] for n in selected if n in index)
     if not picked:
-        if any(conv_index(n) == 1 for n in selected):
-            return (cands[0],)
         return (cands[-1],)
     return tuple(n for n in cands if picked[0] <= index[n] <= picked[-1])
 
@@ -176,11 +174,7 @@ def validate_block(layer_names_all: Sequence[str], selected: Sequence[str]) -> t
     selected = tuple(selected)
     names = tuple(layer_names_all)
     nearest = nearest_block(names, selected)
-    hint = (
-        f": the nearest valid block is {block_label(nearest)}"
-        if nearest
-        else ": this network has no conv layer after conv1"
-    )
+    hint = f": the nearest valid block is {block_label(nearest)}" if nearest else ": this network has no conv layer"
     if not selected:
         return False, "no layer is selected" + hint, nearest
     unknown = [n for n in selected if n not in names]
@@ -202,12 +196,6 @@ def validate_block(layer_names_all: Sequence[str], selected: Sequence[str]) -> t
     if len(set(selected)) != len(selected):
         return False, f"{block_label(selected)} names a layer twice" + hint, nearest
     ordered = tuple(sorted(selected, key=conv_index))
-    if any(conv_index(n) == 1 for n in ordered):
-        return (
-            False,
-            f"{block_label(ordered)} includes the input layer conv1, which stays with the new front" + hint,
-            nearest,
-        )
     idx = [conv_index(n) for n in ordered]
     if idx != list(range(idx[0], idx[0] + len(idx))):
         return False, f"{block_label(ordered)} are not contiguous" + hint, nearest
@@ -265,7 +253,7 @@ def select_threshold(scores: LayerScores, threshold: float) -> Selection:
     if not picked:
         finite = [(scores.of(n)[0], n) for n in candidates(scores.layer_names) if np.isfinite(scores.of(n)[0])]
         if not finite:
-            raise LearngeneError("no conv layer after conv1 has a score yet: train more source tasks first")
+            raise LearngeneError("no conv layer has a score yet: train more source tasks first")
         low, name = min(finite)
         raise LearngeneError(
             f"no conv layer scores at most {threshold:g} (lowest: {name} at {low:.4g}): raise the threshold; "
@@ -275,7 +263,7 @@ def select_threshold(scores: LayerScores, threshold: float) -> Selection:
 
 
 def windows(layer_names_all: Sequence[str], k: int) -> list[tuple[str, ...]]:
-    """Every contiguous block of k candidate layers (conv1 excluded), shallow to deep."""
+    """Every contiguous block of k conv layers, shallow to deep."""
     cands = candidates(layer_names_all)
     return [cands[i : i + k] for i in range(len(cands) - k + 1)] if k >= 1 else []
 
@@ -284,9 +272,7 @@ def select_top_k(scores: LayerScores, k: int) -> Selection:
     """Rule (b): the window of k contiguous layers with the lowest mean score, ties broken by lower mean spread."""
     n = len(candidates(scores.layer_names))
     if not 1 <= k <= n:
-        raise LearngeneError(
-            f"--top-k {k} is out of range: this network has {n} conv layers after conv1, choose 1..{n}"
-        )
+        raise LearngeneError(f"--top-k {k} is out of range: this network has {n} conv layers, choose 1..{n}")
     ranked = []
     for block in windows(scores.layer_names, k):
         score = np.mean([scores.of(name)[0] for name in block])

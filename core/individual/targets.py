@@ -270,6 +270,17 @@ def _dataset_targets(r: _Request) -> Targets:
     shot = DEFAULT_SHOT if r.shot is None else r.shot
     query = fitting_query(r.config.query, imageset, shot) if r.query is None else r.query
     tasks = DEFAULT_TASKS if r.tasks is None else r.tasks
+    smallest = imageset.images_per_class()
+    if way > imageset.num_classes:
+        raise LearngeneError(
+            f"{way}-way tasks need {way} classes, but the target {imageset.name} data has {imageset.num_classes}: "
+            f"ask for at most {imageset.num_classes} classes per task (way)"
+        )
+    if shot >= smallest:
+        raise LearngeneError(
+            f"{shot} training images per class leave no test image in the smallest class of the target "
+            f"{imageset.name} data ({smallest} images): ask for at most {smallest - 1} (shot)"
+        )
     every = tuple(range(imageset.num_classes))
     chosen = few_shot_tasks(imageset, every, way=way, shot=shot, query=query, tasks=tasks, seed=r.config.seed)
     path = datasets.resolve_root(r.source.root)

@@ -353,3 +353,23 @@ def test_a_run_from_before_data_records_still_opens_and_says_once_its_division_i
     assert main(argv) == 0
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1 and "its class division is unverified" in err[0]
+
+
+def test_without_a_run_or_its_data_auto_polarity_asks_for_yes_or_no(
+    folder_run, episodes_dir, tmp_path, capsys, monkeypatch
+):
+    monkeypatch.delenv("LEARNGENE_DATA", raising=False)
+    run_dir, _ = folder_run
+    gene = tmp_path / "gene.safetensors"
+    assert main(["extract", "--run-dir", str(run_dir), "--layers", "conv3-conv4", "--out", str(gene)]) == 0
+    capsys.readouterr()
+    argv = ["individual", "--learngene", str(gene), "--target-dataset", "episodes", "--target-root", str(episodes_dir)]
+    err = _one_line_exit_2([*argv, *QUICK], capsys)
+    assert "training images' background is unknown (imagefolder needs a folder)" in err and "yes or no" in err
+    result, _ = run_json([*argv, "--invert", "yes", "--json", *QUICK], capsys)
+    assert result["target"]["polarity"] == {
+        "invert": "yes",
+        "inverted": True,
+        "target_background": 1.0,
+        "training_background": None,
+    }

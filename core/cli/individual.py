@@ -90,7 +90,7 @@ def cmd_individual(args: argparse.Namespace) -> int:
     """Evaluate the learngene individual model against scratch (and baselines, and sizes) on few-shot target tasks."""
     from core.cli.progress import TargetBar
     from core.devices import resolve_device
-    from core.individual.evaluation import plan_few_shot
+    from core.individual.evaluation import check_collective_needs, plan_few_shot
     from core.individual.methods import ROW_FIELDS
     from core.individual.targets import target_tasks
     from core.tables import jsonable, write_csv, write_results_json
@@ -99,6 +99,7 @@ def cmd_individual(args: argparse.Namespace) -> int:
     use_threads(args)
     source = _target_source(args)
     run, learngene, selection = _learngene(args)
+    check_collective_needs(run, learngene, baselines=args.baselines, sizes=args.sizes)
     config = _config(args, run)
     counts = dict(way=args.way, shot=args.shot, query=args.query, tasks=args.tasks)
     targets = target_tasks(source, run, learngene, config, **counts, root=args.root, device=device)
@@ -150,7 +151,7 @@ def _print_table(result: dict) -> None:
     query = "varying" if setup["query"] is None else setup["query"]
     where = {
         "novel": f"novel classes of {target['dataset']}",
-        "dataset": f"all {target['classes']} classes of {target['dataset']}",
+        "dataset": f"all {target['classes']} classes of {target['dataset']} in {target['path']}",
         "episodes": f"episodes in {target['path']}",
     }[target["kind"]]
     print(

@@ -66,6 +66,17 @@ class FewShotPlan:
         return rows, points
 
 
+def check_collective_needs(run: Run | None, learngene: Learngene, *, baselines: bool, sizes: bool) -> None:
+    """Refuse, in one line, the methods that need the collective model when there is only a learngene file."""
+    if run is None and (baselines or sizes):
+        wanted = "the baselines (window ablations, collective fine-tuning, nearest centroids)"
+        wanted = wanted if baselines else "the size sweep"
+        raise LearngeneError(
+            f"{wanted} cannot run without the collective model, which a learngene file alone does not hold: also "
+            f"pass the run it came from (--run-dir {learngene.run})"
+        )
+
+
 def plan_few_shot(
     run: Run | None,
     learngene: Learngene,
@@ -86,13 +97,7 @@ def plan_few_shot(
     `query` None takes the config's query images per class, lowered to what `shot` leaves in each class.
     Without a run (a learngene file alone) only learngene and scratch can run: the others need the collective model.
     """
-    if run is None and (baselines or sizes):
-        wanted = "the baselines (window ablations, collective fine-tuning, nearest centroids)"
-        wanted = wanted if baselines else "the size sweep"
-        raise LearngeneError(
-            f"{wanted} cannot run without the collective model, which a learngene file alone does not hold: also "
-            f"pass the run it came from (--run-dir {learngene.run})"
-        )
+    check_collective_needs(run, learngene, baselines=baselines, sizes=sizes)
     if targets is None:
         imageset = run_imageset(run, root)
         query = fitting_query(config.query, imageset, shot) if query is None else query

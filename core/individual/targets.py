@@ -165,9 +165,10 @@ def training_background(run: Run | None, learngene: Learngene, root: str | None)
         else:
             imageset = _imageset(learngene.dataset, root, learngene.image_size, 0)
     except LearngeneError as exc:
+        problem = str(exc).partition(": ")[0]
         raise LearngeneError(
-            f"the training images' background is unknown ({str(exc).split(':')[0]}), so the ink polarity cannot be "
-            "compared: set invert to yes or no"
+            f"the training images' background is unknown ({problem}), so the ink polarity cannot be compared: set "
+            "invert to yes or no"
         ) from None
     return background(imageset.images)
 

@@ -137,8 +137,8 @@ def check_for_targets(record: DataRecord, imageset: ImageSet, run: str) -> list[
     difference = class_difference(record, imageset)
     if difference is not None:
         raise LearngeneError(
-            f"the {imageset.name} data differs from what run {run} was trained on ({difference}), so its novel "
-            "classes cannot be told apart: use the data root the run was trained on, or train a new run on this data"
+            f"the {imageset.name} data differs from what run {run} was trained on ({difference}), so its recorded "
+            "novel classes do not fit it: use the data root the run was trained on, or train a new run on this data"
         )
     return [
         f"{line}: target tasks may differ from earlier evaluations of {run}"

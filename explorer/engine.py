@@ -5,18 +5,47 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
 from core.collective.runs import Run
+from core.errors import LearngeneError
 from core.events import Listener
 from core.individual.config import IndividualConfig, individual_preset
 from core.individual.evaluation import plan_few_shot
+from core.individual.targets import EPISODES, TargetSource, folder_target, target_tasks
 from core.learngene.extraction import default_task, extract
 from core.learngene.selection import check_block, windows
 
 DEFAULT_SIZE = "default"
 COLLECTIVE_SIZE = "collective"
+KIND_LABELS = {"episodes": "episodes", "imagefolder": "image folder", "omniglot": "Omniglot", "cifar100": "CIFAR-100"}
+
+
+def target_folders(root: Path | None) -> list[tuple[str, str]]:
+    """(label, name) of each folder directly under the data root, labelled with what it holds, sorted by name."""
+    if root is None or not root.is_dir():
+        return []
+    try:
+        names = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    except OSError:
+        return []
+    return [(f"{name} ({KIND_LABELS[folder_target(root / name)]})", name) for name in names]
+
+
+def resolve_target(root: Path | None, name: str) -> Path:
+    """The folder `name` directly under the data root, refusing anything that leads outside it (symlinks too)."""
+    if root is None:
+        raise LearngeneError("no data folder is set up for this page: only the run's novel classes can be targets")
+    relative = Path(name)
+    base = root.resolve()
+    target = (base / relative).resolve()
+    if len(relative.parts) != 1 or relative.is_absolute() or name in (".", "..") or target.parent != base:
+        raise LearngeneError(f"target {name!r} is not a folder of the data folder: choose one from the target list")
+    if not target.is_dir():
+        raise LearngeneError(f"target folder {name!r} is gone from the data folder: refresh the target list")
+    return target
 
 
 @dataclass(frozen=True)
@@ -32,34 +61,52 @@ class Job:
     baselines: bool
     sweep: bool
     estimate: int
+    target: Path | None = None
+    target_kind: str | None = None
+    invert: str = "auto"
 
     @property
     def setup(self) -> str:
-        """A short label of the task setup, e.g. "5-way 5-shot, fine-tune"."""
-        return f"{self.way}-way {self.shot}-shot, {'frozen learngene' if self.config.freeze else 'fine-tune'}"
+        """A short label of the task setup, e.g. "5-way 5-shot, fine-tune" or "episodes of runs, fine-tune"."""
+        mode = "frozen learngene" if self.config.freeze else "fine-tune"
+        if self.target_kind == EPISODES:
+            return f"episodes of {self.target.name}, {mode}"
+        where = "" if self.target is None else f" from {self.target.name}"
+        return f"{self.way}-way {self.shot}-shot{where}, {mode}"
 
     def execute(
         self,
         listeners: Iterable[Listener],
         should_stop: Callable[[], bool],
         on_total: Callable[[int], None] = lambda n: None,
+        on_note: Callable[[str], None] = lambda line: None,
     ) -> list[dict]:
-        """Extract the learngene, plan the targets and methods with core, and train them (in the calling thread).
+        """Extract the learngene, draw the targets and plan the methods with core, and train them (in this thread).
 
         The plan knows the exact number of trainings (a sweep's sizes depend on the learngene): `on_total` gets it.
+        `on_note` gets each line core has for the user about the targets (ink polarity, unverified data).
         Returns the table rows of a Run, or the size points of a Size sweep.
         """
         names = self.run.spec(default_task(self.run)).layer_names()
         learngene = extract(self.run, check_block(names, self.layers, rule="explorer"))
+        source = TargetSource(self.target_kind, None if self.target is None else str(self.target), self.invert)
+        fixed = self.target_kind == EPISODES
+        counts = (
+            dict(way=None, shot=None, tasks=None) if fixed else dict(way=self.way, shot=self.shot, tasks=self.tasks)
+        )
+        targets = target_tasks(source, self.run, learngene, self.config, **counts)
+        for line in targets.notes + (() if targets.polarity is None else (targets.polarity.line(),)):
+            on_note(line)
         plan = plan_few_shot(
             self.run,
             learngene,
             self.config,
-            way=self.way,
-            shot=self.shot,
-            tasks=self.tasks,
+            way=targets.way,
+            shot=targets.shot,
+            tasks=len(targets.tasks),
             baselines=self.baselines and not self.sweep,
             sizes=self.sweep,
+            targets=targets,
         )
         on_total(plan.trainings)
         rows, points = plan.execute(listeners, should_stop)
@@ -74,15 +121,29 @@ def size_label(method: str, size: str) -> str:
 
 
 def prepare(
-    run: Run, layers: tuple[str, ...], *, way: int, shot: int, tasks: int, freeze: bool, baselines: bool, sweep: bool
+    run: Run,
+    layers: tuple[str, ...],
+    *,
+    way: int,
+    shot: int,
+    tasks: int,
+    freeze: bool,
+    baselines: bool,
+    sweep: bool,
+    target: Path | None = None,
+    invert: str = "auto",
 ) -> Job:
-    """Check the selection and settings (fast, in the page's thread); raises LearngeneError with a fix when unusable."""
+    """Check the selection and settings (fast, in the page's thread); raises LearngeneError with a fix when unusable.
+
+    `target` None draws tasks from the run's novel classes; a folder is read as what it holds (see folder_target).
+    """
     config = individual_preset("paper" if run.config.preset == "paper" else "fast", freeze=freeze)
     names = run.spec(default_task(run)).layer_names()
     block = check_block(names, layers).layers
     # learngene and scratch, plus core's baselines: every other window of the same length, collective, centroids
     methods = 2 + (len(windows(names, len(block))) - 1 + 2 if baselines and not sweep else 0)
-    return Job(run, block, config, way, shot, tasks, baselines, sweep, methods * tasks)
+    kind = None if target is None else folder_target(target)
+    return Job(run, block, config, way, shot, tasks, baselines, sweep, methods * tasks, target, kind, invert)
 
 
 def limit_threads() -> None:

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import html
 from collections.abc import Callable
+from pathlib import Path
 
 import ipywidgets as widgets
 import plotly.graph_objects as go
 
 from core.collective.runs import Run
+from core.data.datasets import resolve_root
 from core.events import MethodFinished, TargetTaskFinished
 from core.learngene.selection import block_label
 from explorer import engine
-from explorer.fields import Check, IntField, Toggles, report_to
+from explorer.fields import Check, Choice, IntField, Toggles, report_to
 from explorer.figure import LiveFigure
 from explorer.results import ResultStore
 from explorer.settings import Settings
@@ -20,6 +22,7 @@ from explorer.style import base_layout, heading, message_html, method_colour
 from explorer.worker import Outcome, Throttle, Worker, one_line
 
 Context = Callable[[], tuple[Run, tuple[str, ...]]]
+NOVEL = "novel classes of the run"
 TABLE_STYLE = (
     "<style>.lg-results{border-collapse:collapse;font-size:11px}"
     ".lg-results th,.lg-results td{text-align:left;padding:1px 8px;white-space:nowrap;line-height:1.4}"
@@ -99,8 +102,9 @@ def table_html(rows: list[dict]) -> str:
 class IndividualPanel:
     """Task setup controls, Run / Size sweep / Cancel / Clear, a progress bar, the chart and the table."""
 
-    def __init__(self, context: Context) -> None:
+    def __init__(self, context: Context, data_root: Path | None = None) -> None:
         self.context = context
+        self.data_root = data_root if data_root is not None else resolve_root(None)
         self.worker = Worker()
         self.store = ResultStore()
         self.way = IntField(value=5, min=2, max=20, description="way", layout=widgets.Layout(width="140px"))
@@ -112,6 +116,29 @@ class IndividualPanel:
             style={"button_width": "120px"},
         )
         self.baselines = Check(value=True, description="baselines", indent=False, layout=widgets.Layout(width="100px"))
+        self.target = Choice(
+            options=[(NOVEL, "")],
+            value="",
+            description="target",
+            tooltip="where target tasks come from: the run's novel classes, or a folder of the data folder",
+            layout=widgets.Layout(width="340px"),
+        )
+        self.target.add_class("lg-individual-target")
+        self.invert = Toggles(
+            options=[("auto", "auto"), ("yes", "yes"), ("no", "no")],
+            value="auto",
+            description="invert",
+            tooltips=[
+                "invert a folder's images when their background disagrees with the training images'",
+                "always invert a folder's images (dark ink on white becomes bright ink on black)",
+                "use a folder's images as they are",
+            ],
+            style={"button_width": "48px"},
+        )
+        self.refresh_targets = widgets.Button(
+            description="refresh folders", icon="refresh", layout=widgets.Layout(width="auto")
+        )
+        self.refresh_targets.on_click(lambda _: self.list_targets())
         self.run_button = widgets.Button(
             description="Run",
             button_style="primary",
@@ -142,6 +169,8 @@ class IndividualPanel:
             target_tasks=self.target_tasks,
             mode=self.mode,
             baselines=self.baselines,
+            target_folder=self.target,
+            invert=self.invert,
         )
         self.table = widgets.HTML(table_html([]), layout=widgets.Layout(flex="0 0 470px", margin="45px 0 0 8px"))
         self.figure = new_figure()
@@ -149,6 +178,8 @@ class IndividualPanel:
         self._chart_error = ""
         self._done = 0
         self._total = 0
+        self._notes: list[str] = []
+        self.list_targets()
         self.run_button.on_click(lambda _: self.start(sweep=False))
         self.sweep_button.on_click(lambda _: self.start(sweep=True))
         self.cancel_button.on_click(lambda _: self.worker.cancel())
@@ -162,6 +193,7 @@ class IndividualPanel:
                     "a point is the mean accuracy over target tasks, updated as each task finishes.",
                 ),
                 widgets.HBox([self.way, self.shot, self.target_tasks, self.baselines, self.mode]),
+                widgets.HBox([self.target, self.refresh_targets, self.invert]),
                 widgets.HBox(
                     [self.run_button, self.sweep_button, self.cancel_button, self.clear_button, self.progress]
                 ),
@@ -174,6 +206,13 @@ class IndividualPanel:
         """Take the task setup from settings."""
         self.way.value, self.shot.value, self.target_tasks.value = settings.way, settings.shot, settings.target_tasks
         self.mode.value, self.baselines.value = settings.mode, settings.baselines
+
+    def list_targets(self) -> None:
+        """Re-read the data folder into the target list; a choice that is gone falls back to the novel classes."""
+        options = [(NOVEL, "")] + engine.target_folders(self.data_root)
+        current = self.target.value
+        self.target.options = options
+        self.target.value = current if current in [name for _, name in options] else ""
 
     def run_changed(self, run: Run | None) -> None:
         """A different run is shown: earlier results belong to another learngene, so clear them."""
@@ -199,6 +238,7 @@ class IndividualPanel:
             return False
         try:
             run, layers = self.context()
+            folder = engine.resolve_target(self.data_root, self.target.value) if self.target.value else None
             job = engine.prepare(
                 run,
                 layers,
@@ -208,12 +248,15 @@ class IndividualPanel:
                 freeze=self.mode.value == "freeze",
                 baselines=self.baselines.value,
                 sweep=sweep,
+                target=folder,
+                invert=self.invert.value,
             )
         except Exception as exc:  # noqa: BLE001 - shown as a line (LearngeneError: no run, bad selection or setup)
             self.status.value = message_html(one_line(exc), "error")
             return False
         self._done = 0
         self._chart_error = ""
+        self._notes = []
         self.progress.value, self.progress.max = 0, max(job.estimate, 1)
         self._set_busy(True)
         what = (
@@ -221,7 +264,13 @@ class IndividualPanel:
             if sweep
             else f"run: {job.estimate} target-task trainings"
         )
+        if job.target_kind == engine.EPISODES:
+            what += " (way, shot and tasks as the episodes hold them)"
         self.status.value = message_html(f"{what}, learngene {block_label(job.layers)}...")
+
+        def note(line: str) -> None:
+            self._notes.append(line)
+            self.status.value = self._with_notes(message_html(f"{what}, learngene {block_label(job.layers)}..."))
 
         def listener(event: object) -> None:
             if isinstance(event, TargetTaskFinished):
@@ -244,7 +293,13 @@ class IndividualPanel:
             self._throttle.request()
 
         self._total = job.estimate
-        return self.worker.start(lambda should_stop: job.execute([listener], should_stop, set_total), self._finished)
+        return self.worker.start(
+            lambda should_stop: job.execute([listener], should_stop, set_total, note), self._finished
+        )
+
+    def _with_notes(self, line_html: str) -> str:
+        """A status line followed by core's notes about the targets, one per line."""
+        return "<br>".join([line_html] + [message_html(n, "warning") for n in self._notes])
 
     def _chart_failed(self, line: str) -> None:
         self._chart_error = line
@@ -271,7 +326,7 @@ class IndividualPanel:
                 "warning",
             )
         elif outcome.status == "done":
-            self.status.value = message_html(f"finished: {self._done} target-task trainings", "info")
+            self.status.value = self._with_notes(message_html(f"finished: {self._done} target-task trainings", "info"))
         elif outcome.status == "cancelled":
             self.status.value = message_html(
                 f"cancelled after {self._done} target-task trainings: finished points are kept (x if incomplete)",

@@ -169,7 +169,7 @@ def test_every_option_of_every_command_refuses_bad_values_in_one_line(
     assert not run_dir.exists()
 
 
-PATH_OPTIONS = {"--run-dir", "--root", "--out", "--learngene", "--out-csv", "--out-json"}
+PATH_OPTIONS = {"--run-dir", "--root", "--out", "--learngene", "--out-csv", "--out-json", "--target-root"}
 
 
 def test_path_options_are_the_ones_that_check_path_limits():

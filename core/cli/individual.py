@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from core.cli.arguments import add_threads_option, float_in, int_in, nonempty, path_text, print_json, use_threads
 from core.cli.learngene import DEFAULT_SELECTION, add_selection_arguments, selected
@@ -13,7 +14,7 @@ def _config(args: argparse.Namespace, run):
     """The individual config: the preset (paper for a paper run, else fast) with the command's overrides."""
     from core.individual.config import individual_preset
 
-    name = args.preset or ("paper" if run.config.preset == "paper" else "fast")
+    name = args.preset or ("paper" if run is not None and run.config.preset == "paper" else "fast")
     head = None
     if args.head_hidden is not None:
         try:
@@ -43,10 +44,20 @@ def _learngene(args: argparse.Namespace):
     from core.learngene.gene import load
 
     if args.learngene is None:
+        if args.run_dir is None:
+            raise LearngeneError("no learngene to evaluate: pass --run-dir DIR (a run) or --learngene FILE")
         run, chosen = selected(args)
         return run, extract(run, chosen, args.task), chosen.as_dict()
-    run = open_run(args.run_dir)
     learngene = load(args.learngene)
+    selection = {
+        "layers": list(learngene.layers),
+        "label": learngene.label,
+        "rule": "file",
+        "parameter": args.learngene,
+    }
+    if args.run_dir is None:
+        return None, learngene, selection
+    run = open_run(args.run_dir)
     if learngene.task >= run.finished_tasks:
         raise LearngeneError(
             f"{args.learngene} comes from task {learngene.task}, but {run.path} has {run.finished_tasks} finished "
@@ -58,37 +69,54 @@ def _learngene(args: argparse.Namespace):
             f"{args.learngene} was extracted from {learngene.dataset} at {learngene.image_size}px but {run.path} uses "
             f"{run.config.dataset} at {run.config.image_size}px: pass the matching --run-dir"
         )
-    selection = {
-        "layers": list(learngene.layers),
-        "label": learngene.label,
-        "rule": "file",
-        "parameter": args.learngene,
-    }
     return run, learngene, selection
+
+
+def _target_source(args: argparse.Namespace):
+    """Where the target tasks come from, checked against the options given with it."""
+    from core.individual.targets import EPISODES, TargetSource
+
+    if args.target_dataset is None:
+        extra = next((o for o, v in (("--target-root", args.target_root), ("--invert", args.invert)) if v), None)
+        if extra is not None:
+            raise LearngeneError(f"{extra} applies to target tasks from elsewhere: also pass --target-dataset NAME")
+        return TargetSource()
+    if args.target_dataset in ("imagefolder", EPISODES) and args.target_root is None:
+        raise LearngeneError(f"--target-dataset {args.target_dataset} needs --target-root PATH, the folder it reads")
+    return TargetSource(args.target_dataset, args.target_root, args.invert or "auto")
 
 
 def cmd_individual(args: argparse.Namespace) -> int:
     """Evaluate the learngene individual model against scratch (and baselines, and sizes) on few-shot target tasks."""
     from core.cli.progress import TargetBar
     from core.devices import resolve_device
-    from core.individual.evaluation import plan_few_shot
+    from core.individual.evaluation import check_collective_needs, plan_few_shot
     from core.individual.methods import ROW_FIELDS
+    from core.individual.targets import target_tasks
     from core.tables import jsonable, write_csv, write_results_json
 
     device = resolve_device(args.device)
     use_threads(args)
+    source = _target_source(args)
     run, learngene, selection = _learngene(args)
+    check_collective_needs(run, learngene, baselines=args.baselines, sizes=args.sizes)
+    config = _config(args, run)
+    counts = dict(way=args.way, shot=args.shot, query=args.query, tasks=args.tasks)
+    targets = target_tasks(source, run, learngene, config, **counts, root=args.root, device=device)
+    for note in targets.notes:
+        sys.stderr.write(f"learngene individual: note: {note}\n")
+    if targets.polarity is not None and not args.quiet:
+        sys.stderr.write(f"learngene individual: {targets.polarity.line()}\n")
     plan = plan_few_shot(
         run,
         learngene,
-        _config(args, run),
-        way=args.way,
-        shot=args.shot,
-        tasks=args.tasks,
-        query=args.query,
+        config,
+        way=targets.way,
+        shot=targets.shot,
+        tasks=len(targets.tasks),
         baselines=args.baselines,
         sizes=args.sizes,
-        root=args.root,
+        targets=targets,
         device=device,
     )
     bar = TargetBar(plan.trainings, enabled=not args.quiet)
@@ -98,14 +126,14 @@ def cmd_individual(args: argparse.Namespace) -> int:
         bar.close()
     selection = dict(selection, task=learngene.task, in_channels=learngene.in_channels, input_size=learngene.input_size)
     setup = {
-        "run_dir": str(run.path),
-        "way": args.way,
-        "shot": args.shot,
-        "query": plan.config.query,
-        "tasks": args.tasks,
+        "run_dir": None if run is None else str(run.path),
+        "way": targets.way,
+        "shot": targets.shot,
+        "query": targets.query,
+        "tasks": len(targets.tasks),
         "config": plan.config.as_dict(),
     }
-    result = jsonable({"selection": selection, "setup": setup, "rows": rows, "sizes": points})
+    result = jsonable({"selection": selection, "setup": setup, "target": targets.source, "rows": rows, "sizes": points})
     if args.out_csv:
         write_csv(args.out_csv, rows, ROW_FIELDS)
     if args.out_json:
@@ -118,50 +146,87 @@ def cmd_individual(args: argparse.Namespace) -> int:
 
 
 def _print_table(result: dict) -> None:
-    sel, setup = result["selection"], result["setup"]
+    sel, setup, target = result["selection"], result["setup"], result["target"]
+    shot = "varying-shot" if setup["shot"] is None else f"{setup['shot']}-shot"
+    query = "varying" if setup["query"] is None else setup["query"]
+    where = {
+        "novel": f"novel classes of {target['dataset']}",
+        "dataset": f"all {target['classes']} classes of {target['dataset']} in {target['path']}",
+        "episodes": f"episodes in {target['path']}",
+    }[target["kind"]]
     print(
-        f"learngene {sel['label']} (task {sel['task']}); {setup['tasks']} target tasks, {setup['way']}-way "
-        f"{setup['shot']}-shot, {setup['query']} query images per class"
+        f"learngene {sel['label']} (task {sel['task']}); {setup['tasks']} target tasks from {where}, "
+        f"{setup['way']}-way {shot}, {query} query images per class"
     )
-    print(f"{'method':28} {'layers':18} {'params':>10} {'inherited':>10} {'accuracy':>9} {'95% CI':>8} {'seconds':>8}")
+    print(
+        f"{'method':28} {'layers':18} {'params':>10} {'inherited':>10} {'accuracy':>9} {'95% CI':>8} {'seconds':>8}  "
+        "per-task accuracy"
+    )
     for row in result["rows"] + [dict(p, method=f"{p['method']} [{p['size']}]") for p in result["sizes"]]:
         ci = "-" if row["ci95"] is None else f"±{row['ci95']:.3f}"
+        per_task = " ".join(f"{a:.2f}" for a in row["task_accuracies"])
         print(
             f"{row['method']:28} {row['layers']:18} {row['params']:>10,} {row['inherited_params']:>10,} "
-            f"{row['mean_accuracy']:>9.3f} {ci:>8} {row['seconds']:>8.2f}"
+            f"{row['mean_accuracy']:>9.3f} {ci:>8} {row['seconds']:>8.2f}  {per_task}"
         )
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add `individual` to the main parser."""
+    from core.data.polarity import INVERT_MODES
     from core.individual.config import INDIVIDUAL_PRESETS
+    from core.individual.targets import TARGET_DATASETS
 
     p = sub.add_parser(
         "individual",
         help="few-shot evaluation of the learngene individual model against scratch and baselines",
         description=(
             "Build individual models around the learngene and evaluate them on few-shot tasks from the run's novel "
-            f"classes, against the same architecture from scratch; {DEFAULT_SELECTION} (or pass --learngene FILE)."
+            "classes (or from another dataset, or from a folder of episodes), against the same architecture from "
+            f"scratch; {DEFAULT_SELECTION} (or pass --learngene FILE)."
         ),
     )
-    add_selection_arguments(p)
+    add_selection_arguments(p, run_dir_required=False)
     p.add_argument(
         "--learngene", type=path_text, help="use this learngene file instead of selecting layers from the run"
     )
-    p.add_argument("--root", type=path_text, help="data root (default: $LEARNGENE_DATA)")
+    p.add_argument("--root", type=path_text, help="data root of the run's dataset (default: $LEARNGENE_DATA)")
+    p.add_argument(
+        "--target-dataset",
+        choices=TARGET_DATASETS,
+        help="draw target tasks from every class of this dataset, or from fixed episodes (PATH/<episode>/support/"
+        "<class>/ and PATH/<episode>/query/<class>/); default: the run's novel classes",
+    )
+    p.add_argument(
+        "--target-root",
+        type=path_text,
+        help="where the target dataset is (required for imagefolder and episodes; else default $LEARNGENE_DATA)",
+    )
+    p.add_argument(
+        "--invert",
+        choices=INVERT_MODES,
+        help="ink polarity of the target images: auto (default) inverts them when their background disagrees with "
+        "the training images' (and says so), yes always, no never",
+    )
     p.add_argument(
         "--preset",
         choices=sorted(INDIVIDUAL_PRESETS),
         help="individual-model settings (default: paper for a paper run, else fast)",
     )
-    p.add_argument("--way", type=int_in(2, 1000), default=5, help="classes per target task (default 5)")
-    p.add_argument("--shot", type=int_in(1, 10_000), default=10, help="training images per class (default 10)")
+    p.add_argument("--way", type=int_in(2, 1000), help="classes per target task (default 5; episodes fix their own)")
+    p.add_argument(
+        "--shot", type=int_in(1, 10_000), help="training images per class (default 10; episodes fix their own)"
+    )
     p.add_argument(
         "--query",
         type=int_in(1, 100_000),
         help="test images per class (default: the preset's, at most what the classes hold)",
     )
-    p.add_argument("--tasks", type=int_in(1, 10_000), default=5, help="number of target tasks (default 5)")
+    p.add_argument(
+        "--tasks",
+        type=int_in(1, 10_000),
+        help="number of target tasks (default 5; for episodes: the first M, else all)",
+    )
     p.add_argument("--epochs", type=int_in(1, 10_000), help="training epochs per target task")
     p.add_argument("--lr", type=float_in(1e-8, 10), help="learning rate")
     p.add_argument("--batch-size", type=int_in(1, 4096), help="batch size")

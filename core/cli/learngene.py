@@ -12,11 +12,17 @@ DEFAULT_SELECTION = (
 )
 
 
-def add_selection_arguments(p: argparse.ArgumentParser) -> None:
+def add_selection_arguments(p: argparse.ArgumentParser, *, run_dir_required: bool = True) -> None:
     """The options that choose the learngene layers of a run (shared by `extract` and `individual`)."""
     from core.learngene.selection import AGGREGATIONS
 
-    p.add_argument("--run-dir", type=path_text, required=True, help="a run directory written by `learngene collective`")
+    p.add_argument(
+        "--run-dir",
+        type=path_text,
+        required=run_dir_required,
+        help="a run directory written by `learngene collective`"
+        + ("" if run_dir_required else " (optional with --learngene FILE: then only learngene and scratch run)"),
+    )
     rule = p.add_mutually_exclusive_group()
     rule.add_argument("--layers", type=nonempty, help="explicit block, e.g. conv4-conv6 or conv4,conv5,conv6")
     rule.add_argument("--threshold", type=float_in(0.0, 1.0), help="the conv layers whose score is at most this")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import functools
 import json
 import os
 import platform
@@ -89,6 +90,14 @@ class Run:
     path: Path
     config: CollectiveConfig
     manifest: dict[str, Any]
+
+    @functools.cached_property
+    def data_record(self) -> dict[str, Any] | None:
+        """The "data" entry of config.json (dataset fingerprint and class division); None for runs from before it."""
+        try:
+            return json.loads((self.path / CONFIG).read_text()).get("data")
+        except (OSError, ValueError, AttributeError):
+            raise LearngeneError(f"{self.path / CONFIG} cannot be read: delete the run and train again") from None
 
     @property
     def finished_tasks(self) -> int:
@@ -199,8 +208,8 @@ def open_run(path: str | os.PathLike) -> Run:
     return Run(path, config, manifest)
 
 
-def start_run(path: Path, config: CollectiveConfig, initial_spec: NetSpec) -> None:
-    """Write config.json and an empty manifest for a new run."""
+def start_run(path: Path, config: CollectiveConfig, initial_spec: NetSpec, data: dict[str, Any]) -> None:
+    """Write config.json (with the record of the data it trains on) and an empty manifest for a new run."""
     write_json(
         path / CONFIG,
         {
@@ -208,6 +217,7 @@ def start_run(path: Path, config: CollectiveConfig, initial_spec: NetSpec) -> No
             "config": config.as_dict(),
             "initial_spec": initial_spec.to_dict(),
             "versions": package_versions(),
+            "data": data,
         },
     )
     write_json(path / MANIFEST, {"finished_tasks": 0, "files": {}, "specs": {}})

@@ -30,6 +30,7 @@ from core.collective.runs import (
 from core.collective.step import NonFiniteLoss, optimizer_step
 from core.collective.widening import apply_schedule
 from core.data import datasets
+from core.data.fingerprint import DataRecord, check_for_resume, data_record
 from core.data.imageset import ImageSet
 from core.data.tasks import SourceTask, source_stream
 from core.data.transforms import augment, normalise
@@ -280,8 +281,10 @@ def train_collective(
         )
         spec = initial_spec(config, imageset.channels)
         ewc = EWC(config.ewc_lambda, exclude=_head_excluder(config, spec)) if config.ewc_lambda > 0 else None
+        if run is not None and run.finished_tasks > 0 and run.data_record is not None:
+            check_for_resume(DataRecord.from_dict(run.data_record, str(run_dir)), imageset, str(run_dir))
         if run is None or run.finished_tasks == 0:
-            start_run(run_dir, config, spec)
+            start_run(run_dir, config, spec, data_record(imageset, division).as_dict())
             run = open_run(run_dir)
             net = build(spec, config.seed)
             criterion = CriterionLog.empty(spec.layer_names(), config.tau, config.epochs)

@@ -14,6 +14,8 @@ from core.errors import LearngeneError
 
 _GRAY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
 _ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
+_WIDE_MODES = frozenset({"I", "I;16", "I;16B", "I;16L", "I;16N"})
+_LUMA = (19595, 38470, 7471)  # ITU-R 601 weights times 65536, as Pillow's RGB-to-L conversion
 # What Pillow raises on broken or hostile files: truncated data, bad headers, decompression bombs.
 _DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, zlib.error, Image.DecompressionBombError)
 
@@ -38,6 +40,23 @@ def is_grayscale_file(path: Path) -> bool:
     return all(palette[i] == palette[i + 1] == palette[i + 2] for i in range(0, len(palette) - 2, 3))
 
 
+def _eight_bit(image: Image.Image) -> Image.Image:
+    """A 16- or 32-bit gray image scaled to 8-bit "L" (or "LA" with its transparent value), not clipped at 255.
+
+    Pillow's own conversion clips every value above 255, so a 16-bit scan would turn almost white. Mode "I" is
+    read as 16-bit, the depth that PNG, TIFF and PGM files opened in that mode hold.
+    """
+    if image.mode not in _WIDE_MODES:
+        return image
+    wide = np.asarray(image).astype(np.int64)
+    gray = Image.fromarray(((np.clip(wide, 0, 65535) + 128) // 257).astype(np.uint8))
+    transparent = image.info.get("transparency")
+    if isinstance(transparent, int):
+        alpha = Image.fromarray(np.where(wide == transparent, 0, 255).astype(np.uint8))
+        return Image.merge("LA", (gray, alpha))
+    return gray
+
+
 def _flatten(image: Image.Image) -> Image.Image:
     """Composite a transparent image over white, as image viewers show it."""
     if image.mode in _ALPHA_MODES or "transparency" in image.info:
@@ -47,11 +66,15 @@ def _flatten(image: Image.Image) -> Image.Image:
 
 
 def decode_square(source: Path | bytes, name: str, size: int, channels: int) -> np.ndarray:
-    """The image's centre square resized to size x size, as (channels, size, size) uint8 (1 = gray, 3 = RGB)."""
+    """The image's centre square resized to size x size, as (channels, size, size) uint8 (1 = gray, 3 = RGB).
+
+    16-bit gray is scaled to 8 bits, palette and CMYK images go through Pillow's colour conversion, transparent
+    pixels are composited over white, and colour becomes gray by ITU-R 601 luma (as Pillow's "L").
+    """
     try:
         with _open(source) as image:
             image.load()
-            upright = _flatten(ImageOps.exif_transpose(image))
+            upright = _flatten(_eight_bit(ImageOps.exif_transpose(image)))
             converted = upright.convert("L" if channels == 1 else "RGB")
     except _DECODE_ERRORS as err:
         raise _unreadable(name, err) from err
@@ -96,3 +119,17 @@ def resize_batch(images: np.ndarray, size: int) -> np.ndarray:
         resized = np.asarray(Image.fromarray(pixels).resize((size, size), Image.Resampling.LANCZOS))
         out[n] = resized[None] if gray else resized.transpose(2, 0, 1)
     return out
+
+
+def convert_channels(images: np.ndarray, channels: int) -> np.ndarray:
+    """(N, C, H, W) uint8 images with `channels` channels: gray repeated into RGB, or RGB to gray by ITU-R 601 luma."""
+    have = images.shape[1]
+    if have == channels:
+        return images
+    if have == 1 and channels == 3:
+        return np.repeat(images, 3, axis=1)
+    if have == 3 and channels == 1:
+        weights = np.array(_LUMA, dtype=np.uint32).reshape(1, 3, 1, 1)  # Pillow's fixed-point weights, same rounding
+        luma = ((images.astype(np.uint32) * weights).sum(axis=1, keepdims=True) + 0x8000) >> 16
+        return luma.astype(np.uint8)
+    raise LearngeneError(f"cannot convert images with {have} channels to {channels}: use gray or RGB images")

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from core.collective.runs import Run
+from core.errors import LearngeneError
 from core.events import Listener
 from core.individual.baselines import baseline_methods
 from core.individual.config import IndividualConfig
@@ -26,7 +27,7 @@ from core.learngene.gene import Learngene
 class FewShotPlan:
     """A checked few-shot job: what runs on which target tasks, and how many trainings it reports."""
 
-    run: Run
+    run: Run | None
     learngene: Learngene
     config: IndividualConfig
     targets: Targets
@@ -66,8 +67,19 @@ class FewShotPlan:
         return rows, points
 
 
+def check_collective_needs(run: Run | None, learngene: Learngene, *, baselines: bool, sizes: bool) -> None:
+    """Refuse, in one line, the methods that need the collective model when there is only a learngene file."""
+    if run is None and (baselines or sizes):
+        wanted = "the baselines (window ablations, collective fine-tuning, nearest centroids)"
+        wanted = wanted if baselines else "the size sweep"
+        raise LearngeneError(
+            f"{wanted} cannot run without the collective model, which a learngene file alone does not hold: also "
+            f"pass the run it came from (--run-dir {learngene.run})"
+        )
+
+
 def plan_few_shot(
-    run: Run,
+    run: Run | None,
     learngene: Learngene,
     config: IndividualConfig,
     *,
@@ -84,7 +96,9 @@ def plan_few_shot(
     """Draw the target tasks (unless given) and list the methods.
 
     `query` None takes the config's query images per class, lowered to what `shot` leaves in each class.
+    Without a run (a learngene file alone) only learngene and scratch can run: the others need the collective model.
     """
+    check_collective_needs(run, learngene, baselines=baselines, sizes=sizes)
     if targets is None:
         imageset = run_imageset(run, root)
         query = fitting_query(config.query, imageset, shot) if query is None else query
@@ -92,7 +106,8 @@ def plan_few_shot(
             run, imageset, way=way, shot=shot, query=query, tasks=tasks, seed=config.seed, device=device
         )
     way = targets.way
-    config = dataclasses.replace(config, query=targets.query).validate()
+    if targets.query is not None:
+        config = dataclasses.replace(config, query=targets.query).validate()
     spec = fitted_spec(learngene, way, config)
     methods = [
         individual_method("learngene", spec, config, learngene, device),
@@ -105,7 +120,7 @@ def plan_few_shot(
 
 
 def evaluate(
-    run: Run,
+    run: Run | None,
     learngene: Learngene,
     config: IndividualConfig,
     *,

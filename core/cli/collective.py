@@ -22,6 +22,11 @@ def cmd_collective(args: argparse.Namespace) -> int:
         seed=args.seed,
         tau=args.tau,
         image_size=args.image_size,
+        head=args.head,
+        lr=args.lr,
+        momentum=args.momentum,
+        images_per_class=args.images_per_class,
+        extract_after_task=args.extract_after,
     )
     use_threads(args)
     bar = CollectiveBar(enabled=not args.quiet)
@@ -119,6 +124,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int_in(0, 2**31 - 1), help="random seed (default 0)")
     p.add_argument("--tau", type=float_in(1e-14, 10), help="criterion threshold recorded exactly")
     p.add_argument("--image-size", type=int_in(8, 256), help="image side in pixels")
+    p.add_argument(
+        "--head",
+        choices=("per_task", "shared"),
+        help="per_task: a fresh output layer for every task (default of fast and smoke); shared: one output layer "
+        "relabelled 0..4 every task, as the paper (it loses plasticity over long streams, see README)",
+    )
+    p.add_argument("--lr", type=float_in(1e-8, 10), help="SGD learning rate (default: the preset's)")
+    p.add_argument("--momentum", type=float_in(0, 0.999), help="SGD momentum (default: the preset's)")
+    p.add_argument(
+        "--images-per-class",
+        type=int_in(1, 100_000),
+        help="training images per class and task (default: the preset's; plus held-out images, at most what the "
+        "dataset's classes hold)",
+    )
+    p.add_argument(
+        "--extract-after",
+        type=int_in(0, 999),
+        help="the task whose checkpoint a learngene is taken from by default (default: the preset's; fast and smoke: "
+        "the last task)",
+    )
     p.add_argument("--device", default="cpu", type=nonempty, help="cpu, cuda, cuda:N or auto (default cpu)")
     add_threads_option(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -34,6 +34,9 @@ def _config(args: argparse.Namespace, run):
         front_depth=args.front_depth,
         head_hidden=head,
         seed=args.seed,
+        inherited_lr=args.inherited_lr,
+        recalibrate_bn=False if args.keep_bn else None,
+        selection_multiplier=args.selection_multiplier,
     )
 
 
@@ -93,13 +96,15 @@ def cmd_individual(args: argparse.Namespace) -> int:
     from core.individual.evaluation import check_collective_needs, plan_few_shot
     from core.individual.methods import ROW_FIELDS
     from core.individual.targets import target_tasks
+    from core.individual.windows import window_study
+    from core.learngene.selection import windows
     from core.tables import jsonable, write_csv, write_results_json
 
     device = resolve_device(args.device)
     use_threads(args)
     source = _target_source(args)
     run, learngene, selection = _learngene(args)
-    check_collective_needs(run, learngene, baselines=args.baselines, sizes=args.sizes)
+    check_collective_needs(run, learngene, baselines=args.baselines or args.windows, sizes=args.sizes)
     config = _config(args, run)
     counts = dict(way=args.way, shot=args.shot, query=args.query, tasks=args.tasks)
     targets = target_tasks(source, run, learngene, config, **counts, root=args.root, device=device)
@@ -119,9 +124,13 @@ def cmd_individual(args: argparse.Namespace) -> int:
         targets=targets,
         device=device,
     )
-    bar = TargetBar(plan.trainings, enabled=not args.quiet)
+    extra = len(windows(run.spec(learngene.task).layer_names(), len(learngene.layers))) if args.windows else 0
+    bar = TargetBar(plan.trainings + extra * len(targets.tasks), enabled=not args.quiet)
+    listeners = [] if args.quiet else [bar]
     try:
-        rows, points = plan.execute([] if args.quiet else [bar])
+        rows, points = plan.execute(listeners)
+        if args.windows:
+            study = window_study(run, learngene, plan.config, targets, device=device, listeners=listeners)
     finally:
         bar.close()
     selection = dict(selection, task=learngene.task, in_channels=learngene.in_channels, input_size=learngene.input_size)
@@ -133,7 +142,10 @@ def cmd_individual(args: argparse.Namespace) -> int:
         "tasks": len(targets.tasks),
         "config": plan.config.as_dict(),
     }
-    result = jsonable({"selection": selection, "setup": setup, "target": targets.source, "rows": rows, "sizes": points})
+    result = {"selection": selection, "setup": setup, "target": targets.source, "rows": rows, "sizes": points}
+    if args.windows:
+        result["windows"] = study
+    result = jsonable(result)
     if args.out_csv:
         write_csv(args.out_csv, rows, ROW_FIELDS)
     if args.out_json:
@@ -159,16 +171,33 @@ def _print_table(result: dict) -> None:
         f"{setup['way']}-way {shot}, {query} query images per class"
     )
     print(
-        f"{'method':28} {'layers':18} {'params':>10} {'inherited':>10} {'accuracy':>9} {'95% CI':>8} {'seconds':>8}  "
-        "per-task accuracy"
+        f"{'method':30} {'layers':14} {'params':>9} {'inherited':>9} {'accuracy':>8} {'95% CI':>7} "
+        f"{'vs scratch':>16}  per-task accuracy"
     )
     for row in result["rows"] + [dict(p, method=f"{p['method']} [{p['size']}]") for p in result["sizes"]]:
         ci = "-" if row["ci95"] is None else f"±{row['ci95']:.3f}"
+        paired = row.get("vs_scratch")
+        versus = (
+            ""
+            if paired is None
+            else f"{paired['mean']:+.3f}" + ("" if paired["ci95"] is None else f" ±{paired['ci95']:.3f}")
+        )
         per_task = " ".join(f"{a:.2f}" for a in row["task_accuracies"])
         print(
-            f"{row['method']:28} {row['layers']:18} {row['params']:>10,} {row['inherited_params']:>10,} "
-            f"{row['mean_accuracy']:>9.3f} {ci:>8} {row['seconds']:>8.2f}  {per_task}"
+            f"{row['method']:30} {row['layers']:14} {row['params']:>9,} {row['inherited_params']:>9,} "
+            f"{row['mean_accuracy']:>8.3f} {ci:>7} {versus:>16}  {per_task}"
         )
+    study = result.get("windows")
+    if study:
+        print(
+            f"\nevery window of {study['k']} layers, inherited from task {study['task']} (score: lower = more stable)"
+        )
+        for row in study["rows"]:
+            scores = ", ".join(f"{c} {v:.4f}" for c, v in row["scores"].items())
+            print(f"  {row['layers']:14} accuracy {row['mean_accuracy']:.3f}   score {scores}")
+        for name, c in study["correlation"].items():
+            rho = "undefined" if c["spearman"] is None else f"{c['spearman']:+.2f} (p {c['p_value']:.2f})"
+            print(f"  Spearman rank correlation of the {name} criterion's score with accuracy: {rho}")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -242,10 +271,35 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--head-hidden", type=nonempty, help="hidden widths of the new head, e.g. 64 or 1024,1024")
     p.add_argument(
-        "--baselines", action="store_true", help="add window ablations, collective fine-tuning and nearest centroids"
+        "--inherited-lr",
+        type=float_in(1e-6, 10),
+        help="learning-rate factor of the inherited layers when fine-tuning (default 1; e.g. 0.1 keeps them closer)",
     )
     p.add_argument(
-        "--sizes", action="store_true", help="add a sweep over model sizes (accuracy against parameter count)"
+        "--keep-bn",
+        action="store_true",
+        help="keep the BatchNorm statistics training ends with (default: re-estimate them on the support set)",
+    )
+    p.add_argument(
+        "--selection-multiplier",
+        type=float_in(0.01, 1),
+        help="width multiplier of the weight-selection baseline (default 0.5 of the collective model)",
+    )
+    p.add_argument(
+        "--baselines",
+        action="store_true",
+        help="add front inheritance, weight selection, the other windows, collective fine-tuning and nearest centroids",
+    )
+    p.add_argument(
+        "--sizes",
+        action="store_true",
+        help="add a sweep over model sizes: every strategy at 1/8 to 1 of the collective's widths",
+    )
+    p.add_argument(
+        "--windows",
+        action="store_true",
+        help="also inherit every window of the learngene's length and report the rank correlation of accuracy with "
+        "the criterion's stability score (paper and scale-free)",
     )
     p.add_argument("--seed", type=int_in(0, 2**31 - 1), help="seed of target tasks and models (default 0)")
     p.add_argument("--device", default="cpu", type=nonempty, help="cpu, cuda, cuda:N or auto (default cpu)")

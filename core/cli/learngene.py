@@ -14,7 +14,7 @@ DEFAULT_SELECTION = (
 
 def add_selection_arguments(p: argparse.ArgumentParser, *, run_dir_required: bool = True) -> None:
     """The options that choose the learngene layers of a run (shared by `extract` and `individual`)."""
-    from core.learngene.selection import AGGREGATIONS
+    from core.learngene.selection import AGGREGATIONS, CRITERIA
 
     p.add_argument(
         "--run-dir",
@@ -33,6 +33,12 @@ def add_selection_arguments(p: argparse.ArgumentParser, *, run_dir_required: boo
     )
     p.add_argument("--tau", type=float_in(1e-14, 10), help="criterion threshold for the scores (default: the run's)")
     p.add_argument("--absolute", action="store_true", help="score |g| > tau instead of g > tau")
+    p.add_argument(
+        "--criterion",
+        choices=CRITERIA,
+        default="paper",
+        help="paper: the share of gradient entries above tau; relative: above each layer's gradient RMS (scale-free)",
+    )
     p.add_argument(
         "--aggregation", choices=AGGREGATIONS, default="mean", help="how a layer's per-task values become its score"
     )
@@ -57,6 +63,7 @@ def selected(args: argparse.Namespace):
         tau=args.tau,
         absolute=args.absolute,
         aggregation=args.aggregation,
+        criterion=args.criterion,
     )
     return run, selection
 

@@ -50,6 +50,7 @@ class CollectiveConfig:
     ewc_lambda: float = 0.0
     tau: float = 3e-3
     augment: bool = True
+    precise_bn: bool = False
     flip: bool = False
     extract_after_task: int | None = None
     expansion_tasks: int = 5
@@ -83,6 +84,10 @@ class CollectiveConfig:
             (all(1 <= p <= len(self.widths) for p in self.pool_after), "pools must follow existing conv layers"),
             (self.image_size // 2 ** len(self.pool_after) >= 1, "too many pools for the image size"),
             (self.seed >= 0, "--seed must be 0 or more"),
+            (
+                self.extract_after_task is None or 0 <= self.extract_after_task < self.tasks,
+                f"--extract-after {self.extract_after_task} is not a task of the run: choose 0..{self.tasks - 1}",
+            ),
             (
                 self.num_outputs is None or self.num_outputs >= self.classes_per_task,
                 "the head needs at least one output per class of a task",
@@ -157,11 +162,15 @@ def _same_kind(value: object, default: object, name: str) -> bool:
     return isinstance(value, tuple) and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
 
 
+# A per-task head, a moderate step (momentum 0.5) and precise BatchNorm statistics keep the network able to learn
+# over long streams; README "Plasticity" has the measurements behind them.
+_HEALTHY = dict(head="per_task", momentum=0.5, lr=0.01, precise_bn=True)
+
 PRESETS: dict[str, CollectiveConfig] = {
-    "fast": CollectiveConfig(),
+    "fast": CollectiveConfig(tasks=40, **_HEALTHY),
     "smoke": CollectiveConfig(
         preset="smoke",
-        tasks=3,
+        tasks=34,
         images_per_class=8,
         heldout_per_class=4,
         open_world_from=2,
@@ -169,10 +178,10 @@ PRESETS: dict[str, CollectiveConfig] = {
         pool_after=(1, 2, 4),
         hidden=(32,),
         widening=((1, "conv2", 4), (2, "conv3", 8)),
-        epochs=2,
+        epochs=15,
         batch_size=16,
-        extract_after_task=2,
-        expansion_tasks=2,
+        expansion_tasks=3,
+        **dict(_HEALTHY, lr=0.05),
     ),
     "paper": CollectiveConfig(
         preset="paper",

@@ -197,6 +197,23 @@ def flat_gradient(grad: torch.Tensor) -> torch.Tensor:
     return grad.reshape(-1)
 
 
+def _tails(hist: np.ndarray, absolute: bool) -> np.ndarray:
+    """Per histogram, the fraction of entries in bins j and higher, with a 0 appended (shape (..., NBINS + 1))."""
+    hist = np.asarray(hist, dtype=np.float64)
+    if hist.ndim < 2 or hist.shape[-2:] != (2, NBINS):
+        raise ValueError(f"histograms must have shape (..., 2, {NBINS}), got {hist.shape}")
+    counts = hist[..., POSITIVE, :] + (hist[..., NEGATIVE, :] if absolute else 0.0)
+    above = np.cumsum(counts[..., ::-1], axis=-1)[..., ::-1]
+    return np.concatenate([above, np.zeros(counts.shape[:-1] + (1,))], axis=-1)
+
+
+def _position(taus: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(k, w): tau lies between BIN_EDGES[k] and BIN_EDGES[k + 1], a fraction w of the way in log scale."""
+    k = np.clip(np.searchsorted(BIN_EDGES, taus, side="right") - 1, 0, len(BIN_EDGES) - 2)
+    w = (np.log(taus) - np.log(BIN_EDGES[k])) / (np.log(BIN_EDGES[k + 1]) - np.log(BIN_EDGES[k]))
+    return k, w
+
+
 def fraction_from_hist(hist: np.ndarray, tau: float | np.ndarray, *, absolute: bool) -> np.ndarray:
     """Fraction of entries above tau from histograms (..., 2, NBINS): exact on an edge, log-linear between.
 
@@ -204,19 +221,27 @@ def fraction_from_hist(hist: np.ndarray, tau: float | np.ndarray, *, absolute: b
     exact values at the two edges, i.e. entries are taken as spread evenly in log-magnitude inside a bin; the result
     is continuous and non-increasing in tau. A scalar tau gives shape (...); an array of taus adds its shape at the end.
     """
-    hist = np.asarray(hist, dtype=np.float64)
-    if hist.ndim < 2 or hist.shape[-2:] != (2, NBINS):
-        raise ValueError(f"histograms must have shape (..., 2, {NBINS}), got {hist.shape}")
+    tail = _tails(hist, absolute)
     taus = np.asarray(tau, dtype=np.float64)
     if not np.all((taus >= BIN_EDGES[0]) & (taus <= BIN_EDGES[-1])):
         raise LearngeneError(
             f"tau {tau} is outside the recorded histogram range [{BIN_EDGES[0]:g}, {BIN_EDGES[-1]:g}]: "
             "pick a tau inside it"
         )
-    counts = hist[..., POSITIVE, :] + (hist[..., NEGATIVE, :] if absolute else 0.0)
-    above = np.cumsum(counts[..., ::-1], axis=-1)[..., ::-1]  # above[..., j]: fraction in bins j and higher
-    tail = np.concatenate([above, np.zeros(counts.shape[:-1] + (1,))], axis=-1)
-    k = np.clip(np.searchsorted(BIN_EDGES, taus, side="right") - 1, 0, len(BIN_EDGES) - 2)
-    w = (np.log(taus) - np.log(BIN_EDGES[k])) / (np.log(BIN_EDGES[k + 1]) - np.log(BIN_EDGES[k]))
+    k, w = _position(taus)
     fraction = (1.0 - w) * tail[..., k + 2] + w * tail[..., k + 3]
     return np.clip(fraction, 0.0, 1.0)  # float32 histograms of a log can sum a hair above 1
+
+
+def fraction_above_each(hist: np.ndarray, taus: np.ndarray, *, absolute: bool) -> np.ndarray:
+    """Like fraction_from_hist, with one tau per histogram (`taus` has the histograms' leading shape).
+
+    Taus outside the histogram range are clamped to it; a NaN tau gives NaN.
+    """
+    tail = _tails(hist, absolute)
+    taus = np.asarray(taus, dtype=np.float64)
+    finite = np.isfinite(taus)
+    k, w = _position(np.clip(np.where(finite, taus, 1.0), BIN_EDGES[0], BIN_EDGES[-1]))
+    low = np.take_along_axis(tail, (k + 2)[..., None], axis=-1)[..., 0]
+    high = np.take_along_axis(tail, (k + 3)[..., None], axis=-1)[..., 0]
+    return np.where(finite, np.clip((1.0 - w) * low + w * high, 0.0, 1.0), np.nan)

@@ -61,6 +61,14 @@ class NetSpec:
         convs = tuple(f"conv{i}" for i in range(1, len(self.widths) + 1))
         return convs + tuple(f"fc{i}" for i in range(1, len(self.hidden) + 2))
 
+    def weight_sizes(self) -> dict[str, int]:
+        """Entries of each weight layer's weight tensor (conv: out x in x 3 x 3, linear: out x in), in network order."""
+        channels = (self.in_channels,) + self.widths
+        sizes = {f"conv{i}": channels[i - 1] * channels[i] * 9 for i in range(1, len(self.widths) + 1)}
+        linear = (self.widths[-1] * self.feature_size() ** 2,) + self.hidden + (self.num_outputs,)
+        sizes.update({f"fc{i}": linear[i - 1] * linear[i] for i in range(1, len(linear))})
+        return sizes
+
     def to_dict(self) -> dict:
         """JSON-ready form (tuples become lists)."""
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}

@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from core.batchnorm import recalibrate_batchnorm
 from core.collective.config import CollectiveConfig
 from core.collective.criterion import CriterionLog, EpochRecorder
 from core.collective.ewc import EWC
@@ -131,19 +132,21 @@ class CollectiveTrainer:
         self._task = t
         g = generator(self.config.seed, 10, t)
         torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=generator(self.config.seed, 11, t))))
-        widened = self._grow(t, g)
+        widened = self.grow(t, g)
         emit(self.listeners, TaskStarted(t, self.config.tasks, self.config.epochs, self.net.widths(), tuple(widened)))
         auroc_msp, auroc_energy = _open_world_auroc(self.net, self.imageset, self.stream, t, self.device)
         optimizer = self._optimizer()
         for epoch in range(self.config.epochs):
             self._epoch(epoch, optimizer, g)
+        if self.config.precise_bn:
+            self._precise_bn()
         self._consolidate()
         row = self._task_row(widened, auroc_msp, auroc_energy)
         if self.probe is not None:
             row["health"] = self._health().as_dict()
         self.metric_rows.append(row)
 
-    def _grow(self, t: int, g: torch.Generator) -> list[tuple[str, int]]:
+    def grow(self, t: int, g: torch.Generator) -> list[tuple[str, int]]:
         """Apply the widening schedule of task t (EWC re-anchors), and give a per-task head its fresh outputs."""
         widened = apply_schedule(self.net, self.config.widening, t, generator=g, noise=self.config.widen_noise)
         self.net.to(self.device)
@@ -212,6 +215,11 @@ class CollectiveTrainer:
                 ec.grad_norm,
             ),
         )
+
+    def _precise_bn(self) -> None:
+        """Re-estimate BatchNorm statistics on the task's images, so the checkpoint's statistics fit its weights."""
+        task = self.stream[self._task]
+        recalibrate_batchnorm(self.net, normalise(self.imageset.images[task.train], self.device))
 
     def _consolidate(self) -> None:
         """EWC: estimate the Fisher on the task's images and anchor at the weights just learned."""

@@ -39,9 +39,9 @@ class FewShotPlan:
     def trainings(self) -> int:
         """How many (method, target task) trainings `execute` reports through TargetTaskFinished events."""
         per_task = len(self.methods)
-        if self.sizes:  # the collective reuses its baseline row when there is one
-            known = any(m.name == "collective-finetune" for m in self.methods)
-            per_task += sweep_trainings(self.learngene, self.sizes, known)
+        if self.sizes:  # points equal to a table row reuse it
+            known = [m.name for m in self.methods]
+            per_task += sweep_trainings(self.run, self.learngene, self.config, self.sizes, known)
         return per_task * len(self.targets.tasks)
 
     def execute(
@@ -70,7 +70,7 @@ class FewShotPlan:
 def check_collective_needs(run: Run | None, learngene: Learngene, *, baselines: bool, sizes: bool) -> None:
     """Refuse, in one line, the methods that need the collective model when there is only a learngene file."""
     if run is None and (baselines or sizes):
-        wanted = "the baselines (window ablations, collective fine-tuning, nearest centroids)"
+        wanted = "the baselines (front inheritance, weight selection, windows, collective fine-tuning, centroids)"
         wanted = wanted if baselines else "the size sweep"
         raise LearngeneError(
             f"{wanted} cannot run without the collective model, which a learngene file alone does not hold: also "

@@ -23,10 +23,9 @@ from core.individual.model import fitted_spec, scaled
 from core.individual.targets import Targets
 from core.learngene.extraction import extract
 from core.learngene.gene import Learngene
-from core.learngene.selection import Selection, conv_layers
+from core.learngene.selection import Selection, block_label, conv_layers
 
 MULTIPLIERS = (0.125, 0.25, 0.5, 1.0)
-STRATEGIES = ("learngene", "front inheritance", "weight selection", "scratch")
 COLLECTIVE = "collective"
 
 
@@ -49,8 +48,9 @@ def default_sizes() -> list[Size]:
 
 def sweep_methods(
     run: Run, learngene: Learngene, config: IndividualConfig, way: int, size: Size, device: str = "cpu"
-) -> list[Method]:
-    """The strategies at one size, named by strategy (the size goes into the rows' `size` field)."""
+) -> list[tuple[Method, str]]:
+    """The strategies at one size, named by strategy, each with the name of the table row it equals (same model,
+    same training), so that a sweep beside `--baselines` reuses that row instead of training again."""
     m = size.multiplier
     sized = dataclasses.replace(
         config,
@@ -58,15 +58,33 @@ def sweep_methods(
         head_hidden=tuple(scaled(h, m) for h in config.head_hidden),
     )
     base = run.load_net(learngene.task)
-    methods = []
-    if not learngene.starts_at_input:
-        methods.append(individual_method("learngene", fitted_spec(learngene, way, sized), sized, learngene, device))
-    front_layers = conv_layers(run.spec(learngene.task).layer_names())[: len(learngene.layers)]
-    front = extract(run, Selection(front_layers, "front", len(front_layers)), learngene.task)
-    methods.append(individual_method("front inheritance", fitted_spec(front, way, sized), sized, front, device))
-    methods.append(selection_method("weight selection", base, m, way, config, device=device))
-    methods.append(selection_method("scratch", base, m, way, config, inherit=False, device=device))
-    return methods
+    front = extract(run, Selection(_front_layers(run, learngene), "front", len(learngene.layers)), learngene.task)
+    builders = {
+        "learngene": lambda: individual_method(
+            "learngene", fitted_spec(learngene, way, sized), sized, learngene, device
+        ),
+        "front inheritance": lambda: individual_method(
+            "front inheritance", fitted_spec(front, way, sized), sized, front, device
+        ),
+        "weight selection": lambda: selection_method("weight selection", base, m, way, config, device=device),
+        "scratch": lambda: selection_method("scratch", base, m, way, config, inherit=False, device=device),
+    }
+    return [(builders[name](), same) for name, same in _sweep_names(run, learngene, config, size)]
+
+
+def _front_layers(run: Run, learngene: Learngene) -> tuple[str, ...]:
+    """The block of the learngene's length that starts at the input layer."""
+    return conv_layers(run.spec(learngene.task).layer_names())[: len(learngene.layers)]
+
+
+def _sweep_names(run: Run, learngene: Learngene, config: IndividualConfig, size: Size) -> list[tuple[str, str]]:
+    """(strategy, the name of the equal table row or "") at one size, without building models."""
+    m, same = size.multiplier, size.multiplier == 1.0
+    names = [] if learngene.starts_at_input else [("learngene", "learngene" if same else "")]
+    names.append(("front inheritance", f"front {block_label(_front_layers(run, learngene))}" if same else ""))
+    names.append(("weight selection", f"weight selection x{m:g}" if m == config.selection_multiplier else ""))
+    names.append(("scratch", ""))
+    return names
 
 
 def sweep(
@@ -81,16 +99,24 @@ def sweep(
     listeners: Iterable[Listener] = (),
     should_stop: Callable[[], bool] | None = None,
 ) -> list[dict]:
-    """Points of every strategy at every size, then the collective fine-tuned (reused from `known` rows if there)."""
+    """Points of every strategy at every size, then the collective fine-tuned.
+
+    `known` are rows already computed on the same targets and config (the table beside the sweep): a point whose
+    model and training equal one of them, and the collective's reference point, reuse it.
+    """
+    known = {row["method"]: row for row in known}
     points = []
     for size in default_sizes() if sizes is None else sizes:
-        methods = sweep_methods(run, learngene, config, targets.way, size, device)
-        rows = run_methods(methods, targets, size=size.label, listeners=listeners, should_stop=should_stop)
-        for row in rows:
-            row["multiplier"] = size.multiplier
+        pairs = sweep_methods(run, learngene, config, targets.way, size, device)
+        todo = [method for method, same in pairs if same not in known]
+        trained = iter(run_methods(todo, targets, size=size.label, listeners=listeners, should_stop=should_stop))
+        rows = []
+        for method, same in pairs:
+            row = dict(known[same], method=method.name, size=size.label) if same in known else next(trained)
+            rows.append(dict(row, multiplier=size.multiplier))
         add_paired(rows, next(r for r in rows if r["method"] == "scratch"))
         points += rows
-    reference = next((dict(r) for r in known if r["method"] == "collective-finetune"), None)
+    reference = known.get("collective-finetune")
     if reference is None:
         base = run.load_net(learngene.task)
         method = collective_finetune_method(base, targets.way, config, device)
@@ -99,7 +125,12 @@ def sweep(
     return points
 
 
-def sweep_trainings(learngene: Learngene, sizes: Iterable[Size], collective_known: bool) -> int:
-    """How many trainings per target task a sweep runs."""
-    per_size = len(STRATEGIES) - (1 if learngene.starts_at_input else 0)
-    return per_size * len(list(sizes)) + (0 if collective_known else 1)
+def sweep_trainings(
+    run: Run, learngene: Learngene, config: IndividualConfig, sizes: Iterable[Size], known: Iterable[str]
+) -> int:
+    """How many trainings per target task a sweep runs beside the table rows named `known`."""
+    known = set(known)
+    count = 0 if "collective-finetune" in known else 1
+    for size in sizes:
+        count += sum(1 for _, same in _sweep_names(run, learngene, config, size) if same not in known)
+    return count

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from core.batchnorm import recalibrate_batchnorm
 from core.collective.ewc import EWC
 from core.collective.step import NonFiniteLoss, optimizer_step
 from core.data.transforms import augment
@@ -96,29 +97,6 @@ def train(
                 ) from None
 
 
-def recalibrate_bn(model: nn.Module, x: torch.Tensor, config: IndividualConfig) -> None:
-    """Re-estimate trainable BatchNorm layers' running statistics on the (unaugmented) support set, then eval mode.
-
-    Running statistics that lag behind the training (an inherited block keeps a few per cent of its source
-    statistics after a short run) otherwise decide test accuracy; frozen layers keep theirs.
-    """
-    norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d) and m.weight.requires_grad]
-    model.eval()
-    if not norms:
-        return
-    saved = [m.momentum for m in norms]
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None
-        m.train()
-    with torch.no_grad():
-        for start in range(0, len(x), 256):
-            model(layout(x[start : start + 256], config))
-    for m, momentum in zip(norms, saved):
-        m.momentum = momentum
-    model.eval()
-
-
 def fit_and_test(
     model: nn.Module,
     target: TargetTask,
@@ -146,7 +124,8 @@ def fit_and_test(
             should_stop=should_stop,
         )
     if config.recalibrate_bn:
-        recalibrate_bn(model, target.support, config)
+        # an inherited block keeps a few per cent of its source statistics after a short run otherwise
+        recalibrate_batchnorm(model, target.support, lambda x: layout(x, config))
     return accuracy(model, target.query, target.query_labels, config)
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from core.collective.criterion import CriterionLog
+from core.collective.histogram import fraction_above_each
 from core.collective.runs import Run
 from core.errors import LearngeneError
 
@@ -62,6 +63,7 @@ class LayerScores:
     tau: float
     absolute: bool
     aggregation: str
+    criterion: str = "paper"
 
     def of(self, name: str) -> tuple[float, float]:
         """(score, spread) of one layer."""
@@ -71,6 +73,7 @@ class LayerScores:
     def as_dict(self) -> dict:
         """JSON-ready form (NaN as None)."""
         return {
+            "criterion": self.criterion,
             "tau": self.tau,
             "absolute": self.absolute,
             "aggregation": self.aggregation,
@@ -106,6 +109,18 @@ def layer_scores(
     )
 
 
+def relative_matrix(log: CriterionLog, weight_sizes: np.ndarray, factor: float, *, absolute: bool) -> np.ndarray:
+    """(T, L) per-task fractions of weight-gradient entries above `factor` times the layer's gradient RMS.
+
+    A scale-free variant of the paper's criterion: tau follows each layer's own gradient scale (RMS = mean gradient
+    norm / sqrt(entries), per epoch), so layers of different fan-in compare fairly. `weight_sizes` is (T, L).
+    """
+    rms = log.grad_norm / np.sqrt(weight_sizes[:, None, :])
+    per_epoch = fraction_above_each(log.hist, factor * rms, absolute=absolute)
+    per_epoch[~log.recorded] = np.nan
+    return log.task_means(per_epoch)
+
+
 def scores_of_matrix(
     matrix: np.ndarray,
     layer_names: Sequence[str],
@@ -114,6 +129,7 @@ def scores_of_matrix(
     tau: float,
     absolute: bool = False,
     aggregation: str = "mean",
+    criterion: str = "paper",
 ) -> LayerScores:
     """Scores of a (tasks, layers) criterion matrix already computed at `tau` (see layer_scores)."""
     if aggregation not in AGGREGATIONS:
@@ -129,7 +145,7 @@ def scores_of_matrix(
         warnings.simplefilter("ignore", RuntimeWarning)
         score = reduce(rows, axis=0)
         spread = np.nanstd(rows, axis=0)
-    return LayerScores(tuple(layer_names), score, spread, tuple(tasks), float(tau), absolute, aggregation)
+    return LayerScores(tuple(layer_names), score, spread, tuple(tasks), float(tau), absolute, aggregation, criterion)
 
 
 @dataclass(frozen=True, eq=False)
@@ -302,6 +318,35 @@ def default_top_k(run: Run) -> int:
     return max(1, min(k, len(candidates(run.spec().layer_names()))))
 
 
+CRITERIA = ("paper", "relative")
+RELATIVE_FACTOR = 1.0  # the relative criterion counts entries above one gradient RMS
+
+
+def run_scores(
+    run: Run, *, tau: float | None = None, absolute: bool = False, aggregation: str = "mean", criterion: str = "paper"
+) -> LayerScores:
+    """Layer scores of a run: the paper's criterion at `tau` (default: the run's), or the scale-free relative one."""
+    log = run.criterion()
+    if criterion == "paper":
+        return layer_scores(
+            log, expansion_tasks=run.config.expansion_tasks, tau=tau, absolute=absolute, aggregation=aggregation
+        )
+    if criterion != "relative":
+        raise LearngeneError(f"unknown criterion {criterion!r}: choose one of {', '.join(CRITERIA)}")
+    names = log.layer_names
+    sizes = np.array([[run.spec(t).weight_sizes()[n] for n in names] for t in range(log.tasks)], dtype=np.float64)
+    matrix = relative_matrix(log, sizes, RELATIVE_FACTOR, absolute=absolute)
+    return scores_of_matrix(
+        matrix,
+        names,
+        expansion_tasks=run.config.expansion_tasks,
+        tau=RELATIVE_FACTOR,
+        absolute=absolute,
+        aggregation=aggregation,
+        criterion="relative",
+    )
+
+
 def select_for_run(
     run: Run,
     *,
@@ -311,13 +356,12 @@ def select_for_run(
     tau: float | None = None,
     absolute: bool = False,
     aggregation: str = "mean",
+    criterion: str = "paper",
 ) -> Selection:
     """Apply one rule (explicit layers, threshold, or top-k window; default top-k) to a run's criterion."""
     if sum(v is not None for v in (layers, threshold, top_k)) > 1:
         raise LearngeneError("give only one of --layers, --threshold and --top-k")
-    scores = layer_scores(
-        run.criterion(), expansion_tasks=run.config.expansion_tasks, tau=tau, absolute=absolute, aggregation=aggregation
-    )
+    scores = run_scores(run, tau=tau, absolute=absolute, aggregation=aggregation, criterion=criterion)
     if layers is not None:
         return select_explicit(run.spec().layer_names(), layers, scores)
     if threshold is not None:

@@ -37,6 +37,7 @@ def _config(args: argparse.Namespace, run):
         inherited_lr=args.inherited_lr,
         recalibrate_bn=False if args.keep_bn else None,
         selection_multiplier=args.selection_multiplier,
+        head_init=args.head_init,
     )
 
 
@@ -279,6 +280,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--keep-bn",
         action="store_true",
         help="keep the BatchNorm statistics training ends with (default: re-estimate them on the support set)",
+    )
+    p.add_argument(
+        "--head-init",
+        choices=("random", "prototypes"),
+        help="start the new output layer at random, or as the support set's class prototypes (Proto-MAML's init)",
     )
     p.add_argument(
         "--selection-multiplier",

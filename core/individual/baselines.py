@@ -17,13 +17,13 @@ from core.collective.network import ExpandableNet
 from core.collective.runs import Run
 from core.events import check_stop
 from core.individual.config import IndividualConfig
-from core.individual.methods import Method, individual_method, selection_method
+from core.individual.methods import Method, individual_method, selection_method, start_model
 from core.individual.model import fitted_spec
 from core.individual.targets import TargetTask
 from core.individual.training import fit_and_test
 from core.learngene.extraction import extract
 from core.learngene.gene import Learngene
-from core.learngene.selection import Selection, block_label, conv_layers, windows
+from core.learngene.selection import Selection, block_label, front_block, windows
 from core.seeding import generator
 
 
@@ -37,9 +37,7 @@ def collective_finetune_method(base: ExpandableNet, way: int, config: Individual
     def run_task(target: TargetTask, should_stop: Callable[[], bool] | None) -> float:
         model = copy.deepcopy(base)
         model.replace_head(way, generator(target.seed, 41))
-        model.to(device)
-        if config.channels_last:
-            model.to(memory_format=torch.channels_last)
+        model = start_model(model, target, config, device)
         inherited = list(model.convs.values()) + list(model.fcs.values())[:-1]
         return fit_and_test(model, target, config, inherited=inherited, should_stop=should_stop)
 
@@ -79,13 +77,13 @@ def nearest_centroid_method(base: ExpandableNet, config: IndividualConfig, devic
 
 
 def front_method(run: Run, learngene: Learngene, way: int, config: IndividualConfig, device: str = "cpu") -> Method:
-    """Front inheritance: the collective's first layers (as many as the learngene has), new smaller layers after them.
+    """Front inheritance: the collective's layers before the learngene block, new smaller layers after them.
 
-    Yosinski et al. ("How transferable are features in deep neural networks?", NeurIPS 2014) found the first layers
-    the most general; the block keeps the input layer, so no new random front separates it from the images.
+    The layers the paper's reconstruction replaces by a new random front. Yosinski et al. ("How transferable are
+    features in deep neural networks?", NeurIPS 2014) found the first layers the most general; the block keeps the
+    input layer, so no new random layer separates the inherited filters from the images.
     """
-    names = conv_layers(run.spec(learngene.task).layer_names())
-    block = names[: len(learngene.layers)]
+    block = front_block(run.spec(learngene.task).layer_names(), learngene.layers)
     front = extract(run, Selection(block, "front", len(block)), learngene.task)
     return individual_method(f"front {block_label(block)}", fitted_spec(front, way, config), config, front, device)
 
@@ -99,7 +97,7 @@ def baseline_methods(
     base = run.load_net(learngene.task)
     methods = []
     if not learngene.starts_at_input:
-        methods.append(front_method(run, learngene, way, config, device))
+        methods.append(front_method(run, learngene, way, config, device))  # else the learngene is the front
     m = config.selection_multiplier
     methods.append(selection_method(f"weight selection x{m:g}", base, m, way, config, device=device))
     for block in windows(names, len(learngene.layers)):

@@ -6,6 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from core.errors import check_all
+from core.individual.head import HEAD_INITS
 from core.presets import choose_preset
 
 OPTIMIZERS = ("sgd", "adam")
@@ -37,7 +38,9 @@ class IndividualConfig:
     head_hidden: tuple[int, ...] = (64,)
     augment: bool = True
     recalibrate_bn: bool = True
+    head_init: str = "random"
     channels_last: bool = True
+    stack: int = 10
     centroid_features: str = "features"
     centroid_metric: str = "cosine"
     seed: int = 0
@@ -55,6 +58,8 @@ class IndividualConfig:
             (self.ewc_lambda >= 0, "EWC lambda must be 0 or more"),
             (0 < self.inherited_lr <= 10, "the inherited layers' learning-rate factor must be in (0, 10]"),
             (0 < self.selection_multiplier <= 1, "the weight-selection width multiplier must be in (0, 1]"),
+            (1 <= self.stack <= 1000, "target tasks trained side by side must be between 1 and 1000"),
+            (self.head_init in HEAD_INITS, f"head init must be one of {', '.join(HEAD_INITS)}"),
             (0 < self.width_multiplier <= 64, "the front width multiplier must be in (0, 64]"),
             (self.front_depth is None or 1 <= self.front_depth <= 64, "--front-depth must be between 1 and 64"),
             (

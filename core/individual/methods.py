@@ -16,11 +16,14 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from core.batchnorm import recalibrate_batchnorm
 from core.collective.ewc import EWC
 from core.collective.network import ExpandableNet, NetSpec, build
 from core.events import Listener, MethodFinished, TargetTaskFinished, check_stop, emit
 from core.individual.config import IndividualConfig
-from core.individual.model import IndividualSpec, build_individual, narrow_spec
+from core.individual.head import prototype_head
+from core.individual.model import IndividualNet, IndividualSpec, build_individual, narrow_spec
+from core.individual.stacked import fit_and_test_stacked
 from core.individual.targets import Targets, TargetTask
 from core.individual.training import batches, fit_and_test, layout
 from core.individual.weight_selection import select_weights
@@ -53,11 +56,23 @@ class Method:
     params: int
     inherited_params: int
     run_task: Callable[[TargetTask, StopCheck], float]
+    run_group: Callable[[Sequence[TargetTask], StopCheck], list[float]] | None = None
+    stack: int = 1  # how many target tasks run_group trains side by side
 
 
-def _prepare(model: nn.Module, config: IndividualConfig, device: str) -> nn.Module:
+def start_model(
+    model: nn.Module, target: TargetTask, config: IndividualConfig, device: str, *, fit_statistics: bool = False
+) -> nn.Module:
+    """The model on its device and layout, its BatchNorm statistics fitted to the support set when asked, and its
+    head started as the config says."""
     model.to(device)
-    return model.to(memory_format=torch.channels_last) if config.channels_last else model
+    if config.channels_last:
+        model.to(memory_format=torch.channels_last)
+    if fit_statistics:
+        recalibrate_batchnorm(model, target.support, lambda x: layout(x, config))
+    if config.head_init == "prototypes":
+        prototype_head(model, layout(target.support, config), target.support_labels)
+    return model
 
 
 def individual_method(
@@ -74,8 +89,11 @@ def individual_method(
     """
     probe = build_individual(spec, 0, learngene)
 
+    def model_for(target: TargetTask) -> IndividualNet:
+        return start_model(build_individual(spec, target.seed, learngene), target, config, device)
+
     def run_task(target: TargetTask, should_stop: StopCheck) -> float:
-        model = _prepare(build_individual(spec, target.seed, learngene), config, device)
+        model = model_for(target)
         inherited = [model.block] if learngene is not None else []
         ewc = None
         if inherited and config.ewc_lambda > 0 and not config.freeze:
@@ -87,8 +105,16 @@ def individual_method(
             ewc.consolidate(model, support_batches)
         return fit_and_test(model, target, config, inherited=inherited, ewc=ewc, should_stop=should_stop)
 
+    def run_group(targets: Sequence[TargetTask], should_stop: StopCheck) -> list[float]:
+        models = [model_for(t) for t in targets]
+        return fit_and_test_stacked(models, targets, config, inherit=learngene is not None, should_stop=should_stop)
+
     inherited = probe.inherited_parameters() if learngene is not None else 0
-    return Method(name, block_label(spec.block_layers), probe.num_parameters(), inherited, run_task)
+    stackable = config.stack > 1 and not (learngene is not None and config.ewc_lambda > 0 and not config.freeze)
+    group = run_group if stackable else None
+    return Method(
+        name, block_label(spec.block_layers), probe.num_parameters(), inherited, run_task, group, config.stack
+    )
 
 
 def _inherited_modules(net: ExpandableNet) -> list[nn.Module]:
@@ -118,7 +144,8 @@ def selection_method(
         return select_weights(base, spec, seed) if inherit else build(spec, seed)
 
     def run_task(target: TargetTask, should_stop: StopCheck) -> float:
-        model = _prepare(model_for(target.seed), config, device)
+        # selected channels see fewer inputs than in the collective: their statistics are measured again
+        model = start_model(model_for(target.seed), target, config, device, fit_statistics=inherit and multiplier < 1)
         inherited = _inherited_modules(model) if inherit else []
         return fit_and_test(model, target, config, inherited=inherited, should_stop=should_stop)
 
@@ -137,20 +164,27 @@ def run_methods(
     listeners: Iterable[Listener] = (),
     should_stop: StopCheck = None,
 ) -> list[dict]:
-    """Run every method on every target task; emit TargetTaskFinished per task and MethodFinished per method."""
+    """Run every method on every target task; emit TargetTaskFinished per task and MethodFinished per method.
+
+    Methods that can train several tasks side by side do so, `method.stack` consecutive tasks of equal size at once.
+    """
     listeners = tuple(listeners)
     rows = []
     for method in methods:
         started = time.perf_counter()
         accuracies = []
-        for target in targets.tasks:
+        for group in _groups(targets.tasks, method.stack if method.run_group is not None else 1):
             check_stop(should_stop)
-            acc = method.run_task(target, should_stop)
-            accuracies.append(acc)
-            emit(
-                listeners,
-                TargetTaskFinished(method.name, target.task.task_id, len(targets.tasks), acc, method.params, size),
-            )
+            if len(group) > 1:
+                results = method.run_group(group, should_stop)
+            else:
+                results = [method.run_task(group[0], should_stop)]
+            for target, acc in zip(group, results):
+                accuracies.append(acc)
+                emit(
+                    listeners,
+                    TargetTaskFinished(method.name, target.task.task_id, len(targets.tasks), acc, method.params, size),
+                )
         mean, half = mean_ci95(accuracies)
         row = {
             "method": method.name,
@@ -170,6 +204,22 @@ def run_methods(
         rows.append(row)
         emit(listeners, MethodFinished(dict(row)))
     return rows
+
+
+def _groups(tasks: Sequence[TargetTask], size: int) -> list[list[TargetTask]]:
+    """Consecutive runs of at most `size` tasks with equally many support and query images."""
+    groups: list[list[TargetTask]] = []
+    for task in tasks:
+        last = groups[-1] if groups else None
+        fits = last is not None and len(last) < size
+        if fits and (len(task.support_labels), len(task.query_labels)) == (
+            len(last[0].support_labels),
+            len(last[0].query_labels),
+        ):
+            last.append(task)
+        else:
+            groups.append([task])
+    return groups
 
 
 def add_paired(rows: Sequence[dict], reference: dict, key: str = "vs_scratch") -> None:

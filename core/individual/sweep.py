@@ -23,7 +23,7 @@ from core.individual.model import fitted_spec, scaled
 from core.individual.targets import Targets
 from core.learngene.extraction import extract
 from core.learngene.gene import Learngene
-from core.learngene.selection import Selection, block_label, conv_layers
+from core.learngene.selection import Selection, block_label, front_block
 
 MULTIPLIERS = (0.125, 0.25, 0.5, 1.0)
 COLLECTIVE = "collective"
@@ -58,7 +58,8 @@ def sweep_methods(
         head_hidden=tuple(scaled(h, m) for h in config.head_hidden),
     )
     base = run.load_net(learngene.task)
-    front = extract(run, Selection(_front_layers(run, learngene), "front", len(learngene.layers)), learngene.task)
+    block = _front_layers(run, learngene)
+    front = extract(run, Selection(block, "front", len(block)), learngene.task) if block else None
     builders = {
         "learngene": lambda: individual_method(
             "learngene", fitted_spec(learngene, way, sized), sized, learngene, device
@@ -73,15 +74,17 @@ def sweep_methods(
 
 
 def _front_layers(run: Run, learngene: Learngene) -> tuple[str, ...]:
-    """The block of the learngene's length that starts at the input layer."""
-    return conv_layers(run.spec(learngene.task).layer_names())[: len(learngene.layers)]
+    """The layers before the learngene block (none when the learngene starts at the input layer)."""
+    return front_block(run.spec(learngene.task).layer_names(), learngene.layers)
 
 
 def _sweep_names(run: Run, learngene: Learngene, config: IndividualConfig, size: Size) -> list[tuple[str, str]]:
     """(strategy, the name of the equal table row or "") at one size, without building models."""
     m, same = size.multiplier, size.multiplier == 1.0
-    names = [] if learngene.starts_at_input else [("learngene", "learngene" if same else "")]
-    names.append(("front inheritance", f"front {block_label(_front_layers(run, learngene))}" if same else ""))
+    names = [("learngene", "learngene" if same else "")]
+    block = _front_layers(run, learngene)
+    if block:
+        names.append(("front inheritance", f"front {block_label(block)}" if same else ""))
     names.append(("weight selection", f"weight selection x{m:g}" if m == config.selection_multiplier else ""))
     names.append(("scratch", ""))
     return names

@@ -278,6 +278,12 @@ def select_threshold(scores: LayerScores, threshold: float) -> Selection:
     return check_block(scores.layer_names, picked, rule="threshold", parameter=float(threshold), scores=scores)
 
 
+def front_block(layer_names_all: Sequence[str], block: Sequence[str]) -> tuple[str, ...]:
+    """The conv layers before a block: what front inheritance keeps where the paper puts a new random front."""
+    convs = conv_layers(layer_names_all)
+    return convs[: convs.index(block[0])] if block and block[0] in convs else ()
+
+
 def windows(layer_names_all: Sequence[str], k: int) -> list[tuple[str, ...]]:
     """Every contiguous block of k conv layers, shallow to deep."""
     cands = candidates(layer_names_all)

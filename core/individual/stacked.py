@@ -24,7 +24,7 @@ from core.events import check_stop
 from core.individual.config import IndividualConfig
 from core.individual.model import IndividualNet
 from core.individual.targets import TargetTask
-from core.individual.training import batches
+from core.individual.training import batches, freeze, optimizer_factory
 from core.seeding import generator
 
 
@@ -117,21 +117,8 @@ def fit_and_test_stacked(
         net.to(memory_format=torch.channels_last)
     inherited = net.inherited_modules() if inherit else []
     frozen = inherited if config.freeze else []
-    for module in frozen:
-        for p in module.parameters():
-            p.requires_grad_(False)
-    old = {id(p) for module in inherited for p in module.parameters()}
-    trainable = [p for p in net.parameters() if p.requires_grad]
-    groups = [
-        {"params": [p for p in trainable if id(p) not in old], "lr": config.lr},
-        {"params": [p for p in trainable if id(p) in old], "lr": config.lr * config.inherited_lr},
-    ]
-    groups = [g for g in groups if g["params"]]
-
-    def optimizer() -> torch.optim.Optimizer:
-        if config.optimizer == "adam":
-            return torch.optim.Adam(groups, lr=config.lr, weight_decay=config.weight_decay)
-        return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    freeze(frozen)
+    optimizer = optimizer_factory(net, inherited, config)
 
     gens = [generator(t.seed, 31) for t in targets]
     labels = torch.stack([t.support_labels for t in targets], dim=1)

@@ -43,13 +43,23 @@ def freeze(modules: Sequence[nn.Module]) -> None:
             p.requires_grad_(False)
 
 
-def _parameter_groups(model: nn.Module, inherited: Sequence[nn.Module], config: IndividualConfig) -> list[dict]:
-    """Trainable parameters, the inherited ones at `config.inherited_lr` times the learning rate."""
+def optimizer_factory(
+    model: nn.Module, inherited: Sequence[nn.Module], config: IndividualConfig
+) -> Callable[[], torch.optim.Optimizer]:
+    """A maker of fresh optimisers over the trainable parameters, the inherited ones at config.inherited_lr times the
+    learning rate (config.freeze must have been applied to `inherited` already)."""
     old = {id(p) for module in inherited for p in module.parameters()}
     trainable = [p for p in model.parameters() if p.requires_grad]
     groups = [{"params": [p for p in trainable if id(p) not in old], "lr": config.lr}]
     groups.append({"params": [p for p in trainable if id(p) in old], "lr": config.lr * config.inherited_lr})
-    return [g for g in groups if g["params"]]
+    groups = [g for g in groups if g["params"]]
+
+    def optimizer() -> torch.optim.Optimizer:
+        if config.optimizer == "adam":
+            return torch.optim.Adam(groups, lr=config.lr, weight_decay=config.weight_decay)
+        return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+
+    return optimizer
 
 
 def train(
@@ -71,13 +81,7 @@ def train(
     g = generator(seed, 31)
     frozen = tuple(inherited) if config.freeze else ()
     freeze(frozen)
-    groups = _parameter_groups(model, inherited, config)
-
-    def optimizer() -> torch.optim.Optimizer:
-        if config.optimizer == "adam":
-            return torch.optim.Adam(groups, lr=config.lr, weight_decay=config.weight_decay)
-        return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
-
+    optimizer = optimizer_factory(model, inherited, config)
     opt = optimizer()
     for epoch in range(config.epochs):
         if config.reset_optimizer and epoch > 0:

@@ -14,7 +14,8 @@ import torch
 from core.atomic import leftover_temporaries
 from core.cli.main import main
 from core.collective.config import preset
-from core.collective.runs import RunLock, open_run
+from core.collective.locking import RunLock
+from core.collective.runs import open_run
 from core.collective.training import train_collective
 from core.errors import LearngeneError
 from core.events import Cancelled, EpochEnded, TaskFinished

@@ -14,12 +14,12 @@ import torch.nn.functional as F
 from core.collective.config import CollectiveConfig
 from core.collective.criterion import CriterionLog, EpochRecorder
 from core.collective.ewc import EWC
+from core.collective.locking import RunLock
 from core.collective.network import ExpandableNet, NetSpec, build
 from core.collective.openworld import auroc, unknown_scores
 from core.collective.runs import (
     CONFIG,
     Run,
-    RunLock,
     check_continuable,
     check_new_run_dir,
     commit_task,

@@ -69,6 +69,7 @@ def _learngene(args: argparse.Namespace):
 
 def cmd_individual(args: argparse.Namespace) -> int:
     """Evaluate the learngene individual model against scratch (and baselines, and sizes) on few-shot target tasks."""
+    from core.cli.partial import FinishedResults, Interrupted
     from core.cli.progress import TargetBar
     from core.devices import resolve_device
     from core.individual.evaluation import plan_few_shot
@@ -91,9 +92,12 @@ def cmd_individual(args: argparse.Namespace) -> int:
         root=args.root,
         device=device,
     )
+    finished = FinishedResults(args.way, args.shot)
     bar = TargetBar(plan.trainings, enabled=not args.quiet)
     try:
-        rows, points = plan.execute([] if args.quiet else [bar])
+        rows, points = plan.execute([finished] if args.quiet else [finished, bar])
+    except KeyboardInterrupt:
+        rows, points = finished.so_far()
     finally:
         bar.close()
     selection = dict(selection, task=learngene.task, in_channels=learngene.in_channels, input_size=learngene.input_size)
@@ -106,6 +110,8 @@ def cmd_individual(args: argparse.Namespace) -> int:
         "config": plan.config.as_dict(),
     }
     result = jsonable({"selection": selection, "setup": setup, "rows": rows, "sizes": points})
+    if finished.interrupted:
+        result["partial"] = True
     if args.out_csv:
         write_csv(args.out_csv, rows, ROW_FIELDS)
     if args.out_json:
@@ -114,6 +120,8 @@ def cmd_individual(args: argparse.Namespace) -> int:
         print_json(result)
     else:
         _print_table(result)
+    if finished.interrupted:
+        raise Interrupted(finished.summary(args.out_json, args.out_csv))
     return 0
 
 

@@ -1,0 +1,93 @@
+"""Reliability round 2: readers during commits, interrupts, output paths, memory caps, links, and messages."""
+
+import json
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from core.collective.runs import open_run
+from core.errors import LearngeneError
+
+
+def test_a_reader_during_commits_sees_one_committed_state_never_a_corruption(tmp_path):
+    run_dir = tmp_path / "live"
+    writer = subprocess.Popen(
+        [sys.executable, "-m", "core.cli", "collective", "--preset", "smoke", "--tasks", "8", "--epochs", "1"]
+        + ["--run-dir", str(run_dir), "--quiet"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    rng = random.Random(0)
+    reads, failures = 0, []
+    while writer.poll() is None:
+        if not (run_dir / "manifest.json").exists():
+            time.sleep(0.01)
+            continue
+        try:
+            run = open_run(run_dir)
+            if run.finished_tasks == 0:
+                continue
+            time.sleep(rng.uniform(0, 0.08))
+            log, rows = run.criterion(), run.metrics()
+        except LearngeneError as exc:
+            failures.append(str(exc))
+            continue
+        reads += 1
+        task_rows = [r["task"] for r in rows if r["kind"] == "task"]
+        assert log.tasks == run.finished_tasks and task_rows == list(range(run.finished_tasks))
+        assert sorted(run.manifest["specs"], key=int) == [str(t) for t in range(run.finished_tasks)]
+    assert writer.returncode == 0, writer.stderr.read().decode()[-2000:]
+    assert failures == [] and reads >= 10, (reads, failures[:3])
+    assert json.loads((run_dir / "manifest.json").read_text())["finished_tasks"] == 8
+
+
+def wait_for_line(proc, needle: str, timeout: float = 120) -> list[str]:
+    """Lines of proc's stderr up to the first that contains `needle`."""
+    lines, deadline = [], time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline().decode()
+        if not line:
+            break
+        lines.append(line)
+        if needle in line:
+            return lines
+    raise AssertionError(f"{needle!r} never appeared: {''.join(lines)[-2000:]}")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupting_individual_writes_the_finished_target_tasks_marked_partial(smoke_run, tmp_path, sig):
+    out_json, out_csv = tmp_path / "r.json", tmp_path / "r.csv"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "core.cli", "individual", "--run-dir", str(smoke_run), "--tasks", "30"]
+        + ["--epochs", "5", "--out-json", str(out_json), "--out-csv", str(out_csv)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    wait_for_line(proc, "target task 2/30")
+    proc.send_signal(sig)
+    rest = proc.communicate(timeout=60)[1].decode().strip().splitlines()
+    assert proc.returncode == 128 + sig and "partial" in rest[-1] and "Traceback" not in "".join(rest), rest[-3:]
+    result = json.loads(out_json.read_text())
+    assert result["partial"] is True
+    done = [row for row in result["rows"] if row["task_accuracies"]]
+    assert done and done[-1]["partial"] is True and 2 <= len(done[-1]["task_accuracies"]) < 30
+    assert all(0 <= a <= 1 for a in done[-1]["task_accuracies"])
+    assert "partial" in out_csv.read_text().splitlines()[0]
+
+
+def test_sigterm_stops_collective_like_ctrl_c_and_the_run_resumes(tmp_path):
+    run_dir = tmp_path / "r"
+    argv = [sys.executable, "-m", "core.cli", "collective", "--preset", "smoke", "--epochs", "30", "--run-dir"]
+    proc = subprocess.Popen(argv + [str(run_dir)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not (run_dir / "manifest.json").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    err = proc.communicate(timeout=60)[1].decode().strip().splitlines()
+    assert proc.returncode == 128 + signal.SIGTERM and "--resume" in err[-1], err[-3:]
+    assert "Traceback" not in "".join(err)
+    assert open_run(run_dir).finished_tasks < 3

@@ -2,12 +2,14 @@
 
 import json
 import random
+import shutil
 import signal
 import subprocess
 import sys
 import time
 
 import pytest
+from test_run_mutations import run_cli, snapshot
 
 from core.collective.runs import open_run
 from core.errors import LearngeneError
@@ -91,3 +93,32 @@ def test_sigterm_stops_collective_like_ctrl_c_and_the_run_resumes(tmp_path):
     assert proc.returncode == 128 + signal.SIGTERM and "--resume" in err[-1], err[-3:]
     assert "Traceback" not in "".join(err)
     assert open_run(run_dir).finished_tasks < 3
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["extract", "--layers", "conv2-conv3", "--out", "{run}/config.json"],
+        ["extract", "--layers", "conv2-conv3", "--out", "{run}/checkpoints/task_000.safetensors"],
+        ["extract", "--layers", "conv2-conv3", "--out", "{run}/gene.safetensors"],
+        ["individual", "--tasks", "1", "--epochs", "1", "--out-json", "{run}/manifest.json"],
+        ["individual", "--tasks", "1", "--epochs", "1", "--out-csv", "{run}/metrics.jsonl"],
+    ],
+)
+def test_an_output_path_inside_a_run_outside_its_export_folder_is_refused(smoke_run, tmp_path, capsys, argv):
+    run_dir = tmp_path / "run"
+    shutil.copytree(smoke_run, run_dir)
+    before = snapshot(run_dir)
+    code, err = run_cli(
+        [a.replace("{run}", str(run_dir)) for a in argv[:1] + ["--run-dir", "{run}"] + argv[1:]], capsys
+    )
+    assert code == 2 and len(err.splitlines()) == 1 and "inside the run directory" in err, err
+    assert snapshot(run_dir) == before
+
+
+def test_an_output_in_the_runs_export_folder_is_written(smoke_run, tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    shutil.copytree(smoke_run, run_dir)
+    target = run_dir / "export" / "gene.safetensors"
+    code, err = run_cli(["extract", "--run-dir", str(run_dir), "--layers", "conv2-conv3", "--out", str(target)], capsys)
+    assert code == 0 and target.is_file(), err

@@ -71,11 +71,15 @@ def cmd_individual(args: argparse.Namespace) -> int:
     """Evaluate the learngene individual model against scratch (and baselines, and sizes) on few-shot target tasks."""
     from core.cli.partial import FinishedResults, Interrupted
     from core.cli.progress import TargetBar
+    from core.collective.runs import check_output_path
     from core.devices import resolve_device
     from core.individual.evaluation import plan_few_shot
     from core.individual.methods import ROW_FIELDS
     from core.tables import jsonable, write_csv, write_results_json
 
+    for option, path in (("--out-json", args.out_json), ("--out-csv", args.out_csv)):
+        if path:
+            check_output_path(path, option)
     device = resolve_device(args.device)
     use_threads(args)
     run, learngene, selection = _learngene(args)

@@ -38,6 +38,7 @@ MANIFEST = "manifest.json"
 CRITERION = "criterion.npz"
 METRICS = "metrics.jsonl"
 PENDING = ".pending"
+EXPORT = "export"
 FORMAT = 1
 COMMITTED_FILES = (CRITERION, METRICS)
 READ_PATIENCE_S = 10.0
@@ -377,6 +378,23 @@ def settle_pending(run: Run) -> None:
             os.replace(pending, run.path / name)
         else:
             pending.unlink()
+
+
+def check_output_path(path: str | os.PathLike, option: str) -> Path:
+    """`path`, unless it lies inside a run directory outside that run's export/ folder (it could overwrite the run)."""
+    target = Path(path).expanduser()
+    try:
+        resolved = target.resolve()
+        runs = [folder for folder in resolved.parents if (folder / CONFIG).is_file()]
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise LearngeneError(f"{option} {path!r} is not a usable path ({exc}): choose another file name") from None
+    for folder in runs[:1]:
+        if not resolved.is_relative_to(folder / EXPORT):
+            raise LearngeneError(
+                f"{option} {path} lies inside the run directory {folder}, whose files it could overwrite: write it "
+                f"into {folder / EXPORT}/ or outside the run"
+            )
+    return target
 
 
 def config_differences(a: CollectiveConfig, b: CollectiveConfig) -> list[str]:

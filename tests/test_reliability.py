@@ -1,17 +1,21 @@
 """Reliability round 2: readers during commits, interrupts, output paths, memory caps, links, and messages."""
 
 import json
+import os
 import random
 import shutil
 import signal
 import subprocess
 import sys
 import time
+import zipfile
 
 import pytest
+from PIL import Image
 from test_run_mutations import run_cli, snapshot
 
 from core.collective.runs import open_run
+from core.data.image_io import decode_square
 from core.errors import LearngeneError
 
 
@@ -122,3 +126,55 @@ def test_an_output_in_the_runs_export_folder_is_written(smoke_run, tmp_path, cap
     target = run_dir / "export" / "gene.safetensors"
     code, err = run_cli(["extract", "--run-dir", str(run_dir), "--layers", "conv2-conv3", "--out", str(target)], capsys)
     assert code == 0 and target.is_file(), err
+
+
+MEMORY_PROBE = """
+import resource, sys, zipfile
+from pathlib import Path
+from core.data import omniglot
+from core.errors import LearngeneError
+
+root = Path(sys.argv[1])
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+try:
+    omniglot.load(root, image_size=16)
+    outcome = "loaded"
+except LearngeneError as exc:
+    outcome = str(exc)
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) // 1024)
+print(outcome)
+"""
+
+
+def test_an_omniglot_zip_bomb_is_refused_by_name_without_inflating_it(tmp_path):
+    root = tmp_path / "omniglot"
+    root.mkdir()
+    with zipfile.ZipFile(root / "images_background.zip", "w", zipfile.ZIP_DEFLATED) as archive:
+        with archive.open("images_background/Alpha/character01/0001_01.png", "w") as member:
+            chunk = bytes(1 << 20)
+            for _ in range(512):
+                member.write(chunk)
+    assert (root / "images_background.zip").stat().st_size < 1 << 20
+    probe = subprocess.run([sys.executable, "-c", MEMORY_PROBE, str(tmp_path)], capture_output=True, timeout=300)
+    grown_mib, outcome = probe.stdout.decode().splitlines()
+    assert int(grown_mib) < 100, f"decoding grew the process by {grown_mib} MiB"
+    assert "0001_01.png" in outcome and "MiB" in outcome, outcome
+
+
+def test_an_image_above_the_pixel_cap_is_refused_by_name_before_it_is_decoded(tmp_path):
+    path = tmp_path / "huge.png"
+    Image.new("L", (6000, 6000)).save(path)
+    with pytest.raises(LearngeneError, match="huge.png is 6000x6000 pixels"):
+        decode_square(path, str(path), 32, 1)
+    Image.new("L", (4000, 4000)).save(tmp_path / "ok.png")
+    assert decode_square(tmp_path / "ok.png", "ok.png", 32, 1).shape == (1, 32, 32)
+
+
+def test_a_fifo_named_png_in_the_omniglot_folder_layout_is_skipped_not_waited_on(tmp_path):
+    folder = tmp_path / "omniglot-py" / "images_background" / "Alpha" / "character01"
+    folder.mkdir(parents=True)
+    for drawer in range(2):
+        Image.new("L", (105, 105), 255).save(folder / f"0{drawer}.png")
+    os.mkfifo(folder / "09.png")
+    probe = subprocess.run([sys.executable, "-c", MEMORY_PROBE, str(tmp_path)], capture_output=True, timeout=120)
+    assert probe.stdout.decode().splitlines()[1] == "loaded", probe.stderr.decode()[-2000:]

@@ -1,7 +1,12 @@
 """Reliability round 2: readers during commits, interrupts, output paths, memory caps, links, and messages."""
 
+import errno
+import hashlib
+import io
 import json
+import math
 import os
+import pathlib
 import random
 import shutil
 import signal
@@ -10,10 +15,12 @@ import sys
 import time
 import zipfile
 
+import numpy as np
 import pytest
 from PIL import Image
 from test_run_mutations import run_cli, snapshot
 
+from core.collective.histogram import BIN_EDGES
 from core.collective.runs import open_run
 from core.data.image_io import decode_square
 from core.errors import LearngeneError
@@ -178,3 +185,103 @@ def test_a_fifo_named_png_in_the_omniglot_folder_layout_is_skipped_not_waited_on
     os.mkfifo(folder / "09.png")
     probe = subprocess.run([sys.executable, "-c", MEMORY_PROBE, str(tmp_path)], capture_output=True, timeout=120)
     assert probe.stdout.decode().splitlines()[1] == "loaded", probe.stderr.decode()[-2000:]
+
+
+def test_a_class_with_too_few_images_is_named_and_no_missing_option_is_suggested(tmp_path, capsys):
+    for c in range(12):
+        for i in range(1 if c == 7 else 12):
+            folder = tmp_path / "images" / f"class{c:02d}"
+            folder.mkdir(parents=True, exist_ok=True)
+            Image.new("L", (12, 12), 20 * c + i).save(folder / f"{i}.png")
+    argv = ["collective", "--preset", "smoke", "--dataset", "imagefolder", "--root", str(tmp_path / "images")]
+    code, err = run_cli(argv + ["--run-dir", str(tmp_path / "run"), "--quiet"], capsys)
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert "'class07'" in err and "has 1 images" in err and "--images-per-class" not in err
+
+
+def with_committed(run_dir, name, data: bytes) -> None:
+    """Replace a committed file and its digest in the manifest: a consistent edit only validation can catch."""
+    (run_dir / name).write_bytes(data)
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    manifest["files"][name] = hashlib.sha256(data).hexdigest()
+    (run_dir / "manifest.json").write_text(json.dumps(manifest))
+
+
+def criterion_bytes(log) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(
+        buffer,
+        format=np.int64(1),
+        bin_edges=BIN_EDGES,
+        layer_names=np.array(log.layer_names, dtype=np.str_),
+        tau=np.float64(log.tau),
+        epochs=np.int64(log.epochs),
+        **{name: getattr(log, name) for name in ("signed", "absolute", "hist", "grad_norm", "recorded")},
+    )
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("damage", ["all NaN", "layers of another network", "tau NaN"])
+def test_a_criterion_that_does_not_fit_its_run_is_reported_as_damaged_not_as_unfinished(
+    smoke_run, tmp_path, capsys, damage
+):
+    run_dir = tmp_path / "run"
+    shutil.copytree(smoke_run, run_dir)
+    log = open_run(run_dir).criterion()
+    if damage == "all NaN":
+        for name in ("signed", "absolute", "hist", "grad_norm"):
+            getattr(log, name)[...] = np.nan
+    elif damage == "layers of another network":
+        keep = [i for i, n in enumerate(log.layer_names) if n in ("conv1", "fc1", "fc2")]
+        log.layer_names = tuple(log.layer_names[i] for i in keep)
+        for name in ("signed", "absolute", "hist", "grad_norm"):
+            setattr(log, name, getattr(log, name)[:, :, keep])
+    else:
+        log.tau = math.nan
+    with_committed(run_dir, "criterion.npz", criterion_bytes(log))
+    code, err = run_cli(["extract", "--run-dir", str(run_dir), "--out", str(tmp_path / "g.safetensors")], capsys)
+    assert code == 2 and len(err.splitlines()) == 1 and "criterion.npz" in err, err
+    assert "no finished task" not in err and "--top-k" not in err
+
+
+def test_a_full_disk_names_the_file_being_written(smoke_run, tmp_path, capsys, monkeypatch):
+    def full(self, data):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(pathlib.Path, "write_bytes", full)
+    out = tmp_path / "gene.safetensors"
+    code, err = run_cli(["extract", "--run-dir", str(smoke_run), "--layers", "conv2-conv3", "--out", str(out)], capsys)
+    assert code == 2 and len(err.splitlines()) == 1 and f"{out}: No space left on device" in err, err
+    assert not out.exists() and not list(tmp_path.iterdir())
+
+
+@pytest.fixture
+def read_only_run(smoke_run, tmp_path):
+    """A copy of the smoke run on read-only media: a read-only tmpfs (as root), else a folder without write access."""
+    mount = tmp_path / "media"
+    mount.mkdir()
+    if os.geteuid() == 0:
+        if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mount)]).returncode != 0:
+            pytest.skip("cannot mount a tmpfs here to make read-only media")
+        shutil.copytree(smoke_run, mount / "run")
+        subprocess.run(["mount", "-o", "remount,ro", str(mount)], check=True)
+        yield mount / "run"
+        subprocess.run(["umount", str(mount)], check=True)
+    else:
+        shutil.copytree(smoke_run, mount / "run")
+        (mount / "run" / ".lock").unlink(missing_ok=True)
+        for path in [mount / "run", *(mount / "run").rglob("*")]:
+            path.chmod(path.stat().st_mode & ~0o222)
+        yield mount / "run"
+        for path in [mount / "run", *(mount / "run").rglob("*")]:
+            path.chmod(path.stat().st_mode | 0o200)
+
+
+def test_a_finished_run_on_read_only_media_is_reused_and_read(read_only_run, capsys):
+    before = snapshot(read_only_run)
+    code, err = run_cli(["collective", "--preset", "smoke", "--run-dir", str(read_only_run), "--quiet"], capsys)
+    assert code == 0, err
+    assert run_cli(["criterion", "--run-dir", str(read_only_run)], capsys)[0] == 0
+    code, err = run_cli(["collective", "--preset", "smoke", "--tasks", "4", "--run-dir", str(read_only_run)], capsys)
+    assert code == 2 and "other settings" in err
+    assert snapshot(read_only_run) == before

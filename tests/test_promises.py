@@ -216,35 +216,50 @@ def test_every_file_of_a_run_is_written_under_a_temporary_name_and_renamed(tmp_p
     assert written and all(temporary.fullmatch(n) or n == ".lock" for n in written), sorted(set(written))
 
 
-KILL_DURING_CRITERION = """
-import os, signal, sys
+KILL_MID_WRITE = """
+import os, pathlib, signal, sys
 import numpy as np
 from core.cli.main import main
 
-real_savez = np.savez
+victim = sys.argv[1]
+real_savez, real_write_bytes = np.savez, pathlib.Path.write_bytes
 calls = []
 
 
-def savez_and_die(handle, **arrays):
-    calls.append(1)
-    if len(calls) < 2:
-        return real_savez(handle, **arrays)
-    handle.write(b"PK\\x03\\x04 half of a criterion file")
+def die_halfway(handle):
+    handle.write(b"PK\\x03\\x04 the first half of a file")
     handle.flush()
     os.kill(os.getpid(), signal.SIGKILL)
 
 
-np.savez = savez_and_die
-sys.exit(main(sys.argv[1:]))
+def savez(handle, **arrays):
+    calls.append(1)
+    if victim != "criterion" or len(calls) < 2:
+        return real_savez(handle, **arrays)
+    die_halfway(handle)
+
+
+def write_bytes(self, data):
+    if victim != "checkpoint" or "task_001.safetensors" not in self.name:
+        return real_write_bytes(self, data)
+    with open(self, "wb") as handle:
+        die_halfway(handle)
+
+
+np.savez, pathlib.Path.write_bytes = savez, write_bytes
+sys.exit(main(sys.argv[2:]))
 """
 
 
-def test_a_kill_while_the_criterion_is_written_leaves_no_half_file_under_its_name(smoke_run, tmp_path):
+@pytest.mark.parametrize(
+    "victim, name", [("criterion", "criterion.npz.pending"), ("checkpoint", "checkpoints/task_001.safetensors")]
+)
+def test_a_kill_in_the_middle_of_a_write_leaves_no_half_file_under_its_name(smoke_run, tmp_path, victim, name):
     run_dir = tmp_path / "killed"
     argv = ["collective", "--preset", "smoke", "--run-dir", str(run_dir), "--quiet"]
-    killed = subprocess.run([sys.executable, "-c", KILL_DURING_CRITERION, *argv], capture_output=True)
+    killed = subprocess.run([sys.executable, "-c", KILL_MID_WRITE, victim, *argv], capture_output=True)
     assert killed.returncode == -signal.SIGKILL, killed.stderr.decode()[-2000:]
-    assert not (run_dir / "criterion.npz.pending").exists()
+    assert not (run_dir / name).exists()
     run = open_run(run_dir)
     assert run.finished_tasks == 1 and run.criterion().tasks == 1
     resumed = subprocess.run([sys.executable, "-m", "core.cli", *argv, "--resume"], capture_output=True)

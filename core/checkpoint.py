@@ -35,7 +35,8 @@ def read_tensors(path: str | os.PathLike, sha256: str | None = None) -> tuple[di
         raise LearngeneError(f"cannot read {path}: {exc.strerror}; check the path and its permissions") from None
     if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
         raise LearngeneError(
-            f"{path} is corrupted (checksum differs from the run manifest): delete it and rerun with --resume"
+            f"{path} is corrupted (checksum differs from the run manifest): restore it from a backup, or move the run "
+            "away and train it again"
         )
     try:
         tensors = st_load(data)

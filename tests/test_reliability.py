@@ -8,12 +8,14 @@ import math
 import os
 import pathlib
 import random
+import re
 import shutil
 import signal
 import subprocess
 import sys
 import time
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -285,3 +287,11 @@ def test_a_finished_run_on_read_only_media_is_reused_and_read(read_only_run, cap
     code, err = run_cli(["collective", "--preset", "smoke", "--tasks", "4", "--run-dir", str(read_only_run)], capsys)
     assert code == 2 and "other settings" in err
     assert snapshot(read_only_run) == before
+
+
+def test_every_test_the_guarantees_name_exists():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme[readme.index("## Guarantees") : readme.index("## Benchmarks")]
+    named = set(re.findall(r"`(test_\w+)`", section))
+    sources = "\n".join(p.read_text() for p in Path(__file__).parent.glob("test_*.py"))
+    assert len(named) > 40 and not [n for n in sorted(named) if f"def {n}(" not in sources]

@@ -11,8 +11,12 @@ import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import torch
+
 from core import safejson
 from core.collective.config import CollectiveConfig
+from core.collective.criterion import CriterionLog
 from core.collective.network import NetSpec
 from core.errors import LearngeneError
 
@@ -222,4 +226,39 @@ def _task_problem(row: dict[str, Any], config: CollectiveConfig) -> str | None:
         return "classes or params is not whole numbers"
     if len(row["classes"]) != config.classes_per_task:
         return f"it lists {len(row['classes'])} classes, not {config.classes_per_task}"
+    return None
+
+
+def criterion_problem(
+    log: CriterionLog, config: CollectiveConfig, finished: int, layers: tuple[str, ...]
+) -> str | None:
+    """What about a loaded criterion does not fit the run's config and finished tasks, or None."""
+    n = finished
+    if log.tasks < n or log.epochs != config.epochs:
+        return f"{log.tasks} tasks of {log.epochs} epochs, the run has {n} finished tasks of {config.epochs}"
+    if log.layer_names != layers:
+        return "its layers are not the network's"
+    if not np.isclose(log.tau, config.tau, rtol=1e-9, atol=0):
+        return f"tau {log.tau:g} is not the run's {config.tau:g}"
+    if not log.recorded[:n].all():
+        return "an epoch of a finished task was never recorded"
+    values = np.stack([log.signed[:n], log.absolute[:n]])
+    if not (np.isfinite(values).all() and (values >= 0).all() and (values <= 1).all()):
+        return "its fractions of finished tasks are not all numbers from 0 to 1"
+    if not np.isfinite(log.hist[:n]).all():
+        return "its histograms hold NaN or infinite values"
+    return None
+
+
+def shape_problem(spec: NetSpec, state: dict[str, torch.Tensor]) -> str | None:
+    """The first weight whose shape the spec does not predict (checked before the network is allocated), or None."""
+    channels = (spec.in_channels,) + spec.widths
+    expected = {f"convs.conv{i}.conv.weight": (channels[i], channels[i - 1], 3, 3) for i in range(1, len(channels))}
+    sizes = (spec.widths[-1] * spec.feature_size() ** 2,) + spec.hidden + (spec.num_outputs,)
+    expected.update({f"fcs.fc{i}.weight": (sizes[i], sizes[i - 1]) for i in range(1, len(sizes))})
+    for key, shape in expected.items():
+        if key not in state:
+            return f"it lacks {key}"
+        if tuple(state[key].shape) != shape:
+            return f"{key} has shape {list(state[key].shape)}, the spec needs {list(shape)}"
     return None

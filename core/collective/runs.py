@@ -19,7 +19,6 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from core.atomic import leftover_temporaries, write_json, write_text
@@ -28,7 +27,15 @@ from core.collective.config import CollectiveConfig
 from core.collective.criterion import CriterionLog
 from core.collective.locking import writer_active
 from core.collective.network import ExpandableNet, NetSpec, load_state
-from core.collective.run_format import CHECKPOINTS, check_config, check_manifest, check_metrics, checkpoint_name
+from core.collective.run_format import (
+    CHECKPOINTS,
+    check_config,
+    check_manifest,
+    check_metrics,
+    checkpoint_name,
+    criterion_problem,
+    shape_problem,
+)
 from core.collective.run_format import read_json as read_checked_json
 from core.digest import file_digest
 from core.errors import LearngeneError
@@ -132,7 +139,7 @@ class Run:
         tensors = self._checkpoint(task)
         state = {k: v for k, v in tensors.items() if not k.startswith("ewc.")}
         spec = self.spec(task)
-        problem = _shape_problem(spec, state)
+        problem = shape_problem(spec, state)
         if problem is None:
             try:
                 return load_state(spec, state)
@@ -187,7 +194,7 @@ class Run:
         if content is None:
             raise self._no_finished_task()
         log = CriterionLog.load(self.path / CRITERION, content)
-        problem = _criterion_problem(log, self)
+        problem = criterion_problem(log, self.config, self.finished_tasks, self.spec().layer_names())
         if problem:
             raise LearngeneError(
                 f"{self.path / CRITERION} does not fit the run ({problem}): restore it from a backup, or move the run "
@@ -208,39 +215,6 @@ class Run:
                 f"{self.path / METRICS} is not UTF-8 text: restore it from a backup, or train the run again"
             ) from None
         return check_metrics(text, self.path / METRICS, self.config, self.finished_tasks)
-
-
-def _criterion_problem(log: CriterionLog, run: Run) -> str | None:
-    """What about a loaded criterion does not fit the run's config and finished tasks, or None."""
-    n = run.finished_tasks
-    if log.tasks < n or log.epochs != run.config.epochs:
-        return f"{log.tasks} tasks of {log.epochs} epochs, the run has {n} finished tasks of {run.config.epochs}"
-    if log.layer_names != run.spec().layer_names():
-        return "its layers are not the network's"
-    if not np.isclose(log.tau, run.config.tau, rtol=1e-9, atol=0):
-        return f"tau {log.tau:g} is not the run's {run.config.tau:g}"
-    if not log.recorded[:n].all():
-        return "an epoch of a finished task was never recorded"
-    values = np.stack([log.signed[:n], log.absolute[:n]])
-    if not (np.isfinite(values).all() and (values >= 0).all() and (values <= 1).all()):
-        return "its fractions of finished tasks are not all numbers from 0 to 1"
-    if not np.isfinite(log.hist[:n]).all():
-        return "its histograms hold NaN or infinite values"
-    return None
-
-
-def _shape_problem(spec: NetSpec, state: dict[str, torch.Tensor]) -> str | None:
-    """The first weight whose shape the spec does not predict (checked before the network is allocated), or None."""
-    channels = (spec.in_channels,) + spec.widths
-    expected = {f"convs.conv{i}.conv.weight": (channels[i], channels[i - 1], 3, 3) for i in range(1, len(channels))}
-    sizes = (spec.widths[-1] * spec.feature_size() ** 2,) + spec.hidden + (spec.num_outputs,)
-    expected.update({f"fcs.fc{i}.weight": (sizes[i], sizes[i - 1]) for i in range(1, len(sizes))})
-    for key, shape in expected.items():
-        if key not in state:
-            return f"it lacks {key}"
-        if tuple(state[key].shape) != shape:
-            return f"{key} has shape {list(state[key].shape)}, the spec needs {list(shape)}"
-    return None
 
 
 def _not_a_run(path: Path) -> LearngeneError:

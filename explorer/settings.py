@@ -236,10 +236,7 @@ def new_run_dir(root: Path, name: str) -> Path:
 
 
 def list_runs(root: Path) -> list[str]:
-    """Names of the run directories directly under `root` (those holding a config.json), newest first.
-
-    A folder that cannot be read, or whose name no link could carry, is left out rather than breaking the list.
-    """
+    """Names of the run folders directly under `root` (with a config.json), newest first; unreadable ones left out."""
     found = []
     try:
         entries = list(root.iterdir()) if root.is_dir() else []

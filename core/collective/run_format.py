@@ -140,10 +140,7 @@ def check_spec(data: object, config: CollectiveConfig, where: str) -> NetSpec:
 
 
 def check_manifest(doc: object, config: CollectiveConfig, path: Path, names: tuple[str, ...]) -> dict[str, Any]:
-    """A manifest whose finished_tasks, files and specs fit together and fit the config.
-
-    `names` are the files a run with at least one finished task commits besides its checkpoints.
-    """
+    """The manifest, checked: finished_tasks, files (checkpoints plus `names`) and specs fit together and the config."""
 
     def bad(problem: str) -> LearngeneError:
         return LearngeneError(

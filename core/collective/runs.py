@@ -274,11 +274,9 @@ def check_new_run_dir(path: Path) -> None:
 
 
 def check_continuable(run: Run) -> None:
-    """Refuse to write into a run whose folder holds files that the manifest does not explain.
-
-    The one exception is the checkpoint of the next task when it says so in its metadata: a commit stopped
-    before its manifest left it, and the next commit replaces it.
-    """
+    """Refuse to write into a run holding files its manifest does not explain (see the module docstring)."""
+    # The one exception: the next task's checkpoint, saying so in its metadata. A commit stopped before its
+    # manifest left it, and the next commit replaces it.
     nxt = checkpoint_name(run.finished_tasks)
     strays = []
     for name in unexplained_files(run.path, run.manifest["files"]):

@@ -3,6 +3,10 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 HOST   ?= 127.0.0.1
 PORT   ?= 8866
+# Voila starts a kernel per page load and never stops it; these cull a kernel once its page is closed and it has
+# been idle for CULL_IDLE seconds (checked every CULL_INTERVAL s). An open page keeps its kernel.
+CULL_IDLE     ?= 600
+CULL_INTERVAL ?= 60
 
 .PHONY: install explore test lint bench clean
 
@@ -17,7 +21,9 @@ install: $(STAMP)
 explore: install
 	@echo "Learngene Explorer: open http://$(HOST):$(PORT)/ in your browser (Ctrl-C stops it)"
 	$(VENV)/bin/voila notebooks/explorer.ipynb --no-browser --Voila.ip=$(HOST) --port=$(PORT) \
-		--VoilaConfiguration.file_allowlist="['.*\.(png|html|csv|json)']"
+		--VoilaConfiguration.file_allowlist="['.*\.(png|html|csv|json)']" \
+		--MappingKernelManager.cull_idle_timeout=$(CULL_IDLE) --MappingKernelManager.cull_interval=$(CULL_INTERVAL) \
+		--MappingKernelManager.cull_connected=False
 
 test: install
 	$(VENV)/bin/ruff format --check .

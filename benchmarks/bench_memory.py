@@ -1,17 +1,31 @@
-"""Peak resident memory of `learngene collective --preset fast` and of the explorer app on a cached run.
+"""Peak resident memory of `learngene collective --preset fast`, of the explorer app, and of Voila per visitor.
 
-Each is measured in a fresh child process that reports its own peak RSS. Target: under 2 GiB each.
-Usage: python benchmarks/bench_memory.py [--run-dir DIR]   (a fast glyphs run is trained into DIR if missing)
+The first two are measured in fresh child processes that report their own peak RSS (target: under 2 GiB each).
+Then Voila serves the app over the cached run, as `make explore` does, and N visitors load the page one after the
+other (plain HTTP requests: each page load starts a kernel that builds the app, then the visitor leaves). Measured
+with culling off (Voila's default: every kernel stays until the server stops) and on (`make explore`'s settings,
+with a short idle time so the benchmark need not wait ten minutes): RSS and PSS (shared pages split between the
+processes sharing them) of each kernel, and the total after the visits and again after the idle time.
+Usage: python benchmarks/bench_memory.py [--run-dir DIR] [--visitors N]   (a fast glyphs run is trained into DIR)
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import signal
+import socket
+import statistics
 import subprocess
 import sys
 import tempfile
+import time
+import urllib.request
 from pathlib import Path
 
+import psutil
+
+REPO = Path(__file__).resolve().parents[1]
 COLLECTIVE = """
 import resource, sys
 from core.cli.main import main
@@ -25,6 +39,7 @@ import explorer
 explorer.build(sys.argv[1])
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
+CULL_IDLE_S = 20
 
 
 def peak_mib(code: str, run_dir: Path) -> float:
@@ -33,16 +48,100 @@ def peak_mib(code: str, run_dir: Path) -> float:
     return int(out.strip().splitlines()[-1]) / 1024
 
 
+def kernel_memory(server: psutil.Process) -> dict[int, tuple[float, float]]:
+    """Kernel pid -> (RSS, PSS) in MiB of every kernel the server started."""
+    found = {}
+    for child in server.children(recursive=True):
+        try:
+            if "ipykernel" in " ".join(child.cmdline()):
+                info = child.memory_full_info()
+                found[child.pid] = (info.rss / 2**20, info.pss / 2**20)
+        except psutil.NoSuchProcess:
+            continue
+    return found
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def serve(runs: Path, port: int, cull: bool) -> subprocess.Popen:
+    """Voila on the app notebook with `make explore`'s options; culling on or off."""
+    voila = Path(sys.executable).parent / "voila"
+    options = [
+        f"--MappingKernelManager.cull_idle_timeout={CULL_IDLE_S if cull else 0}",
+        "--MappingKernelManager.cull_interval=2",
+        "--MappingKernelManager.cull_connected=False",
+    ]
+    proc = subprocess.Popen(
+        [str(voila), "notebooks/explorer.ipynb", "--no-browser", "--Voila.ip=127.0.0.1", f"--port={port}", *options],
+        cwd=REPO,
+        env=dict(os.environ, LEARNGENE_RUNS=str(runs)),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return proc
+        time.sleep(0.3)
+    proc.kill()
+    raise RuntimeError("Voila did not open its port in 120 s")
+
+
+def visit(runs: Path, visitors: int, cull: bool) -> None:
+    """Load the page `visitors` times and print the kernels' memory after the visits and after the idle time."""
+    port = free_port()
+    proc = serve(runs, port, cull)
+    try:
+        server = psutil.Process(proc.pid)
+        time.sleep(10)  # the pre-heated kernel
+        seen: dict[int, tuple[float, float]] = {}
+        for _ in range(visitors):
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=600).read()
+            seen.update(kernel_memory(server))
+        time.sleep(5)
+        now = kernel_memory(server)
+        seen.update(now)
+        rss, pss = [v[0] for v in seen.values()], [v[1] for v in seen.values()]
+        label = f"culling after {CULL_IDLE_S} s idle" if cull else "culling off (Voila's default)"
+        print(
+            f"Voila, {label}: {len(seen)} kernels seen for {visitors} page loads; per kernel RSS median "
+            f"{statistics.median(rss):.0f} MiB ({min(rss):.0f}-{max(rss):.0f}), PSS median {statistics.median(pss):.0f}"
+            f" MiB; after the visits {len(now)} kernels, {sum(v[0] for v in now.values()):.0f} MiB RSS, "
+            f"{sum(v[1] for v in now.values()):.0f} MiB PSS"
+        )
+        time.sleep(CULL_IDLE_S + 10)
+        later = kernel_memory(server)
+        print(
+            f"  {CULL_IDLE_S + 10} s later: {len(later)} kernels, {sum(v[0] for v in later.values()):.0f} MiB RSS, "
+            f"{sum(v[1] for v in later.values()):.0f} MiB PSS"
+        )
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--run-dir", type=Path, default=Path(tempfile.gettempdir()) / "learngene-bench-memory" / "fast-glyphs"
     )
+    parser.add_argument("--visitors", type=int, default=10, help="page loads per server (default 10)")
     args = parser.parse_args()
     print(
         f"learngene collective --preset fast : peak RSS {peak_mib(COLLECTIVE, args.run_dir):7.0f} MiB (target < 2048)"
     )
     print(f"explorer app on the cached run     : peak RSS {peak_mib(APP, args.run_dir):7.0f} MiB (target < 2048)")
+    for cull in (False, True):
+        visit(args.run_dir.parent, args.visitors, cull)
 
 
 if __name__ == "__main__":

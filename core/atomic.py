@@ -16,8 +16,11 @@ TMP_SUFFIX = ".tmp"
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success fsync it and rename it over `path`."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=TMP_SUFFIX, dir=target.parent)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=TMP_SUFFIX, dir=target.parent)
+    except OSError as exc:
+        raise _naming(exc, target) from exc
     os.close(fd)
     tmp = Path(tmp_name)
     os.chmod(tmp, 0o666 & ~_UMASK)
@@ -26,9 +29,18 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, target)
+    except OSError as exc:
+        if exc.filename is not None and exc.filename not in (tmp_name, str(target)):
+            raise
+        raise _naming(exc, target) from exc
     finally:
         tmp.unlink(missing_ok=True)
     _fsync_dir(target.parent)
+
+
+def _naming(exc: OSError, target: Path) -> OSError:
+    """The same error naming the file the caller meant to write, not its temporary (a full disk names no file)."""
+    return OSError(exc.errno, exc.strerror or str(exc), str(target))
 
 
 def leftover_temporaries(folder: str | os.PathLike, names: str = "*") -> list[Path]:

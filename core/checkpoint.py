@@ -16,6 +16,8 @@ from safetensors.torch import save as st_save
 from core.atomic import write_bytes
 from core.errors import LearngeneError
 
+MAX_HEADER_BYTES = 100_000_000  # safetensors' own limit on a header
+
 
 def save_tensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> str:
     """Write tensors plus string metadata atomically; return the file's sha256."""
@@ -33,7 +35,8 @@ def read_tensors(path: str | os.PathLike, sha256: str | None = None) -> tuple[di
         raise LearngeneError(f"cannot read {path}: {exc.strerror}; check the path and its permissions") from None
     if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
         raise LearngeneError(
-            f"{path} is corrupted (checksum differs from the run manifest): delete it and rerun with --resume"
+            f"{path} is corrupted (checksum differs from the run manifest): restore it from a backup, or move the run "
+            "away and train it again"
         )
     try:
         tensors = st_load(data)
@@ -43,6 +46,20 @@ def read_tensors(path: str | os.PathLike, sha256: str | None = None) -> tuple[di
             f"{path} is not a valid safetensors file ({str(exc).splitlines()[0]}): recreate it"
         ) from None
     return tensors, metadata
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The string metadata of a safetensors file, read from its header alone; {} when it has none or is damaged."""
+    try:
+        with open(path, "rb") as handle:
+            header_len = struct.unpack("<Q", handle.read(8))[0]
+            if header_len > MAX_HEADER_BYTES:
+                return {}
+            header = json.loads(handle.read(header_len))
+    except (OSError, struct.error, ValueError, RecursionError):
+        return {}
+    found = header.get("__metadata__") if isinstance(header, dict) else None
+    return {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}
 
 
 def _metadata(data: bytes) -> dict[str, str]:

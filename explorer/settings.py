@@ -21,6 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 TAU_RANGE = (1e-14, 10.0)
 VIEWS = ("task", "epoch")
 RUN_NAME_MAX = 100
+RUN_LINK_MAX = 255
 MODES = ("finetune", "freeze")
 
 
@@ -68,12 +69,9 @@ class Settings:
             (self.mode in MODES, f"mode {self.mode!r} is unknown: use 'finetune' or 'freeze'"),
             (self.dataset in DATASETS, f"dataset {self.dataset!r} is unknown: use one of {', '.join(DATASETS)}"),
             (self.preset in PRESETS, f"preset {self.preset!r} is unknown: use one of {', '.join(PRESETS)}"),
-            (
-                ".." not in Path(self.run).parts and not Path(self.run).is_absolute(),
-                f"run {self.run!r} must be a folder name under the runs root, without '..' or a leading '/'",
-            ),
         ]
         check_all(checks)
+        check_run_name(self.run)
         return self
 
     def to_json(self) -> str:
@@ -189,17 +187,35 @@ def runs_root() -> Path:
     return Path(env).expanduser() if env else REPO / "runs"
 
 
+def check_run_name(name: str) -> None:
+    """Refuse a run name (from a link or pasted settings) that cannot name a folder under the runs root."""
+    if not name.isprintable() or len(name.encode("utf-8", "surrogatepass")) > RUN_LINK_MAX:
+        raise LearngeneError(
+            f"run {clip(name)!r} is not a folder name of the runs root: at most {RUN_LINK_MAX} bytes of printable "
+            "characters; pick a run in the run menu"
+        )
+    if ".." in Path(name).parts or Path(name).is_absolute():
+        raise LearngeneError(
+            f"run {clip(name)!r} must be a folder name under the runs root, without '..' or a leading '/'"
+        )
+
+
 def resolve_run(root: Path, name: str) -> Path:
     """The run directory `name` under `root`, refusing absolute paths and escapes ('..', symlinks out)."""
-    relative = Path(name)
-    if not name or relative.is_absolute() or ".." in relative.parts:
+    if not name:
+        raise LearngeneError(f"no run named: pick a run under the runs root {root} in the run menu")
+    check_run_name(name)
+    try:
+        base = root.resolve()
+        target = (base / name).resolve()
+    except (OSError, ValueError, RuntimeError) as exc:
         raise LearngeneError(
-            f"run {name!r} must be a folder name under the runs root {root}, without '..' or a leading '/'"
-        )
-    base = root.resolve()
-    target = (base / relative).resolve()
+            f"run {clip(name)!r} cannot be opened ({exc.__class__.__name__}): pick a run in the run menu"
+        ) from None
     if target == base or not target.is_relative_to(base):
-        raise LearngeneError(f"run {name!r} resolves outside the runs root {root}: choose a run listed in the run menu")
+        raise LearngeneError(
+            f"run {clip(name)!r} resolves outside the runs root {root}: choose a run listed in the run menu"
+        )
     return target
 
 
@@ -220,9 +236,17 @@ def new_run_dir(root: Path, name: str) -> Path:
 
 
 def list_runs(root: Path) -> list[str]:
-    """Names of the run directories directly under `root` (those holding a config.json), newest first."""
-    if not root.is_dir():
+    """Names of the run folders directly under `root` (with a config.json), newest first; unreadable ones left out."""
+    found = []
+    try:
+        entries = list(root.iterdir()) if root.is_dir() else []
+    except OSError:
         return []
-    found = [p for p in root.iterdir() if p.is_dir() and (p / "config.json").is_file()]
-    found.sort(key=lambda p: (p / "config.json").stat().st_mtime, reverse=True)
-    return [p.name for p in found]
+    for path in entries:
+        try:
+            check_run_name(path.name)
+            if (path / "config.json").is_file():
+                found.append(((path / "config.json").stat().st_mtime, path.name))
+        except (OSError, LearngeneError):
+            continue
+    return [name for _, name in sorted(found, reverse=True)]

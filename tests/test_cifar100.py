@@ -392,3 +392,30 @@ def test_the_paper_division_follows_names_not_positions() -> None:
 def test_the_paper_division_names_missing_classes() -> None:
     with pytest.raises(LearngeneError, match="missing \\(apple, aquarium_fish"):
         cifar100.paper_division(["cat", "dog"])
+
+
+def test_a_pickle_declaring_more_bytes_than_memory_holds_is_a_clean_error(tmp_path: Path) -> None:
+    folder = _folder(tmp_path)
+    huge = b"\x80\x04\x8e" + struct.pack("<Q", 1 << 42) + b"."  # BINBYTES8 of 4 TiB: the unpickler allocates first
+    (folder / "test").write_bytes(huge.ljust(21, b"\x00"))
+    with pytest.raises(LearngeneError, match="test is not a valid CIFAR-100 file"):
+        cifar100.load(tmp_path, image_size=32)
+
+
+class _Uninitialised:
+    """Unpickles as numpy.ndarray((N, 3072), uint8) called directly: an array of whatever memory held."""
+
+    def __init__(self, rows: int) -> None:
+        self.rows = rows
+
+    def __reduce__(self) -> tuple:
+        return np.ndarray, ((self.rows, 3072), "uint8")
+
+
+def test_a_pickle_that_calls_numpy_ndarray_directly_is_refused(tmp_path: Path) -> None:
+    contents = _contents()
+    contents["train"][b"data"] = _Uninitialised(len(contents["train"][b"fine_labels"]))
+    _folder(tmp_path, "python3 bytes keys", contents)
+    assert pickle.loads((tmp_path / "cifar-100-python" / "train").read_bytes())[b"data"].shape[1] == 3072
+    with pytest.raises(LearngeneError, match="train is not a valid CIFAR-100 file .*numpy.ndarray directly"):
+        cifar100.load(tmp_path, image_size=32)

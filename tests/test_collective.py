@@ -14,8 +14,9 @@ import torch
 from core.atomic import leftover_temporaries
 from core.cli.main import main
 from core.collective.config import preset
-from core.collective.runs import RunLock, open_run
-from core.collective.training import train_collective
+from core.collective.locking import RunLock
+from core.collective.runs import open_run
+from core.collective.training import CollectiveTrainer, train_collective
 from core.errors import LearngeneError
 from core.events import Cancelled, EpochEnded, TaskFinished
 
@@ -43,9 +44,13 @@ def test_criterion_cli_prints_one_value_in_unit_interval_per_layer_and_task(smok
     values = np.array(out["values"], dtype=float)
     assert values.shape == (len(out["layers"]), 3)
     assert np.all((values >= 0) & (values <= 1))
-    assert main(["criterion", "--run-dir", str(smoke_run), "--tau", "1e-6", "--absolute", "--json"]) == 0
-    absolute = np.array(json.loads(capsys.readouterr().out)["values"], dtype=float)
-    assert np.all(absolute >= 0) and not np.array_equal(absolute, values)
+    log = open_run(smoke_run).criterion()
+    np.testing.assert_array_equal(values, log.per_task().T)
+    for option, tau, absolute in ((["--tau", "1e-6"], 1e-6, False), (["--absolute"], None, True)):
+        assert main(["criterion", "--run-dir", str(smoke_run), *option, "--json"]) == 0
+        changed = np.array(json.loads(capsys.readouterr().out)["values"], dtype=float)
+        np.testing.assert_allclose(changed, log.per_task(tau, absolute=absolute).T, rtol=1e-12)
+        assert not np.allclose(changed, values), option
 
 
 def test_finished_run_with_same_config_is_reused_at_once(smoke_run):
@@ -107,8 +112,9 @@ def test_kill_9_mid_training_then_resume_finishes_with_the_uninterrupted_result(
         time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run ended before the kill"
     finished = open_run(run_dir).finished_tasks
-    assert 1 <= finished
+    assert 1 <= finished < 3
     assert subprocess.run(cmd + ["--resume"], capture_output=True).returncode == 0
     reference = tmp_path / "reference"
     train_collective(preset("smoke", epochs=6), reference)
@@ -191,14 +197,31 @@ def test_corrupted_checkpoint_is_reported_with_its_name(smoke_run, tmp_path):
         open_run(copy).load_net()
 
 
-def test_absurd_learning_rate_stops_with_a_message_and_keeps_the_run_consistent(tmp_path):
-    config = preset("smoke", lr=1e5, epochs=3)
+def test_absurd_learning_rate_stops_with_a_message_and_keeps_the_run_consistent(smoke_run, tmp_path, monkeypatch):
     with pytest.raises(LearngeneError, match="lower the learning rate"):
-        train_collective(config, tmp_path / "nan")
+        train_collective(preset("smoke", lr=1e5, epochs=3), tmp_path / "at-once")
+    assert open_run(tmp_path / "at-once").finished_tasks == 0
+    assert not list((tmp_path / "at-once" / "checkpoints").glob("*.safetensors"))
+
+    real = CollectiveTrainer._optimizer
+
+    def absurd_from_task_1(self):
+        optimizer = real(self)
+        for group in optimizer.param_groups:
+            group["lr"] = 1e5 if self._task == 1 else group["lr"]
+        return optimizer
+
+    monkeypatch.setattr(CollectiveTrainer, "_optimizer", absurd_from_task_1)
+    with pytest.raises(LearngeneError, match="in task 1, .*finished tasks \\(1\\) stay saved"):
+        train_collective(preset("smoke"), tmp_path / "nan")
     run = open_run(tmp_path / "nan")
-    if run.finished_tasks:
-        run.load_net()
-        run.criterion()
+    assert run.finished_tasks == 1 and run.criterion().tasks == 1
+    assert [r["task"] for r in run.metrics() if r["kind"] == "task"] == [0]
+    run.load_net()
+    monkeypatch.undo()
+    train_collective(preset("smoke"), tmp_path / "nan", resume=True)
+    a, b = final_state(smoke_run), final_state(tmp_path / "nan")
+    assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_failed_write_leaves_the_previous_state_intact(tmp_path, monkeypatch):

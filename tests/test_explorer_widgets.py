@@ -83,10 +83,15 @@ def test_moving_tau_recomputes_the_map_from_the_stored_histograms(app, runs):
     np.testing.assert_allclose(after, log.per_task(1e-8).T, rtol=1e-12)
 
 
-def test_absolute_switch_counts_at_least_as_many_entries_as_signed(app):
+def test_absolute_switch_shows_the_absolute_counts_which_are_at_least_the_signed_ones(app, runs):
+    log = open_run(runs / "smoke").criterion()
+    tau = float(app.heatmap.tau.value)
     signed = heat_z(app.heatmap)
+    np.testing.assert_allclose(signed, log.per_task(tau).T, rtol=1e-12)
     app.heatmap.absolute.value = True
-    assert np.all(heat_z(app.heatmap) >= signed - 1e-12)
+    absolute = heat_z(app.heatmap)
+    np.testing.assert_allclose(absolute, log.per_task(tau, absolute=True).T, rtol=1e-12)
+    assert np.all(absolute >= signed - 1e-12) and np.any(absolute > signed + 1e-6)
     assert "|g|" in app.heatmap.figure.layout.annotations[0].text
 
 
@@ -349,15 +354,27 @@ def start_smoke_training(root, name):
     return app, app.collective
 
 
-def test_training_fills_the_map_live_and_cancel_keeps_only_committed_tasks(tmp_path):
+def test_training_fills_the_map_live_and_cancel_keeps_only_committed_tasks(tmp_path, monkeypatch):
+    import core.collective.training
+
+    real_epoch = core.collective.training.CollectiveTrainer._epoch
+
+    def slow_epoch(self, *args):
+        real_epoch(self, *args)
+        time.sleep(0.3)  # room to cancel between the first commit and the end of the run
+
+    monkeypatch.setattr(core.collective.training.CollectiveTrainer, "_epoch", slow_epoch)
     app, panel = start_smoke_training(tmp_path, "fresh")
     assert panel.train() is False and "already running" in panel.status.value
     wait_until(lambda: app.heatmap.log is not None and app.heatmap.log.recorded.any())
+    manifest = tmp_path / "fresh" / "manifest.json"
+    wait_until(lambda: manifest.exists() and json.loads(manifest.read_text())["finished_tasks"] >= 1)
     panel.cancel_button.click()
     assert panel.worker.join(JOB_TIMEOUT)
     assert "cancelled" in panel.status.value and not panel.train_button.disabled and panel.cancel_button.disabled
     assert app.run_picker.value == "fresh" and app.run is not None
-    assert app.heatmap.log is None or app.heatmap.log.tasks == app.run.finished_tasks
+    assert 1 <= app.run.finished_tasks < app.run.config.tasks
+    assert app.heatmap.log is not None and app.heatmap.log.tasks == app.run.finished_tasks
 
 
 def test_moving_tau_while_the_collective_model_trains_keeps_the_live_map_at_the_new_tau(tmp_path):

@@ -6,6 +6,8 @@ import json
 import math
 
 import pytest
+import torch
+from test_promises import block_drift, capture_runs
 
 from core.cli.main import main
 from core.collective.runs import open_run
@@ -74,11 +76,24 @@ def test_events_report_every_task_and_method_and_cancel_stops(setup):
         evaluate(run, gene, config, targets=targets, should_stop=lambda: bool(events.clear() or True))
 
 
-def test_a_frozen_block_and_ewc_both_train(setup):
+def test_freezing_keeps_the_block_and_ewc_pulls_it_back_towards_the_inherited_weights(setup, monkeypatch):
     run, gene, config, targets = setup
-    for variant in (dataclasses.replace(config, freeze=True), dataclasses.replace(config, ewc_lambda=100.0)):
-        row = evaluate(run, gene, variant, targets=targets)[0]
-        assert 0.0 <= row["mean_accuracy"] <= 1.0 and row["inherited_params"] == gene.num_parameters()
+    drift, ewc_call = {}, None
+    for label, variant in (
+        ("fine-tune", config),
+        ("freeze", dataclasses.replace(config, freeze=True)),
+        ("ewc", dataclasses.replace(config, ewc_lambda=1e6)),
+    ):
+        calls = capture_runs(monkeypatch)
+        evaluate(run, gene, variant, targets=targets)
+        drift[label] = block_drift(calls[0], gene)
+        ewc_call = calls[0] if label == "ewc" else ewc_call
+    assert drift["freeze"] == 0 and drift["fine-tune"] > 0
+    ewc = ewc_call["ewc"]
+    assert ewc is not None and ewc.anchor and all(name.startswith("block.") for name in ewc.anchor)
+    assert torch.equal(ewc.anchor["block.conv2.conv.weight"], gene.tensors["conv2.conv.weight"])
+    assert float(ewc.penalty(ewc_call["model"]).detach()) > 0
+    assert drift["ewc"] < drift["fine-tune"], drift  # same seeds and tasks: only the penalty makes the difference
 
 
 def test_rows_are_written_as_csv_with_empty_cells_for_missing_ci(setup, tmp_path):

@@ -1,6 +1,8 @@
 """Learngene files: the layers and BatchNorm statistics survive a round trip, and tampered files are refused."""
 
 import json
+import math
+import re
 
 import pytest
 import torch
@@ -149,3 +151,73 @@ def test_extract_command_refuses_a_broken_selection_in_one_line(smoke_run, tmp_p
 def test_extracting_from_an_unfinished_task_names_the_valid_range(smoke_run, tmp_path, capsys):
     assert main(["extract", "--run-dir", str(smoke_run), "--task", "7", "--out", str(tmp_path / "gene")]) == 2
     assert "choose --task 0..2" in capsys.readouterr().err and not (tmp_path / "gene").exists()
+
+
+def consistent_rewrite(source, target, tensors=None, metadata=None):
+    """Like rewrite(), with the shapes and the tensor checksum recomputed: only a real check can refuse the file."""
+    from core.learngene.gene import tensors_sha256
+
+    merged = dict(load_file(source))
+    merged.update(tensors or {})
+    meta = {"shapes": {k: list(v.shape) for k, v in sorted(merged.items())}, "tensors_sha256": tensors_sha256(merged)}
+    return rewrite(source, target, tensors=tensors, metadata=meta | (metadata or {}))
+
+
+def _kernels(gene_file, size):
+    tensors = load_file(gene_file)
+    return {"conv3.conv.weight": torch.zeros(tensors["conv3.conv.weight"].shape[:2] + (size, size))}
+
+
+def _no_outputs(gene_file):
+    inputs = load_file(gene_file)["conv3.conv.weight"].shape[1]
+    zero = {f"conv3.{k}": torch.zeros(0) for k in LAYER_KEYS[1:6]}
+    return zero | {"conv3.conv.weight": torch.zeros(0, inputs, 3, 3)}
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda f: (_kernels(f, 5), {}), "5x5 kernels, not 3x3"),
+        (lambda f: (_kernels(f, 1), {}), "1x1 kernels, not 3x3"),
+        (lambda f: (_no_outputs(f), {}), "conv3 has 0 output channels"),
+        (lambda f: ({}, {"image_size": 2**63}), "image_size is 9223372036854775808, not a whole number from 8"),
+        (lambda f: ({}, {"input_size": 2**63}), "input_size is 9223372036854775808"),
+        (lambda f: ({}, {"image_channels": 0}), "image_channels is 0"),
+        (lambda f: ({}, {"task": True}), "task is True"),
+        (lambda f: ({}, {"format": str(FORMAT_VERSION)}), "format is '2', not a version number"),
+        (lambda f: ({}, {"dataset": ["glyphs"]}), "dataset is not text"),
+        (
+            lambda f: ({"conv2.bn.running_var": torch.full_like(load_file(f)["conv2.bn.running_var"], math.nan)}, {}),
+            "conv2 holds NaN",
+        ),
+    ],
+    ids=[
+        "5x5",
+        "1x1",
+        "zero outputs",
+        "image 2^63",
+        "input 2^63",
+        "no channels",
+        "bool task",
+        "string format",
+        "dataset list",
+        "NaN statistics",
+    ],
+)
+def test_a_consistent_file_with_impossible_shapes_or_fields_is_refused_by_load(gene_file, tmp_path, change, message):
+    tensors, metadata = change(gene_file)
+    bad = consistent_rewrite(gene_file, tmp_path / "odd.safetensors", tensors, metadata)
+    with pytest.raises(LearngeneError, match=re.escape(message)) as err:
+        load(bad)
+    assert str(err.value).startswith(str(bad)) and "\n" not in str(err.value)
+
+
+def test_deeply_nested_metadata_is_refused_in_one_line(gene_file, tmp_path):
+    bad = tmp_path / "deep.safetensors"
+    with open(gene_file, "rb") as handle:
+        header_len = int.from_bytes(handle.read(8), "little")
+        meta = json.loads(handle.read(header_len))["__metadata__"]
+    meta["selection"] = "[" * 100_000 + "]" * 100_000
+    save_file(dict(load_file(gene_file)), bad, metadata=meta)
+    with pytest.raises(LearngeneError, match="deep.safetensors is not a valid learngene file .*nested deeper"):
+        load(bad)

@@ -92,7 +92,9 @@ def _target_source(args: argparse.Namespace):
 
 def cmd_individual(args: argparse.Namespace) -> int:
     """Evaluate the learngene individual model against scratch (and baselines, and sizes) on few-shot target tasks."""
+    from core.cli.partial import FinishedResults, Interrupted
     from core.cli.progress import TargetBar
+    from core.collective.runs import check_output_path
     from core.devices import resolve_device
     from core.individual.evaluation import check_collective_needs, plan_few_shot
     from core.individual.methods import ROW_FIELDS
@@ -101,6 +103,9 @@ def cmd_individual(args: argparse.Namespace) -> int:
     from core.learngene.selection import windows
     from core.tables import jsonable, write_csv, write_results_json
 
+    for option, path in (("--out-json", args.out_json), ("--out-csv", args.out_csv)):
+        if path:
+            check_output_path(path, option)
     device = resolve_device(args.device)
     use_threads(args)
     source = _target_source(args)
@@ -126,12 +131,16 @@ def cmd_individual(args: argparse.Namespace) -> int:
         device=device,
     )
     extra = len(windows(run.spec(learngene.task).layer_names(), len(learngene.layers))) if args.windows else 0
+    finished = FinishedResults(targets.way, targets.shot)
     bar = TargetBar(plan.trainings + extra * len(targets.tasks), enabled=not args.quiet)
-    listeners = [] if args.quiet else [bar]
+    listeners = [finished] if args.quiet else [finished, bar]
+    study = None
     try:
         rows, points = plan.execute(listeners)
         if args.windows:
             study = window_study(run, learngene, plan.config, targets, device=device, listeners=listeners)
+    except KeyboardInterrupt:
+        rows, points = finished.so_far()
     finally:
         bar.close()
     selection = dict(selection, task=learngene.task, in_channels=learngene.in_channels, input_size=learngene.input_size)
@@ -144,9 +153,11 @@ def cmd_individual(args: argparse.Namespace) -> int:
         "config": plan.config.as_dict(),
     }
     result = {"selection": selection, "setup": setup, "target": targets.source, "rows": rows, "sizes": points}
-    if args.windows:
+    if study is not None:
         result["windows"] = study
     result = jsonable(result)
+    if finished.interrupted:
+        result["partial"] = True
     if args.out_csv:
         write_csv(args.out_csv, rows, ROW_FIELDS)
     if args.out_json:
@@ -155,6 +166,8 @@ def cmd_individual(args: argparse.Namespace) -> int:
         print_json(result)
     else:
         _print_table(result)
+    if finished.interrupted:
+        raise Interrupted(finished.summary(args.out_json, args.out_csv))
     return 0
 
 

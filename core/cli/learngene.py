@@ -70,9 +70,11 @@ def selected(args: argparse.Namespace):
 
 def cmd_extract(args: argparse.Namespace) -> int:
     """Write the selected layers of a run as a learngene file."""
+    from core.collective.runs import check_output_path
     from core.learngene.extraction import extract
     from core.learngene.gene import save
 
+    check_output_path(args.out, "--out")
     run, selection = selected(args)
     learngene = extract(run, selection, args.task)
     path = save(learngene, args.out)

@@ -10,6 +10,7 @@ other tau is read off later without retraining. A task's value R_{l,t} is the me
 
 from __future__ import annotations
 
+import io
 import math
 import zipfile
 from collections.abc import Mapping
@@ -241,13 +242,13 @@ class CriterionLog:
             )
 
     @classmethod
-    def load(cls, path: str | Path) -> CriterionLog:
-        """Read a log written by save(); a truncated, corrupt or inconsistent file is a LearngeneError naming it."""
+    def load(cls, path: str | Path, content: bytes | None = None) -> CriterionLog:
+        """Read a log written by save() (or its bytes `content`); a damaged file is a LearngeneError naming it."""
         fix = "delete it and train the run again (or restore it from a backup)"
         try:
-            with np.load(path, allow_pickle=False) as data:
+            with np.load(path if content is None else io.BytesIO(content), allow_pickle=False) as data:
                 raw = {key: data[key] for key in ("format", "bin_edges", "layer_names", "tau", "epochs") + _ARRAYS}
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        except (OSError, ValueError, KeyError, EOFError, MemoryError, zipfile.BadZipFile) as exc:
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise LearngeneError(f"criterion log {path} is unreadable ({reason}): {fix}") from None
         problem = _inconsistency(raw)
@@ -270,6 +271,8 @@ def _inconsistency(raw: dict[str, np.ndarray]) -> str | None:
     scalars = {"format": "iu", "tau": "f", "epochs": "iu"}
     if any(raw[k].shape != () or raw[k].dtype.kind not in kinds for k, kinds in scalars.items()):
         return "format, tau or epochs is not a single number"
+    if not (math.isfinite(float(raw["tau"])) and float(raw["tau"]) >= 0):
+        return f"tau is {float(raw['tau'])}, not a number >= 0"
     if int(raw["format"]) != _FORMAT:
         return f"format {int(raw['format'])} is not {_FORMAT}"
     if raw["bin_edges"].shape != BIN_EDGES.shape or not np.array_equal(raw["bin_edges"], BIN_EDGES):

@@ -16,12 +16,14 @@ from core.collective.config import CollectiveConfig
 from core.collective.criterion import CriterionLog, EpochRecorder
 from core.collective.ewc import EWC
 from core.collective.health import Health, measure, normalised_probe, probe_indices
+from core.collective.locking import RunLock
 from core.collective.network import ExpandableNet, NetSpec, build
 from core.collective.openworld import auroc, unknown_scores
 from core.collective.runs import (
     CONFIG,
     Run,
-    RunLock,
+    check_continuable,
+    check_new_run_dir,
     commit_task,
     config_differences,
     open_run,
@@ -83,25 +85,34 @@ def _open_world_auroc(
     return auroc(unknown[0], known[0]), auroc(unknown[1], known[1])
 
 
-def _prepare(run_dir: Path, config: CollectiveConfig, resume: bool) -> tuple[Run | None, bool]:
-    """Check an existing run directory against the config; return (run, reusable-as-finished)."""
+def _prepare(run_dir: Path, config: CollectiveConfig, resume: bool, lock: RunLock) -> tuple[Run | None, bool]:
+    """Check an existing run directory against the config; return (run, reusable-as-finished).
+
+    Nothing is written or removed before every check has passed, and a finished run is reused without writing.
+    """
     if not (run_dir / CONFIG).exists():
-        return None, False
-    run = open_run(run_dir)
-    settle_pending(run)
-    diffs = config_differences(run.config, config)
-    if diffs:
-        raise LearngeneError(
-            f"{run_dir} holds a run with other settings ({', '.join(diffs)}): "
-            "choose another --run-dir or delete that one"
-        )
-    if run.complete:
-        return run, True
-    if run.finished_tasks > 0 and not resume:
-        raise LearngeneError(
-            f"{run_dir} holds a run interrupted after {run.finished_tasks} of {config.tasks} tasks: "
-            "pass --resume to continue it"
-        )
+        check_new_run_dir(run_dir)
+        run = None
+    else:
+        run = open_run(run_dir)
+        diffs = config_differences(run.config, config)
+        if diffs:
+            raise LearngeneError(
+                f"{run_dir} holds a run with other settings ({', '.join(diffs)}): "
+                "choose another --run-dir or move that one away"
+            )
+        if run.complete:
+            return run, True
+        if run.finished_tasks > 0 and not resume:
+            raise LearngeneError(
+                f"{run_dir} holds a run interrupted after {run.finished_tasks} of {config.tasks} tasks: "
+                "pass --resume to continue it"
+            )
+        check_continuable(run)
+    if lock.read_only:
+        raise LearngeneError(f"{run_dir} is not writable (read-only media or no permission): choose another --run-dir")
+    if run is not None:
+        settle_pending(run)
     return run, False
 
 
@@ -269,8 +280,8 @@ def train_collective(
     device = resolve_device(device)
     listeners = tuple(listeners)
     run_dir = Path(run_dir).expanduser()
-    with RunLock(run_dir):
-        run, finished = _prepare(run_dir, config, resume)
+    with RunLock(run_dir) as lock:
+        run, finished = _prepare(run_dir, config, resume, lock)
         if finished:
             return run
         imageset = datasets.load(

@@ -8,22 +8,20 @@ the first 500 images are the official training images and the last 100 the offic
 from __future__ import annotations
 
 import http.client
-import pickle
 import shutil
 import tarfile
 import urllib.request
 import zlib
 from pathlib import Path
-from typing import IO
 
 import numpy as np
 import torch
-from numpy._core.multiarray import _reconstruct
 
 from core.atomic import atomic_path
 from core.data.datasets import DatasetInfo
 from core.data.image_io import resize_batch
 from core.data.imageset import ImageSet
+from core.data.safe_pickle import text, unpickle
 from core.digest import file_digest
 from core.errors import LearngeneError
 
@@ -191,23 +189,7 @@ PAPER_DIVISION: dict[str, list[str]] = {
     "novel": sorted(_NOVEL),
 }
 
-# The only callables the official pickles need: numpy's array reconstruction, under its old and new module.
-_ALLOWED = {
-    ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
-    ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
-    ("numpy", "ndarray"): np.ndarray,
-    ("numpy", "dtype"): np.dtype,
-}
-_PICKLE_ERRORS = (
-    pickle.UnpicklingError,
-    EOFError,
-    ValueError,
-    TypeError,
-    AttributeError,
-    IndexError,
-    KeyError,
-    OverflowError,
-)
+
 _ARCHIVE_ERRORS = (tarfile.TarError, OSError, EOFError, zlib.error)
 
 
@@ -221,31 +203,6 @@ def paper_division(class_names: list[str]) -> dict[str, list[int]]:
             f"{', ...' if len(missing) > 5 else ''}): load the real cifar100 dataset, whose meta file names all 100"
         )
     return {pool: sorted(index[n] for n in names) for pool, names in PAPER_DIVISION.items()}
-
-
-class _SafeUnpickler(pickle.Unpickler):
-    """Builds dicts, lists, strings, numbers and numpy arrays; refuses every other global."""
-
-    def find_class(self, module: str, name: str) -> object:
-        try:
-            return _ALLOWED[(module, name)]
-        except KeyError:
-            raise pickle.UnpicklingError(f"it asks for {module}.{name}, which CIFAR-100 files never contain") from None
-
-
-def _text(value: object) -> object:
-    return value.decode("latin1") if isinstance(value, bytes) else value
-
-
-def _unpickle(handle: IO[bytes], name: str) -> dict[str, object]:
-    """One official pickle as a dict with str keys, whether written by Python 2 or 3."""
-    try:
-        content = _SafeUnpickler(handle, encoding="latin1").load()
-    except _PICKLE_ERRORS as err:
-        raise LearngeneError(f"{name} is not a valid CIFAR-100 file ({err}): delete it and get a fresh copy") from err
-    if not isinstance(content, dict):
-        raise LearngeneError(f"{name} is not a valid CIFAR-100 file (no dict inside): delete it and get a fresh copy")
-    return {_text(key): value for key, value in content.items()}
 
 
 def locate(root: Path) -> Path | None:
@@ -304,7 +261,7 @@ def _read_files(source: Path) -> dict[str, dict[str, object]]:
             files = {}
             for name in FILES:
                 with open(source / name, "rb") as handle:
-                    files[name] = _unpickle(handle, str(source / name))
+                    files[name] = unpickle(handle, str(source / name))
             return files
         digest = file_digest(source, "md5")
         if digest != TARBALL_MD5:
@@ -317,7 +274,7 @@ def _read_files(source: Path) -> dict[str, dict[str, object]]:
                 name = member.name.removeprefix(f"{FOLDER}/")
                 handle = archive.extractfile(member) if name in FILES and member.isfile() else None
                 if handle is not None:
-                    files[name] = _unpickle(handle, f"{source}:{member.name}")
+                    files[name] = unpickle(handle, f"{source}:{member.name}")
     except _ARCHIVE_ERRORS as err:
         raise LearngeneError(
             f"cannot read {source} ({err}): delete it and get a fresh copy (or use --download)"
@@ -344,7 +301,7 @@ def _split(content: dict[str, object], name: str, classes: int) -> tuple[np.ndar
 
 def _class_names(meta: dict[str, object], name: str) -> tuple[str, ...]:
     names = meta.get("fine_label_names")
-    names = tuple(_text(n) for n in names) if isinstance(names, list) else ()
+    names = tuple(text(n) for n in names) if isinstance(names, list) else ()
     if not names or not all(isinstance(n, str) for n in names) or len(set(names)) != len(names):
         raise LearngeneError(f"{name} lacks distinct fine_label_names: delete it and get a fresh copy")
     return names

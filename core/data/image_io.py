@@ -6,6 +6,7 @@ import io
 import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -16,6 +17,9 @@ _GRAY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I
 _ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
 _WIDE_MODES = frozenset({"I", "I;16", "I;16B", "I;16L", "I;16N"})
 _LUMA = (19595, 38470, 7471)  # ITU-R 601 weights times 65536, as Pillow's RGB-to-L conversion
+# Decoding an image takes about 20 bytes per pixel at its peak (RGBA with conversions): 25 MP stay near 0.5 GB.
+MAX_PIXELS = 25_000_000
+MAX_FILE_BYTES = 128 << 20
 # What Pillow raises on broken or hostile files: truncated data, bad headers, decompression bombs.
 _DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, zlib.error, Image.DecompressionBombError)
 
@@ -65,6 +69,26 @@ def _flatten(image: Image.Image) -> Image.Image:
     return image
 
 
+def check_pixels(image: Image.Image, name: str) -> None:
+    """Refuse, before decoding, an image larger than MAX_PIXELS: its decoding alone would take gigabytes."""
+    width, height = image.size
+    if width * height > MAX_PIXELS:
+        raise LearngeneError(
+            f"image {name} is {width}x{height} pixels, more than the {MAX_PIXELS / 1e6:g} megapixels this program "
+            "decodes: shrink it (every image is resized to at most 256 pixels anyway) or remove it"
+        )
+
+
+def read_capped(handle: BinaryIO, name: str, limit: int = MAX_FILE_BYTES) -> bytes:
+    """At most `limit` bytes of an image file (or archive member), refusing a larger one by name."""
+    data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise LearngeneError(
+            f"image {name} holds more than {limit >> 20} MiB, more than any image this program decodes: remove it"
+        )
+    return data
+
+
 def decode_square(source: Path | bytes, name: str, size: int, channels: int) -> np.ndarray:
     """The image's centre square resized to size x size, as (channels, size, size) uint8 (1 = gray, 3 = RGB).
 
@@ -73,6 +97,7 @@ def decode_square(source: Path | bytes, name: str, size: int, channels: int) -> 
     """
     try:
         with _open(source) as image:
+            check_pixels(image, name)
             image.load()
             upright = _flatten(_eight_bit(ImageOps.exif_transpose(image)))
             converted = upright.convert("L" if channels == 1 else "RGB")

@@ -16,7 +16,7 @@ from pathlib import Path, PurePosixPath
 import torch
 
 from core.data.datasets import DatasetInfo
-from core.data.image_io import decode_classes
+from core.data.image_io import decode_classes, read_capped
 from core.data.imageset import ImageSet
 from core.errors import LearngeneError
 
@@ -27,6 +27,7 @@ HOW_TO_GET = (
     "download images_background.zip and images_evaluation.zip from https://github.com/brendenlake/omniglot "
     "(folder python/) into DIR/omniglot, then pass --root DIR or set LEARNGENE_DATA=DIR"
 )
+MAX_MEMBER_BYTES = 16 << 20  # an Omniglot image is about 1 KB; a member far larger is a zip bomb or not Omniglot
 _ZIP_ERRORS = (zipfile.BadZipFile, OSError, EOFError, zlib.error, RuntimeError, NotImplementedError)
 
 # class name ("Greek/character03") -> file name -> (folder or zip, path inside it)
@@ -60,8 +61,8 @@ def locate(root: Path) -> list[Path]:
 
 def _members(source: Path) -> list[str]:
     """Paths of the PNG files inside a zip or folder, relative to it."""
-    if source.is_dir():
-        return [p.relative_to(source).as_posix() for p in source.glob("*/*/*.png")]
+    if source.is_dir():  # regular files only: reading a FIFO or a device named *.png would block forever
+        return [p.relative_to(source).as_posix() for p in source.glob("*/*/*.png") if p.is_file()]
     try:
         with zipfile.ZipFile(source) as archive:
             names = archive.namelist()
@@ -103,7 +104,10 @@ def load(root: Path | None, *, image_size: int = 32, seed: int = 0, download: bo
                 def read() -> Path | bytes:
                     nonlocal current
                     current = source
-                    return source / member if source.is_dir() else archives[source].read(member)
+                    if source.is_dir():
+                        return source / member
+                    with archives[source].open(member) as handle:
+                        return read_capped(handle, f"{source}/{member}", MAX_MEMBER_BYTES)
 
                 return read
 

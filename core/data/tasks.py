@@ -48,9 +48,12 @@ def source_stream(
         raise LearngeneError("tasks >= 1, classes per task >= 2, images per class >= 1 and held-out >= 0 are required")
     available = imageset.images_per_class()
     if images_per_class + heldout_per_class > available:
+        counts = torch.bincount(imageset.labels, minlength=imageset.num_classes)
+        smallest = imageset.class_names[int(counts.argmin())]
         raise LearngeneError(
-            f"{images_per_class} training + {heldout_per_class} held-out images per class exceed the "
-            f"{available} that every class of {imageset.name} has: lower --images-per-class"
+            f"class {smallest!r} of {imageset.name} has {available} images, but a source task takes "
+            f"{images_per_class} training + {heldout_per_class} held-out images of each class: add images to it "
+            "or remove that class from the data"
         )
     if classes_per_task > len(division.source):
         raise LearngeneError(

@@ -15,12 +15,23 @@ from typing import Any
 
 import torch
 
+from core import safejson
 from core.checkpoint import read_tensors, save_tensors
 from core.collective.network import NetSpec
 from core.errors import LearngeneError
 from core.learngene.selection import block_label, conv_index, validate_block
 
 FORMAT_VERSION = 2  # 2: the tensors' sha256 in the metadata
+METADATA_DEPTH = 16
+MAX_CHANNELS = 65536
+# Whole-number metadata fields and the values a learngene of this program can have.
+FIELD_RANGES = {
+    "in_channels": (1, MAX_CHANNELS),
+    "input_size": (1, 256),
+    "image_channels": (1, 4),
+    "image_size": (8, 256),
+    "task": (0, 1000),
+}
 KIND = "learngene"
 # Every layer of a learngene holds exactly these tensors (the state of a conv + BatchNorm block).
 LAYER_KEYS = (
@@ -151,16 +162,20 @@ def load(path: str | os.PathLike) -> Learngene:
     missing = [k for k in _METADATA if k not in raw]
     if missing:
         raise bad(f"metadata lacks {', '.join(missing)}")
-    try:
-        meta = {k: json.loads(raw[k]) for k in _METADATA}
-    except json.JSONDecodeError as exc:
-        raise bad(f"metadata is not JSON: {exc.msg}") from None
+    meta = {}
+    for key in _METADATA:
+        try:
+            meta[key] = safejson.parse(raw[key], max_depth=METADATA_DEPTH)
+        except ValueError as exc:
+            raise bad(f"metadata {key}: {exc}") from None
     if meta["kind"] != KIND:
         raise bad(f"kind is {meta['kind']!r}, not {KIND!r}")
+    if not _whole(meta["format"]):
+        raise bad(f"format is {meta['format']!r}, not a version number")
     if meta["format"] != FORMAT_VERSION:
-        raise bad(f"format version {meta['format']!r}, this program reads version {FORMAT_VERSION}")
+        raise bad(f"it is format version {meta['format']}; this program reads version {FORMAT_VERSION} only")
     layers = meta["layers"]
-    if not isinstance(layers, list) or not all(isinstance(n, str) for n in layers):
+    if not isinstance(layers, list) or not layers or not all(isinstance(n, str) for n in layers):
         raise bad("layers is not a list of names")
     ok, message, _ = _block_ok(layers)
     if not ok:
@@ -180,6 +195,7 @@ def load(path: str | os.PathLike) -> Learngene:
     for key in sorted(expected):
         if list(tensors[key].shape) != shapes[key]:
             raise bad(f"{key} has shape {list(tensors[key].shape)}, the metadata says {shapes[key]}")
+    _check_fields(meta, bad)
     _check_chain(layers, tensors, meta, bad)
     if meta["tensors_sha256"] != tensors_sha256(tensors):
         raise LearngeneError(
@@ -189,16 +205,16 @@ def load(path: str | os.PathLike) -> Learngene:
     return Learngene(
         layers=tuple(layers),
         tensors=tensors,
-        in_channels=int(meta["in_channels"]),
-        input_size=int(meta["input_size"]),
+        in_channels=meta["in_channels"],
+        input_size=meta["input_size"],
         pools=tuple(meta["pools"]),
-        image_channels=int(meta["image_channels"]),
-        image_size=int(meta["image_size"]),
-        dataset=str(meta["dataset"]),
-        run=str(meta["run"]),
-        task=int(meta["task"]),
-        selection=meta["selection"] if isinstance(meta["selection"], dict) else {},
-        scores=meta["scores"] if isinstance(meta["scores"], dict) else {},
+        image_channels=meta["image_channels"],
+        image_size=meta["image_size"],
+        dataset=meta["dataset"],
+        run=meta["run"],
+        task=meta["task"],
+        selection=meta["selection"],
+        scores=meta["scores"],
         network=_network(raw, bad),
     )
 
@@ -208,8 +224,14 @@ def _network(raw: dict[str, str], bad) -> NetSpec | None:
     if NETWORK not in raw:
         return None
     try:
-        return NetSpec.from_dict(json.loads(raw[NETWORK]))
-    except (json.JSONDecodeError, TypeError, ValueError, LearngeneError) as exc:
+        data = safejson.parse(raw[NETWORK], max_depth=METADATA_DEPTH)
+        if not isinstance(data, dict):
+            raise TypeError("not an object")
+        network = NetSpec.from_dict(data)
+        if max(network.widths + network.hidden, default=1) > 65536:
+            raise ValueError("a layer wider than 65536")
+        return network
+    except (TypeError, ValueError, OverflowError, LearngeneError) as exc:
         raise bad(f"its network record is not a network spec ({type(exc).__name__})") from None
 
 
@@ -234,28 +256,52 @@ def _block_ok(layers: list[str]) -> tuple[bool, str, tuple[str, ...]]:
     return ok, message, block
 
 
-def _check_chain(layers: list[str], tensors: dict[str, torch.Tensor], meta: dict[str, Any], bad) -> None:
-    """Channels must flow from one layer into the next, BN must match its conv, and the input fields must be sane."""
-    for field_name in ("in_channels", "input_size", "image_channels", "image_size", "task"):
-        if not isinstance(meta[field_name], int) or meta[field_name] < 0:
-            raise bad(f"{field_name} is not a whole number")
-    if not isinstance(meta["pools"], list) or any(p not in layers for p in meta["pools"]):
+def _whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_fields(meta: dict[str, Any], bad) -> None:
+    """The input and provenance fields must have their types and lie in the ranges this program trains with."""
+    for name, (low, high) in FIELD_RANGES.items():
+        if not _whole(meta[name]) or not low <= meta[name] <= high:
+            raise bad(f"{name} is {meta[name]!r}, not a whole number from {low} to {high}")
+    for name in ("dataset", "run"):
+        if not isinstance(meta[name], str):
+            raise bad(f"{name} is not text")
+    for name in ("selection", "scores"):
+        if not isinstance(meta[name], dict):
+            raise bad(f"{name} is not an object")
+    if not isinstance(meta["pools"], list) or any(p not in meta["layers"] for p in meta["pools"]):
         raise bad("pools must name layers of the block")
+
+
+def _check_chain(layers: list[str], tensors: dict[str, torch.Tensor], meta: dict[str, Any], bad) -> None:
+    """Channels must flow from one layer into the next through 3x3 kernels, BN must match its conv, values finite."""
     channels = meta["in_channels"]
     for name in layers:
         weight = tensors[f"{name}.conv.weight"]
         if weight.dim() != 4 or not weight.is_floating_point():
             raise bad(f"{name}.conv.weight is not a float 4-D conv weight")
+        if tuple(weight.shape[2:]) != (3, 3):
+            raise bad(f"{name}.conv.weight has {weight.shape[2]}x{weight.shape[3]} kernels, not 3x3")
         if weight.shape[1] != channels:
             raise bad(f"{name} takes {weight.shape[1]} channels but receives {channels}")
         out = weight.shape[0]
+        if not 1 <= out <= MAX_CHANNELS:
+            raise bad(f"{name} has {out} output channels, not 1 to {MAX_CHANNELS}")
         for key in LAYER_KEYS[1:6]:
-            if tuple(tensors[f"{name}.{key}"].shape) != (out,):
-                raise bad(f"{name}.{key} has shape {list(tensors[f'{name}.{key}'].shape)}, expected [{out}]")
+            tensor = tensors[f"{name}.{key}"]
+            if tuple(tensor.shape) != (out,) or not tensor.is_floating_point():
+                raise bad(f"{name}.{key} has shape {list(tensor.shape)} {tensor.dtype}, expected [{out}] floats")
+        counter = tensors[f"{name}.bn.num_batches_tracked"]
+        if counter.dim() != 0 or counter.is_floating_point() or counter.is_complex():
+            raise bad(f"{name}.bn.num_batches_tracked is not a single whole number")
+        if not all(torch.isfinite(tensors[f"{name}.{key}"]).all() for key in LAYER_KEYS[:6]):
+            raise bad(f"{name} holds NaN or infinite values")
         channels = out
     size = meta["input_size"]
     for name in layers:
         if name in meta["pools"]:
             size //= 2
-    if meta["input_size"] < 1 or size < 1:
+    if size < 1:
         raise bad(f"input size {meta['input_size']} is too small for {len(meta['pools'])} pools")

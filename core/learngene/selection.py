@@ -137,8 +137,13 @@ def scores_of_matrix(
     tasks = [t for t in range(matrix.shape[0]) if t >= expansion_tasks and np.isfinite(matrix[t]).any()]
     if not tasks:
         tasks = [t for t in range(matrix.shape[0]) if np.isfinite(matrix[t]).any()]
-    if not tasks:
+    if not tasks and matrix.shape[0] == 0:
         raise LearngeneError("the criterion holds no finished task yet: train at least one source task first")
+    if not tasks:
+        raise LearngeneError(
+            f"the criterion of {matrix.shape[0]} tasks holds no number at all (every value is NaN): the run's "
+            "criterion.npz is damaged; restore it from a backup or train the run again"
+        )
     rows = matrix[tasks]
     reduce = {"mean": np.nanmean, "median": np.nanmedian, "max": np.nanmax}[aggregation]
     with warnings.catch_warnings():  # an all-NaN layer (never recorded) scores NaN, which is fine
@@ -372,4 +377,9 @@ def select_for_run(
         return select_explicit(run.spec().layer_names(), layers, scores)
     if threshold is not None:
         return select_threshold(scores, threshold)
+    if top_k is None and not candidates(scores.layer_names):
+        raise LearngeneError(
+            f"the criterion of {run.path} scores no conv layer after conv1, so there is no block to inherit: "
+            "check that the run's criterion.npz belongs to its network"
+        )
     return select_top_k(scores, default_top_k(run) if top_k is None else top_k)

@@ -61,6 +61,21 @@ def stop_server(proc: subprocess.Popen, group: bool = False) -> None:
         proc.wait()
 
 
+SHORT = {"tasks": 3, "epochs": 2}  # a smoke stream cut short, for tests that only need a few finished tasks
+SHORT_ARGS = ["--tasks", "3", "--epochs", "2"]
+
+
+@pytest.fixture(scope="session")
+def short_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished `smoke` collective run of 3 tasks x 2 epochs (trained once per session)."""
+    from core.collective.config import preset
+    from core.collective.training import train_collective
+
+    run_dir = tmp_path_factory.mktemp("short") / "run"
+    train_collective(preset("smoke", **SHORT), run_dir)
+    return run_dir
+
+
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A finished `smoke` collective run on glyphs (trained once per session)."""

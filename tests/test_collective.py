@@ -10,6 +10,7 @@ import time
 import numpy as np
 import pytest
 import torch
+from conftest import SHORT, SHORT_ARGS
 
 from core.atomic import leftover_temporaries
 from core.cli.main import main
@@ -27,17 +28,18 @@ def final_state(run_dir):
 
 def test_smoke_run_leaves_config_checkpoints_criterion_and_metrics(smoke_run):
     run = open_run(smoke_run)
-    assert run.complete and run.finished_tasks == 3
-    for t in range(3):
+    assert run.complete and run.finished_tasks == run.config.tasks == 34
+    for t in range(run.config.tasks):
         assert (smoke_run / "checkpoints" / f"task_{t:03d}.safetensors").is_file()
     config = json.loads((smoke_run / "config.json").read_text())
     assert config["config"]["seed"] == 0 and "torch" in config["versions"]
     rows = run.metrics()
-    assert sum(r["kind"] == "epoch" for r in rows) == 3 * run.config.epochs
+    assert sum(r["kind"] == "epoch" for r in rows) == run.config.tasks * run.config.epochs
     assert [r["widths"] for r in rows if r["kind"] == "task"][-1] == {"conv1": 8, "conv2": 12, "conv3": 24, "conv4": 16}
 
 
-def test_criterion_cli_prints_one_value_in_unit_interval_per_layer_and_task(smoke_run, capsys):
+def test_criterion_cli_prints_one_value_in_unit_interval_per_layer_and_task(short_run, capsys):
+    smoke_run = short_run
     assert main(["criterion", "--run-dir", str(smoke_run), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["layers"][:4] == ["conv1", "conv2", "conv3", "conv4"] and out["tasks"] == [0, 1, 2]
@@ -61,34 +63,36 @@ def test_finished_run_with_same_config_is_reused_at_once(smoke_run):
     assert (smoke_run / "manifest.json").stat().st_mtime_ns == before
 
 
-def test_same_seed_gives_the_same_weights_and_a_different_config_is_refused(smoke_run, tmp_path):
-    train_collective(preset("smoke"), tmp_path / "again")
-    a, b = final_state(smoke_run), final_state(tmp_path / "again")
+def test_same_seed_gives_the_same_weights_and_a_different_config_is_refused(short_run, tmp_path):
+    train_collective(preset("smoke", **SHORT), tmp_path / "again")
+    a, b = final_state(short_run), final_state(tmp_path / "again")
     assert all(torch.equal(a[k], b[k]) for k in a)
     with pytest.raises(LearngeneError, match="other settings \\(seed\\)"):
-        train_collective(preset("smoke", seed=1), smoke_run)
+        train_collective(preset("smoke", seed=1, **SHORT), short_run)
 
 
-def test_resume_after_cancel_gives_the_weights_of_an_uninterrupted_run(smoke_run, tmp_path):
+def test_resume_after_cancel_gives_the_weights_of_an_uninterrupted_run(short_run, tmp_path):
     seen = []
 
     def stop_after_first_task():
         return any(isinstance(e, TaskFinished) for e in seen)
 
+    short = preset("smoke", **SHORT)
+
     with pytest.raises(Cancelled):
-        train_collective(preset("smoke"), tmp_path / "r", listeners=[seen.append], should_stop=stop_after_first_task)
+        train_collective(short, tmp_path / "r", listeners=[seen.append], should_stop=stop_after_first_task)
     assert open_run(tmp_path / "r").finished_tasks == 1
     with pytest.raises(LearngeneError, match="--resume"):
-        train_collective(preset("smoke"), tmp_path / "r")
+        train_collective(short, tmp_path / "r")
     resumed = []
-    train_collective(preset("smoke"), tmp_path / "r", resume=True, listeners=[resumed.append])
+    train_collective(short, tmp_path / "r", resume=True, listeners=[resumed.append])
     assert min(e.task for e in resumed if isinstance(e, EpochEnded)) == 1
-    a, b = final_state(smoke_run), final_state(tmp_path / "r")
+    a, b = final_state(short_run), final_state(tmp_path / "r")
     assert all(torch.equal(a[k], b[k]) for k in a)
-    assert np.array_equal(open_run(smoke_run).criterion().hist, open_run(tmp_path / "r").criterion().hist)
+    assert np.array_equal(open_run(short_run).criterion().hist, open_run(tmp_path / "r").criterion().hist)
 
 
-def test_kill_9_mid_training_then_resume_finishes_with_the_uninterrupted_result(smoke_run, tmp_path):
+def test_kill_9_mid_training_then_resume_finishes_with_the_uninterrupted_result(tmp_path):
     run_dir = tmp_path / "killed"
     cmd = [
         sys.executable,
@@ -97,6 +101,8 @@ def test_kill_9_mid_training_then_resume_finishes_with_the_uninterrupted_result(
         "collective",
         "--preset",
         "smoke",
+        "--tasks",
+        "3",
         "--epochs",
         "6",
         "--run-dir",
@@ -117,7 +123,7 @@ def test_kill_9_mid_training_then_resume_finishes_with_the_uninterrupted_result(
     assert 1 <= finished < 3
     assert subprocess.run(cmd + ["--resume"], capture_output=True).returncode == 0
     reference = tmp_path / "reference"
-    train_collective(preset("smoke", epochs=6), reference)
+    train_collective(preset("smoke", tasks=3, epochs=6), reference)
     a, b = final_state(reference), final_state(run_dir)
     assert all(torch.equal(a[k], b[k]) for k in a)
 
@@ -151,10 +157,11 @@ sys.exit(main(sys.argv[3:]))
 
 @pytest.mark.parametrize("stage", ["mid-write", "after-rename-before-manifest"])
 def test_kill_9_during_a_checkpoint_write_then_resume_finishes_with_the_uninterrupted_result(
-    smoke_run, tmp_path, stage
+    short_run, tmp_path, stage
 ):
+    smoke_run = short_run
     run_dir = tmp_path / "killed"
-    argv = ["collective", "--preset", "smoke", "--run-dir", str(run_dir), "--quiet"]
+    argv = ["collective", "--preset", "smoke", *SHORT_ARGS, "--run-dir", str(run_dir), "--quiet"]
     killed = subprocess.run(
         [sys.executable, "-c", KILL_DURING_WRITE, stage, "task_001.safetensors", *argv], capture_output=True
     )
@@ -181,7 +188,7 @@ def test_kill_9_during_a_checkpoint_write_then_resume_finishes_with_the_uninterr
 def test_a_second_process_on_the_same_run_directory_gets_a_clear_message(tmp_path):
     with RunLock(tmp_path / "busy"):
         with pytest.raises(LearngeneError, match="in use by another process"):
-            train_collective(preset("smoke"), tmp_path / "busy")
+            train_collective(preset("smoke", **SHORT), tmp_path / "busy")
 
 
 def test_corrupted_checkpoint_is_reported_with_its_name(smoke_run, tmp_path):
@@ -197,7 +204,7 @@ def test_corrupted_checkpoint_is_reported_with_its_name(smoke_run, tmp_path):
         open_run(copy).load_net()
 
 
-def test_absurd_learning_rate_stops_with_a_message_and_keeps_the_run_consistent(smoke_run, tmp_path, monkeypatch):
+def test_absurd_learning_rate_stops_with_a_message_and_keeps_the_run_consistent(short_run, tmp_path, monkeypatch):
     with pytest.raises(LearngeneError, match="lower the learning rate"):
         train_collective(preset("smoke", lr=1e5, epochs=3), tmp_path / "at-once")
     assert open_run(tmp_path / "at-once").finished_tasks == 0
@@ -213,14 +220,14 @@ def test_absurd_learning_rate_stops_with_a_message_and_keeps_the_run_consistent(
 
     monkeypatch.setattr(CollectiveTrainer, "_optimizer", absurd_from_task_1)
     with pytest.raises(LearngeneError, match="in task 1, .*finished tasks \\(1\\) stay saved"):
-        train_collective(preset("smoke"), tmp_path / "nan")
+        train_collective(preset("smoke", **SHORT), tmp_path / "nan")
     run = open_run(tmp_path / "nan")
     assert run.finished_tasks == 1 and run.criterion().tasks == 1
     assert [r["task"] for r in run.metrics() if r["kind"] == "task"] == [0]
     run.load_net()
     monkeypatch.undo()
-    train_collective(preset("smoke"), tmp_path / "nan", resume=True)
-    a, b = final_state(smoke_run), final_state(tmp_path / "nan")
+    train_collective(preset("smoke", **SHORT), tmp_path / "nan", resume=True)
+    a, b = final_state(short_run), final_state(tmp_path / "nan")
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
@@ -240,7 +247,7 @@ def test_failed_write_leaves_the_previous_state_intact(tmp_path, monkeypatch):
 
     monkeypatch.setattr(core.collective.runs, "write_json", failing_write)
     with pytest.raises(OSError):
-        train_collective(preset("smoke"), tmp_path / "full")
+        train_collective(preset("smoke", **SHORT), tmp_path / "full")
     run = open_run(tmp_path / "full")
     assert run.finished_tasks == 1
     run.load_net()
@@ -272,13 +279,15 @@ def test_a_commit_stopped_before_its_final_rename_still_reads_and_resumes(tmp_pa
     monkeypatch.setattr(core.collective.runs, "settle_pending", lambda run: None)
     with pytest.raises(Cancelled):
         train_collective(
-            preset("smoke"), tmp_path / "p", should_stop=lambda: (tmp_path / "p" / "criterion.npz.pending").exists()
+            preset("smoke", **SHORT),
+            tmp_path / "p",
+            should_stop=lambda: (tmp_path / "p" / "criterion.npz.pending").exists(),
         )
     assert not (tmp_path / "p" / "criterion.npz").exists()
     run = open_run(tmp_path / "p")
     assert run.finished_tasks == 1 and run.criterion().per_task().shape[0] == 1 and run.metrics()
     monkeypatch.undo()
-    train_collective(preset("smoke"), tmp_path / "p", resume=True)
+    train_collective(preset("smoke", **SHORT), tmp_path / "p", resume=True)
     assert (tmp_path / "p" / "criterion.npz").exists() and not (tmp_path / "p" / "criterion.npz.pending").exists()
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import SHORT
 from PIL import Image
 
 from core.cli.main import main
@@ -285,7 +286,7 @@ def folder_run(tmp_path_factory):
     for c, idx in enumerate(glyphs.indices_by_class()[300:310]):
         write_class(data / f"g{c}", glyphs.images[idx[:12]])
     run_dir = base / "run"
-    train_collective(preset("smoke", dataset="imagefolder", image_size=16), run_dir, root=data)
+    train_collective(preset("smoke", dataset="imagefolder", image_size=16, **SHORT), run_dir, root=data)
     return run_dir, data
 
 
@@ -323,7 +324,7 @@ def test_resuming_a_run_whose_data_changed_is_refused(tmp_path):
     glyphs = glyph_images(16)
     for c, idx in enumerate(glyphs.indices_by_class()[320:330]):
         write_class(data / f"g{c}", glyphs.images[idx[:12]])
-    config = preset("smoke", dataset="imagefolder", image_size=16, epochs=1)
+    config = preset("smoke", dataset="imagefolder", image_size=16, tasks=3, epochs=1)
     done = []
     with pytest.raises(Cancelled):
         train_collective(

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import SHORT, SHORT_ARGS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch import nn
@@ -154,7 +155,7 @@ def test_after_widening_rebase_keeps_the_penalty_at_zero_and_old_entries_still_a
 
 
 def test_an_ewc_run_resumed_after_a_cancel_ends_with_the_uninterrupted_weights(tmp_path):
-    config = preset("smoke", ewc_lambda=50.0)
+    config = preset("smoke", ewc_lambda=50.0, **SHORT)
     train_collective(config, tmp_path / "whole")
     seen = []
     with pytest.raises(Cancelled):
@@ -206,7 +207,7 @@ def test_every_file_of_a_run_is_written_under_a_temporary_name_and_renamed(tmp_p
     for target, name, replacement in ((io, "open", tracing_open), (os, "open", tracing_os_open)):
         monkeypatch.setattr(target, name, replacement)
     monkeypatch.setattr("builtins.open", tracing_open)
-    train_collective(preset("smoke"), run_dir)
+    train_collective(preset("smoke", **SHORT), run_dir)
     monkeypatch.undo()
     temporary = re.compile(
         r"\.(config\.json|manifest\.json|criterion\.npz\.pending|metrics\.jsonl\.pending|"
@@ -254,9 +255,9 @@ sys.exit(main(sys.argv[2:]))
 @pytest.mark.parametrize(
     "victim, name", [("criterion", "criterion.npz.pending"), ("checkpoint", "checkpoints/task_001.safetensors")]
 )
-def test_a_kill_in_the_middle_of_a_write_leaves_no_half_file_under_its_name(smoke_run, tmp_path, victim, name):
+def test_a_kill_in_the_middle_of_a_write_leaves_no_half_file_under_its_name(short_run, tmp_path, victim, name):
     run_dir = tmp_path / "killed"
-    argv = ["collective", "--preset", "smoke", "--run-dir", str(run_dir), "--quiet"]
+    argv = ["collective", "--preset", "smoke", *SHORT_ARGS, "--run-dir", str(run_dir), "--quiet"]
     killed = subprocess.run([sys.executable, "-c", KILL_MID_WRITE, victim, *argv], capture_output=True)
     assert killed.returncode == -signal.SIGKILL, killed.stderr.decode()[-2000:]
     assert not (run_dir / name).exists()
@@ -264,7 +265,7 @@ def test_a_kill_in_the_middle_of_a_write_leaves_no_half_file_under_its_name(smok
     assert run.finished_tasks == 1 and run.criterion().tasks == 1
     resumed = subprocess.run([sys.executable, "-m", "core.cli", *argv, "--resume"], capture_output=True)
     assert resumed.returncode == 0, resumed.stderr.decode()[-2000:]
-    a, b = (open_run(d).criterion() for d in (smoke_run, run_dir))
+    a, b = (open_run(d).criterion() for d in (short_run, run_dir))
     assert np.array_equal(a.hist, b.hist)
 
 

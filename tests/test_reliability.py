@@ -96,7 +96,8 @@ def test_interrupting_individual_writes_the_finished_target_tasks_marked_partial
 
 def test_sigterm_stops_collective_like_ctrl_c_and_the_run_resumes(tmp_path):
     run_dir = tmp_path / "r"
-    argv = [sys.executable, "-m", "core.cli", "collective", "--preset", "smoke", "--epochs", "30", "--run-dir"]
+    argv = [sys.executable, "-m", "core.cli", "collective", "--preset", "smoke", "--tasks", "3", "--epochs", "30"]
+    argv += ["--run-dir"]
     proc = subprocess.Popen(argv + [str(run_dir)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     while not (run_dir / "manifest.json").exists() and time.monotonic() < deadline:

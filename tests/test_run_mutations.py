@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import SHORT_ARGS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -32,8 +33,8 @@ def run_cli(argv: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str]:
 
 
 COMMANDS = {
-    "collective same preset": ["collective", "--preset", "smoke", "--quiet"],
-    "collective same preset --resume": ["collective", "--preset", "smoke", "--resume", "--quiet"],
+    "collective same preset": ["collective", "--preset", "smoke", *SHORT_ARGS, "--quiet"],
+    "collective same preset --resume": ["collective", "--preset", "smoke", *SHORT_ARGS, "--resume", "--quiet"],
     "collective other preset": ["collective", "--preset", "fast", "--quiet"],
     "criterion": ["criterion"],
     "extract": ["extract", "--layers", "conv2-conv3", "--out", "{tmp}/gene.safetensors"],
@@ -42,9 +43,9 @@ COMMANDS = {
 
 
 @pytest.mark.parametrize("command", sorted(COMMANDS))
-def test_a_run_without_its_manifest_keeps_every_checkpoint_after_any_command(smoke_run, tmp_path, capsys, command):
+def test_a_run_without_its_manifest_keeps_every_checkpoint_after_any_command(short_run, tmp_path, capsys, command):
     run_dir = tmp_path / "run"
-    shutil.copytree(smoke_run, run_dir)
+    shutil.copytree(short_run, run_dir)
     (run_dir / "manifest.json").unlink()
     before = snapshot(run_dir)
     argv = [part.replace("{tmp}", str(tmp_path)) for part in COMMANDS[command]]
@@ -154,7 +155,7 @@ def damage_criterion(path: Path, draw) -> None:
 READERS = [
     ["criterion", "--json"],
     ["extract", "--out", "{out}/gene.safetensors"],
-    ["collective", "--preset", "smoke", "--quiet"],
+    ["collective", "--preset", "smoke", *SHORT_ARGS, "--quiet"],
     ["individual", "--tasks", "1", "--epochs", "1", "--way", "2", "--shot", "1", "--query", "1", "--quiet"],
 ]
 
@@ -172,10 +173,10 @@ def every_reader_is_clean(run_dir: Path, out: Path, capsys, extra: list[str] = (
 @PROPERTY
 @given(data=st.data())
 def test_any_damage_to_a_run_ends_every_reading_command_in_one_line_and_changes_no_file(
-    smoke_run, tmp_path_factory, capsys, data
+    short_run, tmp_path_factory, capsys, data
 ):
     run_dir = tmp_path_factory.mktemp("damaged") / "run"
-    shutil.copytree(smoke_run, run_dir, ignore=shutil.ignore_patterns(".lock", "export"))
+    shutil.copytree(short_run, run_dir, ignore=shutil.ignore_patterns(".lock", "export"))
     target = data.draw(st.sampled_from(["manifest.json", "config.json", "metrics.jsonl", "criterion.npz"]))
     if target == "criterion.npz":
         damage_criterion(run_dir / target, data.draw)
@@ -187,9 +188,9 @@ def test_any_damage_to_a_run_ends_every_reading_command_in_one_line_and_changes_
 
 
 @pytest.fixture(scope="module")
-def gene_file(smoke_run, tmp_path_factory) -> Path:
+def gene_file(short_run, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("gene") / "gene.safetensors"
-    assert main(["extract", "--run-dir", str(smoke_run), "--layers", "conv2-conv3", "--out", str(out)]) == 0
+    assert main(["extract", "--run-dir", str(short_run), "--layers", "conv2-conv3", "--out", str(out)]) == 0
     return out
 
 
@@ -207,7 +208,7 @@ def gene_bytes(header: dict, body: bytes) -> bytes:
 @PROPERTY
 @given(data=st.data())
 def test_any_damage_to_a_learngene_file_ends_in_one_line_or_works_and_changes_no_file(
-    smoke_run, gene_file, tmp_path_factory, capsys, data
+    short_run, gene_file, tmp_path_factory, capsys, data
 ):
     folder = tmp_path_factory.mktemp("gene-damaged")
     header, body = gene_parts(gene_file)
@@ -236,7 +237,7 @@ def test_any_damage_to_a_learngene_file_ends_in_one_line_or_works_and_changes_no
     path = folder / "gene.safetensors"
     path.write_bytes(damaged)
     run_dir = folder / "run"
-    shutil.copytree(smoke_run, run_dir, ignore=shutil.ignore_patterns(".lock", "export"))
+    shutil.copytree(short_run, run_dir, ignore=shutil.ignore_patterns(".lock", "export"))
     readers = [READERS[-1] + ["--learngene", str(path)]]
     every_reader_is_clean(run_dir, folder, capsys, readers=readers)
     assert path.read_bytes() == damaged

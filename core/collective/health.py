@@ -66,18 +66,21 @@ def effective_rank(features: torch.Tensor, tolerance: float = RANK_TOLERANCE) ->
     return int((singular > tolerance * singular[0]).sum())
 
 
-def dead_fractions(net: ExpandableNet, probe: torch.Tensor) -> dict[str, float]:
-    """Per ReLU layer, the fraction of units (conv channels, fc neurons) never active on the probe batch."""
+def dead_fractions(net: ExpandableNet, probe: torch.Tensor, chunk: int = 128) -> dict[str, float]:
+    """Per ReLU layer, the fraction of units (conv channels, fc neurons) never active on the probe batch.
+
+    The probe goes through in chunks, keeping each unit's largest output, so memory stays that of one chunk.
+    """
     was_training = net.training
     net.eval()
+    peak: dict[str, torch.Tensor] = {}
     with torch.no_grad():
-        outputs = net.activations(probe)
+        for start in range(0, len(probe), chunk):
+            for name, out in net.activations(probe[start : start + chunk]).items():
+                largest = out.transpose(0, 1).reshape(out.shape[1], -1).amax(dim=1)
+                peak[name] = largest if name not in peak else torch.maximum(peak[name], largest)
     net.train(was_training)
-    dead = {}
-    for name, out in outputs.items():
-        units = out.transpose(0, 1).reshape(out.shape[1], -1)
-        dead[name] = float((units.amax(dim=1) <= 0).float().mean())
-    return dead
+    return {name: float((largest <= 0).float().mean()) for name, largest in peak.items()}
 
 
 def measure(
@@ -93,7 +96,7 @@ def measure(
     net.eval()
     with torch.no_grad():
         predicted = torch.cat([net(train_x[i : i + 256]).argmax(1) for i in range(0, len(train_y), 256)])
-        rank = effective_rank(net.embed(probe))
+        rank = effective_rank(torch.cat([net.embed(probe[i : i + 256]) for i in range(0, len(probe), 256)]))
     net.train(was_training)
     layers = net.weight_layers()
     return Health(

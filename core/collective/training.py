@@ -80,8 +80,10 @@ def _open_world_auroc(
         return math.nan, math.nan
     net.eval()
     with torch.no_grad():
-        known = unknown_scores(net(normalise(imageset.images[known_idx], device)).cpu())
-        unknown = unknown_scores(net(normalise(imageset.images[unknown_idx], device)).cpu())
+        known, unknown = (
+            unknown_scores(torch.cat([net(normalise(imageset.images[i], device)).cpu() for i in idx.split(256)]))
+            for idx in (known_idx, unknown_idx)
+        )
     return auroc(unknown[0], known[0]), auroc(unknown[1], known[1])
 
 

@@ -201,7 +201,7 @@ def test_corrupted_checkpoint_is_reported_with_its_name(smoke_run, tmp_path):
     data[-10] ^= 0xFF
     ckpt.write_bytes(bytes(data))
     with pytest.raises(LearngeneError, match="task_002.safetensors is corrupted"):
-        open_run(copy).load_net()
+        open_run(copy).load_net(2)
 
 
 def test_absurd_learning_rate_stops_with_a_message_and_keeps_the_run_consistent(short_run, tmp_path, monkeypatch):

@@ -122,8 +122,9 @@ def test_threshold_marks_exactly_the_conv_layers_scoring_at_most_it():
 
 
 def test_default_selection_is_the_command_lines_window(app, runs):
-    assert app.heatmap.rule == "top-k" and app.heatmap.selected == select_for_run(open_run(runs / "smoke")).layers
-    assert "conv2-conv3" in app.heatmap.selection_label.value
+    chosen = select_for_run(open_run(runs / "smoke"))
+    assert app.heatmap.rule == "top-k" and app.heatmap.selected == chosen.layers
+    assert chosen.label in app.heatmap.selection_label.value
 
 
 def test_default_selection_is_the_most_stable_window_framed_on_the_map():
@@ -159,11 +160,13 @@ def test_toggling_a_gap_shows_cores_message_and_offers_the_nearest_block():
     assert heatmap.learngene == ("conv2", "conv3", "conv4") and heatmap.message.value == ""
 
 
-def test_choosing_conv1_or_nothing_is_refused_with_a_message_not_a_traceback():
+def test_a_gapped_choice_or_nothing_is_refused_with_a_message_and_a_front_block_is_valid():
     heatmap = CriterionHeatmap()
     heatmap.set_log(synthetic_log(), expansion_tasks=1)
     heatmap.choose(("conv1", "conv2"))
-    assert "input layer conv1" in heatmap.message.value and heatmap.learngene is None
+    assert heatmap.learngene == ("conv1", "conv2") and heatmap.message.value == ""
+    heatmap.choose(("conv1", "conv3"))
+    assert "not contiguous" in heatmap.message.value and heatmap.learngene is None
     heatmap.choose(())
     assert "no layer is selected" in heatmap.message.value
     assert "Traceback" not in heatmap.message.value
@@ -322,7 +325,7 @@ def test_tau_still_moves_the_map_while_a_job_runs(app):
 
 
 def test_an_invalid_selection_stops_run_with_the_reason(app):
-    app.heatmap.choose(("conv1",))
+    app.heatmap.choose(("conv2", "conv4"))
     assert app.individual.start(sweep=False) is False
     assert "selection in panel 2" in app.individual.status.value and not app.individual.worker.busy
 

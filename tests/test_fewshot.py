@@ -79,6 +79,7 @@ def test_events_report_every_task_and_method_and_cancel_stops(setup):
 def test_freezing_keeps_the_block_and_ewc_pulls_it_back_towards_the_inherited_weights(setup, monkeypatch):
     run, gene, config, targets = setup
     drift, ewc_call = {}, None
+    config = dataclasses.replace(config, stack=1)  # one task at a time, through fit_and_test
     for label, variant in (
         ("fine-tune", config),
         ("freeze", dataclasses.replace(config, freeze=True)),

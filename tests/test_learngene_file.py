@@ -40,7 +40,7 @@ def test_round_trip_keeps_weights_and_batchnorm_statistics_of_the_checkpoint(smo
     run = open_run(smoke_run)
     gene = load(gene_file)
     checkpoint = run.checkpoint_tensors(gene.task)
-    assert gene.layers == ("conv2", "conv3") and gene.task == default_task(run) == run.config.extract_after_task
+    assert gene.layers == ("conv2", "conv3") and gene.task == default_task(run) == run.last_task
     for name in gene.layers:
         for key in LAYER_KEYS:
             assert torch.equal(gene.tensors[f"{name}.{key}"], checkpoint[f"convs.{name}.{key}"])
@@ -149,8 +149,8 @@ def test_extract_command_refuses_a_broken_selection_in_one_line(smoke_run, tmp_p
 
 
 def test_extracting_from_an_unfinished_task_names_the_valid_range(smoke_run, tmp_path, capsys):
-    assert main(["extract", "--run-dir", str(smoke_run), "--task", "7", "--out", str(tmp_path / "gene")]) == 2
-    assert "choose --task 0..2" in capsys.readouterr().err and not (tmp_path / "gene").exists()
+    assert main(["extract", "--run-dir", str(smoke_run), "--task", "99", "--out", str(tmp_path / "gene")]) == 2
+    assert "choose --task 0..33" in capsys.readouterr().err and not (tmp_path / "gene").exists()
 
 
 def consistent_rewrite(source, target, tensors=None, metadata=None):

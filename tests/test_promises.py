@@ -39,7 +39,7 @@ from core.learngene.gene import LAYER_KEYS
 from core.learngene.selection import check_block
 from explorer.settings import resolve_run
 
-QUICK = dict(epochs=3, batch_size=8, query=6, head_hidden=(16,))
+QUICK = dict(epochs=3, batch_size=8, query=6, head_hidden=(16,), stack=1)  # one task at a time: fit_and_test
 
 
 @pytest.fixture(scope="module")
@@ -54,9 +54,7 @@ def few_shot(smoke_run):
 def trained(gene, config, target):
     """An individual model after fit_and_test on `target` (its block frozen first if the config says so)."""
     model = build_individual(fitted_spec(gene, 3, config), target.seed, gene)
-    if config.freeze:
-        model.freeze_block()
-    return model, fit_and_test(model, target, config, None, None)
+    return model, fit_and_test(model, target, config, inherited=[model.block])
 
 
 # ------------------------------------------------------------ individual models
@@ -96,7 +94,7 @@ def test_query_images_reach_the_model_exactly_as_given_no_augmentation_at_test_t
     model = build_individual(fitted_spec(gene, 3, config), target.seed, gene)
     seen = []
     model.register_forward_pre_hook(lambda module, args: None if module.training else seen.append(args[0].clone()))
-    reported = fit_and_test(model, target, config, None, None)
+    reported = fit_and_test(model, target, config, inherited=[model.block])
     assert torch.equal(seen[-1], layout(target.query, config))
     with torch.no_grad():
         predicted = model.eval()(layout(target.query, config)).argmax(1)
@@ -108,9 +106,9 @@ def capture_runs(monkeypatch):
     calls = []
     real = core.individual.methods.fit_and_test
 
-    def recording(model, target, config, ewc, should_stop):
+    def recording(model, target, config, *, inherited=(), ewc=None, should_stop=None):
         calls.append({"model": model, "start": copy.deepcopy(model.state_dict()), "ewc": ewc})
-        return real(model, target, config, ewc, should_stop)
+        return real(model, target, config, inherited=inherited, ewc=ewc, should_stop=should_stop)
 
     monkeypatch.setattr(core.individual.methods, "fit_and_test", recording)
     return calls

@@ -14,10 +14,12 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# Voila serves the repository's export folders (and nothing else) so that the page can offer its exports for download.
 explore: install
 	@echo "Learngene Explorer: open http://$(HOST):$(PORT)/ in your browser (Ctrl-C stops it)"
-	$(VENV)/bin/voila notebooks/explorer.ipynb --no-browser --Voila.ip=$(HOST) --port=$(PORT) \
-		--VoilaConfiguration.file_allowlist="['.*\.(png|html|csv|json)']"
+	LEARNGENE_SERVED_ROOT=$(CURDIR) $(VENV)/bin/voila notebooks/explorer.ipynb --no-browser --Voila.ip=$(HOST) \
+		--port=$(PORT) --Voila.root_dir=$(CURDIR) \
+		--VoilaConfiguration.file_allowlist="['(.*/)?export/[^/]+[.](html|csv|json)']"
 
 test: install
 	$(VENV)/bin/ruff format --check .

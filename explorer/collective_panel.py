@@ -30,6 +30,9 @@ from explorer.worker import Outcome, Throttle, Worker, one_line
 
 # Trace order in the figure: loss, accuracy, chance line, AUROC (MSP), AUROC (energy), layer widths (a heatmap).
 LOSS, ACCURACY, CHANCE, AUROC_MSP, AUROC_ENERGY, WIDTHS = range(6)
+# Live charts are redrawn at most every two seconds: the browser redraws each whole figure, and at 5 per second that
+# took more CPU than the training (bench_page_training); the progress label still moves 5 times a second.
+CHART_INTERVAL = 2.0
 MAX_CELL_TEXT = 16  # tasks up to which every width cell carries its number (later: only where a width changes)
 PLACEHOLDER = (
     "Loss, accuracy, layer widths and open-world AUROC appear here while a run trains, or when you pick a run."
@@ -332,7 +335,8 @@ class CollectivePanel:
         self.health_figure = health_figure.new_figure()
         self.health_figure.frame.add_class("lg-health")
         self.health_help = widgets.HTML(health_figure.EXPLANATION, layout=widgets.Layout(display="none"))
-        self._throttle = Throttle(self._render, on_error=self._charts_failed)
+        self._throttle = Throttle(self._render, CHART_INTERVAL, on_error=self._charts_failed)
+        self._progress = Throttle(self._show_progress)
         self._done_epochs = 0
         self._job_epochs = 0
         self._job_started = 0.0
@@ -458,6 +462,7 @@ class CollectivePanel:
                     self._job_epochs += 1
                     self._position = f"task {event.task + 1}/{config.tasks}, epoch {event.epoch + 1}/{event.epochs}"
             self.live(event)
+            self._progress.request()
             self._throttle.request()
 
         def job(should_stop: Callable[[], bool]) -> Run:
@@ -474,7 +479,7 @@ class CollectivePanel:
     def _charts_failed(self, line: str) -> None:
         self.status.value = message_html(f"the charts could not be updated ({line}); training goes on", "error")
 
-    def _render(self) -> None:
+    def _show_progress(self) -> None:
         self.progress.value = self._done_epochs
         if self._position:
             elapsed = time.monotonic() - self._job_started
@@ -484,11 +489,14 @@ class CollectivePanel:
                 f"<span style='color:#333'>&nbsp;{self._position} · {duration(elapsed)} so far, "
                 f"about {duration(rate * left)} left</span>"
             )
+
+    def _render(self) -> None:
         draw(self.figure, self.history)
         self._draw_health(self.history, health_figure.LIVE)
         self.redraw_live()
 
     def _finished(self, name: str, run_dir: Path, created: bool, outcome: Outcome) -> None:
+        self._progress.flush()
         self._throttle.flush()
         finished = _finished_tasks(run_dir)
         if outcome.status != "done" and created and finished == 0:

@@ -18,10 +18,12 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# Voila serves the repository's export folders (and nothing else) so that the page can offer its exports for download.
 explore: install
 	@echo "Learngene Explorer: open http://$(HOST):$(PORT)/ in your browser (Ctrl-C stops it)"
-	$(VENV)/bin/voila notebooks/explorer.ipynb --no-browser --Voila.ip=$(HOST) --port=$(PORT) \
-		--VoilaConfiguration.file_allowlist="['.*\.(png|html|csv|json)']" \
+	LEARNGENE_SERVED_ROOT=$(CURDIR) $(VENV)/bin/voila notebooks/explorer.ipynb --no-browser --Voila.ip=$(HOST) \
+		--port=$(PORT) --Voila.root_dir=$(CURDIR) \
+		--VoilaConfiguration.file_allowlist="['(.*/)?export/[^/]+[.](png|html|csv|json)']" \
 		--MappingKernelManager.cull_idle_timeout=$(CULL_IDLE) --MappingKernelManager.cull_interval=$(CULL_INTERVAL) \
 		--MappingKernelManager.cull_connected=False
 

@@ -5,16 +5,17 @@ from __future__ import annotations
 import html
 import os
 from pathlib import Path
+from urllib.parse import quote
 
 import ipywidgets as widgets
 from IPython.display import display
 
 from core.collective.config import CollectiveConfig
+from core.collective.health import health_rows
 from core.collective.runs import Run, open_run
 from core.errors import LearngeneError
 from core.learngene.selection import default_top_k
 from explorer.collective_panel import CollectivePanel
-from explorer.engine import limit_threads
 from explorer.export import EXPORT_DIR, export_all
 from explorer.fields import Choice, TextArea, report_to
 from explorer.figure import LiveFigure
@@ -22,6 +23,11 @@ from explorer.heatmap import CriterionHeatmap
 from explorer.individual_panel import IndividualPanel
 from explorer.settings import RUN_ENV, Settings, list_runs, resolve_run, runs_root
 from explorer.style import heading, message_html
+from explorer.worker import one_line
+
+SERVED_ENV = "LEARNGENE_SERVED_ROOT"
+# Measured from this page on a 2-core machine (README "The explorer"): the fast preset on glyphs, 40 tasks.
+FAST_ESTIMATE = "about {idle} when the machine is idle, about {busy} when other programs keep it busy"
 
 INTRO = (
     "<h2 style='margin:4px 0'>Learngene Explorer</h2>"
@@ -52,28 +58,37 @@ class ExplorerApp:
         self.message.add_class("lg-app-message")
         report_to(self.message, run=self.run_picker)
         self.welcome_button = widgets.Button(
-            description="Train the fast preset now",
+            description="Train the collective model (fast preset, glyphs)",
             button_style="success",
             icon="play",
-            layout=widgets.Layout(width="260px"),
+            layout=widgets.Layout(width="380px", height="40px"),
         )
         self.welcome_button.add_class("lg-welcome-train")
+        self.more_options = widgets.Button(
+            description="other datasets and presets", layout=widgets.Layout(width="auto"), button_style=""
+        )
+        self.more_options.add_class("lg-more-options")
+        self._options_shown = False
         self.welcome = widgets.VBox(
             [
                 widgets.HTML(
-                    "<div style='background:#eef6ee;padding:8px;border-radius:4px'>No finished run under "
-                    f"<code>{html.escape(str(self.root))}</code> yet. "
-                    "Train the <b>fast</b> preset on the built-in glyphs (offline, a few minutes on a laptop); "
-                    "the charts below fill in while it trains.</div>"
+                    "<div class='lg-welcome' style='background:#eef6ee;padding:10px 12px;border-radius:4px;"
+                    "max-width:980px;line-height:1.5'><b>Start here.</b> There is no trained run under "
+                    f"<code>{html.escape(str(self.root))}</code> yet, and every chart of this page is computed from "
+                    "one. Step one is the <i>collective model</i>: press the button to train the <b>fast</b> preset "
+                    "(40 small tasks of the built-in glyphs, offline). Measured from this page on a 2-core machine: "
+                    f"{FAST_ESTIMATE.format(idle='1 min', busy='4 min')}; the page shows the time left, and the "
+                    "charts fill in while it trains. The criterion map, the individual models and export follow "
+                    "once the first tasks are done.</div>"
                 ),
-                self.welcome_button,
+                widgets.HBox([self.welcome_button, self.more_options], layout=widgets.Layout(align_items="center")),
             ],
             layout=widgets.Layout(display="none"),
         )
-        self.settings_text = TextArea(layout=widgets.Layout(width="420px", height="230px"))
+        self.settings_text = TextArea(layout=widgets.Layout(width="420px", height="320px"))
         self.settings_text.add_class("lg-settings-json")
         self.export_settings = widgets.Button(
-            description="show current settings", icon="download", layout=widgets.Layout(width="auto")
+            description="discard my edits", icon="undo", layout=widgets.Layout(width="auto")
         )
         self.import_settings = widgets.Button(
             description="apply settings", icon="upload", layout=widgets.Layout(width="auto")
@@ -89,7 +104,8 @@ class ExplorerApp:
         self.export_message = widgets.HTML()
         self.run_picker.observe(self._picked, "value")
         self.refresh.on_click(lambda _: self.refresh_runs())
-        self.welcome_button.on_click(lambda _: self.collective.train("fast", "glyphs"))
+        self.welcome_button.on_click(lambda _: self.train_from_welcome())
+        self.more_options.on_click(lambda _: self.show_options())
         self.export_settings.on_click(lambda _: self.show_settings())
         self.import_settings.on_click(lambda _: self.apply_json(self.settings_text.value))
         self.export_button.on_click(lambda _: self.export())
@@ -98,6 +114,7 @@ class ExplorerApp:
             h.tau,
             h.absolute,
             h.view,
+            h.colour_scale,
             h.threshold,
             h.selection_label,
             i.way,
@@ -106,21 +123,18 @@ class ExplorerApp:
             i.mode,
             i.baselines,
             self.run_picker,
+            self.collective.dataset,
+            self.collective.preset,
         ):
             control.observe(lambda _: self.update_link(), "value")
-        self.widget = widgets.VBox(
+        self.settings_text.observe(lambda _: self._note_edits(), "value")
+        self.settings_box = widgets.VBox(
             [
-                widgets.HTML(INTRO),
-                widgets.HBox([self.run_picker, self.refresh, self.run_info]),
-                self.message,
-                self.welcome,
-                self.collective.widget,
-                self.heatmap.widget,
-                self.individual.widget,
                 heading(
                     "4 · Settings and export",
-                    "Save this view as JSON or as a link to share; export writes CSV tables and standalone HTML "
-                    "figures into the run's export folder.",
+                    "This view as JSON (it follows the page as you change it; edit it and press apply) or as a link "
+                    "to share; export writes CSV tables and standalone HTML figures into the run's export folder and "
+                    "offers them for download.",
                 ),
                 widgets.HBox(
                     [
@@ -138,10 +152,27 @@ class ExplorerApp:
                         ),
                     ]
                 ),
+            ]
+        )
+        self.settings_box.add_class("lg-panel-settings")
+        self.run_row = widgets.HBox([self.run_picker, self.refresh, self.run_info])
+        self.widget = widgets.VBox(
+            [
+                widgets.HTML(INTRO),
+                self.run_row,
+                self.message,
+                self.welcome,
+                self.collective.widget,
+                self.heatmap.widget,
+                self.individual.widget,
+                self.settings_box,
             ],
             layout=widgets.Layout(max_width="1180px", padding="0 8px"),
         )
         self.widget.add_class("lg-app")
+        self.live_name: str | None = None  # the run being trained, while the map follows it
+        self._before_live: Settings | None = None
+        self._settings_written = ""
         self.refresh_runs()
         self.apply(settings or Settings())
 
@@ -171,15 +202,19 @@ class ExplorerApp:
                 continue
         return names[0] if names else None
 
-    def select_run(self, name: str | None) -> bool:
-        """Show run `name` (under the runs root); an unusable name shows an inline message. Returns success."""
+    def select_run(self, name: str | None, keep: bool = False) -> bool:
+        """Show run `name` (under the runs root); an unusable name shows an inline message. Returns success.
+
+        The user's view of the map (rule, selection, tau) stays when the run is the one shown, or when `keep` says
+        the map already showed it (live, while it trained).
+        """
         if not name:
             self._load(None)
             return True
         try:
             run = open_run(resolve_run(self.root, name))
         except LearngeneError as exc:
-            self.message.value = message_html(str(exc), "error")
+            self.message.value = message_html(one_line(exc), "error")
             return False
         self.message.value = ""
         if name not in self.run_picker.options:
@@ -188,48 +223,102 @@ class ExplorerApp:
             self.run_picker.unobserve(self._picked, "value")
             self.run_picker.value = name
             self.run_picker.observe(self._picked, "value")
-        self._load(run)
+        self._load(run, keep)
         return True
 
     def _picked(self, change: dict) -> None:
         self.select_run(change["new"])
 
-    def _load(self, run: Run | None) -> None:
+    def _load(self, run: Run | None, keep: bool = False) -> None:
+        same = keep or (run is not None and self.run is not None and run.path == self.run.path)
         try:
             log = run.criterion() if run is not None and run.finished_tasks > 0 else None
+            health = health_rows(run.metrics()) if log is not None else []
             self.collective.show_run(run)
         except LearngeneError as exc:
-            self.message.value = message_html(str(exc), "error")
-            run, log = None, None
+            self.message.value = message_html(one_line(exc), "error")
+            run, log, health = None, None, []
         self.run = run
         if run is not None and log is not None:
-            self.heatmap.set_log(log, run.config.expansion_tasks, tau=run.config.tau, top_k=default_top_k(run))
+            self.heatmap.set_log(
+                log,
+                run.config.expansion_tasks,
+                tau=run.config.tau,
+                top_k=default_top_k(run),
+                health=health,
+                keep=same,
+            )
         else:
             self.heatmap.set_log(None)
         self.individual.run_changed(run)
         self.run_info.value = _describe(run)
         self._update_welcome()
 
-    def _training_started(self, name: str, config: CollectiveConfig) -> None:
-        """Point the heatmap at the run being trained: a resumed run continues its committed criterion."""
-        log = None
-        if self.run is not None and self.run.path.name == name and self.run.finished_tasks > 0:
-            log = self.heatmap.log
-        self.heatmap.begin_live(log, config.expansion_tasks, config.tau)
-        self.welcome_button.disabled = True
+    def train_from_welcome(self) -> bool:
+        """The first screen's one button: train the fast preset on glyphs."""
+        started = self.collective.train("fast", "glyphs")
+        self._update_welcome()
+        return started
 
-    def _trained(self, name: str) -> None:
-        """After a training job ends: reload the run from disk (only committed tasks count)."""
+    def show_options(self) -> None:
+        """Show panel 1's dataset and preset choices on the first screen."""
+        self._options_shown = True
+        self._update_welcome()
+
+    def _training_started(self, name: str, config: CollectiveConfig) -> None:
+        """Training has begun its first task: the map follows it (a resumed run continues its committed criterion)."""
+        self._before_live = self.current_settings()
+        shown = self.run is not None and self.run.path.name == name and self.run.finished_tasks > 0
+        log, health = (self.heatmap.log, self.heatmap.health) if shown else (None, [])
+        if not shown:
+            try:
+                committed = open_run(self.root / name)
+                if committed.finished_tasks > 0:
+                    log, health = committed.criterion(), health_rows(committed.metrics())
+            except LearngeneError:
+                pass
+        self.live_name = name
+        self.heatmap.begin_live(log, config.expansion_tasks, config.tau, health, keep=shown)
+        self.run_info.value = f"<span style='color:#555'>&nbsp;training {html.escape(name)}: the map follows it</span>"
+        self.welcome_button.disabled = True
+        self._update_welcome()
+
+    def _trained(self, name: str, kept: bool) -> None:
+        """After a training job: show the run it left on disk, or (nothing left) what the page showed before."""
+        live, self.live_name = self.live_name, None
         self.welcome_button.disabled = False
-        self.refresh_runs(select=name)
-        self.select_run(name)
+        if kept:
+            self.refresh_runs(select=name)
+            self.select_run(name, keep=live == name)
+        else:
+            self.refresh_runs()
+            if live is not None and self._before_live is not None:
+                self.apply(self._before_live)
+        self._update_welcome()
+
+    @property
+    def first_screen(self) -> bool:
+        """No run with a finished task to show and nothing training: the page offers one thing to do."""
+        if self.live_name is not None or self.collective.worker.busy:
+            return False
+        return not any(_has_tasks(self.root / name) for name in self.run_picker.options)
 
     def _update_welcome(self) -> None:
-        finished = any(_complete(self.root / name) for name in self.run_picker.options)
-        self.welcome.layout.display = "none" if finished else ""
+        first = self.first_screen
+        self.welcome.layout.display = "" if first else "none"
+        self.collective.controls.layout.display = "none" if first and not self._options_shown else ""
+        self.more_options.layout.display = "none" if self._options_shown else ""
+        for part in (self.heatmap.widget, self.individual.widget, self.settings_box):
+            part.layout.display = "none" if first else ""
+        self.run_row.layout.display = "none" if first and not self.run_picker.options else ""
 
     def _learngene_context(self) -> tuple[Run, tuple[str, ...]]:
         """The run and learngene layers the individual panel should use, or a LearngeneError saying what is missing."""
+        if self.live_name is not None:
+            raise LearngeneError(
+                f"the collective model {self.live_name} is training: wait for it to finish (or press Cancel in panel "
+                "1), then run the individual models on it"
+            )
         if self.run is None or self.run.finished_tasks == 0:
             raise LearngeneError("no finished run is selected: pick one in the run menu or train one in panel 1")
         layers = self.heatmap.learngene
@@ -257,22 +346,31 @@ class ExplorerApp:
             baselines=self.individual.baselines.value,
             dataset=self.collective.dataset.value,
             preset=self.collective.preset.value,
+            colour_scale=self.heatmap.colour_scale.value,
         )
 
     def apply(self, settings: Settings) -> bool:
-        """Apply a validated Settings object to every control; returns whether the run could be shown."""
+        """Apply a validated Settings object to every control; returns whether the run could be shown.
+
+        Results of the individual panel stay when the run stays the same; tau is kept exactly as given.
+        """
         self.collective.dataset.value = settings.dataset
         self.collective.preset.value = settings.preset
         self.individual.apply(settings)
         ok = self.select_run(settings.run or self.default_run())
         self.heatmap.absolute.value = settings.absolute
         self.heatmap.view.value = settings.view
+        self.heatmap.colour_scale.value = settings.colour_scale
         if settings.tau is not None:
-            self.heatmap.tau.value = settings.tau
+            self.heatmap.set_tau(settings.tau)
+        elif self.run is not None and self.heatmap.log is not None:
+            self.heatmap.set_tau(self.run.config.tau)
         if settings.threshold is not None:
             self.heatmap.use_threshold(settings.threshold)
-        if settings.layers:
+        elif settings.layers:
             self.heatmap.choose(settings.layers)
+        elif self.heatmap.log is not None:
+            self.heatmap.use_default()
         self.show_settings()
         return ok
 
@@ -282,7 +380,7 @@ class ExplorerApp:
         try:
             settings = Settings.from_query(query)
         except LearngeneError as exc:
-            self.message.value = message_html(f"link ignored: {exc}", "error")
+            self.message.value = message_html(f"link ignored: {one_line(exc)}", "error")
             return False
         if query.strip("?") or self.run is None:
             return self.apply(settings)
@@ -293,8 +391,10 @@ class ExplorerApp:
         try:
             settings = Settings.from_json(text)
         except LearngeneError as exc:
-            self.settings_message.value = message_html(str(exc), "error")
+            self.settings_message.value = message_html(one_line(exc), "error")
             return False
+        self._settings_written = ""
+        self.settings_text.value = ""
         ok = self.apply(settings)
         self.settings_message.value = message_html(
             "settings applied" if ok else "settings applied, but the run could not be opened (see above)",
@@ -303,22 +403,35 @@ class ExplorerApp:
         return ok
 
     def show_settings(self) -> None:
-        """Write the current settings into the text box (and refresh the link)."""
-        self.settings_text.value = self.current_settings().to_json()
+        """Write the current settings into the text box (discarding edits) and refresh the link."""
+        self._settings_written = ""
+        self.settings_text.value = ""
         self.update_link()
 
     def update_link(self) -> None:
-        """The shareable link of the current view (kept live; the JSON box changes only on request)."""
-        query = self.current_settings().to_query()
+        """Keep the link and the settings box on the current view; a box the user has edited is left alone."""
+        settings = self.current_settings()
+        query = settings.to_query()
         self.link.value = (
             f"<a href='?{html.escape(query)}' target='_blank'>link to this view</a><br><code "
             f"style='font-size:11px'>?{html.escape(query)}</code>"
         )
+        if self.settings_text.value in ("", self._settings_written):
+            text = settings.to_json()
+            self._settings_written = text
+            self.settings_text.value = text
+
+    def _note_edits(self) -> None:
+        if self.settings_text.value not in ("", self._settings_written):
+            self.settings_message.value = message_html(
+                "you edited the settings: press apply settings to use them, or discard my edits to follow the page",
+                "warning",
+            )
 
     # ------------------------------------------------------------ export
 
     def export(self) -> list[Path]:
-        """Write figures (HTML) and tables (CSV) into the run's export folder and list the paths."""
+        """Write figures (HTML) and tables (CSV) into the run's export folder; list them as download links."""
         if self.run is None:
             self.export_message.value = message_html(
                 "no run is selected: pick a run first, exports go into its folder", "error"
@@ -336,9 +449,24 @@ class ExplorerApp:
             )
             return []
         paths.append(self.run.path / EXPORT_DIR / "settings.json")
-        items = "".join(f"<li><code>{html.escape(str(p))}</code></li>" for p in paths)
+        links = [file_url(p) for p in paths]
+        items = "".join(
+            f"<li><a href='{html.escape(url, quote=True)}' download='{html.escape(p.name, quote=True)}' "
+            f"target='_blank'>{html.escape(p.name)}</a></li>"
+            if url
+            else f"<li><code>{html.escape(str(p))}</code></li>"
+            for p, url in zip(paths, links)
+        )
+        where = html.escape(str(self.run.path / EXPORT_DIR))
+        note = (
+            f"download them, or find them in <code>{where}</code>"
+            if all(links)
+            else f"in <code>{where}</code> (this page serves no files from there: start it with "
+            "<code>make explore</code> for download links)"
+        )
         self.export_message.value = (
-            f"<div>written (PNG needs kaleido, which is not installed):<ul style='margin:2px 0'>{items}</ul></div>"
+            f"<div class='lg-export-files'>written, {note}; PNG needs kaleido, which is not installed:"
+            f"<ul style='margin:2px 0'>{items}</ul></div>"
         )
         return paths
 
@@ -347,6 +475,7 @@ class ExplorerApp:
         return {
             "criterion": self.heatmap.figure,
             "collective": self.collective.figure,
+            "health": self.collective.health_figure,
             "accuracy_vs_size": self.individual.figure,
         }
 
@@ -358,11 +487,36 @@ class ExplorerApp:
         self.display()
 
 
-def _complete(path: Path) -> bool:
+def _has_tasks(path: Path) -> bool:
     try:
-        return open_run(path).complete
+        return open_run(path).finished_tasks > 0
     except LearngeneError:
         return False
+
+
+def served_root() -> Path | None:
+    """The folder whose files the Voila server hands out under voila/files/ (None outside Voila).
+
+    $LEARNGENE_SERVED_ROOT when the server was started with that root (make explore serves the repository), else
+    Voila's default: the notebook's folder, which is where it starts the kernel.
+    """
+    env = os.environ.get(SERVED_ENV, "")
+    if env:
+        return Path(env).expanduser()
+    return Path.cwd() if "VOILA_BASE_URL" in os.environ else None
+
+
+def file_url(path: Path) -> str | None:
+    """The URL at which Voila serves `path`, or None when the page cannot serve it."""
+    root = served_root()
+    if root is None:
+        return None
+    try:
+        relative = path.resolve().relative_to(root.resolve())
+    except ValueError:
+        return None
+    base = os.environ.get("VOILA_BASE_URL", "/")
+    return f"{base.rstrip('/')}/voila/files/{quote(relative.as_posix())}"
 
 
 def _describe(run: Run | None) -> str:
@@ -391,7 +545,6 @@ def build(run_dir: str | os.PathLike | None = None, query: str | None = None) ->
     Without a query the app is built first and the page's query read afterwards, so that a pre-heated
     kernel does the slow first build before anyone asks for the page.
     """
-    limit_threads()
     if run_dir is not None:
         path = Path(run_dir).expanduser().resolve()
         return ExplorerApp(path.parent, Settings(run=path.name))

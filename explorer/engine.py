@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,10 +14,10 @@ from core.collective.runs import Run
 from core.errors import LearngeneError
 from core.events import Listener
 from core.individual.config import IndividualConfig, individual_preset
-from core.individual.evaluation import plan_few_shot
+from core.individual.evaluation import FewShotPlan, plan_few_shot
 from core.individual.targets import EPISODES, TargetSource, folder_target, target_tasks
 from core.learngene.extraction import default_task, extract
-from core.learngene.selection import check_block, windows
+from core.learngene.selection import block_label, check_block, windows
 
 DEFAULT_SIZE = "default"
 COLLECTIVE_SIZE = "collective"
@@ -67,12 +68,13 @@ class Job:
 
     @property
     def setup(self) -> str:
-        """A short label of the task setup, e.g. "5-way 5-shot, fine-tune" or "episodes of runs, fine-tune"."""
+        """A short label of the task setup, e.g. "5-way 1-shot, fine-tune, learngene conv3-conv4"."""
         mode = "frozen learngene" if self.config.freeze else "fine-tune"
+        gene = f"learngene {block_label(self.layers)}"
         if self.target_kind == EPISODES:
-            return f"episodes of {self.target.name}, {mode}"
+            return f"episodes of {self.target.name}, {mode}, {gene}"
         where = "" if self.target is None else f" from {self.target.name}"
-        return f"{self.way}-way {self.shot}-shot{where}, {mode}"
+        return f"{self.way}-way {self.shot}-shot{where}, {mode}, {gene}"
 
     def execute(
         self,
@@ -81,11 +83,23 @@ class Job:
         on_total: Callable[[int], None] = lambda n: None,
         on_note: Callable[[str], None] = lambda line: None,
     ) -> list[dict]:
+        """Run the job (in this thread); returns the table rows of a Run, or the size points of a Size sweep."""
+        rows, points = self.execute_all(listeners, should_stop, on_total, on_note)
+        return points if self.sweep else rows
+
+    def execute_all(
+        self,
+        listeners: Iterable[Listener],
+        should_stop: Callable[[], bool],
+        on_total: Callable[[int], None] = lambda n: None,
+        on_note: Callable[[str], None] = lambda line: None,
+        on_plan: Callable[[FewShotPlan], None] = lambda plan: None,
+    ) -> tuple[list[dict], list[dict]]:
         """Extract the learngene, draw the targets and plan the methods with core, and train them (in this thread).
 
-        The plan knows the exact number of trainings (a sweep's sizes depend on the learngene): `on_total` gets it.
-        `on_note` gets each line core has for the user about the targets (ink polarity, unverified data).
-        Returns the table rows of a Run, or the size points of a Size sweep.
+        The plan knows the exact number of trainings (a sweep's sizes depend on the learngene): `on_total` gets it,
+        `on_plan` the whole plan (its targets' way and shot). `on_note` gets each line core has for the user about
+        the targets (ink polarity, unverified data). Returns (table rows, size points; empty without a sweep).
         """
         names = self.run.spec(default_task(self.run)).layer_names()
         learngene = extract(self.run, check_block(names, self.layers, rule="explorer"))
@@ -109,8 +123,8 @@ class Job:
             targets=targets,
         )
         on_total(plan.trainings)
-        rows, points = plan.execute(listeners, should_stop)
-        return points if self.sweep else rows
+        on_plan(plan)
+        return plan.execute(listeners, should_stop)
 
 
 def size_label(method: str, size: str) -> str:
@@ -144,6 +158,47 @@ def prepare(
     methods = 2 + (len(windows(names, len(block))) - 1 + 2 if baselines and not sweep else 0)
     kind = None if target is None else folder_target(target)
     return Job(run, block, config, way, shot, tasks, baselines, sweep, methods * tasks, target, kind, invert)
+
+
+def busy_cores(window: float = 0.25) -> float:
+    """How many cores other processes keep busy now: the machine's CPU time over `window` seconds, minus this
+    process's (Linux /proc/stat; elsewhere the 1-minute load average)."""
+    stat = Path("/proc/stat")
+    if not stat.is_file():
+        return os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+
+    def sample() -> tuple[float, float, float]:
+        values = [float(v) for v in stat.read_text().splitlines()[0].split()[1:]]
+        idle = values[3] + (values[4] if len(values) > 4 else 0.0)
+        own = os.times()
+        return sum(values) / os.sysconf("SC_CLK_TCK"), idle / os.sysconf("SC_CLK_TCK"), own.user + own.system
+
+    total0, idle0, own0 = sample()
+    time.sleep(window)
+    total1, idle1, own1 = sample()
+    cores = os.cpu_count() or 1
+    elapsed = (total1 - total0) / cores
+    if elapsed <= 0:
+        return 0.0
+    return max(0.0, ((total1 - total0) - (idle1 - idle0) - (own1 - own0)) / elapsed)
+
+
+def use_free_cores() -> int:
+    """Give torch every core that other processes leave free now (at least one) for the next job; returns the count.
+
+    OMP_NUM_THREADS, when set, decides instead. On a busy machine two threads on two cores wait on each other and
+    small models train far slower (see limit_threads), so a core counts as free only when it is mostly idle.
+    """
+    if "OMP_NUM_THREADS" in os.environ:
+        return torch.get_num_threads()
+    threads = threads_for(os.cpu_count() or 1, busy_cores())
+    torch.set_num_threads(threads)
+    return threads
+
+
+def threads_for(cores: int, busy: float) -> int:
+    """Threads for a job on `cores` cores of which other processes keep `busy` busy: the cores at least half free."""
+    return max(1, min(cores, int(cores - busy + 0.5)))
 
 
 def limit_threads() -> None:

@@ -74,7 +74,20 @@ class IntField(Guarded, widgets.BoundedIntText):
 
 
 class LogSlider(Guarded, widgets.FloatLogSlider):
-    """A log-scale slider (its min and max are exponents)."""
+    """A log-scale slider (its min and max are exponents).
+
+    The browser computes values as base ** exponent, so it can send back the kernel's own value with a rounding
+    error (0.003000000000000001 for 0.003); such an echo is not a move, and the exact value is kept.
+    """
+
+    def set_state(self, sync_data: dict) -> None:
+        """Apply a browser message, except an echo of the current value that differs only by rounding."""
+        sent = sync_data.get("value")
+        if _is_number(sent) and math.isfinite(sent) and math.isclose(sent, self.value, rel_tol=1e-9, abs_tol=0):
+            sync_data = {k: v for k, v in sync_data.items() if k != "value"}
+            if not sync_data:
+                return
+        super().set_state(sync_data)
 
     def limits(self) -> tuple[float, float]:
         """The smallest and largest value (not exponent) the slider takes."""

@@ -24,14 +24,31 @@ class LiveFigure(go.Figure):
     static file, loaded once for all charts.
     """
 
-    widget: widgets.Output | None = None  # a class attribute, so plotly's attribute guard lets instances set it
+    # class attributes, so that plotly's attribute guard lets instances set them
+    widget: widgets.Output | None = None
+    note: widgets.HTML | None = None
+    frame: widgets.VBox | None = None
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
         self._lock = threading.RLock()
         height = self.layout.height or 450
         self.widget = widgets.Output(layout=widgets.Layout(min_height=f"{height}px"))
+        self.note = widgets.HTML(layout=widgets.Layout(display="none"))
+        self.note.add_class("lg-placeholder")
+        self.frame = widgets.VBox([self.note, self.widget])
         self.publish()
+
+    def placeholder(self, text: str | None) -> None:
+        """Show `text` (HTML) instead of the chart, so that a page without data shows no empty axes; None: the chart."""
+        with self._lock:
+            if text:
+                self.note.value = (
+                    "<div style='border:1px dashed #bbb;border-radius:4px;padding:18px;color:#666;background:#fafafa;"
+                    f"margin:4px 0'>{text}</div>"
+                )
+            self.note.layout.display = "" if text else "none"
+            self.widget.layout.display = "none" if text else ""
 
     @contextlib.contextmanager
     def updating(self) -> Iterator[LiveFigure]:

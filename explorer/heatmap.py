@@ -11,9 +11,10 @@ import ipywidgets as widgets
 import numpy as np
 
 from core.collective.criterion import CriterionLog, EpochCriterion
+from core.collective.health import unhealthy_tasks
 from core.collective.histogram import BIN_EDGES
 from core.errors import LearngeneError
-from core.events import EpochEnded
+from core.events import EpochEnded, TaskFinished
 from core.learngene.selection import (
     block_label,
     candidates,
@@ -27,12 +28,30 @@ from explorer.fields import LogSlider, Slider, Toggle, Toggles, report_to
 from explorer.heatmap_figure import MapState, clear, draw, new_figure
 from explorer.style import heading, message_html
 
+EXPLANATION = (
+    "<div class='lg-heatmap-help' style='color:#444;max-width:1000px;font-size:12px;line-height:1.5'>"
+    "<b>Reading the map.</b> Rows are layers, columns source tasks (or their epochs). <b>Score bars</b> (right): a "
+    "layer's mean share over the tasks after growth ends (the dotted white line); lower means a more stable layer. "
+    "Red bars and the red frame are the learngene layers. The <b>dashed line</b> is the threshold: it appears once "
+    "you move the threshold slider, and then every conv layer whose bar ends at or left of it is picked. "
+    "<b>fc layers</b> (the last rows) are shown for comparison but cannot be chosen: they are the collective "
+    "model's classifier, and a learngene is a block of conv layers that a new small network is built around. "
+    "<b>Grey columns</b>: tasks where the network was unhealthy (training accuracy below 0.5, or its features "
+    "collapsed to under a quarter of the first task's rank; see the health chart in panel 1). A network that has "
+    "stopped learning has small gradients everywhere, so do not read those columns as stability.</div>"
+)
+PLACEHOLDER = (
+    "The criterion map appears here once a run has finished its first source task: pick a run above, or train one "
+    "in panel 1 and watch the map fill in."
+)
+
 
 class CriterionHeatmap:
-    """The heatmap with its controls; `set_log` shows a run's criterion, `observe` adds live epochs.
+    """The heatmap with its controls; `set_log` shows a run's criterion, `observe` adds live epochs and health.
 
     The selection follows one rule at a time: "top-k" (the most stable window of `top_k` layers, as the
-    command line's default), "threshold" (once the slider moves) or "manual" (once a layer button is clicked).
+    command line's default), "threshold" (once the user moves the slider) or "manual" (once a layer button is
+    clicked). Only the user changes the rule: code never moves the threshold slider except to apply settings.
     """
 
     def __init__(self) -> None:
@@ -45,12 +64,12 @@ class CriterionHeatmap:
         self.selected: tuple[str, ...] = ()
         self.valid = False
         self.scores: np.ndarray = np.zeros(0)
+        self.health: list[dict] = []
         self._per_epoch: np.ndarray = np.zeros((0, 0, 0))  # at the slider's tau, computed once per move
         self._per_task: np.ndarray = np.zeros((0, 0))
         self._nearest: tuple[str, ...] = ()
         self._lock = threading.RLock()
         self._local = threading.local()
-        self._echoes: list[int] = []
         self.tau = LogSlider(
             value=1e-4,
             base=10,
@@ -68,10 +87,20 @@ class CriterionHeatmap:
         self.view = Toggles(
             options=[("per task", "task"), ("per epoch", "epoch")], value="task", style={"button_width": "85px"}
         )
+        self.colour_scale = Toggles(
+            options=[("colours fit the values", "fit"), ("colours fixed 0 to 1", "fixed")],
+            value="fit",
+            tooltips=[
+                "the colour scale stretches from 0 to the largest value shown (it changes as τ moves)",
+                "the colour scale stays 0 to 1, so colours can be compared while τ moves",
+            ],
+            style={"button_width": "150px"},
+        )
+        self.colour_scale.add_class("lg-colour-scale")
         self.threshold = Slider(
             value=0.05,
             min=0.0,
-            max=0.5,
+            max=1.0,
             step=0.0005,
             description="threshold",
             readout_format=".4f",
@@ -83,7 +112,14 @@ class CriterionHeatmap:
         self.selection_label.add_class("lg-selection")
         self.message = widgets.HTML()
         self.message.add_class("lg-selection-message")
-        report_to(self.message, tau=self.tau, counting=self.absolute, view=self.view, threshold=self.threshold)
+        report_to(
+            self.message,
+            tau=self.tau,
+            counting=self.absolute,
+            view=self.view,
+            colour_scale=self.colour_scale,
+            threshold=self.threshold,
+        )
         self.use_nearest = widgets.Button(
             description="use nearest valid block", layout=widgets.Layout(display="none", width="auto")
         )
@@ -92,6 +128,7 @@ class CriterionHeatmap:
         self.tau.observe(self._tau_moved, "value")
         self.absolute.observe(lambda _: self.redraw(), "value")
         self.view.observe(lambda _: self._draw(), "value")
+        self.colour_scale.observe(lambda _: self._draw(), "value")
         self.threshold.observe(self._threshold_moved, "value")
         self.use_nearest.on_click(lambda _: self.choose(self._nearest))
         self.widget = widgets.VBox(
@@ -99,17 +136,19 @@ class CriterionHeatmap:
                 heading(
                     "2 · Learngene criterion",
                     "Each cell: the share of a layer's weight-gradient entries above τ during a task (its epochs "
-                    "averaged). "
-                    "Layers that stay low and steady once the network stops growing become the learngene (red frame).",
+                    "averaged). Layers that stay low and steady once the network stops growing become the learngene "
+                    "(red frame).",
                 ),
                 widgets.HBox([self.tau, self.absolute, self.view]),
-                self.figure.widget,
+                self.colour_scale,
+                self.figure.frame,
+                widgets.HTML(EXPLANATION),
                 widgets.HBox(
                     [
                         self.threshold,
                         widgets.HTML(
-                            "<span style='color:#555'>&nbsp;conv layers scoring at most this are picked; or click "
-                            "layers:</span>"
+                            "<span style='color:#555'>&nbsp;move it to pick the conv layers scoring at most this; "
+                            "or click layers:</span>"
                         ),
                     ]
                 ),
@@ -118,37 +157,69 @@ class CriterionHeatmap:
                 self.message,
             ]
         )
+        self.widget.add_class("lg-panel-criterion")
+        self.figure.placeholder(PLACEHOLDER)
 
     # ------------------------------------------------------------ data in
 
     def set_log(
-        self, log: CriterionLog | None, expansion_tasks: int = 0, tau: float | None = None, top_k: int = 2
+        self,
+        log: CriterionLog | None,
+        expansion_tasks: int = 0,
+        tau: float | None = None,
+        top_k: int = 2,
+        health: list[dict] | None = None,
+        keep: bool = False,
     ) -> None:
-        """Show a run's criterion (None clears the map) with the default rule (the best window of `top_k` layers)."""
+        """Show a run's criterion (None clears the map) and its health rows.
+
+        A new run starts from its default rule (the best window of `top_k` layers) and its recorded tau; `keep`
+        (the same run shown again) keeps the user's rule, selection and tau.
+        """
         with self._lock:
             self.log = log
             self.expansion_tasks = expansion_tasks
             self.top_k = top_k
-            self.rule = "top-k"
+            self.health = list(health or [])
             self._live = False
+            if not keep:
+                self.rule = "top-k"
         self._sync_buttons()
-        if tau is not None or log is not None:
+        if not keep and (tau is not None or log is not None):
             self._tau_on_grid(tau if tau is not None else log.tau)
         self.redraw()
 
-    def begin_live(self, log: CriterionLog | None, expansion_tasks: int, tau: float) -> None:
-        """Prepare for live epochs recorded at `tau`, continuing `log` (a resumed run) or starting empty."""
+    def begin_live(
+        self,
+        log: CriterionLog | None,
+        expansion_tasks: int,
+        tau: float,
+        health: list[dict] | None = None,
+        keep: bool = False,
+    ) -> None:
+        """Prepare for live epochs recorded at `tau`, continuing `log` (the finished tasks of a run being resumed)
+        or starting empty. `keep` (the run shown is the one that trains) keeps the user's rule and tau; otherwise
+        the run starts from its default rule at its recorded tau."""
         with self._lock:
             self.log = log
             self.expansion_tasks = expansion_tasks
+            self.health = list(health or [])
             self._live_tau = tau
             self._live = True
-            self.rule = "top-k" if self.rule == "threshold" else self.rule
+            if not keep:
+                self.rule = "top-k"
+        self._sync_buttons()
+        if not keep:
+            self._tau_on_grid(tau)
+        self.redraw()
+
+    def set_tau(self, tau: float) -> None:
+        """Show the map at exactly `tau` (from a link or settings): the slider's grid is shifted to hold it."""
         self._tau_on_grid(tau)
         self.redraw()
 
     def _tau_on_grid(self, tau: float) -> None:
-        """Shift the slider's grid of log-steps so that `tau` (the run's recorded one) is exactly on it."""
+        """Shift the slider's grid of log-steps so that `tau` is exactly on it (the browser then keeps it)."""
         step = self.tau.step
         low, high = math.log10(BIN_EDGES[0]), math.log10(BIN_EDGES[-1])
         exponent = math.log10(tau)
@@ -165,15 +236,26 @@ class CriterionHeatmap:
         if not self._syncing:  # code that sets tau redraws itself
             self.redraw()
 
+    @property
+    def unhealthy(self) -> tuple[bool, ...]:
+        """Per task of the map, whether the network was unhealthy there (core's rule); () without health records."""
+        with self._lock:
+            return tuple(unhealthy_tasks(self.health))
+
     def observe(self, event: object) -> None:
-        """Record a live EpochEnded event (called from the training thread; drawing happens in redraw).
+        """Record a live EpochEnded or TaskFinished event (called from the training thread; redraw draws them).
 
         Ignored once another run is shown (set_log), so live epochs never land in a stored run's map.
         """
-        if not isinstance(event, EpochEnded):
+        if not isinstance(event, (EpochEnded, TaskFinished)):
             return
         with self._lock:
             if not self._live:
+                return
+            if isinstance(event, TaskFinished):
+                if event.health:
+                    self.health = [row for row in self.health if row["task"] != event.task]
+                    self.health.append(dict(task=event.task, **event.health))
                 return
             names = tuple(event.layer_names)
             if self.log is None or self.log.layer_names != names or self.log.epochs != event.epochs:
@@ -211,19 +293,9 @@ class CriterionHeatmap:
     def _syncing(self) -> bool:
         return getattr(self._local, "syncing", False)
 
-    def _set_threshold(self, name: str, value: float) -> None:
-        """Change the slider's max or value from code, remembering the values the browser may send back."""
-        self._silently(lambda: setattr(self.threshold, name, value))
-        self._echoes = (self._echoes + [self._step_index(self.threshold.value)])[-3:]
-
-    def _step_index(self, value: float) -> int:
-        return round(value / self.threshold.step)
-
-    def _threshold_moved(self, change: dict) -> None:
-        # Ignore our own changes, and the browser echoing values we set (it does so when max changes).
-        if self._syncing or self._step_index(change["new"]) in self._echoes:
+    def _threshold_moved(self, _change: object) -> None:
+        if self._syncing:  # code that applies settings sets the rule itself
             return
-        self._echoes = []
         self.rule = "threshold"
         self.redraw()
 
@@ -233,11 +305,16 @@ class CriterionHeatmap:
         self.choose(tuple(b.description for b in self.layer_buttons.children if b.value))
 
     def use_threshold(self, value: float) -> None:
-        """Switch to the threshold rule at `value` (as if the user had moved the slider there)."""
+        """Switch to the threshold rule at `value` (settings or a link asked for it)."""
         with self._lock:
             self.rule = "threshold"
-            self._set_threshold("max", max(self.threshold.max, self._on_step(value)))
-            self._set_threshold("value", value)
+            self._silently(lambda: setattr(self.threshold, "value", value))
+            self.redraw()
+
+    def use_default(self) -> None:
+        """Switch back to the default rule: the most stable window (settings or a link without a choice)."""
+        with self._lock:
+            self.rule = "top-k"
             self.redraw()
 
     def choose(self, layers: tuple[str, ...]) -> None:
@@ -320,13 +397,12 @@ class CriterionHeatmap:
                     self.scores = layer.score
                 except LearngeneError:
                     self.scores = np.full(len(log.layer_names), np.nan)
-            finite = self.scores[np.isfinite(self.scores)]
-            top = self._on_step(max(float(finite.max()) * 1.1 if finite.size else 0.5, 0.001))
-            self._set_threshold("max", top)
             if log is None:
-                self._apply(())
+                self.selected, self.valid = (), False
+                self._sync_buttons()
                 self.message.value = ""
                 self.selection_label.value = ""
+                self.use_nearest.layout.display = "none"
             else:
                 self._apply(self._by_rule(layer))
             self._draw()
@@ -341,22 +417,15 @@ class CriterionHeatmap:
         k = min(self.top_k, len(candidates(names)))
         if k == 0:
             return ()
-        block = select_top_k(layer, k).layers
-        level = max(layer.of(n)[0] for n in block)
-        if np.isfinite(level):
-            self._set_threshold("value", min(self._on_step(level), self.threshold.max))
-        return block
-
-    def _on_step(self, value: float) -> float:
-        """`value` rounded up to the slider's step, so the browser keeps it as it is."""
-        step = self.threshold.step
-        return round(math.ceil(value / step - 1e-9) * step, 6)
+        return select_top_k(layer, k).layers
 
     def _draw(self) -> None:
         with self._lock:
             if self.log is None or self.log.tasks == 0:
                 clear(self.figure)
+                self.figure.placeholder(PLACEHOLDER)
                 return
+            self.figure.placeholder(None)
             state = MapState(
                 self.log.layer_names,
                 self._per_task,
@@ -368,6 +437,9 @@ class CriterionHeatmap:
                 self.selected,
                 self.valid,
                 self.threshold.value,
-                self.threshold.max,
+                show_threshold=self.rule == "threshold",
+                expansion_tasks=self.expansion_tasks,
+                unhealthy=self.unhealthy,
+                colour_scale=self.colour_scale.value,
             )
             draw(self.figure, state)

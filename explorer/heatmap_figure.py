@@ -1,4 +1,5 @@
-"""The criterion heatmap figure: layers x tasks (or epochs), the learngene frame, and per-layer score bars."""
+"""The criterion heatmap figure: layers x tasks (or epochs), the learngene frame, per-layer score bars, where growth
+ends, and grey columns over the tasks where the network was unhealthy."""
 
 from __future__ import annotations
 
@@ -14,6 +15,9 @@ from explorer.style import base_layout
 HEAT, OUTLINE, SCORES, THRESHOLD = range(4)
 MAX_HOVER_TEXT = 40_000
 SELECTED_COLOUR, OTHER_COLOUR, INVALID_COLOUR = "#d62728", "#b0b0b0", "#ff9800"
+UNHEALTHY_FILL = "rgba(120,120,120,0.72)"
+GROWTH_COLOUR = "#ffffff"
+TITLES = 2  # the subplot titles are the figure's first annotations
 
 
 def new_figure() -> LiveFigure:
@@ -82,7 +86,10 @@ class MapState:
     selected: tuple[str, ...]
     valid: bool
     threshold: float
-    threshold_max: float
+    show_threshold: bool = False
+    expansion_tasks: int = 0
+    unhealthy: tuple[bool, ...] = ()
+    colour_scale: str = "fit"
 
     @property
     def tasks(self) -> int:
@@ -108,6 +115,15 @@ def clear(fig: LiveFigure) -> None:
         for trace in fig.data:
             trace.update(x=[], y=[])
         fig.data[HEAT].update(z=[], text=None)
+        fig.layout.shapes = ()
+        fig.layout.annotations = fig.layout.annotations[:TITLES]
+
+
+def colour_range(z: np.ndarray, scale: str) -> tuple[float, float]:
+    """The colour axis: 0 to 1 when fixed, else 0 to the largest value (0 to 1 when every value is 0 or missing)."""
+    finite = z[np.isfinite(z)]
+    top = float(finite.max()) if finite.size else 0.0
+    return (0.0, 1.0) if scale == "fixed" or top <= 0 else (0.0, top)
 
 
 def draw(fig: LiveFigure, state: MapState) -> None:
@@ -125,11 +141,17 @@ def draw(fig: LiveFigure, state: MapState) -> None:
     scores = state.scores if len(state.scores) == len(names) else np.full(len(names), np.nan)
     outline_x, outline_y = _outline(names, state.selected, -0.5, tasks - 0.5)
     colour = SELECTED_COLOUR if state.valid else INVALID_COLOUR
+    zmin, zmax = colour_range(z, state.colour_scale)
+    finite = scores[np.isfinite(scores)]
+    bars_max = max(float(finite.max()) if finite.size else 0.0, state.threshold if state.show_threshold else 0.0)
     with fig.updating():
         fig.data[HEAT].update(
             x=xs.tolist(),
             y=ys,
             z=z_list,
+            zmin=zmin,
+            zmax=zmax,
+            zauto=False,
             text=text,
             hovertemplate="%{text}<extra></extra>"
             if text is not None
@@ -142,8 +164,9 @@ def draw(fig: LiveFigure, state: MapState) -> None:
             marker=dict(color=[colour if n in state.selected else OTHER_COLOUR for n in names]),
             text=[f"{n}: score {_fmt(s)}" for n, s in zip(names, scores)],
         )
-        fig.data[THRESHOLD].update(x=[state.threshold] * 2, y=[-0.5, len(names) - 0.5])
-        fig.layout.xaxis2.update(range=[0, state.threshold_max])
+        threshold = ([state.threshold] * 2, [-0.5, len(names) - 0.5]) if state.show_threshold else ([], [])
+        fig.data[THRESHOLD].update(x=threshold[0], y=threshold[1])
+        fig.layout.xaxis2.update(range=[0, max(bars_max * 1.15, 1e-3)])
         fig.layout.yaxis.update(
             tickmode="array", tickvals=ys, ticktext=list(names), range=[len(names) - 0.5, -0.5], autorange=False
         )
@@ -157,6 +180,73 @@ def draw(fig: LiveFigure, state: MapState) -> None:
         fig.layout.annotations[
             0
         ].text = f"Share of {'|g|' if state.absolute else 'g'} > τ = {state.tau:.2e}, per {state.view}"
+        shapes, notes = _marks(state, len(names))
+        fig.layout.shapes = shapes
+        fig.layout.annotations = tuple(fig.layout.annotations[:TITLES]) + tuple(notes)
+
+
+def _marks(state: MapState, rows: int) -> tuple[list[dict], list[dict]]:
+    """Grey columns over unhealthy tasks and a line where growth ends, with their labels (shapes, annotations)."""
+    shapes: list[dict] = []
+    notes: list[dict] = []
+    for t, bad in enumerate(state.unhealthy[: state.tasks]):
+        if bad:
+            shapes.append(
+                dict(
+                    type="rect",
+                    xref="x",
+                    yref="y",
+                    x0=t - 0.5,
+                    x1=t + 0.5,
+                    y0=-0.5,
+                    y1=rows - 0.5,
+                    fillcolor=UNHEALTHY_FILL,
+                    line=dict(width=0),
+                    layer="above",
+                )
+            )
+    if any(state.unhealthy[: state.tasks]):
+        notes.append(
+            dict(
+                text="grey: network unhealthy",
+                xref="x domain",
+                yref="y domain",
+                x=1.0,
+                y=-0.13,
+                xanchor="right",
+                showarrow=False,
+                font=dict(size=11, color="#555"),
+            )
+        )
+    if 0 < state.expansion_tasks < state.tasks:
+        x = state.expansion_tasks - 0.5
+        shapes.append(
+            dict(
+                type="line",
+                xref="x",
+                yref="y",
+                x0=x,
+                x1=x,
+                y0=-0.5,
+                y1=rows - 0.5,
+                line=dict(color=GROWTH_COLOUR, width=3, dash="dot"),
+                layer="above",
+            )
+        )
+        notes.append(
+            dict(
+                text="growth ends",
+                xref="x",
+                yref="y domain",
+                x=x,
+                y=1.0,
+                xanchor="left",
+                yanchor="bottom",
+                showarrow=False,
+                font=dict(size=11, color="#333"),
+            )
+        )
+    return shapes, notes
 
 
 def _fmt(value: float) -> str:

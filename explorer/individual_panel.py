@@ -7,80 +7,50 @@ from collections.abc import Callable
 from pathlib import Path
 
 import ipywidgets as widgets
-import plotly.graph_objects as go
 
 from core.collective.runs import Run
 from core.data.datasets import resolve_root
 from core.events import MethodFinished, TargetTaskFinished
+from core.individual.evaluation import FewShotPlan
 from core.learngene.selection import block_label
 from explorer import engine
 from explorer.fields import Check, Choice, IntField, Toggles, report_to
-from explorer.figure import LiveFigure
-from explorer.results import ResultStore
+from explorer.results import GLOSSARY, ResultStore
 from explorer.settings import Settings
-from explorer.style import base_layout, heading, message_html, method_colour
+from explorer.size_chart import draw, new_figure
+from explorer.style import heading, message_html
+from explorer.wording import page_terms
 from explorer.worker import Outcome, Throttle, Worker, one_line
 
 Context = Callable[[], tuple[Run, tuple[str, ...]]]
 NOVEL = "novel classes of the run"
 TABLE_STYLE = (
     "<style>.lg-results{border-collapse:collapse;font-size:11px}"
-    ".lg-results th,.lg-results td{text-align:left;padding:1px 8px;white-space:nowrap;line-height:1.4}"
+    ".lg-results th,.lg-results td{text-align:left;padding:1px 6px;line-height:1.35;vertical-align:top}"
+    ".lg-results td.model{white-space:normal;max-width:520px}.lg-results td.num{white-space:nowrap}"
     ".lg-results thead tr{border-bottom:1px solid #999}.lg-results td.setup{padding-top:6px;font-style:italic}</style>"
+)
+STRATEGIES = (
+    "<div style='color:#555;font-size:12px;max-width:1000px;line-height:1.45'><b>Strategies.</b> <b>learngene</b> "
+    "(the paper): the chosen block of the collective model, inherited behind a new front and head. "
+    "<b>scratch</b>: the same model with every weight random, the baseline everything is paired with. "
+    "<b>other strategies</b> (tick the box): front inheritance (the collective's first layers, new layers after "
+    "them), weight selection (a narrower copy of the whole collective model, Xu et al. 2024), the other windows of "
+    "the learngene's length, the collective model fine-tuned, and nearest centroids on its features. "
+    "<b>Size sweep</b>: learngene, front inheritance, weight selection and scratch at 1/8, 1/4, 1/2 and 1 of the "
+    "collective model's widths, with the collective model as the reference point.</div>"
 )
 
 
-def new_figure() -> LiveFigure:
-    """Accuracy against model size: log-scale parameters on x, mean accuracy with 95% CI on y."""
-    layout = base_layout(
-        470,
-        width=660,
-        title=dict(text="Few-shot accuracy against model size", x=0.01, y=0.97),
-        xaxis=dict(type="log", title="parameters of the model (log scale)"),
-        yaxis=dict(title="mean test accuracy (95% CI)", range=[0, 1.02]),
-        legend=dict(orientation="h", yanchor="top", y=-0.2, xanchor="left", x=0, font=dict(size=11)),
-        margin=dict(l=60, r=20, t=45, b=130),
-    )
-    return LiveFigure(layout=layout)
-
-
-def draw(fig: LiveFigure, store: ResultStore) -> None:
-    """One trace per method, updated in place; running points are hollow circles, cancelled or failed ones crosses."""
-    groups = store.traces()
-    with fig.updating():
-        if [t.name for t in fig.data] != list(groups)[: len(fig.data)]:
-            fig.data = ()  # cleared, or a second setup renamed the traces
-        for i, (name, series) in enumerate(groups.items()):
-            rows = [s.row() for s in series]
-            symbols = [
-                "circle" if s.status == "done" else ("circle-open" if s.status == "running" else "x") for s in series
-            ]
-            method = series[0].method
-            trace = dict(
-                x=[r["params"] for r in rows],
-                y=[r["mean_accuracy"] for r in rows],
-                error_y=dict(type="data", array=[r["ci95"] or 0 for r in rows], visible=True, thickness=1.2, width=4),
-                mode="lines+markers" if len(rows) > 1 else "markers",
-                marker=dict(symbol=symbols, size=10, color=method_colour(method, i)),
-                line=dict(color=method_colour(method, i)),
-                customdata=[[r["size"], r["tasks"], r["planned"], r["status"], r["ci95"] or 0] for r in rows],
-                hovertemplate=(
-                    f"<b>{html.escape(name)}</b><br>size %{{customdata[0]}}, %{{x:,}} parameters<br>"
-                    "accuracy %{y:.3f} ± %{customdata[4]:.3f}<br>%{customdata[1]} of %{customdata[2]} tasks "
-                    "(%{customdata[3]})<extra></extra>"
-                ),
-            )
-            if i < len(fig.data):
-                fig.data[i].update(**trace)
-            else:
-                fig.add_trace(go.Scatter(name=name, **trace))
+def _points(value: float | None) -> str:
+    return "" if value is None else f"{100 * value:+.1f}"
 
 
 def table_html(rows: list[dict]) -> str:
-    """The results table as HTML, one block of rows per task setup."""
+    """The results table as HTML: one block per task setup, each row a sentence, learngene first."""
     if not rows:
-        return "<div style='color:#777'>No results yet: press Run.</div>"
-    columns = ("method", "size", "params", "tasks", "accuracy ± 95% CI", "status")
+        return "<div style='color:#777'>No results yet: press Run.</div>" + GLOSSARY
+    columns = ("model", "parameters", "accuracy ± 95% CI", "minus scratch (points)", "tasks", "status")
     body, setup = [], None
     for r in rows:
         if r["setup"] != setup:
@@ -91,11 +61,34 @@ def table_html(rows: list[dict]) -> str:
             if r["mean_accuracy"] is None
             else f"{r['mean_accuracy']:.3f}" + ("" if r["ci95"] is None else f" ± {r['ci95']:.3f}")
         )
-        cells = (r["method"], r["size"], f"{r['params']:,}", f"{r['tasks']}/{r['planned']}", accuracy, r["status"])
-        body.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
+        paired, title = "", ""
+        if r["vs_scratch"] is not None:
+            d = r["vs_scratch"]
+            paired = _points(d["mean"]) + ("" if d["ci95"] is None else f" ± {100 * d['ci95']:.1f}")
+            p = "not defined for 1 task" if d["p_value"] is None else f"{d['p_value']:.3g}"
+            title = f"paired over {d['tasks']} target tasks; paired t-test p = {p}"
+        elif r["method"] == "scratch":
+            paired = "(the reference)"
+        cells = (
+            ("model", r["model"], r["method"]),
+            ("num", f"{r['params']:,}", "trainable parameters"),
+            ("num", accuracy, "mean test accuracy over the target tasks"),
+            ("num", paired, title),
+            ("num", f"{r['tasks']}/{r['planned']}", "target tasks finished / planned"),
+            ("num", r["status"], ""),
+        )
+        body.append(
+            "<tr>"
+            + "".join(
+                f"<td class='{cls}' title='{html.escape(tip, quote=True)}'>{html.escape(str(text))}</td>"
+                for cls, text, tip in cells
+            )
+            + "</tr>"
+        )
     head = "".join(f"<th>{c}</th>" for c in columns)
     return (
         f"{TABLE_STYLE}<table class='lg-results'><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+        + GLOSSARY
     )
 
 
@@ -108,14 +101,22 @@ class IndividualPanel:
         self.worker = Worker()
         self.store = ResultStore()
         self.way = IntField(value=5, min=2, max=20, description="way", layout=widgets.Layout(width="140px"))
-        self.shot = IntField(value=10, min=1, max=100, description="shot", layout=widgets.Layout(width="140px"))
-        self.target_tasks = IntField(value=5, min=1, max=100, description="tasks", layout=widgets.Layout(width="140px"))
+        self.shot = IntField(value=1, min=1, max=100, description="shot", layout=widgets.Layout(width="140px"))
+        self.target_tasks = IntField(
+            value=20, min=1, max=100, description="tasks", layout=widgets.Layout(width="140px")
+        )
         self.mode = Toggles(
             options=[("fine-tune all", "finetune"), ("freeze learngene", "freeze")],
             value="finetune",
             style={"button_width": "120px"},
         )
-        self.baselines = Check(value=True, description="baselines", indent=False, layout=widgets.Layout(width="100px"))
+        self.baselines = Check(
+            value=False,
+            description="other strategies and baselines",
+            indent=False,
+            tooltip="front inheritance, weight selection, other windows, the collective fine-tuned, nearest centroids",
+            layout=widgets.Layout(width="230px"),
+        )
         self.target = Choice(
             options=[(NOVEL, "")],
             value="",
@@ -146,7 +147,9 @@ class IndividualPanel:
             tooltip="train individual models on few-shot target tasks",
         )
         self.sweep_button = widgets.Button(
-            description="Size sweep", icon="line-chart", tooltip="learngene and scratch over several model sizes"
+            description="Size sweep",
+            icon="line-chart",
+            tooltip="learngene, front inheritance, weight selection and scratch at 1/8 to 1 of the collective's widths",
         )
         self.cancel_button = widgets.Button(description="Cancel", icon="stop", disabled=True)
         self.clear_button = widgets.Button(description="Clear", icon="trash")
@@ -158,8 +161,10 @@ class IndividualPanel:
         ):
             button.add_class(f"lg-individual-{name}")
         self.progress = widgets.IntProgress(
-            value=0, min=0, max=1, description="progress", layout=widgets.Layout(width="300px")
+            value=0, min=0, max=1, description="progress", layout=widgets.Layout(width="260px")
         )
+        self.progress_label = widgets.HTML()
+        self.progress_label.add_class("lg-individual-progress")
         self.status = widgets.HTML()
         self.status.add_class("lg-individual-status")
         report_to(
@@ -172,13 +177,16 @@ class IndividualPanel:
             target_folder=self.target,
             invert=self.invert,
         )
-        self.table = widgets.HTML(table_html([]), layout=widgets.Layout(flex="0 0 470px", margin="45px 0 0 8px"))
+        self.table = widgets.HTML(table_html([]), layout=widgets.Layout(max_width="1000px", margin="4px 0 0 0"))
         self.figure = new_figure()
+        draw(self.figure, self.store)
         self._throttle = Throttle(self._render, on_error=self._chart_failed)
         self._chart_error = ""
         self._done = 0
         self._total = 0
+        self._latest = ""
         self._notes: list[str] = []
+        self._shown_run: tuple[str, int] | None = None
         self.list_targets()
         self.run_button.on_click(lambda _: self.start(sweep=False))
         self.sweep_button.on_click(lambda _: self.start(sweep=True))
@@ -189,18 +197,28 @@ class IndividualPanel:
                 heading(
                     "3 · Individual models on new classes",
                     "Small networks start from the learngene layers (or from scratch) and learn each few-shot target "
-                    "task; "
-                    "a point is the mean accuracy over target tasks, updated as each task finishes.",
+                    "task (way classes, shot training images each); a point is the mean accuracy over the target "
+                    "tasks, updated as each task finishes.",
                 ),
-                widgets.HBox([self.way, self.shot, self.target_tasks, self.baselines, self.mode]),
+                widgets.HTML(STRATEGIES),
+                widgets.HBox([self.way, self.shot, self.target_tasks, self.mode, self.baselines]),
                 widgets.HBox([self.target, self.refresh_targets, self.invert]),
                 widgets.HBox(
-                    [self.run_button, self.sweep_button, self.cancel_button, self.clear_button, self.progress]
+                    [
+                        self.run_button,
+                        self.sweep_button,
+                        self.cancel_button,
+                        self.clear_button,
+                        self.progress,
+                        self.progress_label,
+                    ]
                 ),
                 self.status,
-                widgets.HBox([self.figure.widget, self.table], layout=widgets.Layout(align_items="flex-start")),
+                self.figure.frame,
+                self.table,
             ]
         )
+        self.widget.add_class("lg-panel-individual")
 
     def apply(self, settings: Settings) -> None:
         """Take the task setup from settings."""
@@ -215,9 +233,18 @@ class IndividualPanel:
         self.target.value = current if current in [name for _, name in options] else ""
 
     def run_changed(self, run: Run | None) -> None:
-        """A different run is shown: earlier results belong to another learngene, so clear them."""
-        if not self.worker.busy:
-            self.clear()
+        """The shown run changed: results of another run (or of fewer finished tasks) are cleared, and the page says
+        so; the same run shown again keeps them."""
+        shown = None if run is None else (str(run.path.resolve()), run.finished_tasks)
+        before, self._shown_run = self._shown_run, shown
+        if shown == before or self.worker.busy:
+            return
+        had = bool(self.store.series)
+        self.clear()
+        if had and before is not None:
+            name = Path(before[0]).name
+            why = "another run is shown" if shown is None or shown[0] != before[0] else "the run has trained further"
+            self.status.value = message_html(f"results of run {name} were cleared: {why}", "warning")
 
     def clear(self) -> None:
         """Forget all results (not while a job runs)."""
@@ -229,6 +256,7 @@ class IndividualPanel:
             draw(self.figure, self.store)
         self.table.value = table_html([])
         self.progress.value = 0
+        self.progress_label.value = ""
         self.status.value = ""
 
     def start(self, sweep: bool) -> bool:
@@ -257,33 +285,38 @@ class IndividualPanel:
         self._done = 0
         self._chart_error = ""
         self._notes = []
+        self._latest = ""
         self.progress.value, self.progress.max = 0, max(job.estimate, 1)
+        self.progress_label.value = ""
         self._set_busy(True)
+        learngene = block_label(job.layers)
         what = (
-            "size sweep: learngene and scratch at several sizes"
+            "size sweep: learngene, front inheritance, weight selection and scratch at 4 widths"
             if sweep
             else f"run: {job.estimate} target-task trainings"
         )
         if job.target_kind == engine.EPISODES:
             what += " (way, shot and tasks as the episodes hold them)"
-        self.status.value = message_html(f"{what}, learngene {block_label(job.layers)}...")
+        self.status.value = message_html(f"{what}, learngene {learngene}: preparing the target tasks...")
+        way = [job.way]
 
         def note(line: str) -> None:
-            self._notes.append(line)
-            self.status.value = self._with_notes(message_html(f"{what}, learngene {block_label(job.layers)}..."))
+            self._notes.append(page_terms(line))
+            self.status.value = self._with_notes(message_html(f"{what}, learngene {learngene}..."))
+
+        def planned(plan: FewShotPlan) -> None:
+            way[0] = plan.targets.way
 
         def listener(event: object) -> None:
             if isinstance(event, TargetTaskFinished):
+                size = engine.size_label(event.method, event.size)
                 with self._throttle.lock:
-                    self.store.add(
-                        event.method,
-                        engine.size_label(event.method, event.size),
-                        job.setup,
-                        event.params,
-                        event.tasks,
-                        event.accuracy,
+                    series = self.store.add(
+                        event.method, size, job.setup, event.params, event.tasks, event.accuracy, way[0], learngene
                     )
                     self._done += 1
+                    self._latest = f"{series.method}{'' if size == engine.DEFAULT_SIZE else ' ' + size}"
+                    self._latest += f", target task {len(series.accuracies)}/{event.tasks}"
                 self._throttle.request()
             elif isinstance(event, MethodFinished):
                 self._throttle.request()
@@ -292,10 +325,19 @@ class IndividualPanel:
             self._total = total
             self._throttle.request()
 
+        def work(should_stop: Callable[[], bool]) -> tuple[list[dict], list[dict]]:
+            threads = engine.use_free_cores()
+            self.status.value = self._with_notes(
+                message_html(f"{what}, learngene {learngene}, on {threads} core{'s' if threads > 1 else ''}...")
+            )
+            rows, points = job.execute_all([listener], should_stop, set_total, note, planned)
+            with self._throttle.lock:  # sweep points equal to a table row reuse it without training events
+                for point in points:
+                    self.store.add_row(point, point["size"], job.setup, way[0], learngene)
+            return rows, points
+
         self._total = job.estimate
-        return self.worker.start(
-            lambda should_stop: job.execute([listener], should_stop, set_total, note), self._finished
-        )
+        return self.worker.start(work, self._finished)
 
     def _with_notes(self, line_html: str) -> str:
         """A status line followed by core's notes about the targets, one per line."""
@@ -310,6 +352,11 @@ class IndividualPanel:
     def _render(self) -> None:
         self.progress.max = max(self._total, self._done, 1)
         self.progress.value = min(self._done, self.progress.max)
+        if self._latest:
+            self.progress_label.value = (
+                f"<span style='color:#333'>&nbsp;{self._done} of {self._total} trainings · last: "
+                f"{html.escape(self._latest)}</span>"
+            )
         draw(self.figure, self.store)
         self.table.value = table_html(self.store.rows())
 
@@ -334,6 +381,7 @@ class IndividualPanel:
             )
         else:
             self.status.value = message_html(outcome.message, "error")
+        self.progress_label.value = ""
         self._set_busy(False)
 
     def _set_busy(self, busy: bool) -> None:

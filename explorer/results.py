@@ -1,16 +1,85 @@
-"""Few-shot results as they arrive: accuracies per (method, model size, task setup), with running mean and 95% CI."""
+"""Few-shot results as they arrive: accuracies per (method, model size, task setup), with running mean and 95% CI,
+each paired with scratch of the same size on the same target tasks, and described in words for the table."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from fractions import Fraction
 
-from core.stats import mean_ci95
+from core.stats import mean_ci95, paired_difference
+
+DEFAULT = "default"
+COLLECTIVE = "collective"
+ORDER = ("learngene", "scratch", "front inheritance", "weight selection", "window", "collective", "nearest centroid")
+GLOSSARY = (
+    "<div style='color:#555;font-size:11px;line-height:1.45;margin-top:6px;max-width:1000px'>"
+    "<b>inherited</b>: weights copied from the collective model, then trained further on the target task (or kept "
+    "frozen). <b>front</b>: the new, randomly started layers between the image and an inherited block. "
+    "<b>window</b>: another block of as many layers as the learngene, to see whether the criterion's pick matters. "
+    "<b>width</b>: channels per layer as a share of the collective model's. <b>minus scratch</b>: accuracy minus "
+    "scratch of the same size on the same target tasks (paired), in points, with its 95% interval; an interval that "
+    "includes 0 means no clear difference.</div>"
+)
+
+
+def is_sweep_size(size: str) -> bool:
+    """Whether `size` is a width multiplier of the size sweep ("x1/4"), not the default or the collective's size."""
+    return size.startswith("x")
+
+
+def strategy(method: str) -> str:
+    """The strategy a method belongs to (its curve on the size chart)."""
+    if method.startswith("front"):
+        return "front inheritance"
+    if method.startswith("weight selection"):
+        return "weight selection"
+    if method.startswith("window"):
+        return method
+    return {"collective-finetune": "collective", "nearest-centroid": "nearest centroid"}.get(method, method)
+
+
+def _rank(method: str) -> int:
+    name = strategy(method)
+    key = "window" if name.startswith("window") else name
+    return ORDER.index(key) if key in ORDER else len(ORDER)
+
+
+def _width(size: str) -> str:
+    """ "x1/4" -> "1/4 width"."""
+    return f"{size[1:]} width" if is_sweep_size(size) else ""
+
+
+def sentence(method: str, size: str, learngene: str) -> str:
+    """What a results row is, in words (e.g. "scratch: the learngene model's shape, every weight random")."""
+    width = _width(size)
+    at = f" at {width}" if width else ""
+    if method == "learngene":
+        return f"learngene{at}: {learngene} inherited, with a new front and head" + (
+            f" {size[1:]} as wide" if width else ""
+        )
+    if method == "scratch":
+        if width:
+            return f"scratch: the collective model's shape at {width}, every weight random"
+        return "scratch: the learngene model's shape, every weight random"
+    if method.startswith("front"):
+        block = method[len("front ") :] if method != "front inheritance" else "the first layers"
+        return f"front inheritance{at}: {block} of the collective inherited as the first layers, new layers after"
+    if method.startswith("weight selection"):
+        factor = width or f"{Fraction(method.split('x')[-1]).limit_denominator(64)} width"
+        return f"weight selection at {factor}: the whole collective model, each layer keeping evenly spaced channels"
+    if method.startswith("window"):
+        return f"{method}: another block of the same length inherited instead, with a new front and head"
+    if method == "collective-finetune":
+        return "the collective model itself, fine-tuned with a new head (the reference)"
+    if method == "nearest-centroid":
+        return "nearest centroid: class means of the collective model's features, no training"
+    return method
 
 
 @dataclass
 class Series:
-    """Accuracies of one method at one size for one task setup, in arrival order."""
+    """Accuracies of one method at one size for one task setup, in target-task order (as they arrive)."""
 
     method: str
     size: str
@@ -19,21 +88,36 @@ class Series:
     planned: int
     accuracies: list[float] = field(default_factory=list)
     status: str = "running"
+    way: int | None = None
+    learngene: str = ""
 
-    def row(self) -> dict:
-        """A results-table row."""
+    def row(self, reference: Series | None = None) -> dict:
+        """A results-table row; `reference` is scratch of the same size, for the paired difference."""
         mean, half = mean_ci95(self.accuracies)
-        return {
+        row = {
             "method": self.method,
             "size": self.size,
             "setup": self.setup,
+            "model": sentence(self.method, self.size, self.learngene),
             "params": self.params,
             "tasks": len(self.accuracies),
             "planned": self.planned,
             "mean_accuracy": None if math.isnan(mean) else round(mean, 4),
             "ci95": None if math.isnan(half) else round(half, 4),  # undefined for a single task
             "status": self.status,
+            "vs_scratch": None,
         }
+        if reference is not None and reference is not self:
+            n = min(len(self.accuracies), len(reference.accuracies))  # the same first n target tasks, in order
+            if n:
+                diff = paired_difference(self.accuracies[:n], reference.accuracies[:n])
+                row["vs_scratch"] = {
+                    "mean": round(diff.mean, 4),
+                    "ci95": None if math.isnan(diff.ci95) else round(diff.ci95, 4),
+                    "p_value": None if math.isnan(diff.p_value) else diff.p_value,
+                    "tasks": diff.tasks,
+                }
+        return row
 
 
 class ResultStore:
@@ -42,17 +126,37 @@ class ResultStore:
     def __init__(self) -> None:
         self.series: dict[tuple[str, str, str], Series] = {}
 
-    def add(self, method: str, size: str, setup: str, params: int, planned: int, accuracy: float) -> Series:
+    def add(
+        self,
+        method: str,
+        size: str,
+        setup: str,
+        params: int,
+        planned: int,
+        accuracy: float,
+        way: int | None = None,
+        learngene: str = "",
+    ) -> Series:
         """Record one finished target task."""
         key = (method, size, setup)
         series = self.series.get(key)
         if series is None or series.status != "running":
-            series = self.series[key] = Series(method, size, setup, params, planned)
+            series = self.series[key] = Series(method, size, setup, params, planned, way=way, learngene=learngene)
         series.params = params
         series.accuracies.append(float(accuracy))
         if len(series.accuracies) >= planned:
             series.status = "done"
         return series
+
+    def add_row(self, row: dict, size: str, setup: str, way: int | None = None, learngene: str = "") -> None:
+        """Record a finished core row that arrived without events (a sweep point equal to a table row reuses it)."""
+        key = (row["method"], size, setup)
+        if key in self.series and self.series[key].status == "done":
+            return
+        accuracies = [float(a) for a in row["task_accuracies"]]
+        self.series[key] = Series(
+            row["method"], size, setup, row["params"], len(accuracies), accuracies, "done", way, learngene
+        )
 
     def close_running(self, status: str) -> None:
         """Mark every unfinished series (after a cancel or an error): its points stay, flagged."""
@@ -64,16 +168,16 @@ class ResultStore:
         """Forget everything."""
         self.series.clear()
 
-    def rows(self) -> list[dict]:
-        """Table rows, grouped by setup and method, smallest model first."""
-        ordered = sorted(self.series.values(), key=lambda s: (s.setup, s.method, s.params))
-        return [s.row() for s in ordered]
+    def reference(self, series: Series) -> Series | None:
+        """Scratch of the same size and setup: the sweep's scratch at a sweep size, else the default-size scratch."""
+        size = series.size if is_sweep_size(series.size) else DEFAULT
+        return self.series.get(("scratch", size, series.setup))
 
-    def traces(self) -> dict[str, list[Series]]:
-        """Series per chart trace, smallest model first: one trace per method (and setup, when several are shown)."""
-        setups = {s.setup for s in self.series.values()}
-        grouped: dict[str, list[Series]] = {}
-        for s in self.series.values():  # first appearance fixes a trace's place, so traces are only ever appended
-            name = s.method if len(setups) == 1 else f"{s.method} ({s.setup})"
-            grouped.setdefault(name, []).append(s)
-        return {name: sorted(group, key=lambda s: s.params) for name, group in grouped.items()}
+    def rows(self) -> list[dict]:
+        """Table rows grouped by setup: learngene first, then scratch and the other strategies, smallest first."""
+        ordered = sorted(self.series.values(), key=lambda s: (s.setup, _rank(s.method), s.method, s.params))
+        return [s.row(self.reference(s)) for s in ordered]
+
+    def setups(self) -> list[str]:
+        """The task setups shown, in order of first appearance."""
+        return list(dict.fromkeys(s.setup for s in self.series.values()))

@@ -23,6 +23,7 @@ VIEWS = ("task", "epoch")
 RUN_NAME_MAX = 100
 RUN_LINK_MAX = 255
 MODES = ("finetune", "freeze")
+COLOUR_SCALES = ("fit", "fixed")
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,8 @@ class Settings:
     """One view of the explorer: which run, criterion and selection, and the few-shot task setup.
 
     `run` is a run directory name relative to the runs root ("" means: pick the newest run);
-    `tau` None means the run's own tau; `layers` empty means "selected by the threshold rule".
+    `tau` None means the run's own tau; `layers` empty means "selected by the threshold rule";
+    `colour_scale` "fit" stretches the map's colours over its values, "fixed" keeps them at 0 to 1 while tau moves.
     """
 
     run: str = ""
@@ -40,12 +42,13 @@ class Settings:
     threshold: float | None = None
     layers: tuple[str, ...] = ()
     way: int = 5
-    shot: int = 10
-    target_tasks: int = 5
+    shot: int = 1
+    target_tasks: int = 20
     mode: str = "finetune"
-    baselines: bool = True
+    baselines: bool = False
     dataset: str = "glyphs"
     preset: str = "fast"
+    colour_scale: str = "fit"
 
     def validate(self) -> Settings:
         """Return self, or raise LearngeneError naming the first bad value and its valid range."""
@@ -69,6 +72,10 @@ class Settings:
             (self.mode in MODES, f"mode {self.mode!r} is unknown: use 'finetune' or 'freeze'"),
             (self.dataset in DATASETS, f"dataset {self.dataset!r} is unknown: use one of {', '.join(DATASETS)}"),
             (self.preset in PRESETS, f"preset {self.preset!r} is unknown: use one of {', '.join(PRESETS)}"),
+            (
+                self.colour_scale in COLOUR_SCALES,
+                f"colour scale {self.colour_scale!r} is unknown: use 'fit' or 'fixed'",
+            ),
         ]
         check_all(checks)
         check_run_name(self.run)
@@ -103,7 +110,7 @@ class Settings:
         return cls.from_dict(data)
 
     def to_query(self) -> str:
-        """The settings that differ from the defaults, as a URL query string (for a shareable link)."""
+        """The settings that differ from the defaults, as a URL query string (numbers written to round-trip exactly)."""
         default = Settings()
         pairs = []
         for f in dataclasses.fields(self):
@@ -115,7 +122,7 @@ class Settings:
             elif isinstance(value, tuple):
                 text = ",".join(value)
             else:
-                text = f"{value:g}" if isinstance(value, float) else str(value)
+                text = repr(value) if isinstance(value, float) else str(value)
             pairs.append((f.name, text))
         return urlencode(pairs, safe=",")
 

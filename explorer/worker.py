@@ -10,6 +10,7 @@ from typing import Any
 
 from core.errors import LearngeneError
 from core.events import Cancelled
+from explorer.wording import page_terms
 
 StopCheck = Callable[[], bool]
 
@@ -80,9 +81,9 @@ class Worker:
 
 
 def one_line(exc: BaseException) -> str:
-    """The message a user sees for an error: LearngeneError's own line, else its type and first line."""
+    """The message a user sees for an error, in page terms: LearngeneError's own line, else its type and first line."""
     if isinstance(exc, LearngeneError):
-        return str(exc)
+        return page_terms(str(exc))
     return f"unexpected {type(exc).__name__}: {exc}".splitlines()[0]
 
 

@@ -1,6 +1,13 @@
-"""The app in a real browser: Voila on 127.0.0.1, headless Chromium, tau slider, Run button, no JavaScript errors."""
+"""The app in a real browser: Voila on 127.0.0.1, headless Chromium, a student's steps, no JavaScript errors.
 
+Each test is a short sequence of clicks and waits, checked in the page itself (the picker, the table, the plotly
+data). Screenshots of each panel land in the test's folder, and in $LEARNGENE_SCREENSHOT_DIR when it is set;
+$LEARNGENE_SCREENSHOT_TO receives the whole page on a run with unhealthy tasks (README's docs/explorer.png).
+"""
+
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -23,10 +30,7 @@ CHROMIUM_ARGS = [
 ]
 NOTEBOOK = REPO / "notebooks" / "explorer.ipynb"
 HARMLESS = "ERR_NAME_NOT_RESOLVED"  # Voila's FontAwesome stylesheet comes from a CDN; offline it cannot load
-PLOT_BY_TYPE = (
-    "kind => Array.from(document.querySelectorAll('.js-plotly-plot')).find(d => d.data && d.data.length && "
-    "d.data[0].type === kind)"
-)
+ALLOW_EXPORTS = "(.*/)?export/[^/]+[.](html|csv|json)"
 PLOT_BY_ANNOTATION = (
     "text => Array.from(document.querySelectorAll('.js-plotly-plot')).find(d => d.layout && "
     "(d.layout.annotations || []).some(a => (a.text || '').includes(text)))"
@@ -35,33 +39,68 @@ PLOT_BY_TITLE = (
     "text => Array.from(document.querySelectorAll('.js-plotly-plot')).find(d => d.layout && d.layout.title "
     "&& (d.layout.title.text || '').includes(text))"
 )
+HEATMAP = f"({PLOT_BY_ANNOTATION})('Share of')"
+SIZES = f"({PLOT_BY_TITLE})('Few-shot accuracy')"
+PANELS = ("collective", "criterion", "individual", "settings")
 
 
-def start_voila(root: Path, log: Path, port: int) -> subprocess.Popen:
-    """Voila serving the app notebook, with the runs root and run given through the environment."""
-    env = dict(os.environ, LEARNGENE_RUNS=str(root), LEARNGENE_RUN="smoke")
+def start_voila(site: Path, log: Path, port: int, env: dict) -> subprocess.Popen:
+    """Voila serving a copy of the app notebook from `site` (so that it serves `site`'s export folders too)."""
+    shutil.copyfile(NOTEBOOK, site / "explorer.ipynb")
     voila = Path(sys.executable).parent / "voila"
+    command = [
+        str(voila),
+        str(site / "explorer.ipynb"),
+        "--no-browser",
+        "--Voila.ip=127.0.0.1",
+        f"--port={port}",
+        f"--VoilaConfiguration.file_allowlist={ALLOW_EXPORTS}",
+    ]
     with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [str(voila), str(NOTEBOOK), "--no-browser", "--Voila.ip=127.0.0.1", f"--port={port}"],
-            cwd=REPO,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+        proc = subprocess.Popen(command, cwd=REPO, env=dict(os.environ, **env), stdout=out, stderr=subprocess.STDOUT)
     wait_for_port(port, proc)
     return proc
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, smoke_run):
-    """One Voila server for this module, on a free port, over a private copy of the smoke run."""
+def dying_run(tmp_path_factory):
+    """A smoke run with the paper's shared head and momentum 0.9, whose network stops learning (issue 12)."""
+    from core.collective.config import preset
+    from core.collective.training import train_collective
+
+    run_dir = tmp_path_factory.mktemp("dying") / "run"
+    train_collective(preset("smoke", head="shared", momentum=0.9, lr=0.005), run_dir)
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory, smoke_run, dying_run):
+    """The served folder: runs/smoke, runs/dying, and data/ holding a small image folder of glyphs."""
+    from PIL import Image
+
+    from core.data import datasets
+
+    site = tmp_path_factory.mktemp("site")
+    for name, run in (("smoke", smoke_run), ("dying", dying_run)):
+        shutil.copytree(run, site / "runs" / name, ignore=shutil.ignore_patterns(".lock", "export"))
+    glyphs = datasets.load("glyphs", image_size=32, seed=0)
+    by_class = glyphs.indices_by_class()
+    for c in range(24):
+        folder = site / "data" / f"c{c:02d}"
+        folder.mkdir(parents=True)
+        for i, image in enumerate(glyphs.images[by_class[c][:14]]):
+            Image.fromarray(image[0].numpy()).save(folder / f"{i}.png")
+    return site
+
+
+@pytest.fixture(scope="module")
+def server(site):
+    """One Voila server for this module, on a free port, over the site's runs (the smoke run shown first)."""
     if not CHROMIUM.exists():
         pytest.skip("needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)")
-    root = tmp_path_factory.mktemp("browser") / "runs"
-    shutil.copytree(smoke_run, root / "smoke", ignore=shutil.ignore_patterns(".lock", "export"))
     port = free_port()
-    proc = start_voila(root, root.parent / "voila.log", port)
+    env = dict(LEARNGENE_RUNS=str(site / "runs"), LEARNGENE_RUN="smoke", LEARNGENE_DATA=str(site / "data"))
+    proc = start_voila(site, site / "voila.log", port, env)
     yield f"http://127.0.0.1:{port}/"
     stop_server(proc)
 
@@ -75,91 +114,283 @@ def browser():
         chromium.close()
 
 
-def heatmap_z(page) -> str:
-    return page.evaluate(f"JSON.stringify(({PLOT_BY_TYPE})('heatmap').data[0].z)")
+class Page:
+    """A page of the app with its console errors collected."""
+
+    def __init__(self, browser, url: str) -> None:
+        self.page = browser.new_page(viewport={"width": 1280, "height": 900})
+        self.errors: list[str] = []
+        self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.page.goto(url, timeout=180_000)
+        self.page.wait_for_selector(".lg-app", timeout=180_000)
+
+    def js(self, expression: str):
+        return self.page.evaluate(expression)
+
+    def wait(self, condition: str, timeout: float = 120_000) -> None:
+        self.page.wait_for_function(condition, timeout=timeout, polling=200)
+
+    def text(self, selector: str) -> str:
+        return self.page.inner_text(selector)
+
+    def map_drawn(self) -> None:
+        self.wait(f"(() => {{ const d = {HEATMAP}; return d && d.data[0].z && d.data[0].z.length > 0; }})()")
+
+    def settings(self) -> dict:
+        return json.loads(self.page.input_value(".lg-settings-json textarea"))
+
+    def close(self) -> None:
+        assert [e for e in self.errors if HARMLESS not in e] == []
+        self.page.close()
 
 
-def save_screenshot(page, path: Path) -> None:
-    """The whole app: Voila scrolls inside a container, so grow the viewport to the content first."""
-    height = page.evaluate("document.querySelector('.lg-app').scrollHeight")
-    page.set_viewport_size({"width": 1280, "height": min(int(height) + 80, 8000)})
-    page.evaluate("Array.from(document.querySelectorAll('*')).forEach(e => { if (e.scrollTop) e.scrollTop = 0; })")
-    page.wait_for_timeout(800)
-    page.screenshot(path=str(path), full_page=True)
+def save_panels(page: Page, folder: Path, prefix: str) -> None:
+    """One screenshot per panel, and the whole app; copies in $LEARNGENE_SCREENSHOT_DIR when set."""
+    height = page.js("document.querySelector('.lg-app').scrollHeight")
+    page.page.set_viewport_size({"width": 1280, "height": min(int(height) + 80, 9000)})
+    page.js("Array.from(document.querySelectorAll('*')).forEach(e => { if (e.scrollTop) e.scrollTop = 0; })")
+    page.page.wait_for_timeout(1000)
+    shots = {"app": folder / f"{prefix}-app.png"}
+    page.page.screenshot(path=str(shots["app"]), full_page=True)
+    for panel in PANELS:
+        shots[panel] = folder / f"{prefix}-{panel}.png"
+        page.page.locator(f".lg-panel-{panel}").screenshot(path=str(shots[panel]))
+    target = os.environ.get("LEARNGENE_SCREENSHOT_DIR")
+    if target:
+        Path(target).mkdir(parents=True, exist_ok=True)
+        for shot in shots.values():
+            shutil.copyfile(shot, Path(target) / shot.name)
+    assert all(shot.stat().st_size > 10_000 for shot in shots.values())
 
 
-def click_run_until_a_job_starts(page, has_points: str, attempts: int = 3) -> None:
-    """Click Run; on a loaded machine a click sent before the kernel wired the button can be lost: retry."""
-    started = f"document.querySelector('button.lg-individual-run').disabled || {has_points}"
+def click_until(page: Page, button: str, started: str, attempts: int = 3) -> None:
+    """Click; on a loaded machine a click sent before the kernel wired the button can be lost: retry."""
+    timeout = pytest.importorskip("playwright.sync_api").TimeoutError
     for attempt in range(attempts):
-        page.click("button.lg-individual-run")
+        page.page.click(button)
         try:
-            page.wait_for_function(started, timeout=30_000)
+            page.wait(started, timeout=30_000)
             return
-        except pytest.importorskip("playwright.sync_api").TimeoutError:
+        except timeout:
             if attempt == attempts - 1:
                 raise
 
 
-def test_app_draws_the_heatmap_follows_tau_and_runs_individual_models(server, browser, tmp_path):
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
-    errors = []
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(server + "?target_tasks=1&baselines=0", timeout=120_000)
-    page.wait_for_function(
-        f"(() => {{ const d = ({PLOT_BY_TYPE})('heatmap'); return d && d.data[0].z && d.data[0].z.length > 0; }})()",
-        timeout=120_000,
-    )
-    before = heatmap_z(page)
+def run_individual_models(page: Page, button: str = "button.lg-individual-run") -> None:
+    """Press Run (or Size sweep) and wait for the job to end."""
+    click_until(page, button, "document.querySelector('button.lg-individual-run').disabled")
+    page.wait("!document.querySelector('button.lg-individual-run').disabled", timeout=300_000)
+    assert "finished" in page.text(".lg-individual-status")
 
-    page.focus(".lg-tau .noUi-handle")
-    page.keyboard.press("ArrowRight")
-    page.wait_for_function(f"JSON.stringify(({PLOT_BY_TYPE})('heatmap').data[0].z) !== {before!r}", timeout=30_000)
 
-    has_points = (
-        f"(() => {{ const d = ({PLOT_BY_TITLE})('Few-shot accuracy'); "
-        "return d && d.data.length >= 2 && d.data.every(t => t.x && t.x.length > 0); })()"
-    )
-    click_run_until_a_job_starts(page, has_points)
-    page.wait_for_function(has_points, timeout=180_000)
-    names = page.evaluate(f"({PLOT_BY_TITLE})('Few-shot accuracy').data.map(t => t.name)")
-    assert names == ["learngene", "scratch"]
-    page.wait_for_function("!document.querySelector('button.lg-individual-run').disabled", timeout=60_000)
+def traces(page: Page, plot: str, meta: str) -> dict:
+    return {
+        t["name"]: t
+        for t in page.js(f"({plot}).data.map(t => ({{name: t.name, meta: t.meta, x: t.x, y: t.y}}))")
+        if t["meta"] == meta
+    }
 
-    save_screenshot(page, tmp_path / "explorer.png")
-    target = os.environ.get("LEARNGENE_SCREENSHOT_TO")
-    if target:
-        Path(target).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(tmp_path / "explorer.png", target)
-    assert [e for e in errors if HARMLESS not in e] == []
+
+def test_the_page_draws_follows_tau_live_in_its_settings_and_runs_individual_models(server, browser, tmp_path):
+    page = Page(browser, server + "?target_tasks=2")
+    page.map_drawn()
+    before, tau = page.js(f"JSON.stringify({HEATMAP}.data[0].z)"), page.settings()["tau"]
+    page.page.focus(".lg-tau .noUi-handle")
+    page.page.keyboard.press("ArrowRight")
+    page.wait(f"JSON.stringify({HEATMAP}.data[0].z) !== {before!r}", timeout=30_000)
+    page.wait(f"JSON.parse(document.querySelector('.lg-settings-json textarea').value).tau !== {tau!r}")
+    assert page.settings()["tau"] == pytest.approx(tau * 10**0.1)  # the settings box follows the view live
+
+    run_individual_models(page)
+    points = traces(page, SIZES, "accuracy")
+    assert list(points) == ["learngene", "scratch"] and all(len(t["x"]) == 1 for t in points.values())
+    assert list(traces(page, SIZES, "chance")) == ["chance (1/5)"]
+    assert list(traces(page, SIZES, "difference")) == ["learngene minus scratch"]
+    rows = page.js("Array.from(document.querySelectorAll('.lg-results td.model')).map(td => td.innerText)")
+    assert rows[0].startswith("learngene: conv") and rows[1].startswith("scratch: the learngene model's shape")
+    save_panels(page, tmp_path, "smoke")
     page.close()
 
 
-def test_training_from_the_page_fills_the_collective_charts_while_it_runs(server, browser):
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
-    page.goto(server + "?preset=smoke", timeout=120_000)
-    loss = (
-        f"(({PLOT_BY_ANNOTATION})('Training loss') || {{data: []}}).data.filter(t => t.x && t.x.length).map(t => "
-        "t.x.length)"
+def test_a_link_keeps_tau_exactly(server, browser):
+    page = Page(browser, server + "?tau=0.001")
+    page.map_drawn()
+    page.wait("document.querySelector('.lg-tau .widget-readout').innerText.includes('1.00e-3')")
+    page.page.wait_for_timeout(2000)  # time for the slider to send back a rounded value, if it did
+    assert page.settings()["tau"] == 0.001
+    assert "tau=0.001" in page.text(".lg-panel-settings")
+    page.close()
+
+
+def test_a_failed_train_keeps_the_loaded_run_and_impossible_choices_are_disabled(server, browser, site):
+    page = Page(browser, server)
+    page.map_drawn()
+    before = page.js(f"JSON.stringify({HEATMAP}.data[0].z)")
+    page.page.select_option(".lg-dataset select", label="cifar100 (not here)")
+    page.wait("document.querySelector('button.lg-train').disabled")
+    assert "cannot train here: cifar100 not found" in page.text(".lg-train-unavailable")
+    page.page.select_option(".lg-dataset select", label="glyphs")
+    page.page.select_option(".lg-preset select", label="paper (no dataset here fits it)")
+    page.wait("document.querySelector('.lg-train-unavailable').innerText.includes('paper preset needs')")
+    assert page.js("document.querySelector('button.lg-train').disabled")
+
+    page.page.select_option(".lg-preset select", label="smoke")
+    page.page.select_option(".lg-dataset select", label="imagefolder")
+    page.wait("!document.querySelector('button.lg-train').disabled")
+    runs = sorted(p.name for p in (site / "runs").iterdir())
+    (site / "data").rename(site / "data-moved")  # the images go away after the page was opened
+    try:
+        page.page.click("button.lg-train")
+        page.wait("document.querySelector('.lg-train-status').innerText.includes('failed')", timeout=180_000)
+    finally:
+        (site / "data-moved").rename(site / "data")
+    status = page.text(".lg-train-status")
+    assert "nothing was written" in status and not re.search(r"(?<![\w-])--[a-z]", status)
+    assert sorted(p.name for p in (site / "runs").iterdir()) == runs
+    assert page.js("document.querySelector('.lg-run-picker select').value") == "smoke"
+    assert page.js(f"JSON.stringify({HEATMAP}.data[0].z)") == before
+    page.close()
+
+
+def test_applying_settings_of_the_same_run_keeps_the_results_and_another_run_clears_them(server, browser):
+    page = Page(browser, server + "?target_tasks=1")
+    page.map_drawn()
+    run_individual_models(page)
+    settings = dict(page.settings(), tau=1e-5, view="epoch")
+    page.page.fill(".lg-settings-json textarea", json.dumps(settings))
+    page.page.click("button:has-text('apply settings')")
+    page.wait("document.querySelector('.lg-settings-message').innerText.includes('settings applied')")
+    assert page.js("document.querySelectorAll('.lg-results td.model').length") == 2
+    assert "cleared" not in page.text(".lg-individual-status")
+    page.page.select_option(".lg-run-picker select", "dying")
+    page.wait("document.querySelector('.lg-individual-status').innerText.includes('were cleared')")
+    assert "No results yet" in page.text(".lg-panel-individual")
+    page.close()
+
+
+def test_the_size_chart_has_one_curve_per_strategy_a_chance_line_and_the_collective_as_reference(server, browser):
+    page = Page(browser, server + "?target_tasks=1")
+    page.map_drawn()
+    run_individual_models(page, "button.lg-individual-sweep")
+    curves = traces(page, SIZES, "accuracy")
+    for name in ("learngene", "front inheritance", "weight selection", "scratch (narrowed collective)"):
+        assert len(curves[name]["x"]) == 4, name
+    sizes = [x for c in curves.values() for x in c["x"]]
+    assert max(sizes) / min(sizes) >= 20
+    assert list(traces(page, SIZES, "chance")) == ["chance (1/5)"]
+    assert list(traces(page, SIZES, "reference")) == ["collective model, fine-tuned"]
+    assert len(traces(page, SIZES, "difference")["front inheritance minus scratch"]["x"]) == 4
+    page.close()
+
+
+def test_widths_health_and_unhealthy_marks_are_all_visible(server, browser, tmp_path):
+    page = Page(browser, server + "?run=dying&target_tasks=2")
+    page.map_drawn()
+    widths = json.loads(
+        page.js(f"JSON.stringify(({PLOT_BY_ANNOTATION})('Channels per layer').data.find(t => t.type === 'heatmap'))")
     )
-    page.wait_for_function(f"{loss}.length > 0", timeout=120_000)
-    assert page.input_value(".lg-run-name input") == "smoke-glyphs"
-    page.click("button.lg-train")
-    page.wait_for_function(
-        f"(() => {{ const n = {loss}; return n.length > 0 && Math.max(...n) < 6; }})()", timeout=120_000, polling=50
+    assert widths["y"] == ["conv1", "conv2", "conv3", "conv4"] and all(None not in row for row in widths["z"])
+    greys = page.js(f"{HEATMAP}.layout.shapes.filter(s => s.type === 'rect').length")
+    assert greys >= 5  # the dying run's last tasks
+    health = json.loads(
+        page.js(
+            f"(() => {{ const d = ({PLOT_BY_ANNOTATION})('Can it still learn'); "
+            "return JSON.stringify({x: d.data[0].x, shapes: d.layout.shapes}); })()"
+        )
     )
-    page.wait_for_function("document.querySelector('.lg-train-status').innerText.includes('finished')", timeout=180_000)
-    assert max(page.evaluate(loss)) == 6  # 3 tasks x 2 epochs, every epoch drawn
+    assert len(health["x"]) == 34 and len(health["shapes"]) >= 10
+    assert "must not be read as stable layers" in page.text(".lg-panel-collective")
+    run_individual_models(page)
+    save_panels(page, tmp_path, "dying")
+    target = os.environ.get("LEARNGENE_SCREENSHOT_TO")
+    if target:
+        Path(target).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(tmp_path / "dying-app.png", target)
+    page.close()
+
+
+def test_export_offers_download_links_that_work(server, browser):
+    page = Page(browser, server)
+    page.map_drawn()
+    page.page.click("button.lg-export")
+    page.wait("document.querySelectorAll('.lg-export-files a').length >= 5")
+    links = page.js("Array.from(document.querySelectorAll('.lg-export-files a')).map(a => a.getAttribute('href'))")
+    csv = next(link for link in links if link.endswith("criterion.csv"))
+    response = page.page.request.get(server.rstrip("/") + csv)
+    assert response.status == 200 and response.text().startswith("task,layer,tau")
+    assert page.page.request.get(server + "voila/files/runs/smoke/config.json").status == 403  # exports only
+    page.close()
+
+
+def test_training_from_the_page_never_switches_the_selection_and_the_new_run_starts_from_its_default(server, browser):
+    page = Page(browser, server + "?preset=smoke")
+    page.map_drawn()
+    label = page.text(".lg-selection")
+    page.page.wait_for_timeout(3000)
+    assert page.text(".lg-selection") == label and "(most stable window)" in label  # moving nothing
+    page.js(
+        "window.__labels = []; new MutationObserver(() => window.__labels.push("
+        "document.querySelector('.lg-selection').innerText)).observe(document.querySelector('.lg-selection'), "
+        "{subtree: true, childList: true, characterData: true})"
+    )
+    page.page.fill(".lg-run-name input", "smoke-new")
+    page.page.press(".lg-run-name input", "Tab")
+    loss = f"(({PLOT_BY_ANNOTATION})('Training loss') || {{data: []}}).data[0].x.length"
+    page.page.click("button.lg-train")
+    page.wait(
+        "/task \\d+\\/34, epoch \\d+\\/15/.test(document.querySelector('.lg-train-progress').innerText)",
+        timeout=180_000,
+    )
+    page.wait(f"{loss} > 15", timeout=180_000)  # the charts fill while it trains
+    page.wait("document.querySelector('.lg-train-status').innerText.includes('finished')", timeout=900_000)
+    assert page.js(loss) == 34 * 15
+    assert page.js("document.querySelector('.lg-run-picker select').value") == "smoke-new"
+    labels = [text for text in page.js("window.__labels") if text]  # empty while the live map has no epoch yet
+    assert labels and all("(most stable window)" in text for text in labels), set(labels)
+    run_individual_models(page)  # the new run's own default selection is usable at once
     page.close()
 
 
 def test_a_link_that_escapes_the_runs_root_shows_a_message_in_the_page(server, browser):
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
-    page.goto(server + "?run=..%2F..%2Fetc", timeout=120_000)
-    page.wait_for_selector(".lg-app-message >> text=link ignored", timeout=120_000)
-    text = page.inner_text(".lg-app-message")
-    assert "runs root" in text and "Traceback" not in page.inner_text("body")
+    page = Page(browser, server + "?run=..%2F..%2Fetc")
+    page.page.wait_for_selector(".lg-app-message >> text=link ignored", timeout=120_000)
+    text = page.text(".lg-app-message")
+    assert "runs root" in text and "Traceback" not in page.text("body")
+    page.close()
+
+
+@pytest.fixture(scope="module")
+def empty_server(tmp_path_factory):
+    """Voila over an empty runs root: the first screen."""
+    if not CHROMIUM.exists():
+        pytest.skip("needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)")
+    site = tmp_path_factory.mktemp("empty-site")
+    port = free_port()
+    proc = start_voila(site, site / "voila.log", port, dict(LEARNGENE_RUNS=str(site / "runs")))
+    yield f"http://127.0.0.1:{port}/", site / "runs"
+    stop_server(proc)
+
+
+def test_the_first_screen_has_one_call_to_action_and_placeholders_and_a_cancelled_start_leaves_nothing(
+    empty_server, browser
+):
+    url, runs = empty_server
+    page = Page(browser, url)
+    page.page.wait_for_selector("button.lg-welcome-train", state="visible", timeout=120_000)
+    visible = "s => Array.from(document.querySelectorAll(s)).filter(e => e.offsetParent !== null).length"
+    assert page.js(f"({visible})('button.lg-welcome-train')") == 1
+    for hidden in ("button.lg-train", "button.lg-individual-run", ".lg-tau", ".js-plotly-plot"):
+        assert page.js(f"({visible})({hidden!r})") == 0, hidden
+    assert page.js(f"({visible})('.lg-placeholder')") >= 2
+    assert re.search(r"about \d+ min when the machine is idle", page.text(".lg-welcome"))
+    click_until(page, "button.lg-welcome-train", "!document.querySelector('button.lg-train-cancel').disabled")
+    assert page.js(f"({visible})('button.lg-train-cancel')") == 1  # panel 1 shows the job and its Cancel
+    page.page.click("button.lg-train-cancel")  # before the first of 40 tasks ends
+    page.wait("document.querySelector('.lg-train-status').innerText.includes('cancelled')", timeout=120_000)
+    assert "nothing was written" in page.text(".lg-train-status")
+    assert not runs.exists() or list(runs.iterdir()) == []
+    page.wait(f"({visible})('button.lg-welcome-train') === 1")  # back to the first screen
     page.close()
 
 
@@ -214,13 +445,13 @@ def test_in_jupyterlab_the_app_draws_its_charts_and_follows_tau(lab, browser):
     page.click(".jp-Notebook .jp-Cell .cm-content")
     page.keyboard.press("Shift+Enter")
     page.wait_for_function(
-        f"(() => {{ const d = ({PLOT_BY_TYPE})('heatmap'); return d && d.data[0].z && d.data[0].z.length > 0; }})()",
+        f"(() => {{ const d = {HEATMAP}; return d && d.data[0].z && d.data[0].z.length > 0; }})()",
         timeout=180_000,
     )
-    assert page.evaluate("document.querySelectorAll('.js-plotly-plot').length") == 3
-    before = heatmap_z(page)
+    assert page.evaluate("document.querySelectorAll('.js-plotly-plot').length") >= 3
+    before = page.evaluate(f"JSON.stringify({HEATMAP}.data[0].z)")
     page.focus(".lg-tau .noUi-handle")
     page.keyboard.press("ArrowRight")
-    page.wait_for_function(f"JSON.stringify(({PLOT_BY_TYPE})('heatmap').data[0].z) !== {before!r}", timeout=30_000)
+    page.wait_for_function(f"JSON.stringify({HEATMAP}.data[0].z) !== {before!r}", timeout=30_000)
     assert errors == []
     page.close()

@@ -1,6 +1,7 @@
 """Explorer widgets without a browser: set values, check figures, selections, messages, settings and jobs."""
 
 import json
+import re
 import shutil
 import threading
 import time
@@ -18,7 +19,7 @@ from core.learngene.selection import select_for_run
 from explorer.app import ExplorerApp
 from explorer.figure import LiveFigure
 from explorer.heatmap import CriterionHeatmap
-from explorer.heatmap_figure import HEAT, OUTLINE, SCORES
+from explorer.heatmap_figure import HEAT, OUTLINE, SCORES, THRESHOLD
 from explorer.settings import Settings, resolve_run
 from explorer.worker import Throttle, Worker
 
@@ -110,7 +111,7 @@ def test_threshold_marks_exactly_the_conv_layers_scoring_at_most_it():
     level = sorted(scores[f"conv{i}"] for i in range(1, 7))[1]
     heatmap.threshold.value = 0.0
     assert heatmap.rule == "threshold" and heatmap.selected == () and "no layer is selected" in heatmap.message.value
-    heatmap.threshold.value = heatmap._on_step(level)
+    heatmap.threshold.value = level
     expected = tuple(
         n for n in heatmap.log.layer_names if n.startswith("conv") and scores[n] <= heatmap.threshold.value
     )
@@ -119,12 +120,14 @@ def test_threshold_marks_exactly_the_conv_layers_scoring_at_most_it():
     assert pressed == expected
     bars = heatmap.figure.data[SCORES].marker.color
     assert [c != bars[-1] for c in bars[:-1]] == [n in expected for n in heatmap.log.layer_names[:-1]]
+    assert list(heatmap.figure.data[THRESHOLD].x) == [level, level]  # the dashed line, drawn under this rule only
 
 
 def test_default_selection_is_the_command_lines_window(app, runs):
-    chosen = select_for_run(open_run(runs / "smoke"))
-    assert app.heatmap.rule == "top-k" and app.heatmap.selected == chosen.layers
-    assert chosen.label in app.heatmap.selection_label.value
+    default = select_for_run(open_run(runs / "smoke"))
+    assert app.heatmap.rule == "top-k" and app.heatmap.selected == default.layers
+    assert f"{default.label} (most stable window)" in app.heatmap.selection_label.value
+    assert not app.heatmap.figure.data[THRESHOLD].x  # no threshold line before the user moves the slider
 
 
 def test_default_selection_is_the_most_stable_window_framed_on_the_map():
@@ -136,16 +139,20 @@ def test_default_selection_is_the_most_stable_window_framed_on_the_map():
     assert min(outline_y) == rows[0] - 0.5 and max(outline_y) == rows[-1] + 0.5
 
 
-def test_the_browser_echoing_slider_values_does_not_switch_the_rule():
+def test_code_never_moves_the_threshold_so_the_rule_stays_until_the_user_moves_it():
     heatmap = CriterionHeatmap()
     heatmap.set_log(synthetic_log(), expansion_tasks=1)
-    first = heatmap.threshold.value
-    heatmap.tau.value = 2e-4
-    second = heatmap.threshold.value
-    assert first != second
-    heatmap.threshold.value = first
-    heatmap.threshold.value = second + 1e-16
-    assert heatmap.rule == "top-k" and heatmap.valid
+    before = (heatmap.threshold.value, heatmap.threshold.max, heatmap.selected)
+    for tau in (2e-4, 1e-9, 1e-2, 1e-4):
+        heatmap.tau.set_state({"value": tau})  # as the browser sends a slider move
+        heatmap.absolute.value = not heatmap.absolute.value
+    heatmap.set_log(synthetic_log(seed=1), expansion_tasks=2)
+    heatmap.begin_live(None, expansion_tasks=1, tau=1e-4)
+    assert heatmap.rule == "top-k" and (heatmap.threshold.value, heatmap.threshold.max) == before[:2]
+    heatmap.threshold.set_state({"value": heatmap.threshold.value})  # the browser echoing the value it has
+    assert heatmap.rule == "top-k"
+    heatmap.threshold.set_state({"value": 0.3})
+    assert heatmap.rule == "threshold"
 
 
 def test_toggling_a_gap_shows_cores_message_and_offers_the_nearest_block():
@@ -160,9 +167,11 @@ def test_toggling_a_gap_shows_cores_message_and_offers_the_nearest_block():
     assert heatmap.learngene == ("conv2", "conv3", "conv4") and heatmap.message.value == ""
 
 
-def test_a_gapped_choice_or_nothing_is_refused_with_a_message_and_a_front_block_is_valid():
+def test_a_head_layer_a_gap_or_nothing_is_refused_with_a_message_and_a_front_block_is_valid():
     heatmap = CriterionHeatmap()
     heatmap.set_log(synthetic_log(), expansion_tasks=1)
+    heatmap.choose(("conv6", "fc1"))
+    assert "fc1 is a head layer" in heatmap.message.value and heatmap.learngene is None
     heatmap.choose(("conv1", "conv2"))
     assert heatmap.learngene == ("conv1", "conv2") and heatmap.message.value == ""
     heatmap.choose(("conv1", "conv3"))
@@ -262,9 +271,17 @@ def test_pasted_settings_apply_to_every_control_and_bad_ones_explain_themselves(
     assert "no run directory" in app.message.value and "could not be opened" in app.settings_message.value
 
 
-def test_an_empty_runs_root_offers_to_train_the_fast_preset(tmp_path):
+def test_an_empty_runs_root_offers_one_thing_to_do_and_placeholders_instead_of_empty_axes(tmp_path):
     app = ExplorerApp(tmp_path)
-    assert app.welcome.layout.display == "" and app.run is None
+    assert app.first_screen and app.welcome.layout.display == "" and app.run is None
+    assert app.collective.controls.layout.display == "none"  # the welcome button is the one call to action
+    hidden = (app.heatmap.widget, app.individual.widget, app.settings_box)
+    assert all(part.layout.display == "none" for part in hidden)
+    for figure in (app.collective.figure, app.collective.health_figure, app.heatmap.figure, app.individual.figure):
+        assert figure.widget.layout.display == "none" and figure.note.layout.display == "" and figure.note.value
+    assert "1 min" in app.welcome.children[0].value and "2-core" in app.welcome.children[0].value
+    app.more_options.click()
+    assert app.collective.controls.layout.display == "" and app.first_screen
     assert app.individual.start(sweep=False) is False
     assert "no finished run" in app.individual.status.value
 
@@ -272,19 +289,38 @@ def test_an_empty_runs_root_offers_to_train_the_fast_preset(tmp_path):
 # ---------------------------------------------------------------- jobs in the worker thread
 
 
+def traces(figure, kind):
+    return {t.name: t for t in figure.data if t.meta == kind}
+
+
 def test_run_adds_points_per_method_and_a_second_click_starts_no_second_job(app):
     panel = app.individual
+    panel.target_tasks.value = 2
     assert panel.start(sweep=False)
     assert panel.run_button.disabled and not panel.cancel_button.disabled
     assert panel.start(sweep=False) is False and "already running" in panel.status.value
     assert panel.worker.join(JOB_TIMEOUT)
     assert not panel.run_button.disabled and panel.cancel_button.disabled
-    names = [t.name for t in panel.figure.data]
-    assert names == ["learngene", "scratch"]
-    for trace in panel.figure.data:
+    points = traces(panel.figure, "accuracy")
+    assert list(points) == ["learngene", "scratch"]
+    for trace in points.values():
         assert len(trace.x) == 1 and trace.x[0] > 0 and 0 <= trace.y[0] <= 1
-    assert panel.progress.value == panel.progress.max == 2
-    assert "learngene" in panel.table.value and "finished" in panel.status.value
+    chance = traces(panel.figure, "chance")["chance (1/5)"]
+    assert list(chance.y) == [0.2, 0.2]
+    rows = panel.store.rows()
+    learngene, scratch = rows[0], rows[1]
+    assert (learngene["method"], scratch["method"]) == ("learngene", "scratch")  # learngene first
+    diff = traces(panel.figure, "difference")["learngene minus scratch"]
+    expected = np.mean(
+        np.subtract(
+            panel.store.series[("learngene", "default", learngene["setup"])].accuracies,
+            panel.store.series[("scratch", "default", learngene["setup"])].accuracies,
+        )
+    )
+    assert diff.y[0] == pytest.approx(100 * expected) and learngene["vs_scratch"]["tasks"] == 2
+    assert panel.progress.value == panel.progress.max == 4
+    assert "scratch: the learngene model&#x27;s shape, every weight random" in panel.table.value
+    assert "finished" in panel.status.value
 
 
 def test_cancel_mid_run_keeps_finished_points_and_reenables_the_buttons(app):
@@ -298,18 +334,24 @@ def test_cancel_mid_run_keeps_finished_points_and_reenables_the_buttons(app):
     assert "cancelled" in panel.status.value
     kept = [s for s in panel.store.series.values() if s.accuracies]
     assert kept and all(s.status in ("done", "cancelled") for s in kept)
-    assert sum(len(t.x) for t in panel.figure.data) == len(kept)
+    assert sum(len(t.x) for t in traces(panel.figure, "accuracy").values()) == len(kept)
 
 
-def test_size_sweep_draws_learngene_and_scratch_as_curves_over_model_size(app):
+def test_size_sweep_draws_one_curve_per_strategy_over_20x_in_size_with_the_collective_as_reference(app):
     panel = app.individual
     assert panel.start(sweep=True) and panel.worker.join(JOB_TIMEOUT)
     assert "finished" in panel.status.value and panel.progress.value == panel.progress.max
-    traces = {t.name: t for t in panel.figure.data}
-    for name in ("learngene", "scratch"):
-        assert len(traces[name].x) >= 2 and traces[name].mode == "lines+markers"
-        assert list(traces[name].x) == sorted(traces[name].x)
-    assert "collective-finetune" in traces
+    curves = traces(panel.figure, "accuracy")
+    for name in ("learngene", "front inheritance", "weight selection", "scratch (narrowed collective)"):
+        assert len(curves[name].x) == 4 and curves[name].mode == "lines+markers", name
+        assert list(curves[name].x) == sorted(curves[name].x)
+    sizes = [x for c in curves.values() for x in c.x]
+    assert max(sizes) / min(sizes) >= 20
+    reference = traces(panel.figure, "reference")["collective model, fine-tuned"]
+    assert len(reference.x) == 1 and "collective model, fine-tuned" in reference.text[0]
+    assert "chance (1/5)" in traces(panel.figure, "chance")
+    differences = traces(panel.figure, "difference")
+    assert len(differences["weight selection minus scratch"].x) == 4 and "scratch minus scratch" not in differences
 
 
 def test_tau_still_moves_the_map_while_a_job_runs(app):
@@ -335,6 +377,7 @@ def test_clear_empties_chart_and_table(app):
     panel.store.add("learngene", "default", "5-way", 100, 1, 0.5)
     panel.clear()
     assert len(panel.figure.data) == 0 and "No results yet" in panel.table.value
+    assert panel.figure.widget.layout.display == "none" and "Press <b>Run</b>" in panel.figure.note.value
 
 
 def test_retraining_a_finished_run_returns_at_once_and_reloads_it(app):
@@ -357,27 +400,25 @@ def start_smoke_training(root, name):
     return app, app.collective
 
 
-def test_training_fills_the_map_live_and_cancel_keeps_only_committed_tasks(tmp_path, monkeypatch):
-    import core.collective.training
-
-    real_epoch = core.collective.training.CollectiveTrainer._epoch
-
-    def slow_epoch(self, *args):
-        real_epoch(self, *args)
-        time.sleep(0.3)  # room to cancel between the first commit and the end of the run
-
-    monkeypatch.setattr(core.collective.training.CollectiveTrainer, "_epoch", slow_epoch)
+def test_training_fills_the_map_live_with_a_progress_label_and_cancel_keeps_the_committed_tasks(tmp_path):
     app, panel = start_smoke_training(tmp_path, "fresh")
+    labels = []
+    app.heatmap.selection_label.observe(lambda change: labels.append(change["new"]), "value")
     assert panel.train() is False and "already running" in panel.status.value
-    wait_until(lambda: app.heatmap.log is not None and app.heatmap.log.recorded.any())
-    manifest = tmp_path / "fresh" / "manifest.json"
-    wait_until(lambda: manifest.exists() and json.loads(manifest.read_text())["finished_tasks"] >= 1)
+    wait_until(lambda: len(app.heatmap.health) >= 2)  # two tasks committed, with their health
+    assert re.fullmatch(
+        r"task \d+/34, epoch \d+/15 · \d+ (s|min \d+ s) so far, about \d+ (s|min \d+ s) left",
+        re.sub("<[^>]+>", "", panel.progress_label.value).replace("&nbsp;", ""),
+    )
     panel.cancel_button.click()
     assert panel.worker.join(JOB_TIMEOUT)
     assert "cancelled" in panel.status.value and not panel.train_button.disabled and panel.cancel_button.disabled
-    assert app.run_picker.value == "fresh" and app.run is not None
-    assert 1 <= app.run.finished_tasks < app.run.config.tasks
-    assert app.heatmap.log is not None and app.heatmap.log.tasks == app.run.finished_tasks
+    assert (
+        app.run_picker.value == "fresh" and app.run is not None and 2 <= app.run.finished_tasks < app.run.config.tasks
+    )
+    assert app.heatmap.log.tasks == app.run.finished_tasks and app.heatmap.rule == "top-k"
+    shown = [label for label in labels if label]  # empty while the live map has no epoch yet
+    assert shown and all("(most stable window)" in label for label in shown)  # never switched by itself
 
 
 def test_moving_tau_while_the_collective_model_trains_keeps_the_live_map_at_the_new_tau(tmp_path):
@@ -386,9 +427,11 @@ def test_moving_tau_while_the_collective_model_trains_keeps_the_live_map_at_the_
     app.heatmap.tau.set_state({"value": 1e-9})  # as the browser sends a slider move
     columns = len(app.heatmap.figure.data[HEAT].x or ())
     assert "1.00e-09" in app.heatmap.figure.layout.annotations[0].text
-    wait_until(lambda: len(app.heatmap.figure.data[HEAT].x or ()) > columns or not panel.worker.busy)
+    wait_until(lambda: len(app.heatmap.figure.data[HEAT].x or ()) > max(columns, 1) or not panel.worker.busy)
+    panel.cancel_button.click()
     assert panel.worker.join(JOB_TIMEOUT)
-    assert "finished" in panel.status.value and open_run(tmp_path / "live-tau").complete
+    assert app.run is not None and app.run.path.name == "live-tau"  # the trained run, shown as the user left it
+    assert app.heatmap.tau.value == 1e-9 and "1.00e-09" in app.heatmap.figure.layout.annotations[0].text
 
 
 def test_collective_training_refuses_a_run_name_outside_the_root(app):
@@ -405,7 +448,14 @@ def test_export_writes_offline_html_figures_and_csv_tables_into_the_run(tmp_path
     app = ExplorerApp(tmp_path, Settings(run="copy"))
     paths = app.export()
     names = sorted(p.name for p in paths)
-    assert names == ["accuracy_vs_size.html", "collective.html", "criterion.csv", "criterion.html", "settings.json"]
+    assert names == [
+        "accuracy_vs_size.html",
+        "collective.html",
+        "criterion.csv",
+        "criterion.html",
+        "health.html",
+        "settings.json",
+    ]
     html = (tmp_path / "copy" / "export" / "criterion.html").read_text()
     assert "Plotly.newPlot" in html and 'src="https://cdn' not in html and len(html) > 1_000_000
     header = (tmp_path / "copy" / "export" / "criterion.csv").read_text().splitlines()[0]

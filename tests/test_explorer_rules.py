@@ -1,0 +1,358 @@
+"""The explorer's promises to a student (issue 16), without a browser: state is never lost, the charts say what they
+show, messages speak in page terms. Each test names one rule and breaks when the rule does."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import re
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import REPO
+from PIL import Image
+from test_explorer_widgets import synthetic_log
+
+from core.collective.health import health_rows
+from core.collective.runs import MANIFEST, METRICS, open_run
+from core.data import datasets
+from core.digest import file_digest
+from core.events import TaskFinished
+from core.learngene.selection import conv_layers
+from explorer import engine, health_figure
+from explorer.app import ExplorerApp
+from explorer.collective_panel import WIDTHS
+from explorer.heatmap import CriterionHeatmap
+from explorer.heatmap_figure import HEAT, UNHEALTHY_FILL, colour_range
+from explorer.settings import Settings
+from explorer.wording import FLAG, page_terms
+
+JOB_TIMEOUT = 300
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, smoke_run):
+    """A runs root holding two copies of the smoke run, `smoke` and `other`."""
+    root = tmp_path_factory.mktemp("rules-runs")
+    for name in ("smoke", "other"):
+        shutil.copytree(smoke_run, root / name, ignore=shutil.ignore_patterns(".lock", "export"))
+    return root
+
+
+@pytest.fixture
+def app(runs):
+    return ExplorerApp(runs, Settings(run="smoke", target_tasks=1, baselines=False))
+
+
+def names_in(root: Path) -> list[str]:
+    return sorted(p.name for p in root.iterdir())
+
+
+def text_of(html: str) -> str:
+    return re.sub("<[^>]+>", "", html).replace("&#x27;", "'").replace("&nbsp;", " ")
+
+
+def healthy_rows(tasks: int, bad: set[int]) -> list[dict]:
+    """Health rows in the stored form: `bad` tasks fit no better than chance, the others are fine."""
+    return [
+        dict(
+            task=t,
+            train_accuracy=0.2 if t in bad else 0.98,
+            feature_rank=3 if t in bad else 80,
+            dead_fraction={"conv1": 0.0, "fc1": 0.9 if t in bad else 0.1},
+            weight_norm={},
+            grad_norm={},
+            first_loss=1.6,
+        )
+        for t in range(tasks)
+    ]
+
+
+# ---------------------------------------------------------------- state the page must never lose
+
+
+def test_a_failed_train_keeps_the_loaded_run_and_leaves_nothing_behind(runs, tmp_path, monkeypatch):
+    data = tmp_path / "data"
+    glyphs = datasets.load("glyphs", image_size=32, seed=0)
+    by_class = glyphs.indices_by_class()
+    for c in range(24):
+        (data / f"c{c:02d}").mkdir(parents=True)
+        for i, image in enumerate(glyphs.images[by_class[c][:14]]):
+            Image.fromarray(image[0].numpy()).save(data / f"c{c:02d}" / f"{i}.png")
+    monkeypatch.setenv("LEARNGENE_DATA", str(data))
+    app = ExplorerApp(runs, Settings(run="smoke"))
+    map_before, selection = app.heatmap.figure.shown()["data"][HEAT]["z"], app.heatmap.selected
+    app.collective.dataset.value, app.collective.preset.value = "imagefolder", "smoke"
+    assert app.collective.problem is None and not app.collective.train_button.disabled
+    data.rename(tmp_path / "moved")  # the data goes away after the page was opened
+    before = names_in(runs)
+    assert app.collective.train()
+    assert app.collective.worker.join(JOB_TIMEOUT)
+    status = text_of(app.collective.status.value)
+    assert "training smoke-imagefolder failed" in status and "nothing was written" in status
+    assert not FLAG.search(status) and "Traceback" not in status
+    assert names_in(runs) == before  # no folder holding only a .lock
+    assert app.run_picker.value == "smoke" and app.run.path.name == "smoke"
+    assert app.heatmap.figure.shown()["data"][HEAT]["z"] == map_before and app.heatmap.selected == selection
+
+
+def test_a_train_cancelled_before_its_first_task_ends_leaves_nothing_behind(app, runs):
+    before = names_in(runs)
+    app.collective.preset.value = "smoke"
+    app.collective.run_name.value = "never"
+    assert app.collective.train()
+    app.collective.cancel_button.click()
+    assert app.collective.worker.join(JOB_TIMEOUT)
+    assert "nothing was written" in app.collective.status.value
+    assert names_in(runs) == before and app.run.path.name == "smoke" and app.run_picker.value == "smoke"
+
+
+def test_choices_that_cannot_work_here_are_disabled_with_the_reason(app, runs):
+    panel = app.collective
+    labels = dict((value, label) for label, value in panel.dataset.options)
+    assert labels["cifar100"] == "cifar100 (not here)" and labels["glyphs"] == "glyphs"
+    panel.dataset.value = "cifar100"
+    assert panel.train_button.disabled and "cannot train here: cifar100 not found" in panel.unavailable.value
+    assert not FLAG.search(text_of(panel.unavailable.value))
+    panel.dataset.value, panel.preset.value = "glyphs", "paper"
+    assert panel.train_button.disabled and "paper preset needs 600 images per class" in panel.unavailable.value
+    before = names_in(runs)
+    assert panel.train() is False and names_in(runs) == before and not panel.worker.busy
+    panel.preset.value = "smoke"
+    assert not panel.train_button.disabled and panel.unavailable.value == ""
+
+
+def test_applying_settings_of_the_same_run_keeps_the_results_and_another_run_clears_them_saying_so(app):
+    panel = app.individual
+    assert panel.start(sweep=False) and panel.worker.join(JOB_TIMEOUT)
+    kept = dict(panel.store.series)
+    assert kept
+    settings = json.loads(app.settings_text.value)
+    assert app.apply_json(json.dumps(dict(settings, tau=1e-5, view="epoch")))
+    assert panel.store.series == kept and "learngene" in panel.table.value
+    app.run_picker.value = "other"
+    assert panel.store.series == {} and "results of run smoke were cleared: another run is shown" in text_of(
+        panel.status.value
+    )
+
+
+def test_the_selection_changes_only_when_the_user_changes_it(app, runs):
+    heatmap = app.heatmap
+    heatmap.threshold.set_state({"value": 0.2})
+    chosen = heatmap.selected
+    assert heatmap.rule == "threshold"
+    app.apply_json(app.settings_text.value)  # the same view applied again
+    assert heatmap.rule == "threshold" and heatmap.selected == chosen and heatmap.threshold.value == 0.2
+    app.run_picker.value = "other"  # a new run starts from its own default selection
+    assert heatmap.rule == "top-k" and heatmap.valid
+    app.run_picker.value = "smoke"
+    assert heatmap.rule == "top-k"
+
+
+def test_the_settings_box_follows_the_view_until_the_user_edits_it(app):
+    app.heatmap.tau.set_state({"value": 2e-6})
+    app.heatmap.choose(("conv2",))
+    shown = json.loads(app.settings_text.value)
+    assert shown["tau"] == 2e-6 and shown["layers"] == ["conv2"]
+    app.settings_text.set_state({"value": app.settings_text.value.replace('"way": 5', '"way": 3')})
+    app.heatmap.tau.set_state({"value": 1e-7})
+    assert json.loads(app.settings_text.value)["way"] == 3 and "you edited the settings" in app.settings_message.value
+    app.export_settings.click()  # discard my edits
+    shown = json.loads(app.settings_text.value)
+    assert shown["way"] == 5 and shown["tau"] == 1e-7
+
+
+def test_tau_from_a_link_or_settings_is_kept_exactly(app):
+    assert app.open_link("run=smoke&tau=0.001")
+    assert app.heatmap.tau.value == 0.001 and app.current_settings().tau == 0.001
+    app.heatmap.tau.set_state({"value": 10**-3.0000000000000004})  # the browser's own rounding of 10**x
+    assert app.heatmap.tau.value == 0.001 and json.loads(app.settings_text.value)["tau"] == 0.001
+    assert "tau=0.001&" in app.current_settings().to_query() + "&"
+    assert app.apply_json(json.dumps({"run": "smoke", "tau": 0.0037}))
+    assert app.heatmap.tau.value == 0.0037 and "3.70e-03" in app.heatmap.figure.layout.annotations[0].text
+    assert Settings.from_query(Settings(tau=0.003000000000000001).to_query()).tau == 0.003000000000000001
+
+
+def test_old_links_and_settings_files_still_open():
+    old = Settings.from_query("run=fast-glyphs&tau=1e-05&layers=conv4,conv5&shot=5&baselines=1")
+    assert (old.tau, old.layers, old.shot, old.baselines) == (1e-5, ("conv4", "conv5"), 5, True)
+    saved = {k: v for k, v in json.loads(Settings().to_json()).items() if k != "colour_scale"}
+    assert Settings.from_json(json.dumps(saved)) == Settings()
+    assert (Settings().way, Settings().shot, Settings().target_tasks, Settings().baselines) == (5, 1, 20, False)
+
+
+# ---------------------------------------------------------------- charts that tell the story
+
+
+def test_the_map_marks_where_growth_ends_and_greys_the_unhealthy_tasks():
+    heatmap = CriterionHeatmap()
+    heatmap.set_log(synthetic_log(tasks=8), expansion_tasks=3, health=healthy_rows(8, {5, 6}))
+    assert heatmap.unhealthy == (False,) * 5 + (True, True, False)
+    shapes = heatmap.figure.layout.shapes
+    grey = [(s.x0, s.x1) for s in shapes if s.type == "rect" and s.fillcolor == UNHEALTHY_FILL]
+    assert grey == [(4.5, 5.5), (5.5, 6.5)]
+    assert [s.x0 for s in shapes if s.type == "line"] == [2.5]
+    notes = [a.text for a in heatmap.figure.layout.annotations]
+    assert "growth ends" in notes and "grey: network unhealthy" in notes
+    heatmap.view.value = "epoch"  # the same task columns in the epoch view
+    assert [(s.x0, s.x1) for s in heatmap.figure.layout.shapes if s.type == "rect"] == grey
+
+
+def test_live_task_health_greys_the_map_as_training_goes():
+    heatmap = CriterionHeatmap()
+    heatmap.begin_live(synthetic_log(tasks=3), expansion_tasks=1, tau=1e-4)
+    for row in healthy_rows(3, {2}):
+        heatmap.observe(TaskFinished(row["task"], 3, 0.5, 0.5, 0.5, {}, {k: v for k, v in row.items() if k != "task"}))
+    heatmap.redraw()
+    assert heatmap.unhealthy == (False, False, True)
+    assert [s.x0 for s in heatmap.figure.layout.shapes if s.type == "rect"] == [1.5]
+
+
+def test_the_colour_scale_is_fixed_on_request_and_never_negative():
+    assert colour_range(np.zeros((3, 4)), "fit") == (0.0, 1.0)
+    assert colour_range(np.array([[0.1, np.nan], [0.3, 0.2]]), "fit") == (0.0, 0.3)
+    assert colour_range(np.array([[0.1, 0.3]]), "fixed") == (0.0, 1.0)
+    heatmap = CriterionHeatmap()
+    heatmap.set_log(synthetic_log(), expansion_tasks=1)
+    heatmap.tau.set_state({"value": 1e-6})
+    fitted = heatmap.figure.data[HEAT].zmax
+    assert heatmap.figure.data[HEAT].zmin == 0.0 and fitted == pytest.approx(np.nanmax(heatmap._per_task))
+    heatmap.colour_scale.value = "fixed"
+    assert heatmap.figure.data[HEAT].zmax == 1.0 and fitted < 1.0
+    heatmap.tau.set_state({"value": 1e-3})
+    assert (heatmap.figure.data[HEAT].zmin, heatmap.figure.data[HEAT].zmax) == (0.0, 1.0)
+
+
+def test_the_page_says_what_score_bars_the_dashed_line_grey_columns_and_fc_layers_are(app):
+    page = text_of(" ".join(w.value for w in app.heatmap.widget.children if hasattr(w, "value")))
+    for words in ("Score bars", "dashed line", "fc layers", "cannot be chosen", "Grey columns", "not read"):
+        assert words in page
+    assert "must not be read as stable layers" in text_of(health_figure.EXPLANATION)
+
+
+def test_the_health_chart_shows_training_accuracy_rank_and_dead_units_per_task(app, runs):
+    run = open_run(runs / "smoke")
+    rows = health_rows(run.metrics())
+    shown = {t["name"]: t for t in app.collective.health_figure.shown()["data"]}
+    accuracy, rank = shown["training accuracy"], shown["feature rank (share of task 0's)"]
+    assert accuracy["y"] == [r["train_accuracy"] for r in rows] and len(rank["x"]) == run.config.tasks
+    assert rank["customdata"] == [r["feature_rank"] for r in rows]
+    dead = shown["dead units"]
+    assert dead["y"] == list(rows[0]["dead_fraction"]) and len(dead["z"][0]) == run.config.tasks
+    assert app.collective.health_figure.widget.layout.display == "" and app.collective.health_help.layout.display == ""
+    health_figure.draw(app.collective.health_figure, healthy_rows(6, {4}))
+    greys = [s for s in app.collective.health_figure.layout.shapes if s.x0 == 3.5]
+    assert len(greys) == 2  # both charts
+
+
+def test_a_run_from_before_health_was_recorded_says_so(runs, tmp_path):
+    old = tmp_path / "runs" / "old"
+    shutil.copytree(runs / "smoke", old)
+    lines = [json.loads(line) for line in (old / METRICS).read_text().splitlines()]
+    (old / METRICS).write_text("".join(json.dumps({k: v for k, v in r.items() if k != "health"}) + "\n" for r in lines))
+    manifest = json.loads((old / MANIFEST).read_text())
+    manifest["files"][METRICS] = file_digest(old / METRICS)
+    (old / MANIFEST).write_text(json.dumps(manifest))
+    app = ExplorerApp(old.parent, Settings(run="old"))
+    assert app.run.path.name == "old" and app.heatmap.unhealthy == ()
+    figure = app.collective.health_figure
+    assert figure.widget.layout.display == "none" and "before health was recorded" in figure.note.value
+
+
+def test_every_layer_width_is_a_visible_row_of_the_widths_map(app, runs):
+    run = open_run(runs / "smoke")
+    widths = app.collective.figure.shown()["data"][WIDTHS]
+    assert widths["type"] == "heatmap" and widths["y"] == list(conv_layers(run.spec().layer_names()))
+    assert all(len(row) == run.config.tasks and None not in row for row in widths["z"])
+    growth = [s for s in app.collective.figure.layout.shapes if s.xref == "x3"]
+    assert [s.x0 for s in growth] == [run.config.expansion_tasks - 0.5]
+
+
+# ---------------------------------------------------------------- first ten minutes
+
+
+def core_messages() -> list[str]:
+    """Every string core builds outside its command line and docstrings (f-string fields as X)."""
+    found = []
+    for path in sorted((REPO / "core").rglob("*.py")):
+        if "cli" in path.parts:
+            continue
+        tree = ast.parse(path.read_text())
+        docstrings = {
+            id(node.body[0].value)
+            for node in ast.walk(tree)
+            if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+            and node.body
+            and isinstance(node.body[0], ast.Expr)
+        }
+        inner = {id(v) for node in ast.walk(tree) if isinstance(node, ast.JoinedStr) for v in node.values}
+        for node in ast.walk(tree):
+            if id(node) in docstrings or id(node) in inner:
+                continue
+            if isinstance(node, ast.JoinedStr):
+                found.append("".join(v.value if isinstance(v, ast.Constant) else "X" for v in node.values))
+            elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+                found.append(node.value)
+    return found
+
+
+def test_every_core_message_has_a_page_wording_without_command_line_terms():
+    messages = [m for m in core_messages() if FLAG.search(m) or "learngene collective" in m]
+    assert len(messages) > 30
+    for message in messages:
+        page = page_terms(message)
+        assert not FLAG.search(page) and "learngene collective" not in page and "--" not in page, (message, page)
+
+
+def test_the_issues_examples_read_in_page_terms(monkeypatch):
+    monkeypatch.setenv("LEARNGENE_DATA", "/data")
+    assert page_terms("no data root: set LEARNGENE_DATA or pass --root") == "no data root: the page has no data folder"
+    assert page_terms(
+        "20 training + 5 held-out images per class exceed the 12 that every class of x has: lower --images-per-class"
+    ).endswith("choose a preset that needs fewer images per class, or a dataset with more (panel 1)")
+    assert page_terms(
+        "/r holds no config.json: it is not a run directory; pass the folder `learngene collective` wrote"
+    ).endswith("choose a run from the run menu")
+    assert "into /data/omniglot, then reload the page" in page_terms(
+        "download a.zip into DIR/omniglot, then pass --root DIR or set LEARNGENE_DATA=DIR"
+    )
+
+
+def test_export_offers_download_links_where_voila_serves_the_run(runs, tmp_path, monkeypatch):
+    shutil.copytree(runs / "smoke", tmp_path / "served" / "runs" / "copy")
+    app = ExplorerApp(tmp_path / "served" / "runs", Settings(run="copy"))
+    monkeypatch.setenv("VOILA_BASE_URL", "/base/")
+    monkeypatch.setenv("LEARNGENE_SERVED_ROOT", str(tmp_path / "served"))
+    paths = app.export()
+    links = re.findall(r"href='([^']+)' download='([^']+)'", app.export_message.value)
+    assert sorted(name for _, name in links) == sorted(p.name for p in paths)
+    assert ("/base/voila/files/runs/copy/export/criterion.csv", "criterion.csv") in links
+    monkeypatch.setenv("LEARNGENE_SERVED_ROOT", str(tmp_path / "elsewhere"))
+    app.export()
+    assert "href=" not in app.export_message.value and "make explore" in app.export_message.value
+
+
+def test_a_job_takes_every_core_the_machine_leaves_free(monkeypatch):
+    assert [engine.threads_for(2, busy) for busy in (0.0, 0.4, 0.6, 1.2, 2.0, 3.5)] == [2, 2, 1, 1, 1, 1]
+    assert engine.threads_for(16, 3.0) == 13
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    threads = torch.get_num_threads()
+    try:
+        used = engine.use_free_cores()
+        assert used == torch.get_num_threads() and 1 <= used <= (os.cpu_count() or 1)
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")
+        assert engine.use_free_cores() == torch.get_num_threads()  # OMP_NUM_THREADS decides when set
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_busy_cores_counts_other_processes_not_this_one():
+    started = time.perf_counter()
+    busy = engine.busy_cores(0.2)
+    assert 0.0 <= busy <= (os.cpu_count() or 1) + 0.5
+    assert time.perf_counter() - started >= 0.2

@@ -27,7 +27,8 @@ from explorer.worker import one_line
 
 SERVED_ENV = "LEARNGENE_SERVED_ROOT"
 # Measured from this page on a 2-core machine (README "The explorer"): the fast preset on glyphs, 40 tasks.
-FAST_ESTIMATE = "about {idle} when the machine is idle, about {busy} when other programs keep it busy"
+# Measured with benchmarks/bench_page_training.py --tasks 0 (the whole fast run from this page, idle 2-core machine).
+FAST_ESTIMATE = "about {idle} when the machine is idle, longer when other programs keep it busy"
 
 INTRO = (
     "<h2 style='margin:4px 0'>Learngene Explorer</h2>"
@@ -77,7 +78,7 @@ class ExplorerApp:
                     f"<code>{html.escape(str(self.root))}</code> yet, and every chart of this page is computed from "
                     "one. Step one is the <i>collective model</i>: press the button to train the <b>fast</b> preset "
                     "(40 small tasks of the built-in glyphs, offline). Measured from this page on a 2-core machine: "
-                    f"{FAST_ESTIMATE.format(idle='1 min', busy='4 min')}; the page shows the time left, and the "
+                    f"{FAST_ESTIMATE.format(idle='3 min')}; the page shows the time left, and the "
                     "charts fill in while it trains. The criterion map, the individual models and export follow "
                     "once the first tasks are done.</div>"
                 ),
@@ -299,7 +300,7 @@ class ExplorerApp:
     @property
     def first_screen(self) -> bool:
         """No run with a finished task to show and nothing training: the page offers one thing to do."""
-        if self.live_name is not None or self.collective.worker.busy:
+        if self.live_name is not None or self.collective.training:
             return False
         return not any(_has_tasks(self.root / name) for name in self.run_picker.options)
 

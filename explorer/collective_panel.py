@@ -337,6 +337,7 @@ class CollectivePanel:
         self.health_help = widgets.HTML(health_figure.EXPLANATION, layout=widgets.Layout(display="none"))
         self._throttle = Throttle(self._render, CHART_INTERVAL, on_error=self._charts_failed)
         self._progress = Throttle(self._show_progress)
+        self.training = False  # from Train until the job's end is shown (the worker thread is still alive then)
         self._done_epochs = 0
         self._job_epochs = 0
         self._job_started = 0.0
@@ -526,6 +527,7 @@ class CollectivePanel:
         self.on_trained(name, kept)
 
     def _set_busy(self, busy: bool) -> None:
+        self.training = busy
         self.train_button.disabled = busy or self.problem is not None
         self.cancel_button.disabled = not busy
         for control in (self.dataset, self.preset, self.run_name):

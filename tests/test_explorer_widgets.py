@@ -279,11 +279,24 @@ def test_an_empty_runs_root_offers_one_thing_to_do_and_placeholders_instead_of_e
     assert all(part.layout.display == "none" for part in hidden)
     for figure in (app.collective.figure, app.collective.health_figure, app.heatmap.figure, app.individual.figure):
         assert figure.widget.layout.display == "none" and figure.note.layout.display == "" and figure.note.value
-    assert "1 min" in app.welcome.children[0].value and "2-core" in app.welcome.children[0].value
+    assert (
+        "about 3 min when the machine is idle" in app.welcome.children[0].value
+        and "2-core" in app.welcome.children[0].value
+    )
     app.more_options.click()
     assert app.collective.controls.layout.display == "" and app.first_screen
     assert app.individual.start(sweep=False) is False
     assert "no finished run" in app.individual.status.value
+
+
+def test_a_start_cancelled_on_the_first_screen_goes_back_to_the_first_screen(tmp_path):
+    app = ExplorerApp(tmp_path)
+    app.collective.preset.value = "smoke"
+    assert app.collective.train() and not app.first_screen
+    app.collective.cancel_button.click()
+    assert app.collective.worker.join(JOB_TIMEOUT)
+    assert "nothing was written" in app.collective.status.value
+    assert app.first_screen and app.welcome.layout.display == "" and app.heatmap.widget.layout.display == "none"
 
 
 # ---------------------------------------------------------------- jobs in the worker thread

@@ -67,9 +67,8 @@ def test_make_explore_culls_the_kernel_of_a_closed_page_and_keeps_an_open_ones(t
             wait_for(lambda: len(kernels(server)) >= 3, 120, "a kernel for each page (and the pre-heated one)")
             wait_for(lambda: len(kernels(server)) <= 2, 120, "culling the closed pages' kernels")
             time.sleep(6)  # longer than CULL_IDLE: the open page's kernel is connected, so it stays and still answers
-            page.fill(".lg-settings-json textarea", '{"view": "epoch"}')
-            page.get_by_text("apply settings").click()
-            page.wait_for_selector(".lg-settings-message :text('settings applied')", timeout=30_000)
+            page.click("button.lg-more-options")  # the first screen (no runs): the kernel must show panel 1's menus
+            page.wait_for_selector(".lg-preset select", state="visible", timeout=30_000)
             chromium.close()
         text = log.read_text()
         assert "Culling kernels with idle durations > 4 seconds at 1 second intervals" in text, text[-3000:]

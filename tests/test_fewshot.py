@@ -79,11 +79,12 @@ def test_events_report_every_task_and_method_and_cancel_stops(setup):
 def test_freezing_keeps_the_block_and_ewc_pulls_it_back_towards_the_inherited_weights(setup, monkeypatch):
     run, gene, config, targets = setup
     drift, ewc_call = {}, None
-    config = dataclasses.replace(config, stack=1)  # one task at a time, through fit_and_test
+    assert config.stack > 1
+    one_at_a_time = dataclasses.replace(config, stack=1)  # through fit_and_test, where the calls are captured
     for label, variant in (
-        ("fine-tune", config),
-        ("freeze", dataclasses.replace(config, freeze=True)),
-        ("ewc", dataclasses.replace(config, ewc_lambda=1e6)),
+        ("fine-tune", one_at_a_time),
+        ("freeze", dataclasses.replace(one_at_a_time, freeze=True)),
+        ("ewc", dataclasses.replace(config, ewc_lambda=1e6)),  # the default stack: EWC must still go one at a time
     ):
         calls = capture_runs(monkeypatch)
         evaluate(run, gene, variant, targets=targets)

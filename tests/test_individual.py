@@ -92,11 +92,11 @@ def test_same_seed_builds_the_same_model(setup):
 def test_freezing_keeps_inherited_weights_and_statistics_while_the_rest_trains(setup):
     _, gene = setup
     model = build_individual(fit_spec(gene, 5), 0, gene)
-    model.freeze_block()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(20, 1, gene.image_size, gene.image_size, generator=g), torch.arange(5).repeat(4)
-    train(model, x, y, dataclasses.replace(individual_preset("fast"), epochs=2, batch_size=10), seed=0)
+    config = dataclasses.replace(individual_preset("fast"), epochs=2, batch_size=10, freeze=True)
+    train(model, x, y, config, seed=0, inherited=[model.block])
     after = model.state_dict()
     block = [k for k in before if k.startswith("block.")]
     assert block and all(torch.equal(before[k], after[k]) for k in block)

@@ -25,7 +25,7 @@ from core.collective.criterion import EpochRecorder
 from core.collective.ewc import EWC
 from core.collective.network import NetSpec, build
 from core.collective.runs import open_run
-from core.collective.training import train_collective
+from core.collective.training import CollectiveTrainer, initial_spec, train_collective
 from core.collective.widening import widen
 from core.errors import LearngeneError
 from core.events import Cancelled, TaskFinished
@@ -150,6 +150,21 @@ def test_after_widening_rebase_keeps_the_penalty_at_zero_and_old_entries_still_a
     with torch.no_grad():
         net.convs["conv3"].conv.weight[:, :4] += 0.1
     assert float(ewc.penalty(net).detach()) > 1e-6
+
+
+def test_the_trainer_rebases_ewc_when_the_schedule_widens_the_network():
+    config = preset("smoke", head="shared", ewc_lambda=100.0)
+    net = build(initial_spec(config, 1), 0)
+    g = torch.Generator().manual_seed(0)
+    x, y = (
+        torch.randn(12, 1, config.image_size, config.image_size, generator=g),
+        torch.randint(0, 5, (12,), generator=g),
+    )
+    ewc = EWC(config.ewc_lambda)
+    ewc.consolidate(net, [(x, y)])
+    trainer = CollectiveTrainer(config, net, None, [], None, [], ewc)
+    assert trainer.grow(1, torch.Generator().manual_seed(1)) == [("conv2", 4)]  # the smoke schedule widens here
+    assert float(ewc.penalty(net).detach()) < 1e-12  # widened, yet the function-preserving copy costs nothing
 
 
 def test_an_ewc_run_resumed_after_a_cancel_ends_with_the_uninterrupted_weights(tmp_path):

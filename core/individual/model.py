@@ -191,7 +191,7 @@ def _conv_stack(widths: tuple[int, ...], generator: torch.Generator) -> nn.Modul
 
 
 class IndividualNet(nn.Module):
-    """Front -> block -> back -> flatten -> head; `frozen` keeps the block's weights and BN statistics fixed."""
+    """Front -> block -> back -> flatten -> head (training.train freezes inherited parts on request)."""
 
     def __init__(self, spec: IndividualSpec, generator: torch.Generator) -> None:
         super().__init__()
@@ -212,7 +212,6 @@ class IndividualNet(nn.Module):
         self._front_pools = frozenset(spec.front_pools)
         self._block_pools = frozenset(spec.block_pools)
         self._back_pools = frozenset(spec.back_pools)
-        self.frozen = False
 
     def front_features(self, x: torch.Tensor) -> torch.Tensor:
         """The new front's output, i.e. the block's input."""
@@ -238,19 +237,6 @@ class IndividualNet(nn.Module):
             )
         for name in learngene.layers:
             self.block[name].load_state_dict(learngene.layer_state(name))
-
-    def freeze_block(self) -> None:
-        """Fix the block: no gradients, and its BatchNorm keeps the inherited running statistics."""
-        self.frozen = True
-        for p in self.block.parameters():
-            p.requires_grad_(False)
-        self.block.eval()
-
-    def train(self, mode: bool = True) -> IndividualNet:
-        super().train(mode)
-        if self.frozen:
-            self.block.eval()
-        return self
 
     def num_parameters(self) -> int:
         """Trainable-sized entries of the whole model (running statistics excluded)."""

@@ -116,3 +116,14 @@ def test_a_task_whose_accuracy_falls_or_whose_rank_collapses_is_unhealthy():
         {"train_accuracy": 0.95, "feature_rank": 80},
     ]
     assert unhealthy_tasks(rows) == [False, True, True, False]
+
+
+def test_the_shell_options_of_collective_set_the_papers_setup_in_the_run(tmp_path, capsys):
+    args = ["collective", "--preset", "smoke", "--tasks", "2", "--epochs", "1", "--run-dir", str(tmp_path / "r")]
+    args += ["--head", "shared", "--lr", "0.02", "--momentum", "0.9", "--precise-bn", "off"]
+    args += ["--images-per-class", "6", "--extract-after", "0", "--quiet"]
+    assert main(args) == 0
+    config = open_run(tmp_path / "r").config
+    assert (config.head, config.lr, config.momentum, config.precise_bn) == ("shared", 0.02, 0.9, False)
+    assert (config.images_per_class, config.extract_after_task) == (6, 0)
+    assert preset("smoke").precise_bn and preset("smoke").images_per_class != 6  # the options changed them

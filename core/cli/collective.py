@@ -25,6 +25,7 @@ def cmd_collective(args: argparse.Namespace) -> int:
         head=args.head,
         lr=args.lr,
         momentum=args.momentum,
+        precise_bn=None if args.precise_bn is None else args.precise_bn == "on",
         images_per_class=args.images_per_class,
         extract_after_task=args.extract_after,
     )
@@ -132,6 +133,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--lr", type=float_in(1e-8, 10), help="SGD learning rate (default: the preset's)")
     p.add_argument("--momentum", type=float_in(0, 0.999), help="SGD momentum (default: the preset's)")
+    p.add_argument(
+        "--precise-bn",
+        choices=("on", "off"),
+        help="re-estimate BatchNorm statistics on each task's images after it (default: the preset's; on for fast "
+        "and smoke)",
+    )
     p.add_argument(
         "--images-per-class",
         type=int_in(1, 100_000),

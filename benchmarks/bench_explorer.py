@@ -14,28 +14,15 @@ import argparse
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 from playwright.sync_api import sync_playwright
+from voila_page import CHROMIUM, CHROMIUM_ARGS, start_voila
 
-REPO = Path(__file__).resolve().parents[1]
-NOTEBOOK = REPO / "notebooks" / "explorer.ipynb"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
 HEATMAP = (
     "Array.from(document.querySelectorAll('.js-plotly-plot')).find(d => d.data && d.data.length && "
     "d.data[0].type === 'heatmap')"
@@ -59,34 +46,9 @@ def cached_run() -> tuple[Path, str]:
     return root, "smoke"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_voila(root: Path, run: str, log: Path) -> tuple[subprocess.Popen, str]:
-    """Voila on a free port; returns the process and the app URL once the port accepts connections."""
-    port = free_port()
-    env = dict(os.environ, LEARNGENE_RUNS=str(root), LEARNGENE_RUN=run)
-    voila = Path(sys.executable).parent / "voila"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [str(voila), str(NOTEBOOK), "--no-browser", "--Voila.ip=127.0.0.1", f"--port={port}"],
-            cwd=REPO,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return proc, f"http://127.0.0.1:{port}/"
-        if proc.poll() is not None:
-            raise SystemExit(f"voila exited early; see {log}")
-        time.sleep(0.2)
-    raise SystemExit(f"voila did not start in 90 s; see {log}")
+def launch(root: Path, run: str, log: Path) -> tuple[subprocess.Popen, str]:
+    """Voila over the runs root `root`, showing `run` first."""
+    return start_voila(dict(os.environ, LEARNGENE_RUNS=str(root), LEARNGENE_RUN=run), log, timeout=90)
 
 
 def time_to_interactive(browser, url: str) -> float:
@@ -133,7 +95,7 @@ def main() -> None:
         raise SystemExit(f"needs Debian's chromium at {CHROMIUM} (apt-get install chromium)")
     root, run = (Path(args.runs_root), args.run) if args.runs_root else cached_run()
     log_dir = Path(tempfile.mkdtemp(prefix="bench-explorer-"))
-    proc, url = start_voila(root, run, log_dir / "voila.log")
+    proc, url = launch(root, run, log_dir / "voila.log")
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

@@ -15,7 +15,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -28,51 +27,25 @@ from playwright.sync_api import sync_playwright
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from voila_page import CHROMIUM, CHROMIUM_ARGS, start_voila  # noqa: E402
+
 from explorer.engine import busy_cores  # noqa: E402 - after the path to the repository is set
 
-NOTEBOOK = REPO / "notebooks" / "explorer.ipynb"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_voila(root: Path, threads: str, log: Path) -> tuple[subprocess.Popen, str]:
+def launch(root: Path, threads: str, log: Path) -> tuple[subprocess.Popen, str]:
     """Voila over the empty runs root `root`, with OMP_NUM_THREADS set unless `threads` is "auto"."""
-    port = free_port()
     env = dict(os.environ, LEARNGENE_RUNS=str(root))
     env.pop("OMP_NUM_THREADS", None)
     if threads != "auto":
         env["OMP_NUM_THREADS"] = threads
-    voila = Path(sys.executable).parent / "voila"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [str(voila), str(NOTEBOOK), "--no-browser", "--Voila.ip=127.0.0.1", f"--port={port}"],
-            cwd=REPO,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return proc, f"http://127.0.0.1:{port}/"
-        if proc.poll() is not None:
-            raise SystemExit(f"voila exited early; see {log}")
-        time.sleep(0.2)
-    raise SystemExit(f"voila did not start in 120 s; see {log}")
+    return start_voila(env, log)
 
 
 def one_round(browser, threads: str, preset: str, tasks: int) -> tuple[float, str]:
     """Seconds from the click to task `tasks` + 1 starting (0: to "finished"), and the status line (it names the
     cores used)."""
     work = Path(tempfile.mkdtemp(prefix="bench-page-training-"))
-    proc, url = start_voila(work / "runs", threads, work / "voila.log")
+    proc, url = launch(work / "runs", threads, work / "voila.log")
     try:
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.goto(url, timeout=180_000)

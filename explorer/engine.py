@@ -187,7 +187,8 @@ def use_free_cores() -> int:
     """Give torch every core that other processes leave free now (at least one) for the next job; returns the count.
 
     OMP_NUM_THREADS, when set, decides instead. On a busy machine two threads on two cores wait on each other and
-    small models train far slower (see limit_threads), so a core counts as free only when it is mostly idle.
+    small models train 10-100x slower (measured: 22 s against 0.15 s per target task), so a core counts as free only
+    when it is mostly idle.
     """
     if "OMP_NUM_THREADS" in os.environ:
         return torch.get_num_threads()
@@ -199,13 +200,3 @@ def use_free_cores() -> int:
 def threads_for(cores: int, busy: float) -> int:
     """Threads for a job on `cores` cores of which other processes keep `busy` busy: the cores at least half free."""
     return max(1, min(cores, int(cores - busy + 0.5)))
-
-
-def limit_threads() -> None:
-    """On a 2-core machine use one torch thread, unless OMP_NUM_THREADS says otherwise.
-
-    The kernel shares those cores with the browser drawing the charts; two spinning OpenMP threads then
-    wait on each other and small models train 10-100x slower (measured: 22 s against 0.15 s per target task).
-    """
-    if "OMP_NUM_THREADS" not in os.environ and (os.cpu_count() or 1) <= 2:
-        torch.set_num_threads(1)

@@ -18,8 +18,9 @@ GLOSSARY = (
     "frozen). <b>front</b>: the new, randomly started layers between the image and an inherited block. "
     "<b>window</b>: another block of as many layers as the learngene, to see whether the criterion's pick matters. "
     "<b>width</b>: channels per layer as a share of the collective model's. <b>minus scratch</b>: accuracy minus "
-    "scratch of the same size on the same target tasks (paired), in points, with its 95% interval; an interval that "
-    "includes 0 means no clear difference.</div>"
+    "scratch on the same target tasks (paired), in points, with its 95% interval: scratch of the learngene model's "
+    "shape for Run's rows, the narrowed collective model at the same width for the size sweep's (so a sweep row and "
+    "a Run row of one model can differ); an interval that includes 0 means no clear difference.</div>"
 )
 
 

@@ -1,5 +1,6 @@
 """The individual panel's chart: few-shot accuracy against model size, one curve per strategy, and below it each
-strategy minus scratch of the same size (paired over the same target tasks, 95% interval).
+strategy minus scratch (of the same shape; in the sweep, the narrowed collective at the same width), paired over
+the same target tasks, with its 95% interval.
 
 The x axis (parameters, log scale) is shared. Chance (1/way) is a dotted line; the collective model fine-tuned is
 a labelled reference point. Every trace carries `meta` ("accuracy", "difference", "chance", "reference") so that
@@ -185,7 +186,7 @@ def draw(fig: LiveFigure, store: ResultStore) -> None:
         ]
         fig.layout.annotations = (
             dict(
-                text="each strategy minus scratch of the same size, paired over the same target tasks (95% CI)",
+                text="minus scratch of the same shape (sweep: of the same width), paired over the same tasks (95% CI)",
                 xref="x2 domain",
                 yref="y2 domain",
                 x=0,

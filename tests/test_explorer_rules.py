@@ -112,8 +112,9 @@ def test_a_train_cancelled_before_its_first_task_ends_leaves_nothing_behind(app,
     assert names_in(runs) == before and app.run.path.name == "smoke" and app.run_picker.value == "smoke"
 
 
-def test_choices_that_cannot_work_here_are_disabled_with_the_reason(app, runs):
-    panel = app.collective
+def test_choices_that_cannot_work_here_are_disabled_with_the_reason(runs, tmp_path, monkeypatch):
+    monkeypatch.setenv("LEARNGENE_DATA", str(tmp_path))  # a data folder without CIFAR-100, wherever the tests run
+    panel = ExplorerApp(runs, Settings(run="smoke", target_tasks=1, baselines=False)).collective
     labels = dict((value, label) for label, value in panel.dataset.options)
     assert labels["cifar100"] == "cifar100 (not here)" and labels["glyphs"] == "glyphs"
     panel.dataset.value = "cifar100"

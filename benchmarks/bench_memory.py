@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -24,8 +23,8 @@ import urllib.request
 from pathlib import Path
 
 import psutil
+from voila_page import start_voila
 
-REPO = Path(__file__).resolve().parents[1]
 COLLECTIVE = """
 import resource, sys
 from core.cli.main import main
@@ -61,48 +60,25 @@ def kernel_memory(server: psutil.Process) -> dict[int, tuple[float, float]]:
     return found
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def serve(runs: Path, port: int, cull: bool) -> subprocess.Popen:
+def serve(runs: Path, cull: bool, log: Path) -> tuple[subprocess.Popen, str]:
     """Voila on the app notebook with `make explore`'s options; culling on or off."""
-    voila = Path(sys.executable).parent / "voila"
     options = [
         f"--MappingKernelManager.cull_idle_timeout={CULL_IDLE_S if cull else 0}",
         "--MappingKernelManager.cull_interval=2",
         "--MappingKernelManager.cull_connected=False",
     ]
-    proc = subprocess.Popen(
-        [str(voila), "notebooks/explorer.ipynb", "--no-browser", "--Voila.ip=127.0.0.1", f"--port={port}", *options],
-        cwd=REPO,
-        env=dict(os.environ, LEARNGENE_RUNS=str(runs)),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return proc
-        time.sleep(0.3)
-    proc.kill()
-    raise RuntimeError("Voila did not open its port in 120 s")
+    return start_voila(dict(os.environ, LEARNGENE_RUNS=str(runs)), log, options=options)
 
 
 def visit(runs: Path, visitors: int, cull: bool) -> None:
     """Load the page `visitors` times and print the kernels' memory after the visits and after the idle time."""
-    port = free_port()
-    proc = serve(runs, port, cull)
+    proc, url = serve(runs, cull, Path(tempfile.gettempdir()) / f"bench-memory-voila-cull-{cull}.log")
     try:
         server = psutil.Process(proc.pid)
         time.sleep(10)  # the pre-heated kernel
         seen: dict[int, tuple[float, float]] = {}
         for _ in range(visitors):
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=600).read()
+            urllib.request.urlopen(url, timeout=600).read()
             seen.update(kernel_memory(server))
         time.sleep(5)
         now = kernel_memory(server)

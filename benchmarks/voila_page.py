@@ -6,6 +6,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -29,14 +30,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_voila(env: dict[str, str], log: Path, timeout: float = 120) -> tuple[subprocess.Popen, str]:
-    """Voila over the explorer notebook on a free port, with `env` as its environment; returns the process and the
-    app's URL once the port accepts connections."""
+def start_voila(
+    env: dict[str, str], log: Path, timeout: float = 120, options: Sequence[str] = ()
+) -> tuple[subprocess.Popen, str]:
+    """Voila over the explorer notebook on a free port, with `env` as its environment and extra command-line
+    `options`; returns the process and the app's URL once the port accepts connections."""
     port = free_port()
     voila = Path(sys.executable).parent / "voila"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [str(voila), str(NOTEBOOK), "--no-browser", "--Voila.ip=127.0.0.1", f"--port={port}"],
+            [str(voila), str(NOTEBOOK), "--no-browser", "--Voila.ip=127.0.0.1", f"--port={port}", *options],
             cwd=REPO,
             env=env,
             stdout=out,

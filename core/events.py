@@ -68,6 +68,14 @@ class MethodFinished:
     row: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Note:
+    """A line for the user about the job (how its data was read); `important` notes show even when quiet."""
+
+    text: str
+    important: bool = True
+
+
 Listener = Callable[[object], None]
 
 

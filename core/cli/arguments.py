@@ -88,6 +88,15 @@ def use_threads(args: argparse.Namespace) -> None:
         torch.set_num_threads(args.threads)
 
 
+def thread_count(args: argparse.Namespace) -> int:
+    """The torch threads a job of this command uses: --threads, else torch's own count for this machine."""
+    if args.threads is not None:
+        return args.threads
+    import torch
+
+    return torch.get_num_threads()
+
+
 def print_json(obj: object) -> None:
     """Write `obj` as indented standard JSON (no NaN) on stdout."""
     sys.stdout.write(json.dumps(obj, indent=2, allow_nan=False) + "\n")

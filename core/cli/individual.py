@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
-from core.cli.arguments import add_threads_option, float_in, int_in, nonempty, path_text, print_json, use_threads
-from core.cli.learngene import DEFAULT_SELECTION, add_selection_arguments, selected
+from core.cli.arguments import add_threads_option, float_in, int_in, nonempty, path_text, print_json, thread_count
+from core.cli.learngene import DEFAULT_SELECTION, add_selection_arguments
 from core.errors import LearngeneError
 
 
@@ -41,41 +40,6 @@ def _config(args: argparse.Namespace, run):
     )
 
 
-def _learngene(args: argparse.Namespace):
-    """(run, learngene, selection dict) from --learngene FILE or from a selection rule on the run."""
-    from core.collective.runs import open_run
-    from core.learngene.extraction import extract
-    from core.learngene.gene import load
-
-    if args.learngene is None:
-        if args.run_dir is None:
-            raise LearngeneError("no learngene to evaluate: pass --run-dir DIR (a run) or --learngene FILE")
-        run, chosen = selected(args)
-        return run, extract(run, chosen, args.task), chosen.as_dict()
-    learngene = load(args.learngene)
-    selection = {
-        "layers": list(learngene.layers),
-        "label": learngene.label,
-        "rule": "file",
-        "parameter": args.learngene,
-    }
-    if args.run_dir is None:
-        return None, learngene, selection
-    run = open_run(args.run_dir)
-    if learngene.task >= run.finished_tasks:
-        raise LearngeneError(
-            f"{args.learngene} comes from task {learngene.task}, but {run.path} has {run.finished_tasks} finished "
-            "tasks: "
-            f"pass the run it was extracted from ({learngene.run})"
-        )
-    if (learngene.dataset, learngene.image_size) != (run.config.dataset, run.config.image_size):
-        raise LearngeneError(
-            f"{args.learngene} was extracted from {learngene.dataset} at {learngene.image_size}px but {run.path} uses "
-            f"{run.config.dataset} at {run.config.image_size}px: pass the matching --run-dir"
-        )
-    return run, learngene, selection
-
-
 def _target_source(args: argparse.Namespace):
     """Where the target tasks come from, checked against the options given with it."""
     from core.individual.targets import EPISODES, TargetSource
@@ -90,76 +54,86 @@ def _target_source(args: argparse.Namespace):
     return TargetSource(args.target_dataset, args.target_root, args.invert or "auto")
 
 
+def individual_job(args: argparse.Namespace):
+    """The few-shot job the options describe (the run is opened to choose the preset and name its content)."""
+    from core.collective.runs import open_run
+    from core.jobs.spec import FewShotJob, SelectionRule, run_identity
+
+    if args.learngene is None and args.run_dir is None:
+        raise LearngeneError("no learngene to evaluate: pass --run-dir DIR (a run) or --learngene FILE")
+    run = None if args.run_dir is None else open_run(args.run_dir)
+    return FewShotJob(
+        run_dir=args.run_dir,
+        run_id=None if run is None else run_identity(run.path),
+        config=_config(args, run),
+        selection=SelectionRule(
+            layers=args.layers,
+            threshold=args.threshold,
+            top_k=args.top_k,
+            tau=args.tau,
+            absolute=args.absolute,
+            aggregation=args.aggregation,
+            criterion=args.criterion,
+        ),
+        target=_target_source(args),
+        way=args.way,
+        shot=args.shot,
+        query=args.query,
+        tasks=args.tasks,
+        baselines=args.baselines,
+        sizes=args.sizes,
+        windows=args.windows,
+        task=args.task,
+        learngene_file=args.learngene,
+        learngene_sha256=None if args.learngene is None else _learngene_digest(args.learngene),
+        root=args.root,
+        device=args.device,
+        threads=thread_count(args),
+    )
+
+
+def _learngene_digest(path: str) -> str:
+    from core.jobs.spec import file_sha256
+
+    try:
+        return file_sha256(path)
+    except OSError as exc:
+        raise LearngeneError(f"cannot read --learngene {path} ({exc.strerror}): check the path") from None
+
+
 def cmd_individual(args: argparse.Namespace) -> int:
     """Evaluate the learngene individual model against scratch (and baselines, and sizes) on few-shot target tasks."""
     from core.cli.partial import FinishedResults, Interrupted
-    from core.cli.progress import TargetBar
+    from core.cli.progress import NotePrinter, TargetBar
     from core.collective.runs import check_output_path
     from core.devices import resolve_device
-    from core.individual.evaluation import check_collective_needs, plan_few_shot
     from core.individual.methods import ROW_FIELDS
-    from core.individual.targets import target_tasks
-    from core.individual.windows import window_study
-    from core.learngene.selection import windows
-    from core.tables import jsonable, write_csv, write_results_json
+    from core.jobs.fewshot import prepare_fewshot
+    from core.tables import write_csv, write_results_json
+    from core.threads import torch_threads
 
     for option, path in (("--out-json", args.out_json), ("--out-csv", args.out_csv)):
         if path:
             check_output_path(path, option)
-    device = resolve_device(args.device)
-    use_threads(args)
-    source = _target_source(args)
-    run, learngene, selection = _learngene(args)
-    check_collective_needs(run, learngene, baselines=args.baselines or args.windows, sizes=args.sizes)
-    config = _config(args, run)
-    counts = dict(way=args.way, shot=args.shot, query=args.query, tasks=args.tasks)
-    targets = target_tasks(source, run, learngene, config, **counts, root=args.root, device=device)
-    for note in targets.notes:
-        sys.stderr.write(f"learngene individual: note: {note}\n")
-    if targets.polarity is not None and not args.quiet:
-        sys.stderr.write(f"learngene individual: {targets.polarity.line()}\n")
-    plan = plan_few_shot(
-        run,
-        learngene,
-        config,
-        way=targets.way,
-        shot=targets.shot,
-        tasks=len(targets.tasks),
-        baselines=args.baselines,
-        sizes=args.sizes,
-        targets=targets,
-        device=device,
-    )
-    extra = len(windows(run.spec(learngene.task).layer_names(), len(learngene.layers))) if args.windows else 0
-    finished = FinishedResults(targets.way, targets.shot)
-    bar = TargetBar(plan.trainings + extra * len(targets.tasks), enabled=not args.quiet)
-    listeners = [finished] if args.quiet else [finished, bar]
-    study = None
-    try:
-        rows, points = plan.execute(listeners)
-        if args.windows:
-            study = window_study(run, learngene, plan.config, targets, device=device, listeners=listeners)
-    except KeyboardInterrupt:
-        rows, points = finished.so_far()
-    finally:
-        bar.close()
-    selection = dict(selection, task=learngene.task, in_channels=learngene.in_channels, input_size=learngene.input_size)
-    setup = {
-        "run_dir": None if run is None else str(run.path),
-        "way": targets.way,
-        "shot": targets.shot,
-        "query": targets.query,
-        "tasks": len(targets.tasks),
-        "config": plan.config.as_dict(),
-    }
-    result = {"selection": selection, "setup": setup, "target": targets.source, "rows": rows, "sizes": points}
-    if study is not None:
-        result["windows"] = study
-    result = jsonable(result)
+    resolve_device(args.device)
+    job = individual_job(args)
+    with torch_threads(job.threads):
+        prepared = prepare_fewshot(job, [NotePrinter("individual", quiet=args.quiet)])
+        finished = FinishedResults(prepared.targets.way, prepared.targets.shot)
+        bar = TargetBar(prepared.trainings, enabled=not args.quiet)
+        listeners = [finished] if args.quiet else [finished, bar]
+        study = None
+        try:
+            rows, points, study = prepared.execute(listeners)
+        except KeyboardInterrupt:
+            rows, points = finished.so_far()
+        finally:
+            bar.close()
+    result = prepared.result(rows, points, study)
     if finished.interrupted:
         result["partial"] = True
     if args.out_csv:
-        write_csv(args.out_csv, rows, ROW_FIELDS)
+        write_csv(args.out_csv, result["rows"], ROW_FIELDS)
     if args.out_json:
         write_results_json(args.out_json, result)
     if args.json:

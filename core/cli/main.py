@@ -1,4 +1,4 @@
-"""The `learngene` command line: datasets, collective, criterion, extract, individual."""
+"""The `learngene` command line: datasets, collective, criterion, health, extract, individual, sweep."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 import threading
 from collections.abc import Sequence
 
-from core.cli import collective, data, individual, learngene
+from core.cli import collective, data, individual, learngene, sweep
 from core.cli.arguments import OneLineParser
 from core.cli.partial import Interrupted
 from core.errors import LearngeneError
@@ -21,7 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Learngene: collective model, gradient criterion, learngene, few-shot individual models.",
     )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
-    for group in (data, collective, learngene, individual):
+    for group in (data, collective, learngene, individual, sweep):
         group.register(sub)
     return parser
 

@@ -6,7 +6,7 @@ import sys
 
 from tqdm import tqdm
 
-from core.events import EpochEnded, MethodFinished, TargetTaskFinished, TaskFinished, TaskStarted
+from core.events import EpochEnded, MethodFinished, Note, TargetTaskFinished, TaskFinished, TaskStarted
 
 
 class CollectiveBar:
@@ -65,3 +65,15 @@ class TargetBar:
     def close(self) -> None:
         """Finish the bar."""
         self.bar.close()
+
+
+class NotePrinter:
+    """Prints the engine's notes about a job on stderr as `learngene COMMAND: ...` (quiet keeps the important ones)."""
+
+    def __init__(self, command: str, quiet: bool = False) -> None:
+        self.command = command
+        self.quiet = quiet
+
+    def __call__(self, event: object) -> None:
+        if isinstance(event, Note) and (event.important or not self.quiet):
+            sys.stderr.write(f"learngene {self.command}: {event.text}\n")

@@ -1,0 +1,245 @@
+"""Jobs on Dask distributed: an embedded LocalCluster sized to the machine, or an existing scheduler.
+
+Each job is submitted under its own key, so identical jobs asked for by several clients run once. A job's events
+travel as worker events on the job's topic; Cancel sets the job's stop event only when no other client still
+wants the job, and the running job stops at its next check (Dask never interrupts a running task).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dask
+from distributed import Client, Event, Future, LocalCluster, get_worker
+
+from core.errors import LearngeneError
+from core.events import Listener
+from core.jobs.execute import Job, Outcome, execute
+from core.jobs.messages import from_message, to_message
+from core.jobs.store import JobStore
+
+ADDRESS_VARIABLE = "DASK_SCHEDULER_ADDRESS"
+DASHBOARD_PORT = 8787
+INTERACTIVE = 10  # priority of a visitor's jobs: ahead of sweeps (0)
+STOP_CHECK_S = 1.0
+
+
+def topic_of(key: str) -> str:
+    """The worker-event topic a job's events travel on."""
+    return f"learngene-events-{key}"
+
+
+def _stop_name(key: str) -> str:
+    return f"learngene-stop-{key}"
+
+
+class StopFlag:
+    """The running job's `should_stop`: reads the job's stop event at most once a second (each read is a round trip)."""
+
+    def __init__(self, key: str) -> None:
+        self.event = Event(_stop_name(key))
+        self.next_check = 0.0
+        self.stopped = False
+
+    def __call__(self) -> bool:
+        now = time.monotonic()
+        if not self.stopped and now >= self.next_check:
+            self.next_check = now + STOP_CHECK_S
+            self.stopped = self.event.is_set()
+        return self.stopped
+
+
+def run_on_worker(job: Job, store_root: str, *after: object) -> dict:
+    """The Dask task of a job: run it on this worker, publishing its events; `after` are jobs it waits for."""
+    worker = get_worker()
+    topic = topic_of(job.key)
+
+    def publish(event: object) -> None:
+        message = to_message(event)
+        if message is not None:
+            worker.log_event(topic, message)
+
+    return dataclasses.asdict(execute(job, JobStore.at(store_root), [publish], StopFlag(job.key)))
+
+
+def _still_wanted(key: str, dask_scheduler=None) -> bool:  # noqa: ANN001 - Dask passes its scheduler object
+    task = dask_scheduler.tasks.get(key)
+    return task is not None and bool(task.who_wants)
+
+
+def _missing(paths: list[str]) -> list[str]:
+    return [p for p in paths if not Path(p).exists()]
+
+
+def _free_port(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) != 0
+
+
+def local_cluster(workers: int | None = None, dashboard: bool = True) -> LocalCluster:
+    """Worker processes with one task slot each (default: one per core), torch training at full speed in them.
+
+    The nanny's default MALLOC_TRIM_THRESHOLD_ makes torch training about 1.6x slower in a worker (measured, see
+    README "Scale out"), so it is left out of the workers' environment; OMP_NUM_THREADS=1 stays (jobs set torch's
+    count themselves).
+    """
+    environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ"))
+    environ.pop("MALLOC_TRIM_THRESHOLD_", None)
+    address = f":{DASHBOARD_PORT}" if dashboard and _free_port(DASHBOARD_PORT) else (":0" if dashboard else None)
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
+        return LocalCluster(
+            n_workers=workers or os.cpu_count() or 1,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=address,
+            silence_logs=logging.ERROR,
+        )
+
+
+@dataclass
+class Engine:
+    """A client of a Dask cluster with the job store its jobs write to; `threads` is torch's count per job."""
+
+    client: Client
+    store: JobStore
+    threads: int
+    cluster: LocalCluster | None = None
+    _listeners: dict[str, list[Listener]] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def dashboard(self) -> str | None:
+        """The address of Dask's dashboard, if it has one."""
+        with contextlib.suppress(Exception):
+            return self.client.dashboard_link
+        return None
+
+    def submit(
+        self, job: Job, *, after: Iterable[Future] = (), listeners: Iterable[Listener] = (), priority: int = 0
+    ) -> Future:
+        """Ask for a job; an identical job already asked for by anyone is shared, not run twice."""
+        listeners = list(listeners)
+        if listeners:
+            self._follow(job.key, listeners)
+        Event(_stop_name(job.key), client=self.client).clear()
+        resources = {"GPU": 1} if job.device.startswith("cuda") else None
+        future = self.client.submit(
+            run_on_worker,
+            job,
+            str(self.store.root),
+            *after,
+            key=job.key,
+            priority=priority,
+            resources=resources,
+        )
+        if listeners:
+            future.add_done_callback(lambda f: self._unfollow(job.key, listeners))
+        return future
+
+    def cancel(self, future: Future) -> bool:
+        """Drop this client's interest in a job, and stop it when no other client wants it; returns whether it stops."""
+        key = future.key
+        self.client.cancel(future)
+        if self.client.run_on_scheduler(_still_wanted, key):
+            return False
+        Event(_stop_name(key), client=self.client).set()
+        return True
+
+    def outcome(self, future: Future) -> Outcome:
+        """Wait for a job and return its outcome."""
+        return Outcome(**future.result())
+
+    def check_workers_see(self, paths: Iterable[str]) -> None:
+        """Refuse, in one line, a cluster whose workers cannot see the job store or the data (they share no disk)."""
+        paths = [str(p) for p in paths if p]
+        missing = {w: gone for w, gone in self.client.run(_missing, paths).items() if gone}
+        if missing:
+            worker, gone = next(iter(missing.items()))
+            raise LearngeneError(
+                f"{len(missing)} Dask worker(s) cannot see {', '.join(gone)} (first: {worker}): share that folder at "
+                "the same path on every worker machine (a network file system), or run without --scheduler"
+            )
+
+    def close(self) -> None:
+        """Close the client, and the embedded cluster if this engine started one."""
+        self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+
+    def _follow(self, key: str, listeners: list[Listener]) -> None:
+        with self._lock:
+            followers = self._listeners.setdefault(key, [])
+            first = not followers
+            followers.extend(listeners)
+        if first:
+            self.client.subscribe_topic(topic_of(key), lambda event: self._deliver(key, event[1]))
+
+    def _deliver(self, key: str, message: dict) -> None:
+        with self._lock:
+            listeners = list(self._listeners.get(key, ()))
+        event = from_message(message)
+        for listener in listeners:
+            with contextlib.suppress(Exception):
+                listener(event)
+
+    def _unfollow(self, key: str, listeners: list[Listener]) -> None:
+        with self._lock:
+            followers = [x for x in self._listeners.get(key, []) if all(x is not y for y in listeners)]
+            if followers:
+                self._listeners[key] = followers
+                return
+            self._listeners.pop(key, None)
+        with contextlib.suppress(Exception):
+            self.client.unsubscribe_topic(topic_of(key))
+
+
+def start_engine(
+    store_root: str | os.PathLike,
+    *,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    threads: int | None = None,
+    dashboard: bool = True,
+) -> Engine:
+    """Connect to `scheduler` (else $DASK_SCHEDULER_ADDRESS), or start a LocalCluster of `workers` processes.
+
+    On a local cluster, workers x torch threads = cores unless `threads` says otherwise; on another cluster a job
+    uses `threads` (default 1) per task slot.
+    """
+    store = JobStore.at(store_root)
+    address = scheduler_address(scheduler)
+    if address is not None:
+        try:
+            client = Client(address, timeout="10s")
+        except (OSError, TimeoutError) as exc:
+            raise LearngeneError(
+                f"no Dask scheduler answers at {address} ({str(exc).splitlines()[0] if str(exc) else 'timeout'}): "
+                "start one with `dask scheduler`, or leave --scheduler out to use this machine"
+            ) from None
+        return Engine(client, store, job_threads(address, workers, threads))
+    cluster = local_cluster(workers, dashboard)
+    return Engine(Client(cluster), store, job_threads(None, workers, threads), cluster)
+
+
+def scheduler_address(scheduler: str | None) -> str | None:
+    """The scheduler to use: the one given, else $DASK_SCHEDULER_ADDRESS, else None (a local cluster)."""
+    return scheduler or os.environ.get(ADDRESS_VARIABLE) or None
+
+
+def job_threads(address: str | None, workers: int | None, threads: int | None) -> int:
+    """Torch threads per job: `threads` if given; on a local cluster cores / workers; on another cluster 1."""
+    if threads is not None:
+        return threads
+    if address is not None:
+        return 1
+    cores = os.cpu_count() or 1
+    return max(1, cores // (workers or cores))

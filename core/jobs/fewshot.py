@@ -1,0 +1,168 @@
+"""A few-shot job run to its result: the learngene selected (or read), target tasks drawn, every method trained.
+
+The command line, the explorer, notebooks and sweep workers all call this, so one job gives one result anywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from core.collective.runs import Run, open_run
+from core.errors import LearngeneError
+from core.events import Listener, Note, emit
+from core.individual.evaluation import FewShotPlan, check_collective_needs, plan_few_shot
+from core.individual.targets import Targets, target_tasks
+from core.individual.windows import window_study
+from core.jobs.spec import BASELINE_FAMILIES, FewShotJob, method_family
+from core.learngene.extraction import extract
+from core.learngene.gene import Learngene, load
+from core.learngene.selection import select_for_run, windows
+from core.tables import jsonable
+
+
+def _learngene(job: FewShotJob) -> tuple[Run | None, Learngene, dict[str, Any]]:
+    """(run, learngene, selection record) from the job's learngene file or its selection rule on the run."""
+    if job.learngene_file is None:
+        if job.run_dir is None:
+            raise LearngeneError("no learngene to evaluate: pass --run-dir DIR (a run) or --learngene FILE")
+        run = open_run(job.run_dir)
+        rule = job.selection
+        chosen = select_for_run(
+            run,
+            layers=rule.layers,
+            threshold=rule.threshold,
+            top_k=rule.top_k,
+            tau=rule.tau,
+            absolute=rule.absolute,
+            aggregation=rule.aggregation,
+            criterion=rule.criterion,
+        )
+        return run, extract(run, chosen, job.task), chosen.as_dict()
+    learngene = load(job.learngene_file)
+    selection = {"layers": list(learngene.layers), "label": learngene.label, "rule": "file"}
+    selection["parameter"] = job.learngene_file
+    if job.run_dir is None:
+        return None, learngene, selection
+    run = open_run(job.run_dir)
+    if learngene.task >= run.finished_tasks:
+        raise LearngeneError(
+            f"{job.learngene_file} comes from task {learngene.task}, but {run.path} has {run.finished_tasks} "
+            f"finished tasks: pass the run it was extracted from ({learngene.run})"
+        )
+    if (learngene.dataset, learngene.image_size) != (run.config.dataset, run.config.image_size):
+        raise LearngeneError(
+            f"{job.learngene_file} was extracted from {learngene.dataset} at {learngene.image_size}px but {run.path} "
+            f"uses {run.config.dataset} at {run.config.image_size}px: pass the matching --run-dir"
+        )
+    return run, learngene, selection
+
+
+def wants_baselines(job: FewShotJob) -> bool:
+    """Whether the job needs core's baselines: asked for, or some method family beyond learngene and scratch."""
+    return job.baselines or (job.methods is not None and any(m in BASELINE_FAMILIES for m in job.methods))
+
+
+@dataclass(frozen=True, eq=False)
+class PreparedFewShot:
+    """A few-shot job with its learngene, targets and plan in hand: what is left is training."""
+
+    job: FewShotJob
+    run: Run | None
+    learngene: Learngene
+    selection: dict[str, Any]
+    targets: Targets
+    plan: FewShotPlan
+
+    @property
+    def window_count(self) -> int:
+        """How many windows the window study trains (0 without it)."""
+        if not self.job.windows:
+            return 0
+        return len(windows(self.run.spec(self.learngene.task).layer_names(), len(self.learngene.layers)))
+
+    @property
+    def trainings(self) -> int:
+        """The target-task trainings that running the job reports (TargetTaskFinished events)."""
+        return self.plan.trainings + self.window_count * len(self.targets.tasks)
+
+    def execute(
+        self, listeners: Iterable[Listener] = (), should_stop: Callable[[], bool] | None = None
+    ) -> tuple[list[dict], list[dict], dict | None]:
+        """Train every method (and the window study when asked); returns (rows, size points, window study)."""
+        listeners = tuple(listeners)
+        rows, points = self.plan.execute(listeners, should_stop)
+        study = None
+        if self.job.windows:
+            study = window_study(
+                self.run,
+                self.learngene,
+                self.plan.config,
+                self.targets,
+                device=self.plan.device,
+                listeners=listeners,
+                should_stop=should_stop,
+            )
+        return rows, points, study
+
+    def result(self, rows: list[dict], points: list[dict], study: dict | None) -> dict[str, Any]:
+        """The job's result object, as `learngene individual --json` prints it."""
+        kept = self.job.methods
+        if kept is not None:
+            rows = [r for r in rows if method_family(r["method"]) in kept]
+            points = [p for p in points if method_family(p["method"]) in kept]
+        selection = dict(
+            self.selection,
+            task=self.learngene.task,
+            in_channels=self.learngene.in_channels,
+            input_size=self.learngene.input_size,
+        )
+        setup = {
+            "run_dir": None if self.run is None else str(self.run.path),
+            "way": self.targets.way,
+            "shot": self.targets.shot,
+            "query": self.targets.query,
+            "tasks": len(self.targets.tasks),
+            "config": self.plan.config.as_dict(),
+            "threads": self.job.threads,
+        }
+        result = {"selection": selection, "setup": setup, "target": self.targets.source, "rows": rows, "sizes": points}
+        if study is not None:
+            result["windows"] = study
+        return jsonable(result)
+
+
+def prepare_fewshot(job: FewShotJob, listeners: Iterable[Listener] = ()) -> PreparedFewShot:
+    """Select or read the learngene, draw the target tasks and plan the methods; notes for the user go out as events."""
+    run, learngene, selection = _learngene(job)
+    baselines = wants_baselines(job)
+    check_collective_needs(run, learngene, baselines=baselines or job.windows, sizes=job.sizes)
+    counts = dict(way=job.way, shot=job.shot, query=job.query, tasks=job.tasks)
+    targets = target_tasks(job.target, run, learngene, job.config, **counts, root=job.root, device=job.device)
+    for line in targets.notes:
+        emit(listeners, Note(f"note: {line}"))
+    if targets.polarity is not None:
+        emit(listeners, Note(targets.polarity.line(), important=False))
+    plan = plan_few_shot(
+        run,
+        learngene,
+        job.config,
+        way=targets.way,
+        shot=targets.shot,
+        tasks=len(targets.tasks),
+        baselines=baselines,
+        sizes=job.sizes,
+        targets=targets,
+        device=job.device,
+    )
+    return PreparedFewShot(job, run, learngene, selection, targets, plan)
+
+
+def run_fewshot(
+    job: FewShotJob, listeners: Iterable[Listener] = (), should_stop: Callable[[], bool] | None = None
+) -> dict[str, Any]:
+    """Run a few-shot job in this process and return its result object."""
+    listeners = tuple(listeners)
+    prepared = prepare_fewshot(job, listeners)
+    return prepared.result(*prepared.execute(listeners, should_stop))

@@ -71,9 +71,10 @@ def run_on_worker(job: Job, store_root: str, *after: object) -> dict:
     return dataclasses.asdict(execute(job, JobStore.at(store_root), [publish], StopFlag(job.key)))
 
 
-def _still_wanted(key: str, dask_scheduler=None) -> bool:  # noqa: ANN001 - Dask passes its scheduler object
+def wanted_by(key: str, dask_scheduler=None) -> list[str]:  # noqa: ANN001 - Dask passes its scheduler object
+    """The ids of the clients that want a job now (run on the scheduler)."""
     task = dask_scheduler.tasks.get(key)
-    return task is not None and bool(task.who_wants)
+    return [] if task is None else sorted(client.client_key for client in task.who_wants)
 
 
 def _missing(paths: list[str]) -> list[str]:
@@ -149,7 +150,7 @@ class Engine:
         """Drop this client's interest in a job, and stop it when no other client wants it; returns whether it stops."""
         key = future.key
         self.client.cancel(future)
-        if self.client.run_on_scheduler(_still_wanted, key):
+        if set(self.client.run_on_scheduler(wanted_by, key)) - {self.client.id}:
             return False
         Event(_stop_name(key), client=self.client).set()
         return True

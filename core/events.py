@@ -69,6 +69,15 @@ class MethodFinished:
 
 
 @dataclass(frozen=True)
+class PlanReady:
+    """A few-shot job's targets are drawn and its methods planned: how many trainings it will report."""
+
+    trainings: int
+    way: int
+    shot: int | None
+
+
+@dataclass(frozen=True)
 class Note:
     """A line for the user about the job (how its data was read); `important` notes show even when quiet."""
 

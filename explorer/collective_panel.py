@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,17 +15,18 @@ from plotly.subplots import make_subplots
 from core.collective.config import PRESETS, CollectiveConfig, preset
 from core.collective.health import health_rows
 from core.collective.runs import CONFIG, Run, open_run
-from core.collective.training import train_collective
 from core.data.datasets import DATASETS, DatasetInfo, describe
 from core.errors import LearngeneError
 from core.events import EpochEnded, TaskFinished, TaskStarted
-from explorer import engine, health_figure
+from core.jobs.spec import CollectiveJob, data_root
+from explorer import health_figure
 from explorer.fields import Choice, TextField, report_to
 from explorer.figure import LiveFigure
+from explorer.jobs import JobRunner, page_threads, shared_engine
 from explorer.settings import new_run_dir
 from explorer.style import base_layout, heading, message_html
 from explorer.wording import page_terms
-from explorer.worker import Outcome, Throttle, Worker, one_line
+from explorer.worker import Outcome, Throttle, one_line
 
 # Trace order in the figure: loss, accuracy, chance line, AUROC (MSP), AUROC (energy), layer widths (a heatmap).
 LOSS, ACCURACY, CHANCE, AUROC_MSP, AUROC_ENERGY, WIDTHS = range(6)
@@ -296,7 +296,7 @@ class CollectivePanel:
         self.on_trained = on_trained
         self.live = live
         self.redraw_live = redraw_live
-        self.worker = Worker()
+        self.jobs = JobRunner(lambda: shared_engine(runs_root))
         self.history = CollectiveHistory()
         self.datasets: dict[str, DatasetInfo] = {}
         self.dataset = Choice(
@@ -347,7 +347,7 @@ class CollectivePanel:
         self.dataset.observe(self._choice_changed, "value")
         self.preset.observe(self._choice_changed, "value")
         self.train_button.on_click(lambda _: self.train())
-        self.cancel_button.on_click(lambda _: self.worker.cancel())
+        self.cancel_button.on_click(lambda _: self.jobs.cancel())
         self.controls = widgets.VBox(
             [
                 widgets.HBox([self.dataset, self.preset, self.run_name]),
@@ -399,7 +399,7 @@ class CollectivePanel:
         self.run_name.value = f"{self.preset.value}-{self.dataset.value}"
         problem = self.problem
         self.unavailable.value = message_html(f"cannot train here: {problem}", "warning") if problem else ""
-        if not self.worker.busy:
+        if not self.jobs.busy:
             self.train_button.disabled = problem is not None
 
     # ------------------------------------------------------------ drawing
@@ -422,7 +422,7 @@ class CollectivePanel:
 
     def train(self, preset_name: str | None = None, dataset: str | None = None) -> bool:
         """Start training in the background (optionally choosing preset and dataset first); False if busy or invalid."""
-        if self.worker.busy:
+        if self.jobs.busy:
             self.status.value = message_html("training is already running: wait for it or press Cancel", "warning")
             return False
         if preset_name is not None:
@@ -438,7 +438,6 @@ class CollectivePanel:
         except Exception as exc:  # noqa: BLE001 - shown as a line (LearngeneError: bad preset, dataset or run name)
             self.status.value = message_html(one_line(exc), "error")
             return False
-        created = not run_dir.exists()
         history = _committed(run_dir)
         name = run_dir.name
         self.progress.max = config.tasks * config.epochs
@@ -466,16 +465,14 @@ class CollectivePanel:
             self._progress.request()
             self._throttle.request()
 
-        def job(should_stop: Callable[[], bool]) -> Run:
-            threads = engine.use_free_cores()
-            cores = f"{threads} core{'s' if threads > 1 else ''}"
-            self.status.value = message_html(
-                f"training {name} on {cores}: {config.tasks} tasks x {config.epochs} epochs on {config.dataset}"
-            )
-            self._job_started = time.monotonic()
-            return train_collective(config, run_dir, resume=True, listeners=[listener], should_stop=should_stop)
-
-        return self.worker.start(job, lambda outcome: self._finished(name, run_dir, created, outcome))
+        threads = page_threads(run_dir)
+        job = CollectiveJob(config, threads, data_root(config.dataset, None), name=name)
+        cores = f"{threads} core{'s' if threads > 1 else ''}"
+        self.status.value = message_html(
+            f"training {name} on {cores}: {config.tasks} tasks x {config.epochs} epochs on {config.dataset}"
+        )
+        self._job_started = time.monotonic()
+        return self.jobs.start(job, [listener], lambda outcome: self._finished(name, run_dir, outcome))
 
     def _charts_failed(self, line: str) -> None:
         self.status.value = message_html(f"the charts could not be updated ({line}); training goes on", "error")
@@ -496,19 +493,16 @@ class CollectivePanel:
         self._draw_health(self.history, health_figure.LIVE)
         self.redraw_live()
 
-    def _finished(self, name: str, run_dir: Path, created: bool, outcome: Outcome) -> None:
+    def _finished(self, name: str, run_dir: Path, outcome: Outcome) -> None:
         self._progress.flush()
         self._throttle.flush()
         finished = _finished_tasks(run_dir)
-        if outcome.status != "done" and created and finished == 0:
-            shutil.rmtree(run_dir, ignore_errors=True)
         kept = finished > 0
         if outcome.status == "done":
-            run = outcome.result
             self.progress.value = self.progress.max
             took = duration(time.monotonic() - self._job_started)
             self.status.value = message_html(
-                f"run {name} finished: {run.finished_tasks} tasks on disk (this training took {took})", "info"
+                f"run {name} finished: {finished} tasks on disk (this training took {took})", "info"
             )
         elif outcome.status == "cancelled":
             self.status.value = message_html(

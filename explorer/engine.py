@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,11 +11,10 @@ import torch
 
 from core.collective.runs import Run
 from core.errors import LearngeneError
-from core.events import Listener
 from core.individual.config import IndividualConfig, individual_preset
-from core.individual.evaluation import FewShotPlan, plan_few_shot
-from core.individual.targets import EPISODES, TargetSource, folder_target, target_tasks
-from core.learngene.extraction import default_task, extract
+from core.individual.targets import EPISODES, TargetSource, folder_target
+from core.jobs.spec import FewShotJob, SelectionRule, data_root, run_identity
+from core.learngene.extraction import default_task
 from core.learngene.selection import block_label, check_block, windows
 
 DEFAULT_SIZE = "default"
@@ -76,55 +74,23 @@ class Job:
         where = "" if self.target is None else f" from {self.target.name}"
         return f"{self.way}-way {self.shot}-shot{where}, {mode}, {gene}"
 
-    def execute(
-        self,
-        listeners: Iterable[Listener],
-        should_stop: Callable[[], bool],
-        on_total: Callable[[int], None] = lambda n: None,
-        on_note: Callable[[str], None] = lambda line: None,
-    ) -> list[dict]:
-        """Run the job (in this thread); returns the table rows of a Run, or the size points of a Size sweep."""
-        rows, points = self.execute_all(listeners, should_stop, on_total, on_note)
-        return points if self.sweep else rows
-
-    def execute_all(
-        self,
-        listeners: Iterable[Listener],
-        should_stop: Callable[[], bool],
-        on_total: Callable[[int], None] = lambda n: None,
-        on_note: Callable[[str], None] = lambda line: None,
-        on_plan: Callable[[FewShotPlan], None] = lambda plan: None,
-    ) -> tuple[list[dict], list[dict]]:
-        """Extract the learngene, draw the targets and plan the methods with core, and train them (in this thread).
-
-        The plan knows the exact number of trainings (a sweep's sizes depend on the learngene): `on_total` gets it,
-        `on_plan` the whole plan (its targets' way and shot). `on_note` gets each line core has for the user about
-        the targets (ink polarity, unverified data). Returns (table rows, size points; empty without a sweep).
-        """
-        names = self.run.spec(default_task(self.run)).layer_names()
-        learngene = extract(self.run, check_block(names, self.layers, rule="explorer"))
-        source = TargetSource(self.target_kind, None if self.target is None else str(self.target), self.invert)
+    def fewshot_job(self, threads: int) -> FewShotJob:
+        """The keyed job of this Run (or Size sweep): the panel's layers, settings and targets on its run."""
         fixed = self.target_kind == EPISODES
-        counts = (
-            dict(way=None, shot=None, tasks=None) if fixed else dict(way=self.way, shot=self.shot, tasks=self.tasks)
-        )
-        targets = target_tasks(source, self.run, learngene, self.config, **counts)
-        for line in targets.notes + (() if targets.polarity is None else (targets.polarity.line(),)):
-            on_note(line)
-        plan = plan_few_shot(
-            self.run,
-            learngene,
-            self.config,
-            way=targets.way,
-            shot=targets.shot,
-            tasks=len(targets.tasks),
+        return FewShotJob(
+            run_dir=str(self.run.path),
+            run_id=run_identity(self.run.path),
+            config=self.config,
+            selection=SelectionRule(layers=",".join(self.layers)),
+            target=TargetSource(self.target_kind, None if self.target is None else str(self.target), self.invert),
+            way=None if fixed else self.way,
+            shot=None if fixed else self.shot,
+            tasks=None if fixed else self.tasks,
             baselines=self.baselines and not self.sweep,
             sizes=self.sweep,
-            targets=targets,
+            root=data_root(self.run.config.dataset, None),
+            threads=threads,
         )
-        on_total(plan.trainings)
-        on_plan(plan)
-        return plan.execute(listeners, should_stop)
 
 
 def size_label(method: str, size: str) -> str:

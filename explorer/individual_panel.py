@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,17 +11,18 @@ import ipywidgets as widgets
 
 from core.collective.runs import Run
 from core.data.datasets import resolve_root
-from core.events import MethodFinished, TargetTaskFinished
-from core.individual.evaluation import FewShotPlan
+from core.events import MethodFinished, Note, PlanReady, TargetTaskFinished
+from core.jobs.execute import Outcome as JobOutcome
 from core.learngene.selection import block_label
 from explorer import engine
 from explorer.fields import Check, Choice, IntField, Toggles, report_to
+from explorer.jobs import JobRunner, page_threads, shared_engine
 from explorer.results import GLOSSARY, ResultStore
 from explorer.settings import Settings
 from explorer.size_chart import draw, new_figure
 from explorer.style import heading, message_html
 from explorer.wording import page_terms
-from explorer.worker import Outcome, Throttle, Worker, one_line
+from explorer.worker import Outcome, Throttle, one_line
 
 Context = Callable[[], tuple[Run, tuple[str, ...]]]
 NOVEL = "novel classes of the run"
@@ -98,7 +100,8 @@ class IndividualPanel:
     def __init__(self, context: Context, data_root: Path | None = None) -> None:
         self.context = context
         self.data_root = data_root if data_root is not None else resolve_root(None)
-        self.worker = Worker()
+        self.jobs = JobRunner(lambda: shared_engine(self._runs_root))
+        self._runs_root = Path(".")
         self.store = ResultStore()
         self.way = IntField(value=5, min=2, max=20, description="way", layout=widgets.Layout(width="140px"))
         self.shot = IntField(value=1, min=1, max=100, description="shot", layout=widgets.Layout(width="140px"))
@@ -190,7 +193,7 @@ class IndividualPanel:
         self.list_targets()
         self.run_button.on_click(lambda _: self.start(sweep=False))
         self.sweep_button.on_click(lambda _: self.start(sweep=True))
-        self.cancel_button.on_click(lambda _: self.worker.cancel())
+        self.cancel_button.on_click(lambda _: self.jobs.cancel())
         self.clear_button.on_click(lambda _: self.clear())
         self.widget = widgets.VBox(
             [
@@ -237,7 +240,7 @@ class IndividualPanel:
         so; the same run shown again keeps them."""
         shown = None if run is None else (str(run.path.resolve()), run.finished_tasks)
         before, self._shown_run = self._shown_run, shown
-        if shown == before or self.worker.busy:
+        if shown == before or self.jobs.busy:
             return
         had = bool(self.store.series)
         self.clear()
@@ -248,7 +251,7 @@ class IndividualPanel:
 
     def clear(self) -> None:
         """Forget all results (not while a job runs)."""
-        if self.worker.busy:
+        if self.jobs.busy:
             self.status.value = message_html("a job is running: cancel it before clearing", "warning")
             return
         with self._throttle.lock:
@@ -261,7 +264,7 @@ class IndividualPanel:
 
     def start(self, sweep: bool) -> bool:
         """Start a Run (or a size sweep) in the background; False when busy or when the setup is not usable."""
-        if self.worker.busy:
+        if self.jobs.busy:
             self.status.value = message_html("a job is already running: wait for it or press Cancel", "warning")
             return False
         try:
@@ -300,15 +303,15 @@ class IndividualPanel:
         self.status.value = message_html(f"{what}, learngene {learngene}: preparing the target tasks...")
         way = [job.way]
 
-        def note(line: str) -> None:
-            self._notes.append(page_terms(line))
-            self.status.value = self._with_notes(message_html(f"{what}, learngene {learngene}..."))
-
-        def planned(plan: FewShotPlan) -> None:
-            way[0] = plan.targets.way
-
         def listener(event: object) -> None:
-            if isinstance(event, TargetTaskFinished):
+            if isinstance(event, PlanReady):
+                way[0] = event.way
+                self._total = event.trainings
+                self._throttle.request()
+            elif isinstance(event, Note):
+                self._notes.append(page_terms(event.text.removeprefix("note: ")))
+                self.status.value = self._with_notes(message_html(f"{what}, learngene {learngene}..."))
+            elif isinstance(event, TargetTaskFinished):
                 size = engine.size_label(event.method, event.size)
                 with self._throttle.lock:
                     series = self.store.add(
@@ -321,23 +324,24 @@ class IndividualPanel:
             elif isinstance(event, MethodFinished):
                 self._throttle.request()
 
-        def set_total(total: int) -> None:
-            self._total = total
-            self._throttle.request()
-
-        def work(should_stop: Callable[[], bool]) -> tuple[list[dict], list[dict]]:
-            threads = engine.use_free_cores()
-            self.status.value = self._with_notes(
-                message_html(f"{what}, learngene {learngene}, on {threads} core{'s' if threads > 1 else ''}...")
-            )
-            rows, points = job.execute_all([listener], should_stop, set_total, note, planned)
+        def result(outcome: JobOutcome) -> dict:
+            found = json.loads(Path(outcome.path).read_text())
             with self._throttle.lock:  # sweep points equal to a table row reuse it without training events
-                for point in points:
+                for point in found["sizes"]:
                     self.store.add_row(point, point["size"], job.setup, way[0], learngene)
-            return rows, points
+                if outcome.reused:  # found on disk by its key: its rows stand in for the training events
+                    for row in found["rows"]:
+                        self.store.add_row(row, engine.size_label(row["method"], ""), job.setup, way[0], learngene)
+                    self._done = self._total = len(found["rows"]) * found["setup"]["tasks"]
+            return found
 
+        threads = page_threads()
+        self._runs_root = job.run.path.parent
+        self.status.value = self._with_notes(
+            message_html(f"{what}, learngene {learngene}, on {threads} core{'s' if threads > 1 else ''}...")
+        )
         self._total = job.estimate
-        return self.worker.start(work, self._finished)
+        return self.jobs.start(job.fewshot_job(threads), [listener], self._finished, result)
 
     def _with_notes(self, line_html: str) -> str:
         """A status line followed by core's notes about the targets, one per line."""

@@ -1,4 +1,4 @@
-"""One background job at a time, cancellable, with throttled widget updates (workers never print)."""
+"""How a page's job ended, its one-line message, and throttled widget updates (jobs never print)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.errors import LearngeneError
-from core.events import Cancelled
 from explorer.wording import page_terms
 
 StopCheck = Callable[[], bool]
@@ -22,62 +21,6 @@ class Outcome:
     status: str
     message: str = ""
     result: Any = None
-
-
-class Worker:
-    """Runs a job function in a daemon thread; refuses a second job while one runs.
-
-    The job receives a `should_stop` callable to pass to the engine. `on_done(outcome)` runs in
-    the worker thread after the job, whatever happened, so the caller can re-enable its buttons.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
-
-    @property
-    def busy(self) -> bool:
-        """Whether a job is running now."""
-        with self._lock:
-            return self._thread is not None
-
-    def start(self, job: Callable[[StopCheck], Any], on_done: Callable[[Outcome], None]) -> bool:
-        """Start `job` unless one is running; returns whether it started."""
-        with self._lock:
-            if self._thread is not None:
-                return False
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._run, args=(job, on_done), daemon=True, name="learngene-worker")
-            self._thread.start()
-            return True
-
-    def cancel(self) -> None:
-        """Ask the running job to stop at its next check."""
-        self._stop.set()
-
-    def join(self, timeout: float | None = None) -> bool:
-        """Wait for the running job (if any); returns True when no job is left running."""
-        with self._lock:
-            thread = self._thread
-        if thread is not None:
-            thread.join(timeout)
-        return not self.busy
-
-    def _run(self, job: Callable[[StopCheck], Any], on_done: Callable[[Outcome], None]) -> None:
-        try:
-            outcome = Outcome("done", result=job(self._stop.is_set))
-        except Cancelled:
-            outcome = Outcome("cancelled", "cancelled: finished parts are kept")
-        except Exception as exc:  # noqa: BLE001 - the UI must show a line, never a traceback
-            outcome = Outcome("error", one_line(exc))
-        try:
-            on_done(outcome)  # still "busy" here, so no second job starts before the buttons are reset
-        except Exception:  # noqa: BLE001 - a failing UI callback must not kill the thread noisily
-            pass
-        finally:
-            with self._lock:
-                self._thread = None
 
 
 def one_line(exc: BaseException) -> str:

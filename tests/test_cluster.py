@@ -45,7 +45,7 @@ methods = ["learngene", "scratch"]
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory):
     """A LocalCluster of 2 worker processes x 1 thread, with a job store of its own."""
-    engine = start_engine(tmp_path_factory.mktemp("store"), workers=2, dashboard=False)
+    engine = start_engine(JobStore.at(tmp_path_factory.mktemp("store")), workers=2, dashboard=False)
     yield engine
     engine.close()
 
@@ -158,7 +158,7 @@ def test_identical_jobs_asked_for_by_two_clients_run_once(engine):
     other = Client(engine.client.scheduler.address)
     try:
         mine = engine.submit(job)
-        shared = other.submit(run_on_worker, job, str(engine.store.root), key=job.key)
+        shared = other.submit(run_on_worker, job, engine.store, key=job.key)
         assert mine.result(timeout=300) == shared.result(timeout=300)
         assert mine.result()["reused"] is False  # computed once: a second computation would have found it on disk
     finally:
@@ -184,7 +184,7 @@ def test_cancel_keeps_a_job_another_client_still_waits_for(engine):
     job = CollectiveJob(preset("smoke", tasks=3, epochs=2, seed=12), threads=1)
     other = Client(engine.client.scheduler.address)
     try:
-        theirs = other.submit(run_on_worker, job, str(engine.store.root), key=job.key)
+        theirs = other.submit(run_on_worker, job, engine.store, key=job.key)
         mine = engine.submit(job)
         deadline = time.monotonic() + 30
         while len(engine.client.run_on_scheduler(wanted_by, job.key)) < 2:  # both requests have reached the scheduler

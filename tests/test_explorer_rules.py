@@ -92,7 +92,7 @@ def test_a_failed_train_keeps_the_loaded_run_and_leaves_nothing_behind(runs, tmp
     data.rename(tmp_path / "moved")  # the data goes away after the page was opened
     before = names_in(runs)
     assert app.collective.train()
-    assert app.collective.worker.join(JOB_TIMEOUT)
+    assert app.collective.jobs.join(JOB_TIMEOUT)
     status = text_of(app.collective.status.value)
     assert "training smoke-imagefolder failed" in status and "nothing was written" in status
     assert not FLAG.search(status) and "Traceback" not in status
@@ -107,7 +107,7 @@ def test_a_train_cancelled_before_its_first_task_ends_leaves_nothing_behind(app,
     app.collective.run_name.value = "never"
     assert app.collective.train()
     app.collective.cancel_button.click()
-    assert app.collective.worker.join(JOB_TIMEOUT)
+    assert app.collective.jobs.join(JOB_TIMEOUT)
     assert "nothing was written" in app.collective.status.value
     assert names_in(runs) == before and app.run.path.name == "smoke" and app.run_picker.value == "smoke"
 
@@ -123,14 +123,14 @@ def test_choices_that_cannot_work_here_are_disabled_with_the_reason(runs, tmp_pa
     panel.dataset.value, panel.preset.value = "glyphs", "paper"
     assert panel.train_button.disabled and "paper preset needs 600 images per class" in panel.unavailable.value
     before = names_in(runs)
-    assert panel.train() is False and names_in(runs) == before and not panel.worker.busy
+    assert panel.train() is False and names_in(runs) == before and not panel.jobs.busy
     panel.preset.value = "smoke"
     assert not panel.train_button.disabled and panel.unavailable.value == ""
 
 
 def test_applying_settings_of_the_same_run_keeps_the_results_and_another_run_clears_them_saying_so(app):
     panel = app.individual
-    assert panel.start(sweep=False) and panel.worker.join(JOB_TIMEOUT)
+    assert panel.start(sweep=False) and panel.jobs.join(JOB_TIMEOUT)
     kept = dict(panel.store.series)
     assert kept
     settings = json.loads(app.settings_text.value)

@@ -52,7 +52,7 @@ def app(tmp_path_factory, smoke_run, data_root, monkeypatch):
 
 
 def finish(panel) -> str:
-    assert panel.worker.join(JOB_TIMEOUT)
+    assert panel.jobs.join(JOB_TIMEOUT)
     return panel.status.value
 
 

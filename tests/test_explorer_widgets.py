@@ -20,8 +20,9 @@ from explorer.app import ExplorerApp
 from explorer.figure import LiveFigure
 from explorer.heatmap import CriterionHeatmap
 from explorer.heatmap_figure import HEAT, OUTLINE, SCORES, THRESHOLD
+from explorer.jobs import JobRunner
 from explorer.settings import Settings, resolve_run
-from explorer.worker import Throttle, Worker
+from explorer.worker import Throttle, one_line
 
 JOB_TIMEOUT = 300
 
@@ -294,7 +295,7 @@ def test_a_start_cancelled_on_the_first_screen_goes_back_to_the_first_screen(tmp
     app.collective.preset.value = "smoke"
     assert app.collective.train() and not app.first_screen
     app.collective.cancel_button.click()
-    assert app.collective.worker.join(JOB_TIMEOUT)
+    assert app.collective.jobs.join(JOB_TIMEOUT)
     assert "nothing was written" in app.collective.status.value
     assert app.first_screen and app.welcome.layout.display == "" and app.heatmap.widget.layout.display == "none"
 
@@ -312,7 +313,7 @@ def test_run_adds_points_per_method_and_a_second_click_starts_no_second_job(app)
     assert panel.start(sweep=False)
     assert panel.run_button.disabled and not panel.cancel_button.disabled
     assert panel.start(sweep=False) is False and "already running" in panel.status.value
-    assert panel.worker.join(JOB_TIMEOUT)
+    assert panel.jobs.join(JOB_TIMEOUT)
     assert not panel.run_button.disabled and panel.cancel_button.disabled
     points = traces(panel.figure, "accuracy")
     assert list(points) == ["learngene", "scratch"]
@@ -342,7 +343,7 @@ def test_cancel_mid_run_keeps_finished_points_and_reenables_the_buttons(app):
     assert panel.start(sweep=False)
     wait_until(lambda: any(s.accuracies for s in panel.store.series.values()))
     panel.cancel_button.click()
-    assert panel.worker.join(JOB_TIMEOUT)
+    assert panel.jobs.join(JOB_TIMEOUT)
     assert not panel.run_button.disabled and not panel.sweep_button.disabled and panel.cancel_button.disabled
     assert "cancelled" in panel.status.value
     kept = [s for s in panel.store.series.values() if s.accuracies]
@@ -352,7 +353,7 @@ def test_cancel_mid_run_keeps_finished_points_and_reenables_the_buttons(app):
 
 def test_size_sweep_draws_one_curve_per_strategy_over_20x_in_size_with_the_collective_as_reference(app):
     panel = app.individual
-    assert panel.start(sweep=True) and panel.worker.join(JOB_TIMEOUT)
+    assert panel.start(sweep=True) and panel.jobs.join(JOB_TIMEOUT)
     assert "finished" in panel.status.value and panel.progress.value == panel.progress.max
     curves = traces(panel.figure, "accuracy")
     for name in ("learngene", "front inheritance", "weight selection", "scratch (narrowed collective)"):
@@ -373,16 +374,16 @@ def test_tau_still_moves_the_map_while_a_job_runs(app):
     assert panel.start(sweep=False)
     before = heat_z(app.heatmap)
     app.heatmap.tau.value = 1e-9
-    assert panel.worker.busy
+    assert panel.jobs.busy
     assert not np.allclose(before, heat_z(app.heatmap))
     panel.cancel_button.click()
-    assert panel.worker.join(JOB_TIMEOUT)
+    assert panel.jobs.join(JOB_TIMEOUT)
 
 
 def test_an_invalid_selection_stops_run_with_the_reason(app):
     app.heatmap.choose(("conv2", "conv4"))
     assert app.individual.start(sweep=False) is False
-    assert "selection in panel 2" in app.individual.status.value and not app.individual.worker.busy
+    assert "selection in panel 2" in app.individual.status.value and not app.individual.jobs.busy
 
 
 def test_clear_empties_chart_and_table(app):
@@ -398,7 +399,7 @@ def test_retraining_a_finished_run_returns_at_once_and_reloads_it(app):
     panel.preset.value = "smoke"
     panel.run_name.value = "smoke"
     assert panel.train()
-    assert panel.worker.join(JOB_TIMEOUT)
+    assert panel.jobs.join(JOB_TIMEOUT)
     assert "finished" in panel.status.value and not panel.train_button.disabled and panel.cancel_button.disabled
     assert app.run is not None and app.run.path.name == "smoke"
     assert len(panel.figure.data[0].x) == app.run.config.tasks * app.run.config.epochs
@@ -424,7 +425,7 @@ def test_training_fills_the_map_live_with_a_progress_label_and_cancel_keeps_the_
         re.sub("<[^>]+>", "", panel.progress_label.value).replace("&nbsp;", ""),
     )
     panel.cancel_button.click()
-    assert panel.worker.join(JOB_TIMEOUT)
+    assert panel.jobs.join(JOB_TIMEOUT)
     assert "cancelled" in panel.status.value and not panel.train_button.disabled and panel.cancel_button.disabled
     assert (
         app.run_picker.value == "fresh" and app.run is not None and 2 <= app.run.finished_tasks < app.run.config.tasks
@@ -440,9 +441,9 @@ def test_moving_tau_while_the_collective_model_trains_keeps_the_live_map_at_the_
     app.heatmap.tau.set_state({"value": 1e-9})  # as the browser sends a slider move
     columns = len(app.heatmap.figure.data[HEAT].x or ())
     assert "1.00e-09" in app.heatmap.figure.layout.annotations[0].text
-    wait_until(lambda: len(app.heatmap.figure.data[HEAT].x or ()) > max(columns, 1) or not panel.worker.busy)
+    wait_until(lambda: len(app.heatmap.figure.data[HEAT].x or ()) > max(columns, 1) or not panel.jobs.busy)
     panel.cancel_button.click()
-    assert panel.worker.join(JOB_TIMEOUT)
+    assert panel.jobs.join(JOB_TIMEOUT)
     assert app.run is not None and app.run.path.name == "live-tau"  # the trained run, shown as the user left it
     assert app.heatmap.tau.value == 1e-9 and "1.00e-09" in app.heatmap.figure.layout.annotations[0].text
 
@@ -450,7 +451,7 @@ def test_moving_tau_while_the_collective_model_trains_keeps_the_live_map_at_the_
 def test_collective_training_refuses_a_run_name_outside_the_root(app):
     app.collective.run_name.value = "../outside"
     assert app.collective.train() is False
-    assert "runs root" in app.collective.status.value and not app.collective.worker.busy
+    assert "runs root" in app.collective.status.value and not app.collective.jobs.busy
 
 
 # ---------------------------------------------------------------- export and plumbing
@@ -501,18 +502,24 @@ def test_a_failing_render_is_reported_in_one_line_and_later_renders_still_run():
     assert rendered == [0, 1] and errors == ["unexpected ValueError: bad trace"]
 
 
-def test_worker_turns_errors_into_one_line_messages():
+def test_a_job_that_cannot_start_or_fails_ends_in_one_line_messages():
+    from core.collective.config import preset
+    from core.jobs.spec import CollectiveJob
+
     outcomes = []
-    worker = Worker()
 
-    def fail(_stop):
-        raise LearngeneError("the data is missing: put it under /x")
+    def no_engine():
+        raise LearngeneError("no Dask scheduler answers at tcp://nowhere:1: start one")
 
-    assert worker.start(fail, outcomes.append) and worker.join(10)
-    assert worker.start(lambda _stop: 1 / 0, outcomes.append) and worker.join(10)
+    jobs = JobRunner(no_engine)
+    job = CollectiveJob(preset("smoke", tasks=1, epochs=1), threads=1)
+    assert jobs.start(job, [], outcomes.append) and jobs.join(10)
+    assert jobs.start(job, [], outcomes.append) and jobs.join(10)  # a failed start leaves the panel free
     assert [o.status for o in outcomes] == ["error", "error"]
-    assert outcomes[0].message == "the data is missing: put it under /x"
-    assert outcomes[1].message == "unexpected ZeroDivisionError: division by zero"
+    assert outcomes[0].message == "no Dask scheduler answers at tcp://nowhere:1: start one"
+    assert not jobs.busy and one_line(ZeroDivisionError("division by zero")) == (
+        "unexpected ZeroDivisionError: division by zero"
+    )
 
 
 def test_every_update_hands_the_page_the_whole_current_figure_even_from_other_threads():

@@ -132,7 +132,7 @@ def test_training_under_a_bad_run_name_says_why_and_creates_nothing(app, name, c
     assert app.collective.train() is False
     assert "run name" in app.collective.status.value and "Traceback" not in app.collective.status.value
     assert sorted(p.name for p in app.root.iterdir()) == before
-    assert not app.collective.worker.busy and failures(caplog) == []
+    assert not app.collective.jobs.busy and failures(caplog) == []
 
 
 json_values = st.recursive(
@@ -160,7 +160,7 @@ def test_a_shot_larger_than_the_dataset_allows_ends_the_run_with_cores_message(a
     browser_update(app.individual.shot, {"value": 100})
     assert app.individual.start(sweep=False)
     deadline = time.monotonic() + 120
-    while app.individual.worker.busy and time.monotonic() < deadline:
+    while app.individual.jobs.busy and time.monotonic() < deadline:
         time.sleep(0.05)
     status = app.individual.status.value
     assert "lower shot" in status and "--" not in status and "Traceback" not in status

@@ -29,18 +29,21 @@ def cmd_collective(args: argparse.Namespace) -> int:
         images_per_class=args.images_per_class,
         extract_after_task=args.extract_after,
     )
-    use_threads(args)
     bar = CollectiveBar(enabled=not args.quiet)
     try:
-        run = train_collective(
-            config,
-            args.run_dir,
-            root=args.root,
-            resume=args.resume,
-            download=args.download,
-            device=args.device,
-            listeners=[bar],
-        )
+        if args.scheduler:
+            run = _on_cluster(args, config, bar)
+        else:
+            use_threads(args)
+            run = train_collective(
+                config,
+                args.run_dir,
+                root=args.root,
+                resume=args.resume,
+                download=args.download,
+                device=args.device,
+                listeners=[bar],
+            )
     finally:
         bar.close()
     summary = {
@@ -55,6 +58,30 @@ def cmd_collective(args: argparse.Namespace) -> int:
     else:
         print(f"run {run.path}: {run.finished_tasks}/{run.config.tasks} tasks, final widths {list(run.spec().widths)}")
     return 0
+
+
+def _on_cluster(args: argparse.Namespace, config, bar):
+    """Train the run as a job on the cluster of --scheduler (resuming only with --resume, as in this process)."""
+    from core.cli.remote import run_folder_store, run_remotely
+    from core.collective.runs import CONFIG, open_run
+    from core.errors import LearngeneError
+    from core.jobs.cluster import job_threads
+    from core.jobs.spec import CollectiveJob, data_root
+
+    if args.download:
+        raise LearngeneError("--download fetches data into this machine's data root: run it without --scheduler first")
+    folder, store = run_folder_store(args.run_dir)
+    if (folder / CONFIG).is_file() and not args.resume:
+        run = open_run(folder)
+        if 0 < run.finished_tasks < run.config.tasks:
+            raise LearngeneError(
+                f"{folder} holds a run interrupted after {run.finished_tasks} of {run.config.tasks} tasks: "
+                "pass --resume to continue it"
+            )
+    root = data_root(config.dataset, args.root)
+    job = CollectiveJob(config, job_threads(args.scheduler, None, args.threads), root, args.device, folder.name)
+    run_remotely(job, store, args.scheduler, [bar], [str(folder.parent), root])
+    return open_run(folder)
 
 
 def cmd_criterion(args: argparse.Namespace) -> int:
@@ -108,6 +135,7 @@ def cmd_health(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add `collective`, `criterion` and `health` to the main parser."""
+    from core.cli.remote import add_scheduler_option
     from core.collective.config import PRESETS
     from core.data.datasets import DATASETS
 
@@ -153,6 +181,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--device", default="cpu", type=nonempty, help="cpu, cuda, cuda:N or auto (default cpu)")
     add_threads_option(p)
+    add_scheduler_option(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
     p.set_defaults(func=cmd_collective)

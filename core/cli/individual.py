@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from core.cli.arguments import add_threads_option, float_in, int_in, nonempty, path_text, print_json, thread_count
 from core.cli.learngene import DEFAULT_SELECTION, add_selection_arguments
@@ -107,9 +108,7 @@ def cmd_individual(args: argparse.Namespace) -> int:
     from core.cli.progress import NotePrinter, TargetBar
     from core.collective.runs import check_output_path
     from core.devices import resolve_device
-    from core.individual.methods import ROW_FIELDS
     from core.jobs.fewshot import prepare_fewshot
-    from core.tables import write_csv, write_results_json
     from core.threads import torch_threads
 
     for option, path in (("--out-json", args.out_json), ("--out-csv", args.out_csv)):
@@ -117,6 +116,8 @@ def cmd_individual(args: argparse.Namespace) -> int:
             check_output_path(path, option)
     resolve_device(args.device)
     job = individual_job(args)
+    if args.scheduler:
+        return _on_cluster(args, job)
     with torch_threads(job.threads):
         prepared = prepare_fewshot(job, [NotePrinter("individual", quiet=args.quiet)])
         finished = FinishedResults(prepared.targets.way, prepared.targets.shot)
@@ -132,6 +133,17 @@ def cmd_individual(args: argparse.Namespace) -> int:
     result = prepared.result(rows, points, study)
     if finished.interrupted:
         result["partial"] = True
+    _deliver(args, result)
+    if finished.interrupted:
+        raise Interrupted(finished.summary(args.out_json, args.out_csv))
+    return 0
+
+
+def _deliver(args: argparse.Namespace, result: dict) -> None:
+    """Write the result where the options say, and print it."""
+    from core.individual.methods import ROW_FIELDS
+    from core.tables import write_csv, write_results_json
+
     if args.out_csv:
         write_csv(args.out_csv, result["rows"], ROW_FIELDS)
     if args.out_json:
@@ -140,9 +152,44 @@ def cmd_individual(args: argparse.Namespace) -> int:
         print_json(result)
     else:
         _print_table(result)
-    if finished.interrupted:
-        raise Interrupted(finished.summary(args.out_json, args.out_csv))
+
+
+def _on_cluster(args: argparse.Namespace, job) -> int:
+    """Run the evaluation as a job on the cluster of --scheduler and deliver its stored result."""
+    import dataclasses
+    import json
+
+    from core.cli.progress import NotePrinter, TargetBar
+    from core.cli.remote import run_folder_store, run_remotely
+    from core.jobs.cluster import job_threads
+
+    if args.run_dir is None:
+        raise LearngeneError(
+            "--scheduler needs --run-dir: the workers read the run (a learngene file alone is not sent)"
+        )
+    folder, store = run_folder_store(args.run_dir)
+    job = dataclasses.replace(job, threads=job_threads(args.scheduler, None, args.threads))
+    bar = TargetBar(0, enabled=not args.quiet)
+    listeners = [NotePrinter("individual", quiet=args.quiet), bar, _total_setter(bar)]
+    try:
+        shared = [str(folder), job.root, job.target.root, job.learngene_file]
+        outcome = run_remotely(job, store, args.scheduler, listeners, shared)
+    finally:
+        bar.close()
+    _deliver(args, json.loads(Path(outcome.path).read_text()))
     return 0
+
+
+def _total_setter(bar):
+    """A listener that sizes the progress bar once the job's plan is known."""
+    from core.events import PlanReady
+
+    def listen(event: object) -> None:
+        if isinstance(event, PlanReady):
+            bar.bar.total = event.trainings
+            bar.bar.refresh()
+
+    return listen
 
 
 def _print_table(result: dict) -> None:
@@ -190,6 +237,7 @@ def _print_table(result: dict) -> None:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add `individual` to the main parser."""
+    from core.cli.remote import add_scheduler_option
     from core.data.polarity import INVERT_MODES
     from core.individual.config import INDIVIDUAL_PRESETS
     from core.individual.targets import TARGET_DATASETS
@@ -297,6 +345,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int_in(0, 2**31 - 1), help="seed of target tasks and models (default 0)")
     p.add_argument("--device", default="cpu", type=nonempty, help="cpu, cuda, cuda:N or auto (default cpu)")
     add_threads_option(p)
+    add_scheduler_option(p)
     p.add_argument("--out-csv", type=path_text, help="also write the results table as CSV")
     p.add_argument("--out-json", type=path_text, help="also write the JSON result to a file")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")

@@ -26,7 +26,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         _say(args, f"{plan.total} jobs: {plan.total - plan.left} already finished, {plan.left} to run")
         ran = plan.left
         if ran:
-            engine = start_engine(store.root, scheduler=args.scheduler, workers=args.workers, threads=threads)
+            engine = start_engine(store, scheduler=args.scheduler, workers=args.workers, threads=threads)
             if engine.dashboard:
                 _say(args, f"Dask dashboard: {engine.dashboard}")
             bars = {

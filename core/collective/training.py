@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import math
 import os
 from collections.abc import Callable, Iterable
@@ -16,11 +18,12 @@ from core.collective.config import CollectiveConfig
 from core.collective.criterion import CriterionLog, EpochRecorder
 from core.collective.ewc import EWC
 from core.collective.health import Health, measure, normalised_probe, probe_indices
-from core.collective.locking import RunLock
+from core.collective.locking import LOCK, RunLock
 from core.collective.network import ExpandableNet, NetSpec, build
 from core.collective.openworld import auroc, unknown_scores
 from core.collective.runs import (
     CONFIG,
+    MANIFEST,
     Run,
     check_continuable,
     check_new_run_dir,
@@ -286,63 +289,97 @@ def train_collective(
         run, finished = _prepare(run_dir, config, resume, lock)
         if finished:
             return run
-        imageset = datasets.load(
-            config.dataset, root, image_size=config.image_size, seed=config.seed, download=download
-        )
-        division = config.division(imageset.class_names)
-        stream = source_stream(
-            imageset,
-            division,
-            tasks=config.tasks,
-            classes_per_task=config.classes_per_task,
-            images_per_class=config.images_per_class,
-            heldout_per_class=config.heldout_per_class,
-            seed=config.seed,
-            open_world_from=config.open_world_from,
-        )
-        spec = initial_spec(config, imageset.channels)
-        ewc = EWC(config.ewc_lambda, exclude=_head_excluder(config, spec)) if config.ewc_lambda > 0 else None
-        if run is not None and run.finished_tasks > 0 and run.data_record is not None:
-            check_for_resume(DataRecord.from_dict(run.data_record, str(run_dir)), imageset, str(run_dir))
-        if run is None or run.finished_tasks == 0:
-            start_run(run_dir, config, spec, data_record(imageset, division).as_dict())
-            run = open_run(run_dir)
-            net = build(spec, config.seed)
-            criterion = CriterionLog.empty(spec.layer_names(), config.tau, config.epochs)
-            metric_rows: list[dict] = []
-            start = 0
-        else:
-            start = run.finished_tasks
-            net = run.load_net(start - 1)
-            if ewc is not None:
-                ewc.load_state({k: v for k, v in run.checkpoint_tensors(start - 1).items() if k.startswith("ewc.")})
-            criterion = run.criterion()
-            metric_rows = run.metrics()
+        new = run is None
+        try:
+            return _train(config, run_dir, run, root, download, device, listeners, should_stop)
+        except BaseException:
+            if new:
+                _remove_unstarted(run_dir)
+            raise
+
+
+def _remove_unstarted(run_dir: Path) -> None:
+    """Under the lock: remove the files this call wrote for a new run that committed no task, and the folder if that
+    leaves it empty (so a failed or cancelled start leaves nothing behind, and never touches another run's files)."""
+    run_dir = Path(run_dir)
+    if (run_dir / MANIFEST).is_file():
+        try:
+            if json.loads((run_dir / MANIFEST).read_text()).get("finished_tasks", 0) > 0:
+                return
+        except (OSError, ValueError):
+            return
+    for name in (CONFIG, MANIFEST, LOCK):
+        (run_dir / name).unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        run_dir.rmdir()
+
+
+def _train(
+    config: CollectiveConfig,
+    run_dir: Path,
+    run: Run | None,
+    root: str | os.PathLike | None,
+    download: bool,
+    device: str,
+    listeners: tuple[Listener, ...],
+    should_stop: Callable[[], bool] | None,
+) -> Run:
+    """The body of train_collective, under the run's lock."""
+    imageset = datasets.load(config.dataset, root, image_size=config.image_size, seed=config.seed, download=download)
+    division = config.division(imageset.class_names)
+    stream = source_stream(
+        imageset,
+        division,
+        tasks=config.tasks,
+        classes_per_task=config.classes_per_task,
+        images_per_class=config.images_per_class,
+        heldout_per_class=config.heldout_per_class,
+        seed=config.seed,
+        open_world_from=config.open_world_from,
+    )
+    spec = initial_spec(config, imageset.channels)
+    ewc = EWC(config.ewc_lambda, exclude=_head_excluder(config, spec)) if config.ewc_lambda > 0 else None
+    if run is not None and run.finished_tasks > 0 and run.data_record is not None:
+        check_for_resume(DataRecord.from_dict(run.data_record, str(run_dir)), imageset, str(run_dir))
+    if run is None or run.finished_tasks == 0:
+        start_run(run_dir, config, spec, data_record(imageset, division).as_dict())
+        run = open_run(run_dir)
+        net = build(spec, config.seed)
+        criterion = CriterionLog.empty(spec.layer_names(), config.tau, config.epochs)
+        metric_rows: list[dict] = []
+        start = 0
+    else:
+        start = run.finished_tasks
+        net = run.load_net(start - 1)
+        if ewc is not None:
+            ewc.load_state({k: v for k, v in run.checkpoint_tensors(start - 1).items() if k.startswith("ewc.")})
+        criterion = run.criterion()
+        metric_rows = run.metrics()
+    net.to(device)
+    probe = normalised_probe(imageset, probe_indices(imageset, division, config.seed), device)
+    trainer = CollectiveTrainer(
+        config, net, imageset, stream, criterion, metric_rows, ewc, device, listeners, should_stop, probe
+    )
+    for t in range(start, config.tasks):
+        check_stop(should_stop)
+        trainer.train_task(t)
+        extra = {k: v.cpu() for k, v in ewc.state().items()} if ewc is not None else {}
+        commit_task(run, t, net.to("cpu"), extra, criterion, metric_rows)
         net.to(device)
-        probe = normalised_probe(imageset, probe_indices(imageset, division, config.seed), device)
-        trainer = CollectiveTrainer(
-            config, net, imageset, stream, criterion, metric_rows, ewc, device, listeners, should_stop, probe
+        last = metric_rows[-1]
+        emit(
+            listeners,
+            TaskFinished(
+                t,
+                config.tasks,
+                last["train_accuracy"],
+                _nan(last["auroc_msp"]),
+                _nan(last["auroc_energy"]),
+                net.widths(),
+                last.get("health", {}),
+            ),
         )
-        for t in range(start, config.tasks):
-            check_stop(should_stop)
-            trainer.train_task(t)
-            extra = {k: v.cpu() for k, v in ewc.state().items()} if ewc is not None else {}
-            commit_task(run, t, net.to("cpu"), extra, criterion, metric_rows)
-            net.to(device)
-            last = metric_rows[-1]
-            emit(
-                listeners,
-                TaskFinished(
-                    t,
-                    config.tasks,
-                    last["train_accuracy"],
-                    _nan(last["auroc_msp"]),
-                    _nan(last["auroc_energy"]),
-                    net.widths(),
-                    last.get("health", {}),
-                ),
-            )
-        return run
+    return run
 
 
 def _nan(value: float | None) -> float:

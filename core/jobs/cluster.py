@@ -58,7 +58,7 @@ class StopFlag:
         return self.stopped
 
 
-def run_on_worker(job: Job, store_root: str, *after: object) -> dict:
+def run_on_worker(job: Job, store: JobStore, *after: object) -> dict:
     """The Dask task of a job: run it on this worker, publishing its events; `after` are jobs it waits for."""
     worker = get_worker()
     topic = topic_of(job.key)
@@ -68,7 +68,7 @@ def run_on_worker(job: Job, store_root: str, *after: object) -> dict:
         if message is not None:
             worker.log_event(topic, message)
 
-    return dataclasses.asdict(execute(job, JobStore.at(store_root), [publish], StopFlag(job.key)))
+    return dataclasses.asdict(execute(job, store, [publish], StopFlag(job.key)))
 
 
 def wanted_by(key: str, dask_scheduler=None) -> list[str]:  # noqa: ANN001 - Dask passes its scheduler object
@@ -95,7 +95,7 @@ def local_cluster(workers: int | None = None, dashboard: bool = True) -> LocalCl
     """
     environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ"))
     environ.pop("MALLOC_TRIM_THRESHOLD_", None)
-    address = f":{DASHBOARD_PORT}" if dashboard and _free_port(DASHBOARD_PORT) else (":0" if dashboard else None)
+    address = f":{DASHBOARD_PORT}" if dashboard and _free_port(DASHBOARD_PORT) else ":0"  # the scheduler serves HTTP
     with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
         return LocalCluster(
             n_workers=workers or os.cpu_count() or 1,
@@ -136,7 +136,7 @@ class Engine:
         future = self.client.submit(
             run_on_worker,
             job,
-            str(self.store.root),
+            self.store,
             *after,
             key=job.key,
             priority=priority,
@@ -204,7 +204,7 @@ class Engine:
 
 
 def start_engine(
-    store_root: str | os.PathLike,
+    store: JobStore,
     *,
     scheduler: str | None = None,
     workers: int | None = None,
@@ -216,7 +216,6 @@ def start_engine(
     On a local cluster, workers x torch threads = cores unless `threads` says otherwise; on another cluster a job
     uses `threads` (default 1) per task slot.
     """
-    store = JobStore.at(store_root)
     address = scheduler_address(scheduler)
     if address is not None:
         try:

@@ -11,7 +11,7 @@ from typing import Any
 
 from core.collective.runs import Run, open_run
 from core.errors import LearngeneError
-from core.events import Listener, Note, emit
+from core.events import Listener, Note, PlanReady, emit
 from core.individual.evaluation import FewShotPlan, check_collective_needs, plan_few_shot
 from core.individual.targets import Targets, target_tasks
 from core.individual.windows import window_study
@@ -156,7 +156,9 @@ def prepare_fewshot(job: FewShotJob, listeners: Iterable[Listener] = ()) -> Prep
         targets=targets,
         device=job.device,
     )
-    return PreparedFewShot(job, run, learngene, selection, targets, plan)
+    prepared = PreparedFewShot(job, run, learngene, selection, targets, plan)
+    emit(listeners, PlanReady(prepared.trainings, targets.way, targets.shot))
+    return prepared
 
 
 def run_fewshot(

@@ -7,10 +7,11 @@ from typing import Any
 
 import numpy as np
 
-from core.events import EpochEnded, MethodFinished, Note, TargetTaskFinished, TaskFinished, TaskStarted
+from core.events import EpochEnded, MethodFinished, Note, PlanReady, TargetTaskFinished, TaskFinished, TaskStarted
 
 EVENT_TYPES = {
-    cls.__name__: cls for cls in (TaskStarted, EpochEnded, TaskFinished, TargetTaskFinished, MethodFinished, Note)
+    cls.__name__: cls
+    for cls in (TaskStarted, EpochEnded, TaskFinished, TargetTaskFinished, MethodFinished, Note, PlanReady)
 }
 ARRAY = "__array__"
 

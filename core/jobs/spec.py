@@ -41,12 +41,16 @@ def data_root(dataset: str, root: str | os.PathLike | None) -> str | None:
 
 @dataclass(frozen=True)
 class CollectiveJob:
-    """Train one collective run: its config (seed included), the data it reads, where and on how many threads."""
+    """Train one collective run: its config (seed included), the data it reads, where and on how many threads.
+
+    `name` is the run folder's name in the job store (None: the key); the explorer names its runs.
+    """
 
     config: CollectiveConfig
     threads: int = 1
     root: str | None = None
     device: str = "cpu"
+    name: str | None = None
 
     @property
     def key(self) -> str:
@@ -55,7 +59,7 @@ class CollectiveJob:
 
     def identity(self) -> dict:
         """What the key hashes."""
-        return {"config": self.config.as_dict(), "threads": self.threads, "root": self.root, "device": self.device}
+        return dataclasses.asdict(self)
 
 
 @dataclass(frozen=True)

@@ -19,22 +19,29 @@ RESULTS = "results"
 
 @dataclass(frozen=True)
 class JobStore:
-    """A folder of job outputs: runs/<key>/ for collective jobs, results/<key>.json for few-shot jobs."""
+    """Where job outputs lie: runs/<name or key>/ for collective jobs, results/<key>.json for few-shot jobs."""
 
-    root: Path
+    runs: Path
+    results: Path
 
     @classmethod
     def at(cls, root: str | os.PathLike) -> JobStore:
-        """The store in `root` (absolute, so workers in other folders find the same files)."""
-        return cls(Path(root).expanduser().resolve())
+        """The store in folder `root` (absolute, so workers in other folders find the same files)."""
+        root = Path(root).expanduser().resolve()
+        return cls(root / RUNS, root / RESULTS)
+
+    @property
+    def root(self) -> Path:
+        """The folder that holds both parts (a sweep's --out)."""
+        return self.runs.parent
 
     def run_dir(self, job: CollectiveJob) -> Path:
         """The run folder of a collective job."""
-        return self.root / RUNS / job.key
+        return self.runs / (job.name or job.key)
 
     def result_path(self, job: FewShotJob) -> Path:
         """The result file of a few-shot job."""
-        return self.root / RESULTS / f"{job.key}.json"
+        return self.results / f"{job.key}.json"
 
     def run_finished(self, job: CollectiveJob) -> bool:
         """Whether the job's run holds every task (a damaged run counts as unfinished: training checks it)."""

@@ -67,7 +67,7 @@ def plan_sweep(spec: SweepSpec, store: JobStore, threads: int) -> SweepPlan:
 
 def run_plan(plan: SweepPlan, engine: Engine, on_done: Callable[[str], None] = lambda kind: None) -> None:
     """Submit every unfinished job (few-shot jobs after their run) and wait for all; `on_done(kind)` per job done."""
-    engine.check_workers_see([str(plan.store.root)] + [job.root for job, _ in plan.runs if job.root])
+    engine.check_workers_see([str(plan.store.runs.parent)] + [job.root for job, _ in plan.runs if job.root])
     futures: dict[str, Future] = {}
     for job, _ in plan.runs:
         if job.key not in plan.finished and job.key not in futures:

@@ -1,0 +1,134 @@
+"""The page's jobs on the shared Dask engine: one job per panel at a time, followed live, cancelled politely.
+
+Every kernel of a Voila server connects to the scheduler named by $DASK_SCHEDULER_ADDRESS (`make explore` starts
+one for the whole server); without it, the first job of this process starts a local cluster that later jobs share.
+Identical jobs from several pages have one key, so they run once and every page follows them.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import CancelledError
+from pathlib import Path
+from typing import Any
+
+from distributed import Future
+
+from core.events import Cancelled, Listener
+from core.jobs.cluster import INTERACTIVE, Engine, job_threads, scheduler_address, start_engine
+from core.jobs.execute import Job, Outcome
+from core.jobs.store import JobStore
+from explorer.worker import Outcome as PanelOutcome
+from explorer.worker import one_line
+
+RESULTS = ".results"  # few-shot results of the page's jobs, by key, beside the runs (not a run: no config.json)
+
+_engines: dict[Path, Engine] = {}
+_engines_lock = threading.Lock()
+
+
+def page_store(runs_root: Path) -> JobStore:
+    """The page's job store: runs under their names in the runs root, few-shot results in its .results folder."""
+    runs = Path(runs_root).expanduser().resolve()
+    return JobStore(runs, runs / RESULTS)
+
+
+def shared_engine(runs_root: Path) -> Engine:
+    """This process's engine for a runs root: one connection (or local cluster) per process, made on first use and
+    shared by every panel and runs root."""
+    store = page_store(runs_root)
+    with _engines_lock:
+        engine = _engines.get(store.runs)
+        if engine is None:
+            first = next(iter(_engines.values()), None)
+            if first is None:
+                engine = start_engine(store, dashboard=False)
+            else:
+                engine = Engine(first.client, store, first.threads)
+            _engines[store.runs] = engine
+        return engine
+
+
+def page_threads(run_dir: Path | None = None) -> int:
+    """Torch threads of a page's job: the count an existing run was trained with, else the engine's layout's."""
+    if run_dir is not None:
+        try:
+            recorded = json.loads((Path(run_dir) / "config.json").read_text()).get("threads")
+        except (OSError, ValueError, AttributeError):
+            recorded = None
+        if isinstance(recorded, int) and not isinstance(recorded, bool) and recorded >= 1:
+            return recorded
+    return job_threads(scheduler_address(None), None, None)
+
+
+class JobRunner:
+    """One job at a time for a panel: submitted to the engine, its events to the panel's listeners, its end to
+    `on_done` (in another thread) as the panel's Outcome; Cancel stops it unless another page still waits for it."""
+
+    def __init__(self, engine: Callable[[], Engine]) -> None:
+        self._engine = engine
+        self._lock = threading.Lock()
+        self._future: Future | None = None
+        self._idle = threading.Event()
+        self._idle.set()
+
+    @property
+    def busy(self) -> bool:
+        """Whether this panel's job is still running."""
+        return not self._idle.is_set()
+
+    def start(
+        self,
+        job: Job,
+        listeners: Iterable[Listener],
+        on_done: Callable[[PanelOutcome], None],
+        result: Callable[[Outcome], Any] = lambda outcome: outcome,
+    ) -> bool:
+        """Submit `job` unless one runs; `result` turns the job's outcome into what on_done receives."""
+        with self._lock:
+            if self.busy:
+                return False
+            self._idle.clear()
+        try:
+            engine = self._engine()
+            future = engine.submit(job, listeners=listeners, priority=INTERACTIVE)
+        except Exception as exc:  # noqa: BLE001 - no engine or a refused job: a line on the page, never a traceback
+            self._finish(on_done, PanelOutcome("error", one_line(exc)))
+            return True
+        with self._lock:
+            self._future = future
+        future.add_done_callback(lambda f: self._finish(on_done, _outcome(engine, f, result)))
+        return True
+
+    def cancel(self) -> None:
+        """Stop following this panel's job; the job itself stops when no other page waits for it."""
+        with self._lock:
+            future = self._future
+        if future is not None:
+            self._engine().cancel(future)
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the panel's job (if any) to end and be shown; True when none is left."""
+        return self._idle.wait(timeout)
+
+    def _finish(self, on_done: Callable[[PanelOutcome], None], outcome: PanelOutcome) -> None:
+        try:
+            on_done(outcome)  # still busy here, so no second job starts before the buttons are reset
+        except Exception:  # noqa: BLE001 - a failing UI callback must not stop the page's next job
+            pass
+        finally:
+            with self._lock:
+                self._future = None
+            self._idle.set()
+
+
+def _outcome(engine: Engine, future: Future, result: Callable[[Outcome], Any]) -> PanelOutcome:
+    """How a job ended, for the panel: done (with its result), cancelled, or an error line."""
+    try:
+        return PanelOutcome("done", result=result(engine.outcome(future)))
+    except (Cancelled, CancelledError):
+        return PanelOutcome("cancelled", "cancelled: finished parts are kept")
+    except Exception as exc:  # noqa: BLE001 - the page shows a line, never a traceback
+        return PanelOutcome("error", one_line(exc))

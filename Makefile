@@ -19,9 +19,12 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 # Voila serves the repository's export folders (and nothing else) so that the page can offer its exports for download.
+# One Dask cluster of WORKERS processes (default: one per core) trains for every visitor; it stops with the server.
+WORKERS ?=
 explore: install
 	@echo "Learngene Explorer: open http://$(HOST):$(PORT)/ in your browser (Ctrl-C stops it)"
-	LEARNGENE_SERVED_ROOT=$(CURDIR) $(VENV)/bin/voila notebooks/explorer.ipynb --no-browser --Voila.ip=$(HOST) \
+	LEARNGENE_SERVED_ROOT=$(CURDIR) $(PY) -m explorer.server $(if $(WORKERS),--workers $(WORKERS)) -- \
+		$(VENV)/bin/voila notebooks/explorer.ipynb --no-browser --Voila.ip=$(HOST) \
 		--port=$(PORT) --Voila.root_dir=$(CURDIR) \
 		--VoilaConfiguration.file_allowlist="['(.*/)?export/[^/]+[.](png|html|csv|json)']" \
 		--MappingKernelManager.cull_idle_timeout=$(CULL_IDLE) --MappingKernelManager.cull_interval=$(CULL_INTERVAL) \

@@ -71,6 +71,7 @@ class JobRunner:
         self._engine = engine
         self._lock = threading.Lock()
         self._future: Future | None = None
+        self._on_done: Callable[[PanelOutcome], None] | None = None
         self._idle = threading.Event()
         self._idle.set()
 
@@ -98,29 +99,32 @@ class JobRunner:
             self._finish(on_done, PanelOutcome("error", one_line(exc)))
             return True
         with self._lock:
-            self._future = future
+            self._future, self._on_done = future, on_done
         future.add_done_callback(lambda f: self._finish(on_done, _outcome(engine, f, result)))
         return True
 
     def cancel(self) -> None:
         """Stop following this panel's job; the job itself stops when no other page waits for it."""
         with self._lock:
-            future = self._future
-        if future is not None:
-            self._engine().cancel(future)
+            future, on_done = self._future, self._on_done
+        if future is not None and not self._engine().cancel(future) and on_done is not None:
+            self._finish(on_done, PanelOutcome("cancelled", "cancelled here: the job goes on for the other pages"))
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait for the panel's job (if any) to end and be shown; True when none is left."""
         return self._idle.wait(timeout)
 
     def _finish(self, on_done: Callable[[PanelOutcome], None], outcome: PanelOutcome) -> None:
+        with self._lock:
+            if self._idle.is_set() or (self._on_done is not None and on_done is not self._on_done):
+                return  # this job's end was shown already (a released job's callback, or a second report)
         try:
             on_done(outcome)  # still busy here, so no second job starts before the buttons are reset
         except Exception:  # noqa: BLE001 - a failing UI callback must not stop the page's next job
             pass
         finally:
             with self._lock:
-                self._future = None
+                self._future = self._on_done = None
             self._idle.set()
 
 

@@ -147,12 +147,18 @@ class Engine:
         return future
 
     def cancel(self, future: Future) -> bool:
-        """Drop this client's interest in a job, and stop it when no other client wants it; returns whether it stops."""
+        """Drop this client's interest in a job, and stop it when no other client wants it; returns whether it stops.
+
+        When others still wait, the future is only released (Dask's cancel leaves a shared key alone, and no callback
+        of the released future runs); else the stop event stops a running job at its next check, and Dask's cancel
+        keeps a queued one from starting.
+        """
         key = future.key
-        self.client.cancel(future)
         if set(self.client.run_on_scheduler(wanted_by, key)) - {self.client.id}:
+            future.release()
             return False
         Event(_stop_name(key), client=self.client).set()
+        self.client.cancel(future)
         return True
 
     def outcome(self, future: Future) -> Outcome:

@@ -2,7 +2,7 @@
 
 (a) sweep: a grid of small keyed jobs (default 4 collective `smoke` runs of 6 tasks x 3 epochs over seeds 0-3, and
     on each run 5-way 1-shot and 5-shot few-shot jobs of 4 target tasks, learngene and scratch: 4 + 8 = 12 jobs)
-    run one after another in this process (core.jobs.execute; torch's default thread count, 2 on a 2-core machine)
+    run one after another in this process (core.jobs.execute; --sequential-threads, default torch's count, 2 on 2 cores)
     against plan_sweep/run_plan on a LocalCluster started for the sweep (--workers processes x --threads, default
     2 x 1); the cluster's time includes starting and closing it (its start-up is also printed alone). Job keys
     include the thread count, so the two sides run different (equally sized) jobs. Target: the cluster >= 1.4x
@@ -140,7 +140,7 @@ def bench_sweep(args: argparse.Namespace) -> None:
     """Part (a): the sweep on the cluster against one process, rounds alternating which goes first."""
     spec = sweep_spec(args.seeds, args.tasks, args.epochs)
     warm_data(spec)
-    threads = torch.get_num_threads()
+    threads = args.sequential_threads or torch.get_num_threads()
     print(
         f"(a) sweep: {args.seeds} collective smoke runs ({args.tasks} tasks x {args.epochs} epochs) + "
         f"{args.seeds * len(spec.individual)} few-shot jobs; in-process with {threads} torch threads, cluster "
@@ -302,6 +302,9 @@ def main() -> None:
     parser.add_argument("--page", action="store_true", help="also run part (b), the page against the CLI")
     parser.add_argument("--workers", type=int, default=2, help="worker processes of the LocalCluster")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per cluster job in (a)")
+    parser.add_argument(
+        "--sequential-threads", type=int, help="(a): torch threads of the in-process loop (default: torch's)"
+    )
     parser.add_argument("--seeds", type=int, default=4, help="(a): collective seeds (jobs: 3 per seed)")
     parser.add_argument("--tasks", type=int, default=6, help="(a): tasks of each collective smoke run")
     parser.add_argument("--epochs", type=int, default=3, help="(a): epochs per task of each collective run")

@@ -1,0 +1,332 @@
+"""Jobs on the Dask LocalCluster against the same work in one process, side by side; prints wall seconds and ratios.
+
+(a) sweep: a grid of small keyed jobs (default 4 collective `smoke` runs of 6 tasks x 3 epochs over seeds 0-3, and
+    on each run 5-way 1-shot and 5-shot few-shot jobs of 4 target tasks, learngene and scratch: 4 + 8 = 12 jobs)
+    run one after another in this process (core.jobs.execute; --sequential-threads, default torch's count, 2 on 2 cores)
+    against plan_sweep/run_plan on a LocalCluster started for the sweep (--workers processes x --threads, default
+    2 x 1); the cluster's time includes starting and closing it (its start-up is also printed alone). Job keys
+    include the thread count, so the two sides run different (equally sized) jobs. Target: the cluster >= 1.4x
+    faster on 2 cores.
+(c) run: the explorer's default Run of the individual panel (5-way 1-shot, 20 target tasks, learngene and scratch,
+    fast individual preset, default selection) on a `fast` glyphs run, as one FewShotJob executed in this process
+    against the same job through Engine.submit on an already started LocalCluster (default 2 x 1). The first
+    submit (workers import torch and the data) is printed alone; ratios are of the medians after it. Target: the
+    cluster <= 1.2x the in-process time.
+(b) page, only with --page (or --parts page): the first screen's Train (the `fast` preset on glyphs) in headless
+    Chromium against a real Voila server (benchmarks/bench_page_training.py's harness), against `learngene
+    collective --dataset glyphs --run-dir R` in a subprocess; both the whole run (--page-tasks 0, default) or both
+    N tasks (the page to task N+1 starting, the CLI with --tasks N). --page-scheduler hands the page a scheduler
+    (an address, or "local" for a LocalCluster this script starts, as `make explore` would) through
+    DASK_SCHEDULER_ADDRESS; without it the page does what it does by itself. Target: the page <= 1.15x the CLI.
+
+Every measurement writes into a fresh store folder (removed after). Rounds alternate which side goes first; medians
+over --rounds are printed with each ratio as its target reads: (a) one-process seconds over cluster seconds, (b)
+page over CLI, (c) cluster over in-process. Timings are reported, never judged.
+Usage: python benchmarks/bench_sweep.py [--rounds 1] [--parts sweep,run] [--page] [--run-dir DIR] [--workers 2]
+(without --run-dir a `fast` glyphs run is trained once into $LEARNGENE_CACHE/bench-sweep, a few minutes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from core.collective.config import preset
+from core.data.datasets import load
+from core.data.glyphs import cache_dir
+from core.individual.config import individual_preset
+from core.jobs.cluster import ADDRESS_VARIABLE, Engine, start_engine
+from core.jobs.execute import execute
+from core.jobs.spec import CollectiveJob, FewShotJob, run_identity
+from core.jobs.store import JobStore
+from core.jobs.sweep import plan_sweep, run_plan
+from core.jobs.sweep_spec import SweepSpec, collective_config, parse_spec
+
+SPEC = """
+[collective]
+dataset = "glyphs"
+preset = "smoke"
+tasks = {tasks}
+epochs = {epochs}
+seed = {seeds}
+
+[individual]
+way = 5
+shot = [1, 5]
+tasks = 4
+epochs = 4
+methods = ["learngene", "scratch"]
+"""
+
+
+def fresh(prefix: str) -> Path:
+    """A new empty folder for one measurement's store."""
+    return Path(tempfile.mkdtemp(prefix=f"bench-sweep-{prefix}-"))
+
+
+def load_average() -> str:
+    """The machine's 1-minute load average, for the round lines (other programs share the cores)."""
+    return f"{os.getloadavg()[0]:.1f}"
+
+
+def timed(work: Callable[[], object]) -> float:
+    """Wall seconds of `work()`."""
+    started = time.perf_counter()
+    work()
+    return time.perf_counter() - started
+
+
+def sweep_spec(seeds: int, tasks: int, epochs: int) -> SweepSpec:
+    """The sweep's spec, written to a temporary file and parsed as `learngene sweep` would."""
+    folder = fresh("spec")
+    path = folder / "sweep.toml"
+    path.write_text(SPEC.format(tasks=tasks, epochs=epochs, seeds=list(range(seeds))))
+    try:
+        return parse_spec(path)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def warm_data(spec: SweepSpec) -> None:
+    """Render every collective run's glyphs into the disk cache, so neither side pays the first rendering."""
+    for setting in spec.collective:
+        config = collective_config(dict(setting.values), "collective")
+        load(config.dataset, image_size=config.image_size, seed=config.seed)
+
+
+def sequential(spec: SweepSpec, threads: int) -> tuple[float, int]:
+    """Every job of the sweep one after another in this process; (seconds, jobs run)."""
+    folder = fresh("sequential")
+    store = JobStore.at(folder)
+    try:
+        started = time.perf_counter()
+        plan = plan_sweep(spec, store, threads)
+        jobs = [job for job, _ in plan.runs] + [cell.job for cell in plan.cells]
+        ran = sum(not execute(job, store).reused for job in jobs)
+        return time.perf_counter() - started, ran
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def on_cluster(spec: SweepSpec, workers: int, threads: int) -> tuple[float, float, int]:
+    """The sweep on a LocalCluster started for it; (seconds with start and close, seconds to start, jobs run)."""
+    folder = fresh("cluster")
+    try:
+        started = time.perf_counter()
+        engine = start_engine(folder, workers=workers, threads=threads, dashboard=False)
+        ready = time.perf_counter()
+        try:
+            plan = plan_sweep(spec, engine.store, engine.threads)
+            ran = plan.left
+            run_plan(plan, engine)
+        finally:
+            engine.close()
+        return time.perf_counter() - started, ready - started, ran
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def bench_sweep(args: argparse.Namespace) -> None:
+    """Part (a): the sweep on the cluster against one process, rounds alternating which goes first."""
+    spec = sweep_spec(args.seeds, args.tasks, args.epochs)
+    warm_data(spec)
+    threads = args.sequential_threads or torch.get_num_threads()
+    print(
+        f"(a) sweep: {args.seeds} collective smoke runs ({args.tasks} tasks x {args.epochs} epochs) + "
+        f"{args.seeds * len(spec.individual)} few-shot jobs; in-process with {threads} torch threads, cluster "
+        f"{args.workers} workers x {args.threads} thread(s); glyphs cached in {cache_dir()}",
+        flush=True,
+    )
+    alone, together, starts = [], [], []
+    for r in range(args.rounds):
+        for side in ("sequential", "cluster") if r % 2 == 0 else ("cluster", "sequential"):
+            if side == "sequential":
+                seconds, ran = sequential(spec, threads)
+                alone.append(seconds)
+                print(f"  round {r + 1}: one process, {ran} jobs: {seconds:.1f} s (load {load_average()})", flush=True)
+            else:
+                seconds, start, ran = on_cluster(spec, args.workers, args.threads)
+                together.append(seconds)
+                starts.append(start)
+                print(
+                    f"  round {r + 1}: cluster, {ran} jobs: {seconds:.1f} s ({start:.1f} s of it starting; "
+                    f"load {load_average()})",
+                    flush=True,
+                )
+    one, many = statistics.median(alone), statistics.median(together)
+    print(
+        f"(a) sweep, medians of {args.rounds}: one process {one:.1f} s, cluster {many:.1f} s (start-up "
+        f"{statistics.median(starts):.1f} s); cluster {one / many:.2f}x faster (target >= 1.4x)",
+        flush=True,
+    )
+
+
+def fast_run(run_dir: str | None) -> Path:
+    """The given run, or a `fast` glyphs run trained once into the cache (reused by later invocations)."""
+    if run_dir:
+        return Path(run_dir)
+    cache = Path(os.environ.get("LEARNGENE_CACHE") or Path(tempfile.gettempdir()) / "learngene-cache")
+    job = CollectiveJob(preset("fast"), threads=1)
+    started = time.perf_counter()
+    outcome = execute(job, JobStore.at(cache / "bench-sweep"))
+    if not outcome.reused:
+        print(f"trained a fast run into {outcome.path} in {time.perf_counter() - started:.1f} s", flush=True)
+    return Path(outcome.path)
+
+
+def default_run(run: Path, threads: int, tag: str) -> FewShotJob:
+    """The individual panel's default Run as a job; `tag` in run_id gives it its own key for the same work."""
+    return FewShotJob(
+        run_dir=str(run),
+        run_id=f"{run_identity(run)}-{tag}",
+        config=individual_preset("fast"),
+        way=5,
+        shot=1,
+        tasks=20,
+        threads=threads,
+    )
+
+
+def submitted(engine: Engine, job: FewShotJob) -> float:
+    """Seconds from submitting a job to the cluster to its outcome in hand."""
+    return timed(lambda: engine.outcome(engine.submit(job)))
+
+
+def bench_run(args: argparse.Namespace) -> None:
+    """Part (c): the default Run in this process against the same job through Engine.submit on a started cluster."""
+    run = fast_run(args.run_dir)
+    folder = fresh("run")
+    store = JobStore.at(folder / "in-process")
+    engine = start_engine(folder / "cluster", workers=args.workers, threads=args.threads, dashboard=False)
+    try:
+        threads = args.run_threads
+        print(
+            f"(c) run: default Run (5-way 1-shot, 20 tasks, learngene + scratch) on {run}, {threads} torch "
+            f"thread(s) per job; cluster {args.workers} workers x {args.threads} thread(s)",
+            flush=True,
+        )
+        warm = timed(lambda: execute(default_run(run, threads, "warm"), store))
+        cold = submitted(engine, default_run(run, threads, "cold"))
+        print(f"  first: in process {warm:.1f} s, first submit to the fresh cluster {cold:.1f} s", flush=True)
+        local, remote = [], []
+        for r in range(args.rounds):
+            for side in ("in-process", "cluster") if r % 2 == 0 else ("cluster", "in-process"):
+                job = default_run(run, threads, f"{side}-{r}")
+                if side == "in-process":
+                    local.append(timed(lambda job=job: execute(job, store)))
+                else:
+                    remote.append(submitted(engine, job))
+                seconds = (local if side == "in-process" else remote)[-1]
+                print(f"  round {r + 1}: {side} {seconds:.1f} s (load {load_average()})", flush=True)
+    finally:
+        engine.close()
+        shutil.rmtree(folder, ignore_errors=True)
+    here, there = statistics.median(local), statistics.median(remote)
+    print(
+        f"(c) run, medians of {args.rounds}: in process {here:.2f} s, through the cluster {there:.2f} s; "
+        f"cluster {there / here:.2f}x the in-process time (target <= 1.2x; first submit {cold / warm:.2f}x)",
+        flush=True,
+    )
+
+
+def cli_training(tasks: int, threads: int | None) -> float:
+    """Wall seconds of `learngene collective --dataset glyphs` (fast preset) in a fresh process, into a fresh folder."""
+    folder = fresh("cli")
+    command = [sys.executable, "-m", "core.cli", "collective", "--dataset", "glyphs", "--run-dir", str(folder / "run")]
+    command += ["--tasks", str(tasks)] if tasks else []
+    command += ["--threads", str(threads)] if threads else []
+    try:
+        return timed(lambda: subprocess.run(command, check=True, capture_output=True))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def bench_page(args: argparse.Namespace) -> None:
+    """Part (b): the first screen's Train in the browser against the CLI, rounds alternating which goes first."""
+    from bench_page_training import one_round
+    from playwright.sync_api import sync_playwright
+    from voila_page import CHROMIUM, CHROMIUM_ARGS
+
+    engine = None
+    if args.page_scheduler == "local":
+        engine = start_engine(fresh("page-cluster"), workers=args.workers, threads=args.threads, dashboard=False)
+        os.environ[ADDRESS_VARIABLE] = engine.client.scheduler.address
+    elif args.page_scheduler:
+        os.environ[ADDRESS_VARIABLE] = args.page_scheduler
+    what = f"{args.page_tasks} tasks" if args.page_tasks else "whole 40-task run"
+    scheduler = os.environ.get(ADDRESS_VARIABLE, "none given")
+    print(f"(b) page: fast preset, {what}; page scheduler: {scheduler}; CLI threads: {args.cli_threads}", flush=True)
+    page, cli = [], []
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            for r in range(args.rounds):
+                for side in ("page", "cli") if r % 2 == 0 else ("cli", "page"):
+                    if side == "page":
+                        seconds, status = one_round(browser, "auto", "fast", args.page_tasks)
+                        page.append(seconds)
+                        print(
+                            f"  round {r + 1}: page {seconds:.1f} s ({status.strip()}; load {load_average()})",
+                            flush=True,
+                        )
+                    else:
+                        cli.append(cli_training(args.page_tasks, args.cli_threads))
+                        print(f"  round {r + 1}: CLI {cli[-1]:.1f} s (load {load_average()})", flush=True)
+            browser.close()
+    finally:
+        if engine is not None:
+            engine.close()
+    on_page, alone = statistics.median(page), statistics.median(cli)
+    print(
+        f"(b) page, medians of {args.rounds}: page {on_page:.1f} s, CLI {alone:.1f} s; page {on_page / alone:.2f}x "
+        "the CLI (target <= 1.15x)",
+        flush=True,
+    )
+
+
+def main() -> None:
+    """Run the chosen parts and print their ratios."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=1, help="rounds per part (medians over them)")
+    parser.add_argument("--parts", default="sweep,run", help="comma-separated: sweep (a), run (c), page (b)")
+    parser.add_argument("--page", action="store_true", help="also run part (b), the page against the CLI")
+    parser.add_argument("--workers", type=int, default=2, help="worker processes of the LocalCluster")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per cluster job in (a)")
+    parser.add_argument(
+        "--sequential-threads", type=int, help="(a): torch threads of the in-process loop (default: torch's)"
+    )
+    parser.add_argument("--seeds", type=int, default=4, help="(a): collective seeds (jobs: 3 per seed)")
+    parser.add_argument("--tasks", type=int, default=6, help="(a): tasks of each collective smoke run")
+    parser.add_argument("--epochs", type=int, default=3, help="(a): epochs per task of each collective run")
+    parser.add_argument("--run-dir", help="(c): the run the default Run reads (default: a cached fast run)")
+    parser.add_argument("--run-threads", type=int, default=1, help="(c): torch threads of the Run job, both sides")
+    parser.add_argument("--page-tasks", type=int, default=0, help="(b): time this many tasks (0: the whole run)")
+    parser.add_argument("--page-scheduler", help='(b): scheduler address for the page, or "local" to start one')
+    parser.add_argument("--cli-threads", type=int, help="(b): --threads of the CLI (default: torch's)")
+    args = parser.parse_args()
+    parts = set(args.parts.split(",")) | ({"page"} if args.page else set())
+    print(
+        f"torch {torch.__version__}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads, load average "
+        f"{os.getloadavg()[0]:.1f}",
+        flush=True,
+    )
+    if "sweep" in parts:
+        bench_sweep(args)
+    if "run" in parts:
+        bench_run(args)
+    if "page" in parts:
+        bench_page(args)
+
+
+if __name__ == "__main__":
+    main()

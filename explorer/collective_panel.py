@@ -20,7 +20,8 @@ from core.collective.training import train_collective
 from core.data.datasets import DATASETS, DatasetInfo, describe
 from core.errors import LearngeneError
 from core.events import EpochEnded, TaskFinished, TaskStarted
-from explorer import engine, health_figure
+from core.threads import default_threads, thread_words
+from explorer import health_figure
 from explorer.fields import Choice, TextField, report_to
 from explorer.figure import LiveFigure
 from explorer.settings import new_run_dir
@@ -238,6 +239,15 @@ def _committed(run_dir: Path) -> CollectiveHistory:
         return CollectiveHistory()
 
 
+def _recorded_threads(run_dir: Path) -> int | None:
+    """The thread count a run with finished tasks was trained with, which its resumption keeps (else None)."""
+    try:
+        run = open_run(run_dir) if (run_dir / CONFIG).is_file() else None
+    except LearngeneError:
+        return None
+    return run.threads if run is not None and run.finished_tasks > 0 else None
+
+
 def _none(value: float) -> float | None:
     return None if value is None or math.isnan(value) else value
 
@@ -440,6 +450,7 @@ class CollectivePanel:
             return False
         created = not run_dir.exists()
         history = _committed(run_dir)
+        threads = _recorded_threads(run_dir) or default_threads()
         name = run_dir.name
         self.progress.max = config.tasks * config.epochs
         self.progress.value = 0
@@ -467,13 +478,14 @@ class CollectivePanel:
             self._throttle.request()
 
         def job(should_stop: Callable[[], bool]) -> Run:
-            threads = engine.use_free_cores()
-            cores = f"{threads} core{'s' if threads > 1 else ''}"
             self.status.value = message_html(
-                f"training {name} on {cores}: {config.tasks} tasks x {config.epochs} epochs on {config.dataset}"
+                f"training {name} with {thread_words(threads)}: {config.tasks} tasks x {config.epochs} epochs on "
+                f"{config.dataset}"
             )
             self._job_started = time.monotonic()
-            return train_collective(config, run_dir, resume=True, listeners=[listener], should_stop=should_stop)
+            return train_collective(
+                config, run_dir, resume=True, listeners=[listener], should_stop=should_stop, threads=threads
+            )
 
         return self.worker.start(job, lambda outcome: self._finished(name, run_dir, created, outcome))
 

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-
-import torch
 
 from core.collective.runs import Run
 from core.errors import LearngeneError
@@ -18,6 +14,7 @@ from core.individual.evaluation import FewShotPlan, plan_few_shot
 from core.individual.targets import EPISODES, TargetSource, folder_target, target_tasks
 from core.learngene.extraction import default_task, extract
 from core.learngene.selection import block_label, check_block, windows
+from core.threads import default_threads, torch_threads
 
 DEFAULT_SIZE = "default"
 COLLECTIVE_SIZE = "collective"
@@ -65,6 +62,7 @@ class Job:
     target: Path | None = None
     target_kind: str | None = None
     invert: str = "auto"
+    threads: int = 1
 
     @property
     def setup(self) -> str:
@@ -95,36 +93,38 @@ class Job:
         on_note: Callable[[str], None] = lambda line: None,
         on_plan: Callable[[FewShotPlan], None] = lambda plan: None,
     ) -> tuple[list[dict], list[dict]]:
-        """Extract the learngene, draw the targets and plan the methods with core, and train them (in this thread).
+        """Extract the learngene, draw the targets and plan the methods with core, and train them (in this thread,
+        with torch set to the job's thread count meanwhile).
 
         The plan knows the exact number of trainings (a sweep's sizes depend on the learngene): `on_total` gets it,
         `on_plan` the whole plan (its targets' way and shot). `on_note` gets each line core has for the user about
         the targets (ink polarity, unverified data). Returns (table rows, size points; empty without a sweep).
         """
-        names = self.run.spec(default_task(self.run)).layer_names()
-        learngene = extract(self.run, check_block(names, self.layers, rule="explorer"))
-        source = TargetSource(self.target_kind, None if self.target is None else str(self.target), self.invert)
-        fixed = self.target_kind == EPISODES
-        counts = (
-            dict(way=None, shot=None, tasks=None) if fixed else dict(way=self.way, shot=self.shot, tasks=self.tasks)
-        )
-        targets = target_tasks(source, self.run, learngene, self.config, **counts)
-        for line in targets.notes + (() if targets.polarity is None else (targets.polarity.line(),)):
-            on_note(line)
-        plan = plan_few_shot(
-            self.run,
-            learngene,
-            self.config,
-            way=targets.way,
-            shot=targets.shot,
-            tasks=len(targets.tasks),
-            baselines=self.baselines and not self.sweep,
-            sizes=self.sweep,
-            targets=targets,
-        )
-        on_total(plan.trainings)
-        on_plan(plan)
-        return plan.execute(listeners, should_stop)
+        with torch_threads(self.threads):
+            names = self.run.spec(default_task(self.run)).layer_names()
+            learngene = extract(self.run, check_block(names, self.layers, rule="explorer"))
+            source = TargetSource(self.target_kind, None if self.target is None else str(self.target), self.invert)
+            fixed = self.target_kind == EPISODES
+            counts = (
+                dict(way=None, shot=None, tasks=None) if fixed else dict(way=self.way, shot=self.shot, tasks=self.tasks)
+            )
+            targets = target_tasks(source, self.run, learngene, self.config, **counts)
+            for line in targets.notes + (() if targets.polarity is None else (targets.polarity.line(),)):
+                on_note(line)
+            plan = plan_few_shot(
+                self.run,
+                learngene,
+                self.config,
+                way=targets.way,
+                shot=targets.shot,
+                tasks=len(targets.tasks),
+                baselines=self.baselines and not self.sweep,
+                sizes=self.sweep,
+                targets=targets,
+            )
+            on_total(plan.trainings)
+            on_plan(plan)
+            return plan.execute(listeners, should_stop)
 
 
 def size_label(method: str, size: str) -> str:
@@ -150,6 +150,7 @@ def prepare(
     """Check the selection and settings (fast, in the page's thread); raises LearngeneError with a fix when unusable.
 
     `target` None draws tasks from the run's novel classes; a folder is read as what it holds (see folder_target).
+    The job trains with default_threads(): the machine's cores, never a count guessed from its load.
     """
     config = individual_preset("paper" if run.config.preset == "paper" else "fast", freeze=freeze)
     names = run.spec(default_task(run)).layer_names()
@@ -157,46 +158,7 @@ def prepare(
     # learngene and scratch, plus core's baselines: every other window of the same length, collective, centroids
     methods = 2 + (len(windows(names, len(block))) - 1 + 2 if baselines and not sweep else 0)
     kind = None if target is None else folder_target(target)
-    return Job(run, block, config, way, shot, tasks, baselines, sweep, methods * tasks, target, kind, invert)
-
-
-def busy_cores(window: float = 0.25) -> float:
-    """How many cores other processes keep busy now: the machine's CPU time over `window` seconds, minus this
-    process's (Linux /proc/stat; elsewhere the 1-minute load average)."""
-    stat = Path("/proc/stat")
-    if not stat.is_file():
-        return os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-
-    def sample() -> tuple[float, float, float]:
-        values = [float(v) for v in stat.read_text().splitlines()[0].split()[1:]]
-        idle = values[3] + (values[4] if len(values) > 4 else 0.0)
-        own = os.times()
-        return sum(values) / os.sysconf("SC_CLK_TCK"), idle / os.sysconf("SC_CLK_TCK"), own.user + own.system
-
-    total0, idle0, own0 = sample()
-    time.sleep(window)
-    total1, idle1, own1 = sample()
-    cores = os.cpu_count() or 1
-    elapsed = (total1 - total0) / cores
-    if elapsed <= 0:
-        return 0.0
-    return max(0.0, ((total1 - total0) - (idle1 - idle0) - (own1 - own0)) / elapsed)
-
-
-def use_free_cores() -> int:
-    """Give torch every core that other processes leave free now (at least one) for the next job; returns the count.
-
-    OMP_NUM_THREADS, when set, decides instead. On a busy machine two threads on two cores wait on each other and
-    small models train 10-100x slower (measured: 22 s against 0.15 s per target task), so a core counts as free only
-    when it is mostly idle.
-    """
-    if "OMP_NUM_THREADS" in os.environ:
-        return torch.get_num_threads()
-    threads = threads_for(os.cpu_count() or 1, busy_cores())
-    torch.set_num_threads(threads)
-    return threads
-
-
-def threads_for(cores: int, busy: float) -> int:
-    """Threads for a job on `cores` cores of which other processes keep `busy` busy: the cores at least half free."""
-    return max(1, min(cores, int(cores - busy + 0.5)))
+    estimate = methods * tasks
+    return Job(
+        run, block, config, way, shot, tasks, baselines, sweep, estimate, target, kind, invert, default_threads()
+    )

@@ -13,6 +13,7 @@ from core.data.datasets import resolve_root
 from core.events import MethodFinished, TargetTaskFinished
 from core.individual.evaluation import FewShotPlan
 from core.learngene.selection import block_label
+from core.threads import thread_words
 from explorer import engine
 from explorer.fields import Check, Choice, IntField, Toggles, report_to
 from explorer.results import GLOSSARY, ResultStore
@@ -326,9 +327,8 @@ class IndividualPanel:
             self._throttle.request()
 
         def work(should_stop: Callable[[], bool]) -> tuple[list[dict], list[dict]]:
-            threads = engine.use_free_cores()
             self.status.value = self._with_notes(
-                message_html(f"{what}, learngene {learngene}, on {threads} core{'s' if threads > 1 else ''}...")
+                message_html(f"{what}, learngene {learngene}, with {thread_words(job.threads)}...")
             )
             rows, points = job.execute_all([listener], should_stop, set_total, note, planned)
             with self._throttle.lock:  # sweep points equal to a table row reuse it without training events

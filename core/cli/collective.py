@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 
-from core.cli.arguments import add_threads_option, float_in, int_in, nonempty, path_text, print_json, use_threads
+from core.cli.arguments import add_threads_option, float_in, int_in, nonempty, path_text, print_json
 
 
 def cmd_collective(args: argparse.Namespace) -> int:
@@ -29,7 +29,6 @@ def cmd_collective(args: argparse.Namespace) -> int:
         images_per_class=args.images_per_class,
         extract_after_task=args.extract_after,
     )
-    use_threads(args)
     bar = CollectiveBar(enabled=not args.quiet)
     try:
         run = train_collective(
@@ -40,6 +39,7 @@ def cmd_collective(args: argparse.Namespace) -> int:
             download=args.download,
             device=args.device,
             listeners=[bar],
+            threads=args.threads,
         )
     finally:
         bar.close()
@@ -49,6 +49,7 @@ def cmd_collective(args: argparse.Namespace) -> int:
         "tasks": run.config.tasks,
         "widths": run.spec().widths,
         "params": run.load_net().num_parameters(),
+        "threads": run.threads,
     }
     if args.json:
         print_json(summary)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from core.cli.arguments import add_threads_option, float_in, int_in, nonempty, path_text, print_json, use_threads
+from core.cli.arguments import add_threads_option, float_in, int_in, nonempty, path_text, print_json
 from core.cli.learngene import DEFAULT_SELECTION, add_selection_arguments, selected
 from core.errors import LearngeneError
 
@@ -92,6 +92,14 @@ def _target_source(args: argparse.Namespace):
 
 def cmd_individual(args: argparse.Namespace) -> int:
     """Evaluate the learngene individual model against scratch (and baselines, and sizes) on few-shot target tasks."""
+    from core.threads import torch_threads
+
+    with torch_threads(args.threads) as threads:
+        return _individual(args, threads)
+
+
+def _individual(args: argparse.Namespace, threads: int) -> int:
+    """cmd_individual with torch set to `threads` threads, the count its results record."""
     from core.cli.partial import FinishedResults, Interrupted
     from core.cli.progress import TargetBar
     from core.collective.runs import check_output_path
@@ -107,7 +115,6 @@ def cmd_individual(args: argparse.Namespace) -> int:
         if path:
             check_output_path(path, option)
     device = resolve_device(args.device)
-    use_threads(args)
     source = _target_source(args)
     run, learngene, selection = _learngene(args)
     check_collective_needs(run, learngene, baselines=args.baselines or args.windows, sizes=args.sizes)
@@ -151,6 +158,7 @@ def cmd_individual(args: argparse.Namespace) -> int:
         "query": targets.query,
         "tasks": len(targets.tasks),
         "config": plan.config.as_dict(),
+        "threads": threads,
     }
     result = {"selection": selection, "setup": setup, "target": targets.source, "rows": rows, "sizes": points}
     if study is not None:
@@ -159,7 +167,7 @@ def cmd_individual(args: argparse.Namespace) -> int:
     if finished.interrupted:
         result["partial"] = True
     if args.out_csv:
-        write_csv(args.out_csv, rows, ROW_FIELDS)
+        write_csv(args.out_csv, [dict(row, threads=threads) for row in rows], ROW_FIELDS)
     if args.out_json:
         write_results_json(args.out_json, result)
     if args.json:

@@ -3,7 +3,8 @@
 Each round starts Voila on an empty runs root (the first screen), opens it in headless Chromium, presses the first
 screen's one button (the fast preset on glyphs, or --preset) and waits until panel 1's progress label reaches task
 --tasks + 1 (then cancels), or with --tasks 0 until the run finished. The thread counts alternate (1, 2, 1, 2, ...)
-so that a change in the machine's load hits both; "auto" lets the page choose (explorer.engine.use_free_cores).
+so that a change in the machine's load hits both; "auto" leaves OMP_NUM_THREADS unset (the page then uses
+core.threads.default_threads: every core).
 Prints each round, the cores other processes kept busy just before it, and medians.
 Usage: python benchmarks/bench_page_training.py [--threads 1,2] [--rounds 2] [--preset fast] [--tasks 5]
 """
@@ -29,7 +30,28 @@ sys.path.insert(0, str(REPO))
 
 from voila_page import CHROMIUM, CHROMIUM_ARGS, start_voila  # noqa: E402
 
-from explorer.engine import busy_cores  # noqa: E402 - after the path to the repository is set
+
+def busy_cores(window: float) -> float:
+    """How many cores other processes keep busy now: the machine's CPU time over `window` seconds, minus this
+    process's (Linux /proc/stat; elsewhere the 1-minute load average). Reported beside each round, never used to
+    choose a thread count."""
+    stat = Path("/proc/stat")
+    if not stat.is_file():
+        return os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+
+    def sample() -> tuple[float, float, float]:
+        values = [float(v) for v in stat.read_text().splitlines()[0].split()[1:]]
+        idle = values[3] + (values[4] if len(values) > 4 else 0.0)
+        own = os.times()
+        return sum(values) / os.sysconf("SC_CLK_TCK"), idle / os.sysconf("SC_CLK_TCK"), own.user + own.system
+
+    total0, idle0, own0 = sample()
+    time.sleep(window)
+    total1, idle1, own1 = sample()
+    elapsed = (total1 - total0) / (os.cpu_count() or 1)
+    if elapsed <= 0:
+        return 0.0
+    return max(0.0, ((total1 - total0) - (idle1 - idle0) - (own1 - own0)) / elapsed)
 
 
 def launch(root: Path, threads: str, log: Path) -> tuple[subprocess.Popen, str]:
@@ -96,7 +118,7 @@ def main() -> None:
                 busy = busy_cores(1.0)
                 elapsed, status = one_round(browser, threads, args.preset, args.tasks)
                 times[threads].append(elapsed)
-                cores = re.search(r"on (\d+) core", status)
+                cores = re.search(r"with (\d+) thread", status)
                 used = cores.group(1) if cores else "?"
                 print(
                     f"round {r + 1}, threads {threads} (page used {used}): {elapsed:.1f} s; "

@@ -21,9 +21,25 @@ MAX_HEADER_BYTES = 100_000_000  # safetensors' own limit on a header
 
 def save_tensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> str:
     """Write tensors plus string metadata atomically; return the file's sha256."""
-    data = st_save({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, metadata=metadata)
+    data = tensor_bytes(tensors, metadata)
     write_bytes(path, data)
     return hashlib.sha256(data).hexdigest()
+
+
+def tensor_bytes(tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> bytes:
+    """The safetensors file of `tensors` and `metadata`, the same bytes for the same content in any process.
+
+    safetensors writes the metadata in hash order, which differs between calls; the header is written again here
+    with the metadata sorted by key (tensors keep safetensors' order and offsets, the padding stays a multiple of 8).
+    """
+    data = st_save({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, metadata=metadata)
+    header_len = struct.unpack("<Q", data[:8])[0]
+    header = json.loads(data[8 : 8 + header_len])
+    if "__metadata__" in header:
+        header["__metadata__"] = dict(sorted(header["__metadata__"].items()))
+    text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    text += b" " * (-len(text) % 8)
+    return struct.pack("<Q", len(text)) + text + data[8 + header_len :]
 
 
 def read_tensors(path: str | os.PathLike, sha256: str | None = None) -> tuple[dict[str, torch.Tensor], dict[str, str]]:

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
-
-import torch
 
 from core.collective.runs import Run
 from core.errors import LearngeneError
@@ -123,46 +119,5 @@ def prepare(
     # learngene and scratch, plus core's baselines: every other window of the same length, collective, centroids
     methods = 2 + (len(windows(names, len(block))) - 1 + 2 if baselines and not sweep else 0)
     kind = None if target is None else folder_target(target)
-    return Job(run, block, config, way, shot, tasks, baselines, sweep, methods * tasks, target, kind, invert)
-
-
-def busy_cores(window: float = 0.25) -> float:
-    """How many cores other processes keep busy now: the machine's CPU time over `window` seconds, minus this
-    process's (Linux /proc/stat; elsewhere the 1-minute load average)."""
-    stat = Path("/proc/stat")
-    if not stat.is_file():
-        return os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-
-    def sample() -> tuple[float, float, float]:
-        values = [float(v) for v in stat.read_text().splitlines()[0].split()[1:]]
-        idle = values[3] + (values[4] if len(values) > 4 else 0.0)
-        own = os.times()
-        return sum(values) / os.sysconf("SC_CLK_TCK"), idle / os.sysconf("SC_CLK_TCK"), own.user + own.system
-
-    total0, idle0, own0 = sample()
-    time.sleep(window)
-    total1, idle1, own1 = sample()
-    cores = os.cpu_count() or 1
-    elapsed = (total1 - total0) / cores
-    if elapsed <= 0:
-        return 0.0
-    return max(0.0, ((total1 - total0) - (idle1 - idle0) - (own1 - own0)) / elapsed)
-
-
-def use_free_cores() -> int:
-    """Give torch every core that other processes leave free now (at least one) for the next job; returns the count.
-
-    OMP_NUM_THREADS, when set, decides instead. On a busy machine two threads on two cores wait on each other and
-    small models train 10-100x slower (measured: 22 s against 0.15 s per target task), so a core counts as free only
-    when it is mostly idle.
-    """
-    if "OMP_NUM_THREADS" in os.environ:
-        return torch.get_num_threads()
-    threads = threads_for(os.cpu_count() or 1, busy_cores())
-    torch.set_num_threads(threads)
-    return threads
-
-
-def threads_for(cores: int, busy: float) -> int:
-    """Threads for a job on `cores` cores of which other processes keep `busy` busy: the cores at least half free."""
-    return max(1, min(cores, int(cores - busy + 0.5)))
+    estimate = methods * tasks
+    return Job(run, block, config, way, shot, tasks, baselines, sweep, estimate, target, kind, invert)

@@ -7,7 +7,6 @@ Identical jobs from several pages have one key, so they run once and every page 
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import CancelledError
@@ -16,6 +15,8 @@ from typing import Any
 
 from distributed import Future
 
+from core.collective.runs import CONFIG, open_run
+from core.errors import LearngeneError
 from core.events import Cancelled, Listener
 from core.jobs.cluster import INTERACTIVE, Engine, job_threads, scheduler_address, start_engine
 from core.jobs.execute import Job, Outcome
@@ -52,14 +53,15 @@ def shared_engine(runs_root: Path) -> Engine:
 
 
 def page_threads(run_dir: Path | None = None) -> int:
-    """Torch threads of a page's job: the count an existing run was trained with, else the engine's layout's."""
-    if run_dir is not None:
+    """Torch threads of a page's job: the count a run with finished tasks was trained with (its resumption keeps
+    it), else the engine's layout's (workers x threads = cores), never a count guessed from the machine's load."""
+    if run_dir is not None and (Path(run_dir) / CONFIG).is_file():
         try:
-            recorded = json.loads((Path(run_dir) / "config.json").read_text()).get("threads")
-        except (OSError, ValueError, AttributeError):
-            recorded = None
-        if isinstance(recorded, int) and not isinstance(recorded, bool) and recorded >= 1:
-            return recorded
+            run = open_run(run_dir)
+        except LearngeneError:
+            run = None
+        if run is not None and run.finished_tasks > 0 and run.threads is not None:
+            return run.threads
     return job_threads(scheduler_address(None), None, None)
 
 

@@ -81,8 +81,7 @@ def test_two_pages_pressing_train_together_get_one_training_that_both_follow(cla
             time.sleep(0.5)
         state = client.run_on_scheduler(
             lambda dask_scheduler: {
-                str(k): (t.state, sorted(c.client_key for c in t.who_wants))
-                for k, t in dask_scheduler.tasks.items()
+                str(k): (t.state, sorted(c.client_key for c in t.who_wants)) for k, t in dask_scheduler.tasks.items()
             }
         )
         assert collective_jobs(client) == [], state

@@ -4,10 +4,13 @@ show, messages speak in page terms. Each test names one rule and breaks when the
 from __future__ import annotations
 
 import ast
+import dataclasses
 import json
 import os
 import re
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -24,6 +27,7 @@ from core.data import datasets
 from core.digest import file_digest
 from core.events import TaskFinished
 from core.learngene.selection import conv_layers
+from core.threads import default_threads
 from explorer import engine, health_figure
 from explorer.app import ExplorerApp
 from explorer.collective_panel import WIDTHS
@@ -338,22 +342,24 @@ def test_export_offers_download_links_where_voila_serves_the_run(runs, tmp_path,
     assert "href=" not in app.export_message.value and "make explore" in app.export_message.value
 
 
-def test_a_job_takes_every_core_the_machine_leaves_free(monkeypatch):
-    assert [engine.threads_for(2, busy) for busy in (0.0, 0.4, 0.6, 1.2, 2.0, 3.5)] == [2, 2, 1, 1, 1, 1]
-    assert engine.threads_for(16, 3.0) == 13
+def test_a_page_job_uses_the_machines_cores_whatever_its_load_and_restores_torchs_count(short_run, monkeypatch):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    threads = torch.get_num_threads()
+    cores = len(os.sched_getaffinity(0))
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(cores)]
     try:
-        used = engine.use_free_cores()
-        assert used == torch.get_num_threads() and 1 <= used <= (os.cpu_count() or 1)
-        monkeypatch.setenv("OMP_NUM_THREADS", "1")
-        assert engine.use_free_cores() == torch.get_num_threads()  # OMP_NUM_THREADS decides when set
+        time.sleep(0.3)
+        assert default_threads() == cores  # every core busy: a count guessed from the load would be lower
+        job = engine.prepare(
+            open_run(short_run), ("conv3", "conv4"), way=2, shot=1, tasks=1, freeze=False, baselines=False, sweep=False
+        )
     finally:
-        torch.set_num_threads(threads)
-
-
-def test_busy_cores_counts_other_processes_not_this_one():
-    started = time.perf_counter()
-    busy = engine.busy_cores(0.2)
-    assert 0.0 <= busy <= (os.cpu_count() or 1) + 0.5
-    assert time.perf_counter() - started >= 0.2
+        for spinner in spinners:
+            spinner.kill()
+            spinner.wait()
+    assert job.threads == cores
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert default_threads() == 1  # OMP_NUM_THREADS decides when set
+    before, during = torch.get_num_threads(), []
+    job = dataclasses.replace(job, threads=1 if before != 1 else 2)
+    job.execute_all([lambda e: during.append(torch.get_num_threads())], lambda: False)
+    assert set(during) == {job.threads} and torch.get_num_threads() == before

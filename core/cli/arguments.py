@@ -75,17 +75,10 @@ def add_threads_option(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--threads",
         type=int_in(1, 1024),
-        help="CPU threads for torch (default: torch's; 1 is faster when other programs keep 2 cores busy; "
-        "another count can change results in the last bits, so resume with the same one)",
+        help="CPU threads for torch, recorded with the results (default: a resumed run's own count, else torch's; "
+        "another count gives other numbers, so a run is resumed with its own; 1 is faster when other programs keep "
+        "2 cores busy)",
     )
-
-
-def use_threads(args: argparse.Namespace) -> None:
-    """Apply --threads, if given."""
-    if args.threads is not None:
-        import torch
-
-        torch.set_num_threads(args.threads)
 
 
 def thread_count(args: argparse.Namespace) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 
-from core.cli.arguments import add_threads_option, float_in, int_in, nonempty, path_text, print_json, use_threads
+from core.cli.arguments import add_threads_option, float_in, int_in, nonempty, path_text, print_json
 
 
 def cmd_collective(args: argparse.Namespace) -> int:
@@ -34,7 +34,6 @@ def cmd_collective(args: argparse.Namespace) -> int:
         if args.scheduler:
             run = _on_cluster(args, config, bar)
         else:
-            use_threads(args)
             run = train_collective(
                 config,
                 args.run_dir,
@@ -43,6 +42,7 @@ def cmd_collective(args: argparse.Namespace) -> int:
                 download=args.download,
                 device=args.device,
                 listeners=[bar],
+                threads=args.threads,
             )
     finally:
         bar.close()
@@ -52,6 +52,7 @@ def cmd_collective(args: argparse.Namespace) -> int:
         "tasks": run.config.tasks,
         "widths": run.spec().widths,
         "params": run.load_net().num_parameters(),
+        "threads": run.threads,
     }
     if args.json:
         print_json(summary)

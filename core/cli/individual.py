@@ -145,7 +145,7 @@ def _deliver(args: argparse.Namespace, result: dict) -> None:
     from core.tables import write_csv, write_results_json
 
     if args.out_csv:
-        write_csv(args.out_csv, result["rows"], ROW_FIELDS)
+        write_csv(args.out_csv, [dict(row, threads=result["setup"]["threads"]) for row in result["rows"]], ROW_FIELDS)
     if args.out_json:
         write_results_json(args.out_json, result)
     if args.json:

@@ -81,6 +81,9 @@ def check_config(doc: object, path: Path, newest_format: int) -> CollectiveConfi
         raise bad(str(exc)) from None
     except (TypeError, ValueError) as exc:
         raise bad(f"a setting has the wrong type: {exc}") from None
+    threads = doc.get("threads")
+    if threads is not None and not (_is_int(threads) and 1 <= threads <= 1024):
+        raise bad(f"its thread count {threads!r} is not a whole number from 1 to 1024")
     if "initial_spec" in doc:
         check_spec(doc["initial_spec"], config, f"{path} (initial_spec)")
     return config

@@ -89,6 +89,7 @@ class Run:
     path: Path
     config: CollectiveConfig
     manifest: dict[str, Any]
+    threads: int | None = None  # torch threads it was trained with (config.json "threads"); None: not recorded
     _files: dict[str, bytes] = field(default_factory=dict, init=False, repr=False)
 
     @functools.cached_property
@@ -269,7 +270,7 @@ def open_run(path: str | os.PathLike) -> Run:
         raise LearngeneError(f"cannot open run directory {path!r} ({exc}): pass an existing run folder") from None
     doc = read_checked_json(path / CONFIG, "restore it from a backup or train the run again")
     config = check_config(doc, path / CONFIG, FORMAT)
-    return Run(path, config, _load_manifest(path, config))
+    return Run(path, config, _load_manifest(path, config), doc.get("threads"))
 
 
 def check_new_run_dir(path: Path) -> None:
@@ -299,8 +300,8 @@ def check_continuable(run: Run) -> None:
         )
 
 
-def start_run(path: Path, config: CollectiveConfig, initial_spec: NetSpec, data: dict[str, Any]) -> None:
-    """Write config.json (with the record of the data it trains on) and an empty manifest for a new run."""
+def start_run(path: Path, config: CollectiveConfig, initial_spec: NetSpec, data: dict[str, Any], threads: int) -> None:
+    """Write config.json (with the data it trains on and its torch thread count) and an empty manifest for a new run."""
     write_json(
         path / CONFIG,
         {
@@ -308,6 +309,7 @@ def start_run(path: Path, config: CollectiveConfig, initial_spec: NetSpec, data:
             "config": config.as_dict(),
             "initial_spec": initial_spec.to_dict(),
             "versions": package_versions(),
+            "threads": threads,
             "data": data,
         },
     )
@@ -327,7 +329,9 @@ def commit_task(
     tensors = dict(net.state_dict())
     tensors.update(extra_tensors)
     files = dict(run.manifest.get("files", {}))
-    files[name] = save_tensors(run.path / name, tensors, {"task": str(task), "spec": json.dumps(net.spec.to_dict())})
+    files[name] = save_tensors(
+        run.path / name, tensors, {"task": str(task), "spec": json.dumps(net.spec.to_dict(), sort_keys=True)}
+    )
     criterion.save(run.path / (CRITERION + PENDING))
     files[CRITERION] = file_digest(run.path / (CRITERION + PENDING))
     write_text(run.path / (METRICS + PENDING), "".join(json.dumps(row, sort_keys=True) + "\n" for row in metric_rows))

@@ -44,6 +44,7 @@ from core.devices import resolve_device
 from core.errors import LearngeneError
 from core.events import EpochEnded, Listener, TaskFinished, TaskStarted, check_stop, emit
 from core.seeding import generator
+from core.threads import thread_words, torch_threads
 
 
 def initial_spec(config: CollectiveConfig, channels: int) -> NetSpec:
@@ -90,8 +91,10 @@ def _open_world_auroc(
     return auroc(unknown[0], known[0]), auroc(unknown[1], known[1])
 
 
-def _prepare(run_dir: Path, config: CollectiveConfig, resume: bool, lock: RunLock) -> tuple[Run | None, bool]:
-    """Check an existing run directory against the config; return (run, reusable-as-finished).
+def _prepare(
+    run_dir: Path, config: CollectiveConfig, resume: bool, lock: RunLock, threads: int | None
+) -> tuple[Run | None, bool, int]:
+    """Check an existing run directory against the config; return (run, reusable-as-finished, thread count).
 
     Nothing is written or removed before every check has passed, and a finished run is reused without writing.
     """
@@ -107,18 +110,33 @@ def _prepare(run_dir: Path, config: CollectiveConfig, resume: bool, lock: RunLoc
                 "choose another --run-dir or move that one away"
             )
         if run.complete:
-            return run, True
+            return run, True, threads or run.threads or torch.get_num_threads()
         if run.finished_tasks > 0 and not resume:
             raise LearngeneError(
                 f"{run_dir} holds a run interrupted after {run.finished_tasks} of {config.tasks} tasks: "
                 "pass --resume to continue it"
             )
         check_continuable(run)
+    threads = _run_threads(run, threads)
     if lock.read_only:
         raise LearngeneError(f"{run_dir} is not writable (read-only media or no permission): choose another --run-dir")
     if run is not None:
         settle_pending(run)
-    return run, False
+    return run, False, threads
+
+
+def _run_threads(run: Run | None, threads: int | None) -> int:
+    """The thread count to train with: the caller's, else the one a resumed run recorded, else torch's current one.
+
+    Another count changes the numbers (see README), so resuming with a count other than the recorded one is refused.
+    """
+    recorded = run.threads if run is not None and run.finished_tasks > 0 else None
+    if recorded is not None and threads is not None and threads != recorded:
+        raise LearngeneError(
+            f"run {run.path} was trained with {thread_words(recorded)}; --threads {threads} would change its numbers: "
+            f"resume with --threads {recorded} or leave --threads out"
+        )
+    return threads or recorded or torch.get_num_threads()
 
 
 @dataclass
@@ -279,19 +297,25 @@ def train_collective(
     device: str = "cpu",
     listeners: Iterable[Listener] = (),
     should_stop: Callable[[], bool] | None = None,
+    threads: int | None = None,
 ) -> Run:
-    """Train (or resume, or reuse) a collective run in `run_dir`; every finished task is committed to disk."""
+    """Train (or resume, or reuse) a collective run in `run_dir`; every finished task is committed to disk.
+
+    `threads`: torch threads to train with, recorded in the run; None: on resume the run's count, else torch's
+    current one. Torch's count is restored afterwards.
+    """
     config.validate()
     device = resolve_device(device)
     listeners = tuple(listeners)
     run_dir = Path(run_dir).expanduser()
     with RunLock(run_dir) as lock:
-        run, finished = _prepare(run_dir, config, resume, lock)
+        run, finished, threads = _prepare(run_dir, config, resume, lock, threads)
         if finished:
             return run
         new = run is None
         try:
-            return _train(config, run_dir, run, root, download, device, listeners, should_stop)
+            with torch_threads(threads):
+                return _train(config, run_dir, run, threads, root, download, device, listeners, should_stop)
         except BaseException:
             if new:
                 _remove_unstarted(run_dir)
@@ -318,13 +342,14 @@ def _train(
     config: CollectiveConfig,
     run_dir: Path,
     run: Run | None,
+    threads: int,
     root: str | os.PathLike | None,
     download: bool,
     device: str,
     listeners: tuple[Listener, ...],
     should_stop: Callable[[], bool] | None,
 ) -> Run:
-    """The body of train_collective, under the run's lock."""
+    """Load the data, then start or continue the run at its first unfinished task and train to the end."""
     imageset = datasets.load(config.dataset, root, image_size=config.image_size, seed=config.seed, download=download)
     division = config.division(imageset.class_names)
     stream = source_stream(
@@ -342,7 +367,7 @@ def _train(
     if run is not None and run.finished_tasks > 0 and run.data_record is not None:
         check_for_resume(DataRecord.from_dict(run.data_record, str(run_dir)), imageset, str(run_dir))
     if run is None or run.finished_tasks == 0:
-        start_run(run_dir, config, spec, data_record(imageset, division).as_dict())
+        start_run(run_dir, config, spec, data_record(imageset, division).as_dict(), threads)
         run = open_run(run_dir)
         net = build(spec, config.seed)
         criterion = CriterionLog.empty(spec.layer_names(), config.tau, config.epochs)

@@ -37,16 +37,16 @@ def execute(
         folder = store.run_dir(job)
         if store.run_finished(job):
             return Outcome(job.key, str(folder), True)
-        with torch_threads(job.threads):
-            train_collective(
-                job.config,
-                folder,
-                root=job.root,
-                resume=True,
-                device=job.device,
-                listeners=listeners,
-                should_stop=should_stop,
-            )
+        train_collective(
+            job.config,
+            folder,
+            root=job.root,
+            resume=True,
+            device=job.device,
+            listeners=listeners,
+            should_stop=should_stop,
+            threads=job.threads,
+        )
         return Outcome(job.key, str(folder), False)
     if store.result(job) is not None:
         return Outcome(job.key, str(store.result_path(job)), True)

@@ -8,6 +8,7 @@ import sys
 from core.cli.arguments import add_threads_option, float_in, int_in, nonempty, path_text, print_json, use_threads
 from core.cli.learngene import DEFAULT_SELECTION, add_selection_arguments, selected
 from core.errors import LearngeneError
+from core.names import shown
 
 
 def _config(args: argparse.Namespace, run):
@@ -45,7 +46,7 @@ def _learngene(args: argparse.Namespace):
     """(run, learngene, selection dict) from --learngene FILE or from a selection rule on the run."""
     from core.collective.runs import open_run
     from core.learngene.extraction import extract
-    from core.learngene.gene import load
+    from core.learngene.gene import load, spec_problem
 
     if args.learngene is None:
         if args.run_dir is None:
@@ -64,14 +65,19 @@ def _learngene(args: argparse.Namespace):
     run = open_run(args.run_dir)
     if learngene.task >= run.finished_tasks:
         raise LearngeneError(
-            f"{args.learngene} comes from task {learngene.task}, but {run.path} has {run.finished_tasks} finished "
-            "tasks: "
-            f"pass the run it was extracted from ({learngene.run})"
+            f"{shown(args.learngene)} comes from task {learngene.task}, but {shown(run.path)} has "
+            f"{run.finished_tasks} finished tasks: pass the run it was extracted from ({shown(learngene.run)})"
         )
     if (learngene.dataset, learngene.image_size) != (run.config.dataset, run.config.image_size):
         raise LearngeneError(
-            f"{args.learngene} was extracted from {learngene.dataset} at {learngene.image_size}px but {run.path} uses "
-            f"{run.config.dataset} at {run.config.image_size}px: pass the matching --run-dir"
+            f"{shown(args.learngene)} was extracted from {learngene.dataset} at {learngene.image_size}px but "
+            f"{shown(run.path)} uses {run.config.dataset} at {run.config.image_size}px: pass the matching --run-dir"
+        )
+    problem = spec_problem(learngene, run.spec(learngene.task))
+    if problem:
+        raise LearngeneError(
+            f"{shown(args.learngene)} does not fit task {learngene.task} of {shown(run.path)} ({problem}): pass "
+            f"the run it was extracted from ({shown(learngene.run)})"
         )
     return run, learngene, selection
 
@@ -94,18 +100,16 @@ def cmd_individual(args: argparse.Namespace) -> int:
     """Evaluate the learngene individual model against scratch (and baselines, and sizes) on few-shot target tasks."""
     from core.cli.partial import FinishedResults, Interrupted
     from core.cli.progress import TargetBar
-    from core.collective.runs import check_output_path
     from core.devices import resolve_device
     from core.individual.evaluation import check_collective_needs, plan_few_shot
     from core.individual.methods import ROW_FIELDS
     from core.individual.targets import target_tasks
     from core.individual.windows import window_study
     from core.learngene.selection import windows
-    from core.tables import jsonable, write_csv, write_results_json
+    from core.outputs import STDOUT, check_outputs, write_output
+    from core.tables import csv_text, jsonable, results_json_text
 
-    for option, path in (("--out-json", args.out_json), ("--out-csv", args.out_csv)):
-        if path:
-            check_output_path(path, option)
+    check_outputs([("--out-json", args.out_json), ("--out-csv", args.out_csv)], "--json" if args.json else None)
     device = resolve_device(args.device)
     use_threads(args)
     source = _target_source(args)
@@ -114,7 +118,13 @@ def cmd_individual(args: argparse.Namespace) -> int:
     config = _config(args, run)
     counts = dict(way=args.way, shot=args.shot, query=args.query, tasks=args.tasks)
     targets = target_tasks(source, run, learngene, config, **counts, root=args.root, device=device)
-    for note in targets.notes:
+    notes = list(targets.notes)
+    if run is not None and not run.complete:
+        notes.append(
+            f"run {shown(run.path)} has finished {run.finished_tasks} of its {run.config.tasks} tasks (still training "
+            f"or stopped): the learngene comes from the checkpoint of task {learngene.task}"
+        )
+    for note in notes:
         sys.stderr.write(f"learngene individual: note: {note}\n")
     if targets.polarity is not None and not args.quiet:
         sys.stderr.write(f"learngene individual: {targets.polarity.line()}\n")
@@ -151,6 +161,9 @@ def cmd_individual(args: argparse.Namespace) -> int:
         "query": targets.query,
         "tasks": len(targets.tasks),
         "config": plan.config.as_dict(),
+        "run_finished_tasks": None if run is None else run.finished_tasks,
+        "run_tasks": None if run is None else run.config.tasks,
+        "checkpoint_task": learngene.task,
     }
     result = {"selection": selection, "setup": setup, "target": targets.source, "rows": rows, "sizes": points}
     if study is not None:
@@ -159,12 +172,12 @@ def cmd_individual(args: argparse.Namespace) -> int:
     if finished.interrupted:
         result["partial"] = True
     if args.out_csv:
-        write_csv(args.out_csv, rows, ROW_FIELDS)
+        write_output(args.out_csv, csv_text(rows, ROW_FIELDS))
     if args.out_json:
-        write_results_json(args.out_json, result)
+        write_output(args.out_json, results_json_text(result))
     if args.json:
         print_json(result)
-    else:
+    elif STDOUT not in (args.out_json, args.out_csv):
         _print_table(result)
     if finished.interrupted:
         raise Interrupted(finished.summary(args.out_json, args.out_csv))
@@ -323,8 +336,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int_in(0, 2**31 - 1), help="seed of target tasks and models (default 0)")
     p.add_argument("--device", default="cpu", type=nonempty, help="cpu, cuda, cuda:N or auto (default cpu)")
     add_threads_option(p)
-    p.add_argument("--out-csv", type=path_text, help="also write the results table as CSV")
-    p.add_argument("--out-json", type=path_text, help="also write the JSON result to a file")
+    p.add_argument(
+        "--out-csv",
+        type=path_text,
+        help="also write the results table as CSV (- for standard output, instead of the table)",
+    )
+    p.add_argument(
+        "--out-json",
+        type=path_text,
+        help="also write the JSON result to a file (- for standard output, instead of the table)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     p.add_argument("--json", action="store_true", help="print only the final JSON on stdout")
     p.set_defaults(func=cmd_individual)

@@ -5,17 +5,49 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from core.errors import LearngeneError
+from core.names import shown
+
 TMP_SUFFIX = ".tmp"
+_KINDS = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def check_replaceable(path: str | os.PathLike, option: str = "") -> None:
+    """Refuse a path that holds a symlink or anything but a regular file: a write would replace what it does not own."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise LearngeneError(f"{option}{shown(path)} is not usable ({exc.strerror}): choose another file") from None
+    if stat.S_ISLNK(mode):
+        raise LearngeneError(
+            f"{option}{shown(path)} is a symbolic link, which this program does not replace: name the file it points "
+            "to, or another file"
+        )
+    if not stat.S_ISREG(mode):
+        kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
+        raise LearngeneError(
+            f"{option}{shown(path)} is {kind}, which this program does not replace: choose a regular file name"
+        )
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; on success fsync it and rename it over `path`."""
+    """Yield a temporary path beside `path`; on success fsync it and rename it over `path` (a regular file only)."""
     target = Path(path)
+    check_replaceable(target)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=TMP_SUFFIX, dir=target.parent)
@@ -28,6 +60,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         yield tmp
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
+        check_replaceable(target)
         os.replace(tmp, target)
     except OSError as exc:
         if exc.filename is not None and exc.filename not in (tmp_name, str(target)):

@@ -4,20 +4,25 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from core.atomic import write_json, write_text
+from core.atomic import write_text
+from core.names import decoded
 
 
 def jsonable(value: object) -> object:
-    """A copy with non-finite floats as None and tuples as lists, so JSON stays standard."""
+    """A copy with non-finite floats as None, tuples as lists and undecodable bytes of names as \\xNN (no lone
+    surrogates), so JSON stays standard."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
+    if isinstance(value, str):
+        return decoded(value)
     if isinstance(value, dict):
-        return {k: jsonable(v) for k, v in value.items()}
+        return {decoded(k) if isinstance(k, str) else k: jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [jsonable(v) for v in value]
     return value
@@ -60,6 +65,11 @@ def write_csv(path: str | os.PathLike, rows: Iterable[Mapping[str, Any]], first:
     write_text(path, csv_text(rows, first))
 
 
+def results_json_text(result: object) -> str:
+    """A result object as indented, key-sorted JSON text (NaN as null)."""
+    return json.dumps(jsonable(result), indent=2, sort_keys=True) + "\n"
+
+
 def write_results_json(path: str | os.PathLike, result: object) -> None:
     """Write a result object as JSON atomically (NaN as null)."""
-    write_json(path, jsonable(result))
+    write_text(path, results_json_text(result))

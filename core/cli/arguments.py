@@ -91,5 +91,7 @@ def thread_count(args: argparse.Namespace) -> int:
 
 
 def print_json(obj: object) -> None:
-    """Write `obj` as indented standard JSON (no NaN) on stdout."""
-    sys.stdout.write(json.dumps(obj, indent=2, allow_nan=False) + "\n")
+    """Write `obj` as indented standard JSON (NaN as null, no lone surrogates) on stdout."""
+    from core.tables import jsonable
+
+    sys.stdout.write(json.dumps(jsonable(obj), indent=2, allow_nan=False) + "\n")

@@ -106,14 +106,12 @@ def cmd_individual(args: argparse.Namespace) -> int:
     """Evaluate the learngene individual model against scratch (and baselines, and sizes) on few-shot target tasks."""
     from core.cli.partial import FinishedResults, Interrupted
     from core.cli.progress import NotePrinter, TargetBar
-    from core.collective.runs import check_output_path
     from core.devices import resolve_device
     from core.jobs.fewshot import prepare_fewshot
+    from core.outputs import check_outputs
     from core.threads import torch_threads
 
-    for option, path in (("--out-json", args.out_json), ("--out-csv", args.out_csv)):
-        if path:
-            check_output_path(path, option)
+    check_outputs([("--out-json", args.out_json), ("--out-csv", args.out_csv)], "--json" if args.json else None)
     resolve_device(args.device)
     job = individual_job(args)
     if args.scheduler:
@@ -142,15 +140,17 @@ def cmd_individual(args: argparse.Namespace) -> int:
 def _deliver(args: argparse.Namespace, result: dict) -> None:
     """Write the result where the options say, and print it."""
     from core.individual.methods import ROW_FIELDS
-    from core.tables import write_csv, write_results_json
+    from core.outputs import STDOUT, write_output
+    from core.tables import csv_text, results_json_text
 
     if args.out_csv:
-        write_csv(args.out_csv, [dict(row, threads=result["setup"]["threads"]) for row in result["rows"]], ROW_FIELDS)
+        threads = result["setup"]["threads"]
+        write_output(args.out_csv, csv_text([dict(row, threads=threads) for row in result["rows"]], ROW_FIELDS))
     if args.out_json:
-        write_results_json(args.out_json, result)
+        write_output(args.out_json, results_json_text(result))
     if args.json:
         print_json(result)
-    else:
+    elif STDOUT not in (args.out_json, args.out_csv):
         _print_table(result)
 
 
@@ -346,8 +346,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="cpu", type=nonempty, help="cpu, cuda, cuda:N or auto (default cpu)")
     add_threads_option(p)
     add_scheduler_option(p)
-    p.add_argument("--out-csv", type=path_text, help="also write the results table as CSV")
-    p.add_argument("--out-json", type=path_text, help="also write the JSON result to a file")
+    p.add_argument(
+        "--out-csv",
+        type=path_text,
+        help="also write the results table as CSV (- for standard output, instead of the table)",
+    )
+    p.add_argument(
+        "--out-json",
+        type=path_text,
+        help="also write the JSON result to a file (- for standard output, instead of the table)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     p.add_argument("--json", action="store_true", help="print only the final JSON on stdout")
     p.set_defaults(func=cmd_individual)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from core.cli.arguments import float_in, int_in, nonempty, path_text, print_json
+from core.names import shown
 
 DEFAULT_SELECTION = (
     "without --layers, --threshold or --top-k the most stable window of 3 conv layers is used for a paper-preset "
@@ -70,22 +72,24 @@ def selected(args: argparse.Namespace):
 
 def cmd_extract(args: argparse.Namespace) -> int:
     """Write the selected layers of a run as a learngene file."""
-    from core.collective.runs import check_output_path
     from core.learngene.extraction import extract
-    from core.learngene.gene import save
+    from core.learngene.gene import encoded
+    from core.outputs import STDOUT, check_outputs, where, write_output
 
-    check_output_path(args.out, "--out")
+    check_outputs([("--out", args.out)], "--json" if args.json else None)
     run, selection = selected(args)
     learngene = extract(run, selection, args.task)
-    path = save(learngene, args.out)
+    write_output(args.out, encoded(learngene))
+    path = where(args.out)
     if args.json:
-        print_json(dict(learngene.describe(), file=str(path)))
+        print_json(dict(learngene.describe(), file=path))
     else:
-        print(
-            f"wrote {path}: {learngene.label} from task {learngene.task} of {run.path}, "
+        line = (
+            f"wrote {path}: {learngene.label} from task {learngene.task} of {shown(run.path)}, "
             f"{learngene.num_parameters():,} parameters, input {learngene.in_channels} channels at "
-            f"{learngene.input_size}px"
+            f"{learngene.input_size}px\n"
         )
+        (sys.stderr if args.out == STDOUT else sys.stdout).write(line)
     return 0
 
 
@@ -97,6 +101,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         description=f"Select a block of conv layers and write it as a learngene file; {DEFAULT_SELECTION}.",
     )
     add_selection_arguments(p)
-    p.add_argument("--out", type=path_text, required=True, help="learngene file to write (.safetensors)")
+    p.add_argument(
+        "--out", type=path_text, required=True, help="learngene file to write (.safetensors; - for standard output)"
+    )
     p.add_argument("--json", action="store_true", help="print a JSON summary")
     p.set_defaults(func=cmd_extract)

@@ -12,6 +12,7 @@ from core.cli import collective, data, individual, learngene, sweep
 from core.cli.arguments import OneLineParser
 from core.cli.partial import Interrupted
 from core.errors import LearngeneError
+from core.names import shown
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,12 +42,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except LearngeneError as exc:
-        sys.stderr.write(f"learngene {args.command}: error: {exc}\n")
+        sys.stderr.write(f"learngene {args.command}: error: {shown(str(exc))}\n")
         return 2
     except OSError as exc:
-        where = f"{exc.filename}: " if exc.filename else ""
+        where = f"{shown(exc.filename)}: " if exc.filename else ""
         sys.stderr.write(
-            f"learngene {args.command}: error: {where}{exc.strerror or exc}; "
+            f"learngene {args.command}: error: {where}{shown(str(exc.strerror or exc))}; "
             "check the path, its permissions and the free space\n"
         )
         return 2

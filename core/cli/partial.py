@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 from core.events import MethodFinished, TargetTaskFinished
+from core.outputs import where as output_name
 from core.stats import mean_ci95
 
 
@@ -57,6 +58,6 @@ class FinishedResults:
     def summary(self, *outputs: str | None) -> str:
         """What the interrupt left, for the one-line message."""
         done = sum(r["tasks"] for r in self.rows + self.points) + len(self.current)
-        where = [path for path in outputs if path]
+        where = [output_name(path) for path in outputs if path]
         saved = f"written to {' and '.join(where)}, marked partial" if where else "printed above, marked partial"
         return f"the results of {done} finished target-task trainings are {saved}"

@@ -40,6 +40,7 @@ from core.collective.run_format import (
 from core.collective.run_format import read_json as read_checked_json
 from core.digest import file_digest
 from core.errors import LearngeneError
+from core.names import shown
 
 CONFIG = "config.json"
 MANIFEST = "manifest.json"
@@ -194,8 +195,8 @@ class Run:
         if not path.exists() and not (self.path / (name + PENDING)).exists():
             return LearngeneError(f"{path} is missing: restore it from a backup, or move the run away and train again")
         return LearngeneError(
-            f"{path} is corrupted (checksum differs from the run manifest): restore it from a backup, or delete the "
-            "run and train it again"
+            f"{shown(path)} is corrupted (checksum differs from the run manifest): restore it from a backup, "
+            "or delete the run and train it again"
         )
 
     def criterion(self) -> CriterionLog:
@@ -229,7 +230,7 @@ class Run:
 
 def _not_a_run(path: Path) -> LearngeneError:
     return LearngeneError(
-        f"{path} holds no {CONFIG}: it is not a run directory; pass the folder `learngene collective` wrote"
+        f"{shown(path)} holds no {CONFIG}: it is not a run directory; pass the folder `learngene collective` wrote"
     )
 
 
@@ -240,8 +241,8 @@ def _load_manifest(path: Path, config: CollectiveConfig) -> dict[str, Any]:
         found = unexplained_files(path, {})
         if found:
             raise LearngeneError(
-                f"{target} is missing but the run holds {', '.join(found[:3])}: restore manifest.json from a backup, "
-                "or move the folder away and train a new run (nothing was changed)"
+                f"{target} is missing but the run holds {', '.join(map(shown, found[:3]))}: restore "
+                "manifest.json from a backup, or move the folder away and train a new run (nothing was changed)"
             )
         return {"finished_tasks": 0, "files": {}, "specs": {}}
     doc = read_checked_json(target, "restore it from a backup, or move the run away and train it again")
@@ -278,8 +279,8 @@ def check_new_run_dir(path: Path) -> None:
     found = [name for name in (MANIFEST,) if (path / name).exists()] + unexplained_files(path, {})
     if found:
         raise LearngeneError(
-            f"{path} holds {', '.join(found[:3])} but no {CONFIG}: it is not a run this program can continue; move "
-            "those files away or choose another --run-dir"
+            f"{shown(path)} holds {', '.join(map(shown, found[:3]))} but no {CONFIG}: it is not a run this "
+            "program can continue; move those files away or choose another --run-dir"
         )
 
 
@@ -295,8 +296,8 @@ def check_continuable(run: Run) -> None:
         strays.append(name)
     if strays:
         raise LearngeneError(
-            f"{run.path} holds {', '.join(strays[:3])}, which its manifest does not list: move them out of the run "
-            "(or restore the manifest that lists them); nothing was changed"
+            f"{shown(run.path)} holds {', '.join(map(shown, strays[:3]))}, which its manifest does not list: "
+            "move them out of the run (or restore the manifest that lists them); nothing was changed"
         )
 
 
@@ -373,12 +374,12 @@ def check_output_path(path: str | os.PathLike, option: str) -> Path:
         resolved = target.resolve()
         runs = [folder for folder in resolved.parents if (folder / CONFIG).is_file()]
     except (OSError, ValueError, RuntimeError) as exc:
-        raise LearngeneError(f"{option} {path!r} is not a usable path ({exc}): choose another file name") from None
+        raise LearngeneError(f"{option} {shown(path)} is not a usable path ({exc}): choose another file name") from None
     for folder in runs[:1]:
         if not resolved.is_relative_to(folder / EXPORT):
             raise LearngeneError(
-                f"{option} {path} lies inside the run directory {folder}, whose files it could overwrite: write it "
-                f"into {folder / EXPORT}/ or outside the run"
+                f"{option} {shown(path)} lies inside the run directory {shown(folder)}, whose files it could "
+                f"overwrite: write it into {shown(folder / EXPORT)}/ or outside the run"
             )
     return target
 

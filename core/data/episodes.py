@@ -17,6 +17,7 @@ from core.data.imagefolder import scan
 from core.data.imageset import ImageSet
 from core.data.tasks import FewShotTask
 from core.errors import LearngeneError
+from core.names import shown
 
 PARTS = ("support", "query")
 LAYOUT = "<episode>/support/<class>/<images> and <episode>/query/<class>/<images>"
@@ -62,35 +63,38 @@ def scan_episodes(folder: Path) -> list[tuple[EpisodeInfo, dict[str, list[Path]]
     """Every episode with its support and query files, checked; raises LearngeneError naming the episode at fault."""
     try:
         if not folder.is_dir():
-            raise LearngeneError(f"episodes folder {folder} does not exist: make one holding {LAYOUT}")
+            raise LearngeneError(f"episodes folder {shown(folder)} does not exist: make one holding {LAYOUT}")
         episodes = _subfolders(folder)
     except OSError as err:
-        raise LearngeneError(f"cannot list {folder} ({err}): check the folder's permissions") from err
+        raise LearngeneError(
+            f"cannot list {shown(folder)} ({shown(str(err))}): check the folder's permissions"
+        ) from err
     if not episodes:
-        raise LearngeneError(f"{folder} holds no episodes: make subfolders {LAYOUT}")
+        raise LearngeneError(f"{shown(folder)} holds no episodes: make subfolders {LAYOUT}")
     found = []
     for path in episodes:
         parts = {}
         for part in PARTS:
             if not (path / part).is_dir():
-                raise LearngeneError(f"episode {path.name} has no {part}/ folder: give it {LAYOUT}")
+                raise LearngeneError(f"episode {shown(path.name)} has no {part}/ folder: give it {LAYOUT}")
             parts[part] = scan(path / part)
         support, query = parts["support"], parts["query"]
         if list(support) != list(query):
             raise LearngeneError(
-                f"episode {path.name}: its query classes ({', '.join(query)}) differ from its support classes "
-                f"({', '.join(support)}): give support/ and query/ the same class folders"
+                f"episode {shown(path.name)}: its query classes ({', '.join(map(shown, query))}) differ from its "
+                f"support classes ({', '.join(map(shown, support))}): give support/ and query/ the same class folders"
             )
         if len(support) < 2:
-            raise LearngeneError(f"episode {path.name} has {len(support)} class: an episode needs at least 2")
+            raise LearngeneError(f"episode {shown(path.name)} has {len(support)} class: an episode needs at least 2")
         info = EpisodeInfo(
             path.name, tuple(support), tuple(len(f) for f in support.values()), tuple(len(f) for f in query.values())
         )
         first = found[0][0] if found else info
         if len(info.classes) != len(first.classes):
             raise LearngeneError(
-                f"episode {info.name} is {len(info.classes)}-way but episode {first.name} is {len(first.classes)}-way: "
-                "every episode of a folder needs the same number of classes (the model has one head size)"
+                f"episode {shown(info.name)} is {len(info.classes)}-way but episode {shown(first.name)} is "
+                f"{len(first.classes)}-way: every episode of a folder needs the same number of classes (the model has "
+                "one head size)"
             )
         found.append((info, support, query))
     return found

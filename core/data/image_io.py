@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import warnings
 import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -12,6 +13,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from core.errors import LearngeneError
+from core.names import shown
 
 _GRAY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
 _ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
@@ -25,11 +27,14 @@ _DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, zlib.error, Image.
 
 
 def _open(source: Path | bytes) -> Image.Image:
-    return Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+    """Open without decoding; Pillow's decompression-bomb warning is silenced, as check_pixels refuses in one line."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        return Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
 
 
 def _unreadable(name: str, err: Exception) -> LearngeneError:
-    return LearngeneError(f"cannot read image {name} ({err}): replace or delete that file")
+    return LearngeneError(f"cannot read image {shown(name)} ({shown(str(err))}): replace or delete that file")
 
 
 def is_grayscale_file(path: Path) -> bool:
@@ -74,8 +79,8 @@ def check_pixels(image: Image.Image, name: str) -> None:
     width, height = image.size
     if width * height > MAX_PIXELS:
         raise LearngeneError(
-            f"image {name} is {width}x{height} pixels, more than the {MAX_PIXELS / 1e6:g} megapixels this program "
-            "decodes: shrink it (every image is resized to at most 256 pixels anyway) or remove it"
+            f"image {shown(name)} is {width}x{height} pixels, more than the {MAX_PIXELS / 1e6:g} megapixels this "
+            "program decodes: shrink it (every image is resized to at most 256 pixels anyway) or remove it"
         )
 
 
@@ -84,7 +89,8 @@ def read_capped(handle: BinaryIO, name: str, limit: int = MAX_FILE_BYTES) -> byt
     data = handle.read(limit + 1)
     if len(data) > limit:
         raise LearngeneError(
-            f"image {name} holds more than {limit >> 20} MiB, more than any image this program decodes: remove it"
+            f"image {shown(name)} holds more than {limit >> 20} MiB, more than any image this program decodes: "
+            "remove it"
         )
     return data
 

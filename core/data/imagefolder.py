@@ -15,6 +15,7 @@ from core.data.datasets import DatasetInfo
 from core.data.image_io import decode_classes, is_grayscale_file
 from core.data.imageset import ImageSet
 from core.errors import LearngeneError
+from core.names import shown
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 DESCRIPTION = "your own images: one subfolder per class, centre-cropped to squares"
@@ -33,12 +34,13 @@ def scan(folder: Path) -> dict[str, list[Path]]:
     try:
         if not folder.is_dir():
             raise LearngeneError(
-                f"image folder {folder} does not exist: pass --root DIR, a folder with one subfolder per class"
+                f"image folder {shown(folder)} does not exist: pass --root DIR, a folder with one subfolder per class"
             )
         classes = sorted(p for p in folder.iterdir() if p.is_dir() and not _hidden(p, folder))
         if not classes:
             raise LearngeneError(
-                f"{folder} has no class subfolders: put each class's images in its own subfolder of {folder}"
+                f"{shown(folder)} has no class subfolders: put each class's images in its own subfolder of "
+                f"{shown(folder)}"
             )
         found = {}
         for path in classes:
@@ -47,11 +49,13 @@ def scan(folder: Path) -> dict[str, list[Path]]:
             )
             if not files:
                 raise LearngeneError(
-                    f"class folder {path} has no images ({', '.join(EXTENSIONS)}): add some or remove it"
+                    f"class folder {shown(path)} has no images ({', '.join(EXTENSIONS)}): add some or remove it"
                 )
             found[path.name] = files
     except OSError as err:
-        raise LearngeneError(f"cannot list {folder} ({err}): check the folder's permissions") from err
+        raise LearngeneError(
+            f"cannot list {shown(folder)} ({shown(str(err))}): check the folder's permissions"
+        ) from err
     return found
 
 

@@ -17,8 +17,9 @@ from core.individual.targets import Targets, target_tasks
 from core.individual.windows import window_study
 from core.jobs.spec import BASELINE_FAMILIES, FewShotJob, method_family
 from core.learngene.extraction import extract
-from core.learngene.gene import Learngene, load
+from core.learngene.gene import Learngene, load, spec_problem
 from core.learngene.selection import select_for_run, windows
+from core.names import shown
 from core.tables import jsonable
 
 
@@ -46,15 +47,22 @@ def _learngene(job: FewShotJob) -> tuple[Run | None, Learngene, dict[str, Any]]:
     if job.run_dir is None:
         return None, learngene, selection
     run = open_run(job.run_dir)
+    name = shown(job.learngene_file)
     if learngene.task >= run.finished_tasks:
         raise LearngeneError(
-            f"{job.learngene_file} comes from task {learngene.task}, but {run.path} has {run.finished_tasks} "
-            f"finished tasks: pass the run it was extracted from ({learngene.run})"
+            f"{name} comes from task {learngene.task}, but {shown(run.path)} has {run.finished_tasks} finished tasks: "
+            f"pass the run it was extracted from ({shown(learngene.run)})"
         )
     if (learngene.dataset, learngene.image_size) != (run.config.dataset, run.config.image_size):
         raise LearngeneError(
-            f"{job.learngene_file} was extracted from {learngene.dataset} at {learngene.image_size}px but {run.path} "
-            f"uses {run.config.dataset} at {run.config.image_size}px: pass the matching --run-dir"
+            f"{name} was extracted from {learngene.dataset} at {learngene.image_size}px but {shown(run.path)} uses "
+            f"{run.config.dataset} at {run.config.image_size}px: pass the matching --run-dir"
+        )
+    problem = spec_problem(learngene, run.spec(learngene.task))
+    if problem:
+        raise LearngeneError(
+            f"{name} does not fit task {learngene.task} of {shown(run.path)} ({problem}): pass the run it was "
+            f"extracted from ({shown(learngene.run)})"
         )
     return run, learngene, selection
 
@@ -126,6 +134,9 @@ class PreparedFewShot:
             "tasks": len(self.targets.tasks),
             "config": self.plan.config.as_dict(),
             "threads": self.job.threads,
+            "run_finished_tasks": None if self.run is None else self.run.finished_tasks,
+            "run_tasks": None if self.run is None else self.run.config.tasks,
+            "checkpoint_task": self.learngene.task,
         }
         result = {"selection": selection, "setup": setup, "target": self.targets.source, "rows": rows, "sizes": points}
         if study is not None:
@@ -140,7 +151,13 @@ def prepare_fewshot(job: FewShotJob, listeners: Iterable[Listener] = ()) -> Prep
     check_collective_needs(run, learngene, baselines=baselines or job.windows, sizes=job.sizes)
     counts = dict(way=job.way, shot=job.shot, query=job.query, tasks=job.tasks)
     targets = target_tasks(job.target, run, learngene, job.config, **counts, root=job.root, device=job.device)
-    for line in targets.notes:
+    notes = list(targets.notes)
+    if run is not None and not run.complete:
+        notes.append(
+            f"run {shown(run.path)} has finished {run.finished_tasks} of its {run.config.tasks} tasks (still training "
+            f"or stopped): the learngene comes from the checkpoint of task {learngene.task}"
+        )
+    for line in notes:
         emit(listeners, Note(f"note: {line}"))
     if targets.polarity is not None:
         emit(listeners, Note(targets.polarity.line(), important=False))

@@ -16,10 +16,11 @@ from typing import Any
 import torch
 
 from core import safejson
-from core.checkpoint import read_tensors, save_tensors
+from core.checkpoint import read_tensors, save_tensors, tensor_bytes
 from core.collective.network import NetSpec
 from core.errors import LearngeneError
 from core.learngene.selection import block_label, conv_index, validate_block
+from core.names import shown
 
 FORMAT_VERSION = 2  # 2: the tensors' sha256 in the metadata
 METADATA_DEPTH = 16
@@ -149,6 +150,11 @@ def save(learngene: Learngene, path: str | os.PathLike) -> Path:
     return path
 
 
+def encoded(learngene: Learngene) -> bytes:
+    """The learngene file's bytes, for writing elsewhere than a file (standard output)."""
+    return tensor_bytes(learngene.tensors, learngene.metadata())
+
+
 def load(path: str | os.PathLike) -> Learngene:
     """Read and check a learngene file; any disagreement between metadata and tensors is a LearngeneError naming it."""
     path = Path(path).expanduser()
@@ -156,7 +162,7 @@ def load(path: str | os.PathLike) -> Learngene:
 
     def bad(problem: str) -> LearngeneError:
         return LearngeneError(
-            f"{path} is not a valid learngene file ({problem}): extract it again with `learngene extract`"
+            f"{shown(path)} is not a valid learngene file ({problem}): extract it again with `learngene extract`"
         )
 
     missing = [k for k in _METADATA if k not in raw]
@@ -199,10 +205,10 @@ def load(path: str | os.PathLike) -> Learngene:
     _check_chain(layers, tensors, meta, bad)
     if meta["tensors_sha256"] != tensors_sha256(tensors):
         raise LearngeneError(
-            f"{path} is corrupted (its tensors do not match the checksum in its metadata): extract it again with "
-            "`learngene extract`"
+            f"{shown(path)} is corrupted (its tensors do not match the checksum in its metadata): extract it "
+            "again with `learngene extract`"
         )
-    return Learngene(
+    learngene = Learngene(
         layers=tuple(layers),
         tensors=tensors,
         in_channels=meta["in_channels"],
@@ -217,6 +223,51 @@ def load(path: str | os.PathLike) -> Learngene:
         scores=meta["scores"],
         network=_network(raw, bad),
     )
+    problem = geometry_problem(learngene)
+    if learngene.network is not None:
+        problem = problem or spec_problem(learngene, learngene.network)
+    if problem:
+        raise bad(f"{problem}, so its metadata disagrees with its layers")
+    return learngene
+
+
+def geometry_problem(learngene: Learngene) -> str | None:
+    """Whether the input the block expects can come from the images it names: same channels and size at conv1,
+    else a size the pools before the block halve the image side to."""
+    image, size = learngene.image_size, learngene.input_size
+    if learngene.starts_at_input and (learngene.in_channels, size) != (learngene.image_channels, image):
+        return (
+            f"conv1 takes {learngene.in_channels} channels at {size}px, but the images have "
+            f"{learngene.image_channels} channels at {image}px"
+        )
+    if all(image // 2**k != size for k in range(image.bit_length())):
+        return f"input_size {size} is not image_size {image} halved by pools"
+    return None
+
+
+def spec_problem(learngene: Learngene, spec: NetSpec) -> str | None:
+    """Where the learngene differs from the layers of `spec` it claims to be (channels, widths, sizes, pools)."""
+    names = spec.layer_names()
+    missing = [n for n in learngene.layers if n not in names]
+    if missing:
+        return f"the network has no {', '.join(missing)}"
+    first = conv_index(learngene.layers[0])
+    channels = ((spec.in_channels,) + spec.widths)[first - 1]
+    size = spec.image_size // 2 ** sum(1 for p in spec.pool_after if p < first)
+    block = {conv_index(n) for n in learngene.layers}
+    pools = tuple(f"conv{p}" for p in sorted(spec.pool_after) if p in block)
+    expected = {
+        "image_size": (learngene.image_size, spec.image_size),
+        "image_channels": (learngene.image_channels, spec.in_channels),
+        "in_channels": (learngene.in_channels, channels),
+        "input_size": (learngene.input_size, size),
+        "widths": (list(learngene.widths), [spec.widths[i - 1] for i in sorted(block)]),
+        "pools": (list(learngene.pools), list(pools)),
+    }
+    differ = [
+        f"{name} {mine} where the network has {theirs}" for name, (mine, theirs) in expected.items() if mine != theirs
+    ]
+    return differ[0] if differ else None
 
 
 def _network(raw: dict[str, str], bad) -> NetSpec | None:

@@ -33,7 +33,7 @@ explore: install
 test: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q tests --hypothesis-profile=ci
 
 lint: install
 	$(VENV)/bin/ruff format .

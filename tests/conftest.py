@@ -8,9 +8,12 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
+from hypothesis import settings
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -19,6 +22,22 @@ def pytest_configure(config: pytest.Config) -> None:
     """Keep the glyph cache out of the user's home: one fresh cache per test session."""
     if "LEARNGENE_TEST_KEEP_CACHE" not in os.environ:
         os.environ["LEARNGENE_CACHE"] = tempfile.mkdtemp(prefix="learngene-test-cache-")
+
+
+# Property tests draw the same cases in every run (derandomized from each test's source: `make test`, and pytest by
+# default); `--hypothesis-profile=random` draws new cases.
+settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
+settings.register_profile("random", derandomize=False)
+settings.load_profile("ci")
+
+
+@pytest.fixture(autouse=True)
+def torch_threads() -> Iterator[None]:
+    """Give the next test torch's thread count as this one found it (a job may pick its own)."""
+    threads = torch.get_num_threads()
+    yield
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
 
 
 def shared_data() -> Path | None:

@@ -4,6 +4,7 @@ import hashlib
 import json
 import shutil
 
+import numpy as np
 import pytest
 import torch
 
@@ -23,9 +24,14 @@ def test_a_smoke_stream_of_30_tasks_stays_healthy_under_the_default_head(smoke_r
     run = open_run(smoke_run)
     rows = health_rows(run.metrics())
     assert run.config.head == "per_task" and len(rows) == run.config.tasks >= 30
-    assert min(r["train_accuracy"] for r in rows) >= 0.9
-    assert min(r["feature_rank"] for r in rows) >= 0.5 * rows[0]["feature_rank"]
-    assert all(r["healthy"] for r in rows)
+    later = rows[len(rows) // 2 :]  # where a network that loses its plasticity shows it
+    # Measured on a 2-core AVX-512 machine, smoke preset, seeds 0-2 each at 1 and 2 torch threads: healthy, the 10th
+    # percentile of the later tasks' training accuracy 0.92-1.0, their lowest rank 0.68-0.87 of task 0's, lowest single
+    # task 0.825; the dying setup (shared head, momentum 0.9, lr 0.005; seed 0 at 1 and 2 threads, seed 1 at 1)
+    # 0.19-0.28 and 0.00-0.10. The thresholds lie about halfway.
+    assert np.quantile([r["train_accuracy"] for r in later], 0.1) >= 0.6
+    assert min(r["feature_rank"] for r in later) >= 0.4 * rows[0]["feature_rank"]
+    assert all(r["healthy"] for r in rows)  # every task above 0.5 accuracy and 0.25 of task 0's rank
 
 
 def test_the_learngene_is_taken_after_the_last_widening_with_30_tasks_behind_the_criterion(smoke_run):

@@ -4,6 +4,8 @@ import copy
 import hashlib
 import json
 import shutil
+import tempfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -76,6 +78,18 @@ def paths(value: object, prefix: tuple = ()) -> list[tuple]:
     return found
 
 
+def at(doc: object, path: tuple) -> object:
+    """The value at `path` in a JSON value."""
+    for key in path:
+        doc = doc[key]
+    return doc
+
+
+def other_than(value: object) -> st.SearchStrategy:
+    """JSON values that differ from `value`, so that setting one always damages."""
+    return json_values.filter(lambda v: v != value)
+
+
 def edited(doc: object, path: tuple, action: str, value: object) -> object:
     """`doc` with the value at `path` replaced by `value`, or deleted."""
     if not path:
@@ -119,11 +133,29 @@ def damage_json(path: Path, draw, lines: bool = False) -> None:
         return
     where = draw(st.sampled_from(paths(doc)))
     action = draw(st.sampled_from(["set", "delete"] if where else ["set"]))
-    doc = edited(doc, where, action, draw(json_values))
+    doc = edited(doc, where, action, draw(other_than(at(doc, where))))
     if lines and isinstance(doc, list):
         path.write_text("".join(json.dumps(row) + "\n" for row in doc))
     else:
         path.write_text(json.dumps(doc))
+
+
+RETYPES = (np.int8, np.float16, np.bool_, np.str_)
+
+
+def retyped(array: np.ndarray, dtype: type) -> np.ndarray:
+    """`array` stored as `dtype`; names, which no number can be cast from, become zeros of that dtype."""
+    if array.dtype.kind == "U" and np.dtype(dtype).kind != "U":
+        return np.zeros(array.shape, dtype=dtype)
+    with np.errstate(invalid="ignore"):
+        return array.astype(dtype)
+
+
+def other_dtypes(array: np.ndarray) -> list[type]:
+    """The dtypes of RETYPES that change how `array` is stored (np.str_ fits names of any length)."""
+    return [
+        d for d in RETYPES if np.dtype(d).kind != array.dtype.kind or np.dtype(d).itemsize not in (0, array.itemsize)
+    ]
 
 
 def damage_criterion(path: Path, draw) -> None:
@@ -138,7 +170,7 @@ def damage_criterion(path: Path, draw) -> None:
     if kind == "drop":
         del arrays[key]
     elif kind == "dtype":
-        arrays[key] = array.astype(draw(st.sampled_from([np.int8, np.float16, np.bool_, np.str_])))
+        arrays[key] = retyped(array, draw(st.sampled_from(other_dtypes(array))))
     elif kind == "shape":
         arrays[key] = array.reshape(-1)[: draw(st.integers(0, 3))]
     elif array.dtype.kind == "f":
@@ -147,9 +179,25 @@ def damage_criterion(path: Path, draw) -> None:
         filled.reshape(-1)[draw(st.integers(0, max(0, filled.size - 1))) if filled.size else slice(None)] = value
         arrays[key] = filled
     else:
-        arrays[key] = np.asarray(draw(st.sampled_from([0, -1, 2, 10**9, 2**62])), dtype=np.int64)
+        other = st.sampled_from([0, -1, 2, 10**9, 2**62]).filter(lambda v: not np.array_equal(v, array))
+        arrays[key] = np.asarray(draw(other), dtype=np.int64)
     with open(path, "wb") as handle:
         np.savez(handle, **arrays)
+
+
+RUN_FILES = ("manifest.json", "config.json", "metrics.jsonl", "criterion.npz")
+
+
+def damage_run(run_dir: Path, draw) -> str:
+    """Damage one of a run's files, re-signing it in the manifest or not; the damaged file's name."""
+    target = draw(st.sampled_from(RUN_FILES))
+    if target == "criterion.npz":
+        damage_criterion(run_dir / target, draw)
+    else:
+        damage_json(run_dir / target, draw, lines=target == "metrics.jsonl")
+    if target in ("metrics.jsonl", "criterion.npz") and draw(st.booleans()):
+        resign(run_dir, target)
+    return target
 
 
 READERS = [
@@ -177,13 +225,7 @@ def test_any_damage_to_a_run_ends_every_reading_command_in_one_line_and_changes_
 ):
     run_dir = tmp_path_factory.mktemp("damaged") / "run"
     shutil.copytree(short_run, run_dir, ignore=shutil.ignore_patterns(".lock", "export"))
-    target = data.draw(st.sampled_from(["manifest.json", "config.json", "metrics.jsonl", "criterion.npz"]))
-    if target == "criterion.npz":
-        damage_criterion(run_dir / target, data.draw)
-    else:
-        damage_json(run_dir / target, data.draw, lines=target == "metrics.jsonl")
-    if target in ("metrics.jsonl", "criterion.npz") and data.draw(st.booleans()):
-        resign(run_dir, target)
+    damage_run(run_dir, data.draw)
     every_reader_is_clean(run_dir, run_dir.parent, capsys)
 
 
@@ -194,13 +236,30 @@ def gene_file(short_run, tmp_path_factory) -> Path:
     return out
 
 
-def gene_parts(path: Path) -> tuple[dict, bytes]:
-    data = path.read_bytes()
+def damage_gene(data: bytes, draw) -> bytes:
+    """A learngene file's bytes damaged: raw bytes, a metadata value, or a tensor's dtype, shape or offsets."""
+    part = draw(st.sampled_from(["metadata", "tensor header", "bytes"]))
+    if part == "bytes":
+        return damage_bytes(data, draw)
     length = int.from_bytes(data[:8], "little")
-    return json.loads(data[8 : 8 + length]), data[8 + length :]
-
-
-def gene_bytes(header: dict, body: bytes) -> bytes:
+    header, body = json.loads(data[8 : 8 + length]), data[8 + length :]
+    if part == "metadata":
+        key = draw(st.sampled_from(sorted(header["__metadata__"])))
+        meta = json.loads(header["__metadata__"][key])
+        where = draw(st.sampled_from(paths(meta)))
+        value = draw(other_than(at(meta, where)) | st.just("deep"))
+        deep = "[" * 5000 + "]" * 5000
+        header["__metadata__"][key] = deep if value == "deep" else json.dumps(edited(meta, where, "set", value))
+    else:
+        name = draw(st.sampled_from(sorted(k for k in header if k != "__metadata__")))
+        field = draw(st.sampled_from(["dtype", "shape", "data_offsets"]))
+        header[name][field] = draw(
+            {
+                "dtype": st.sampled_from(["F16", "F64", "I64", "BOOL", "U8", "X9"]),
+                "shape": st.lists(st.integers(0, 2**63), max_size=5),
+                "data_offsets": st.lists(st.integers(0, 2**40), min_size=2, max_size=2),
+            }[field].filter(lambda v: v != header[name][field])
+        )
     encoded = json.dumps(header).encode()
     return len(encoded).to_bytes(8, "little") + encoded + body
 
@@ -211,29 +270,7 @@ def test_any_damage_to_a_learngene_file_ends_in_one_line_or_works_and_changes_no
     short_run, gene_file, tmp_path_factory, capsys, data
 ):
     folder = tmp_path_factory.mktemp("gene-damaged")
-    header, body = gene_parts(gene_file)
-    part = data.draw(st.sampled_from(["metadata", "tensor header", "bytes"]))
-    if part == "bytes":
-        damaged = damage_bytes(gene_file.read_bytes(), data.draw)
-    elif part == "metadata":
-        key = data.draw(st.sampled_from(sorted(header["__metadata__"])))
-        meta = json.loads(header["__metadata__"][key])
-        where = data.draw(st.sampled_from(paths(meta)))
-        value = data.draw(json_values | st.just("deep"))
-        deep = "[" * 5000 + "]" * 5000
-        header["__metadata__"][key] = deep if value == "deep" else json.dumps(edited(meta, where, "set", value))
-        damaged = gene_bytes(header, body)
-    else:
-        name = data.draw(st.sampled_from(sorted(k for k in header if k != "__metadata__")))
-        field = data.draw(st.sampled_from(["dtype", "shape", "data_offsets"]))
-        header[name][field] = data.draw(
-            {
-                "dtype": st.sampled_from(["F16", "F64", "I64", "BOOL", "U8", "X9"]),
-                "shape": st.lists(st.integers(0, 2**63), max_size=5),
-                "data_offsets": st.lists(st.integers(0, 2**40), min_size=2, max_size=2),
-            }[field]
-        )
-        damaged = gene_bytes(header, body)
+    damaged = damage_gene(gene_file.read_bytes(), data.draw)
     path = folder / "gene.safetensors"
     path.write_bytes(damaged)
     run_dir = folder / "run"
@@ -241,3 +278,52 @@ def test_any_damage_to_a_learngene_file_ends_in_one_line_or_works_and_changes_no
     readers = [READERS[-1] + ["--learngene", str(path)]]
     every_reader_is_clean(run_dir, folder, capsys, readers=readers)
     assert path.read_bytes() == damaged
+
+
+# ------------------------------------------------------------ the damage generators themselves
+
+
+def stored(path: Path) -> object:
+    """What a run file holds (parsed JSON, or each array's dtype, shape and bytes), or its bytes where unreadable."""
+    try:
+        if path.suffix == ".npz":
+            with np.load(path) as data:
+                return {key: (data[key].dtype.str, data[key].shape, data[key].tobytes()) for key in data.files}
+        if path.suffix == ".jsonl":
+            return [json.loads(line) for line in path.read_text().splitlines()]
+        return json.loads(path.read_text())
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError, RecursionError):
+        return path.read_bytes()
+
+
+def gene_held(data: bytes) -> object:
+    """A learngene file's parsed header and tensor bytes, or its bytes where the header does not parse."""
+    length = int.from_bytes(data[:8], "little")
+    try:
+        return json.loads(data[8 : 8 + length]), data[8 + length :]
+    except (ValueError, RecursionError):
+        return data
+
+
+def test_every_field_of_a_criterion_log_can_be_stored_as_each_other_dtype(short_run, tmp_path):
+    with np.load(short_run / "criterion.npz") as data:
+        arrays = {key: data[key] for key in data.files}
+    assert arrays["layer_names"].dtype.kind == "U"  # the field no number can be cast from
+    for key, array in arrays.items():
+        for dtype in other_dtypes(array):
+            damaged = retyped(array, dtype)
+            assert damaged.dtype.kind == np.dtype(dtype).kind and damaged.shape == array.shape, (key, dtype)
+            np.savez(tmp_path / "one.npz", **{key: damaged})
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+def test_every_damage_the_helpers_draw_applies_and_changes_what_the_file_holds(short_run, gene_file, data):
+    with tempfile.TemporaryDirectory() as tmp:
+        run_dir = Path(tmp)
+        for name in RUN_FILES:
+            shutil.copyfile(short_run / name, run_dir / name)
+        target = damage_run(run_dir, data.draw)
+        assert stored(run_dir / target) != stored(short_run / target), target
+    original = gene_file.read_bytes()
+    assert gene_held(damage_gene(original, data.draw)) != gene_held(original)

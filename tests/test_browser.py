@@ -284,7 +284,12 @@ def test_the_size_chart_has_one_curve_per_strategy_a_chance_line_and_the_collect
     page.close()
 
 
-def test_widths_health_and_unhealthy_marks_are_all_visible(server, browser, tmp_path):
+def test_widths_health_and_unhealthy_marks_are_all_visible(server, browser, tmp_path, dying_run):
+    from core.collective.health import health_rows
+    from core.collective.runs import open_run
+
+    unhealthy = sum(not row["healthy"] for row in health_rows(open_run(dying_run).metrics()))
+    assert unhealthy >= 3  # measured 6 at 1 thread and 11 at 2 (seed 0): the run really stops learning
     page = Page(browser, server + "?run=dying&target_tasks=2")
     page.map_drawn()
     widths = json.loads(
@@ -292,14 +297,14 @@ def test_widths_health_and_unhealthy_marks_are_all_visible(server, browser, tmp_
     )
     assert widths["y"] == ["conv1", "conv2", "conv3", "conv4"] and all(None not in row for row in widths["z"])
     greys = page.js(f"{HEATMAP}.layout.shapes.filter(s => s.type === 'rect').length")
-    assert greys >= 5  # the dying run's last tasks
+    assert 1 <= greys <= unhealthy  # the dying run's unhealthy tasks, greyed (runs of neighbours share a frame)
     health = json.loads(
         page.js(
             f"(() => {{ const d = ({PLOT_BY_ANNOTATION})('Can it still learn'); "
             "return JSON.stringify({x: d.data[0].x, shapes: d.layout.shapes}); })()"
         )
     )
-    assert len(health["x"]) == 34 and len(health["shapes"]) >= 10
+    assert len(health["x"]) == 34 and len(health["shapes"]) >= greys
     assert "must not be read as stable layers" in page.text(".lg-panel-collective")
     run_individual_models(page)
     save_panels(page, tmp_path, "dying")

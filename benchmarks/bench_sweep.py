@@ -123,7 +123,7 @@ def on_cluster(spec: SweepSpec, workers: int, threads: int) -> tuple[float, floa
     folder = fresh("cluster")
     try:
         started = time.perf_counter()
-        engine = start_engine(folder, workers=workers, threads=threads, dashboard=False)
+        engine = start_engine(JobStore.at(folder), workers=workers, threads=threads, dashboard=False)
         ready = time.perf_counter()
         try:
             plan = plan_sweep(spec, engine.store, engine.threads)
@@ -207,7 +207,7 @@ def bench_run(args: argparse.Namespace) -> None:
     run = fast_run(args.run_dir)
     folder = fresh("run")
     store = JobStore.at(folder / "in-process")
-    engine = start_engine(folder / "cluster", workers=args.workers, threads=args.threads, dashboard=False)
+    engine = start_engine(JobStore.at(folder / "cluster"), workers=args.workers, threads=args.threads, dashboard=False)
     try:
         threads = args.run_threads
         print(
@@ -259,7 +259,9 @@ def bench_page(args: argparse.Namespace) -> None:
 
     engine = None
     if args.page_scheduler == "local":
-        engine = start_engine(fresh("page-cluster"), workers=args.workers, threads=args.threads, dashboard=False)
+        engine = start_engine(
+            JobStore.at(fresh("page-cluster")), workers=args.workers, threads=args.threads, dashboard=False
+        )
         os.environ[ADDRESS_VARIABLE] = engine.client.scheduler.address
     elif args.page_scheduler:
         os.environ[ADDRESS_VARIABLE] = args.page_scheduler

@@ -74,6 +74,7 @@ class JobRunner:
         self._lock = threading.Lock()
         self._future: Future | None = None
         self._on_done: Callable[[PanelOutcome], None] | None = None
+        self._cancelled = False
         self._idle = threading.Event()
         self._idle.set()
 
@@ -89,26 +90,38 @@ class JobRunner:
         on_done: Callable[[PanelOutcome], None],
         result: Callable[[Outcome], Any] = lambda outcome: outcome,
     ) -> bool:
-        """Submit `job` unless one runs; `result` turns the job's outcome into what on_done receives."""
+        """Submit `job` unless one runs; `result` turns the job's outcome into what on_done receives.
+
+        The submission runs beside the page (the first one may start a local cluster, which takes seconds), so the
+        click returns at once; a Cancel pressed meanwhile applies as soon as the job is submitted.
+        """
         with self._lock:
             if self.busy:
                 return False
             self._idle.clear()
+            self._on_done, self._cancelled = on_done, False
+        threading.Thread(target=self._submit, args=(job, listeners, result), daemon=True, name="submit").start()
+        return True
+
+    def _submit(self, job: Job, listeners: Iterable[Listener], result: Callable[[Outcome], Any]) -> None:
+        on_done = self._on_done
         try:
             engine = self._engine()
             future = engine.submit(job, listeners=listeners, priority=INTERACTIVE)
         except Exception as exc:  # noqa: BLE001 - no engine or a refused job: a line on the page, never a traceback
             self._finish(on_done, PanelOutcome("error", one_line(exc)))
-            return True
+            return
         with self._lock:
-            self._future, self._on_done = future, on_done
+            self._future, cancelled = future, self._cancelled
         future.add_done_callback(lambda f: self._finish(on_done, _outcome(engine, f, result)))
-        return True
+        if cancelled:
+            self.cancel()
 
     def cancel(self) -> None:
         """Stop following this panel's job; the job itself stops when no other page waits for it."""
         with self._lock:
             future, on_done = self._future, self._on_done
+            self._cancelled = True
         if future is not None and not self._engine().cancel(future) and on_done is not None:
             self._finish(on_done, PanelOutcome("cancelled", "cancelled here: the job goes on for the other pages"))
 

@@ -174,5 +174,10 @@ PATH_OPTIONS = {"--run-dir", "--root", "--out", "--learngene", "--out-csv", "--o
 
 def test_path_options_are_the_ones_that_check_path_limits():
     assert {o for _, o, kind, _ in OPTIONS if kind == "text"} >= PATH_OPTIONS
-    typed = {a.option_strings[0] for sub in commands().values() for a in sub._actions if a.type is path_text}
+    typed = {
+        a.option_strings[0]
+        for sub in commands().values()
+        for a in sub._actions
+        if a.option_strings and a.type is path_text
+    }
     assert typed == PATH_OPTIONS

@@ -26,13 +26,15 @@ from core.collective.runs import MANIFEST, METRICS, open_run
 from core.data import datasets
 from core.digest import file_digest
 from core.events import TaskFinished
+from core.jobs.cluster import job_threads
+from core.jobs.execute import execute
 from core.learngene.selection import conv_layers
-from core.threads import default_threads
 from explorer import engine, health_figure
 from explorer.app import ExplorerApp
 from explorer.collective_panel import WIDTHS
 from explorer.heatmap import CriterionHeatmap
 from explorer.heatmap_figure import HEAT, UNHEALTHY_FILL, colour_range
+from explorer.jobs import page_store, page_threads
 from explorer.settings import Settings
 from explorer.wording import FLAG, page_terms
 
@@ -342,24 +344,26 @@ def test_export_offers_download_links_where_voila_serves_the_run(runs, tmp_path,
     assert "href=" not in app.export_message.value and "make explore" in app.export_message.value
 
 
-def test_a_page_job_uses_the_machines_cores_whatever_its_load_and_restores_torchs_count(short_run, monkeypatch):
-    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+def test_a_page_job_takes_its_threads_from_the_engine_layout_or_its_run_never_from_the_load(
+    short_run, monkeypatch, tmp_path
+):
+    monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
+    idle = page_threads()
     cores = len(os.sched_getaffinity(0))
     spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(cores)]
     try:
         time.sleep(0.3)
-        assert default_threads() == cores  # every core busy: a count guessed from the load would be lower
-        job = engine.prepare(
-            open_run(short_run), ("conv3", "conv4"), way=2, shot=1, tasks=1, freeze=False, baselines=False, sweep=False
-        )
+        busy = page_threads()  # every core busy: a count guessed from the load would differ
     finally:
         for spinner in spinners:
             spinner.kill()
             spinner.wait()
-    assert job.threads == cores
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    assert default_threads() == 1  # OMP_NUM_THREADS decides when set
+    assert busy == idle == job_threads(None, None, None)  # workers x threads = cores
+    assert page_threads(short_run) == open_run(short_run).threads  # a resumed run keeps its own count
+    job = engine.prepare(
+        open_run(short_run), ("conv3", "conv4"), way=2, shot=1, tasks=1, freeze=False, baselines=False, sweep=False
+    )
+    fewshot = dataclasses.replace(job.fewshot_job(idle), threads=3)
     before, during = torch.get_num_threads(), []
-    job = dataclasses.replace(job, threads=1 if before != 1 else 2)
-    job.execute_all([lambda e: during.append(torch.get_num_threads())], lambda: False)
-    assert set(during) == {job.threads} and torch.get_num_threads() == before
+    execute(fewshot, page_store(tmp_path), [lambda e: during.append(torch.get_num_threads())])
+    assert set(during) == {3} and torch.get_num_threads() == before

@@ -248,14 +248,22 @@ def test_quiet_keeps_stderr_empty(smoke_run, capsys):
 
 @pytest.mark.parametrize("sweep", [False, True])
 def test_run_and_size_sweep_at_a_shot_that_leaves_few_query_images_use_the_images_left(smoke_run, sweep):
+    from core.events import PlanReady
+    from core.jobs.fewshot import run_fewshot
     from explorer import engine
 
     run = open_run(smoke_run)
     job = engine.prepare(run, ("conv2", "conv3"), way=3, shot=15, tasks=1, freeze=False, baselines=False, sweep=sweep)
     job = dataclasses.replace(job, config=individual_preset("fast", **dict(QUICK, query=10)))
     totals, finished = [], []
-    rows = job.execute(
-        [lambda e: isinstance(e, TargetTaskFinished) and finished.append(e)], lambda: False, totals.append
-    )
+
+    def listen(event):
+        if isinstance(event, TargetTaskFinished):
+            finished.append(event)
+        elif isinstance(event, PlanReady):
+            totals.append(event.trainings)
+
+    result = run_fewshot(job.fewshot_job(1), [listen])
+    rows = result["sizes"] if sweep else result["rows"]
     assert rows and all(r["shot"] == 15 for r in rows)
     assert totals == [len(finished)] and len(finished) >= (5 if sweep else 2)

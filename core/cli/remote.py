@@ -13,10 +13,19 @@ from core.jobs.store import JobStore
 RESULTS = ".results"
 
 
+def scheduler_text(text: str) -> str:
+    """argparse type: a Dask scheduler address, [PROTOCOL://]HOST:PORT."""
+    host, _, port = text.split("://")[-1].rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536 or text != text.strip():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a scheduler address: write e.g. tcp://HOST:8786")
+    return text
+
+
 def add_scheduler_option(p: argparse.ArgumentParser) -> None:
     """--scheduler, shared by the commands that can run their job on a cluster."""
     p.add_argument(
         "--scheduler",
+        type=scheduler_text,
         help="run the job on the Dask cluster of this scheduler (e.g. tcp://host:8786; its workers must see the run "
         "folder and the data at the same paths); default: in this process",
     )

@@ -69,6 +69,8 @@ def _say(args: argparse.Namespace, line: str) -> None:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add `sweep` to the main parser."""
+    from core.cli.remote import scheduler_text
+
     p = sub.add_parser(
         "sweep",
         help="run a grid of collective runs and few-shot settings as jobs on Dask, and tabulate them over seeds",
@@ -79,6 +81,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=path_text, required=True, help="folder for the runs, results and tables")
     p.add_argument(
         "--scheduler",
+        type=scheduler_text,
         help="address of a running Dask scheduler (default: $DASK_SCHEDULER_ADDRESS, else a local cluster)",
     )
     p.add_argument("--workers", type=int_in(1, 1024), help="worker processes of the local cluster (default: cores)")

@@ -6,6 +6,11 @@ import math
 
 import torch
 
+from core.collective.network import ExpandableNet
+from core.data.imageset import ImageSet
+from core.data.tasks import SourceTask
+from core.data.transforms import normalise
+
 
 def auroc(unknown_scores: torch.Tensor, known_scores: torch.Tensor) -> float:
     """Area under the ROC curve for 'higher score = unknown' (Mann-Whitney U with ties counted half)."""
@@ -29,3 +34,27 @@ def unknown_scores(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     msp = 1.0 - torch.softmax(logits, dim=1).max(dim=1).values
     energy = -torch.logsumexp(logits, dim=1)
     return msp, energy
+
+
+def open_world_auroc(
+    net: ExpandableNet, imageset: ImageSet, stream: list[SourceTask], task: int, device: str
+) -> tuple[float, float]:
+    """AUROC of held-out images of task `task`'s new classes (unknown) against held-out images of seen classes."""
+    seen: dict[int, torch.Tensor] = {}
+    for earlier in stream[:task]:
+        for i, c in enumerate(earlier.classes):
+            seen[c] = earlier.heldout[earlier.heldout_labels == i]
+    current = stream[task]
+    new = [current.heldout[current.heldout_labels == i] for i, c in enumerate(current.classes) if c not in seen]
+    if not seen or not new:
+        return math.nan, math.nan
+    known_idx, unknown_idx = torch.cat(list(seen.values())), torch.cat(new)
+    if len(known_idx) == 0 or len(unknown_idx) == 0:
+        return math.nan, math.nan
+    net.eval()
+    with torch.no_grad():
+        known, unknown = (
+            unknown_scores(torch.cat([net(normalise(imageset.images[i], device)).cpu() for i in idx.split(256)]))
+            for idx in (known_idx, unknown_idx)
+        )
+    return auroc(unknown[0], known[0]), auroc(unknown[1], known[1])

@@ -20,7 +20,7 @@ from core.collective.ewc import EWC
 from core.collective.health import Health, measure, normalised_probe, probe_indices
 from core.collective.locking import LOCK, RunLock
 from core.collective.network import ExpandableNet, NetSpec, build
-from core.collective.openworld import auroc, unknown_scores
+from core.collective.openworld import open_world_auroc
 from core.collective.runs import (
     CONFIG,
     MANIFEST,
@@ -65,30 +65,6 @@ def task_loss(config: CollectiveConfig, logits: torch.Tensor, labels: torch.Tens
     if config.softmax_before_loss:
         logits = torch.softmax(logits, dim=1)
     return F.cross_entropy(logits, labels)
-
-
-def _open_world_auroc(
-    net: ExpandableNet, imageset: ImageSet, stream: list[SourceTask], task: int, device: str
-) -> tuple[float, float]:
-    """AUROC of held-out images of task `task`'s new classes (unknown) against held-out images of seen classes."""
-    seen: dict[int, torch.Tensor] = {}
-    for earlier in stream[:task]:
-        for i, c in enumerate(earlier.classes):
-            seen[c] = earlier.heldout[earlier.heldout_labels == i]
-    current = stream[task]
-    new = [current.heldout[current.heldout_labels == i] for i, c in enumerate(current.classes) if c not in seen]
-    if not seen or not new:
-        return math.nan, math.nan
-    known_idx, unknown_idx = torch.cat(list(seen.values())), torch.cat(new)
-    if len(known_idx) == 0 or len(unknown_idx) == 0:
-        return math.nan, math.nan
-    net.eval()
-    with torch.no_grad():
-        known, unknown = (
-            unknown_scores(torch.cat([net(normalise(imageset.images[i], device)).cpu() for i in idx.split(256)]))
-            for idx in (known_idx, unknown_idx)
-        )
-    return auroc(unknown[0], known[0]), auroc(unknown[1], known[1])
 
 
 def _prepare(
@@ -168,7 +144,7 @@ class CollectiveTrainer:
         torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=generator(self.config.seed, 11, t))))
         widened = self.grow(t, g)
         emit(self.listeners, TaskStarted(t, self.config.tasks, self.config.epochs, self.net.widths(), tuple(widened)))
-        auroc_msp, auroc_energy = _open_world_auroc(self.net, self.imageset, self.stream, t, self.device)
+        auroc_msp, auroc_energy = open_world_auroc(self.net, self.imageset, self.stream, t, self.device)
         optimizer = self._optimizer()
         for epoch in range(self.config.epochs):
             self._epoch(epoch, optimizer, g)
@@ -298,11 +274,13 @@ def train_collective(
     listeners: Iterable[Listener] = (),
     should_stop: Callable[[], bool] | None = None,
     threads: int | None = None,
+    undo_failed_start: bool = False,
 ) -> Run:
     """Train (or resume, or reuse) a collective run in `run_dir`; every finished task is committed to disk.
 
     `threads`: torch threads to train with, recorded in the run; None: on resume the run's count, else torch's
-    current one. Torch's count is restored afterwards.
+    current one. Torch's count is restored afterwards. `undo_failed_start`: a new run that stops before its first
+    task commits removes what this call wrote (jobs want that; the command line keeps the folder to resume).
     """
     config.validate()
     device = resolve_device(device)
@@ -312,7 +290,7 @@ def train_collective(
         run, finished, threads = _prepare(run_dir, config, resume, lock, threads)
         if finished:
             return run
-        new = run is None
+        new = run is None and undo_failed_start
         try:
             with torch_threads(threads):
                 return _train(config, run_dir, run, threads, root, download, device, listeners, should_stop)

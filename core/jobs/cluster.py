@@ -89,21 +89,26 @@ def _free_port(port: int) -> bool:
 def local_cluster(workers: int | None = None, dashboard: bool = True) -> LocalCluster:
     """Worker processes with one task slot each (default: one per core), torch training at full speed in them.
 
-    The nanny's default MALLOC_TRIM_THRESHOLD_ makes torch training about 1.6x slower in a worker (measured, see
-    README "Scale out"), so it is left out of the workers' environment; OMP_NUM_THREADS=1 stays (jobs set torch's
-    count themselves).
+    Dask's nanny writes its pre-spawn variables (OMP_NUM_THREADS=1, MALLOC_TRIM_THRESHOLD_, ...) into this process's
+    own environment before it spawns a worker, where they would change every later subprocess and thread default.
+    None are needed: a job sets torch's thread count itself, and MALLOC_TRIM_THRESHOLD_ makes torch training in a
+    worker about 1.6x slower (README "Scale out"). So the list is empty, and the environment is restored after the
+    start (a worker restarted later still leaves the nanny's PYTHONHASHSEED behind).
     """
-    environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ"))
-    environ.pop("MALLOC_TRIM_THRESHOLD_", None)
     address = f":{DASHBOARD_PORT}" if dashboard and _free_port(DASHBOARD_PORT) else ":0"  # the scheduler serves HTTP
-    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
-        return LocalCluster(
-            n_workers=workers or os.cpu_count() or 1,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=address,
-            silence_logs=logging.ERROR,
-        )
+    before = dict(os.environ)
+    try:
+        with dask.config.set({"distributed.nanny.pre-spawn-environ": {}}):
+            return LocalCluster(
+                n_workers=workers or os.cpu_count() or 1,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=address,
+                silence_logs=logging.ERROR,
+            )
+    finally:
+        os.environ.clear()
+        os.environ.update(before)
 
 
 @dataclass

@@ -46,6 +46,7 @@ def execute(
             listeners=listeners,
             should_stop=should_stop,
             threads=job.threads,
+            undo_failed_start=True,
         )
         return Outcome(job.key, str(folder), False)
     if store.result(job) is not None:

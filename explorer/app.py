@@ -10,13 +10,14 @@ from urllib.parse import quote
 import ipywidgets as widgets
 from IPython.display import display
 
+from core.atomic import write_text
 from core.collective.config import CollectiveConfig
 from core.collective.health import health_rows
 from core.collective.runs import Run, open_run
 from core.errors import LearngeneError
 from core.learngene.selection import default_top_k
 from explorer.collective_panel import CollectivePanel
-from explorer.export import EXPORT_DIR, export_all
+from explorer.export import export_all, view_folder
 from explorer.fields import Choice, TextArea, report_to
 from explorer.figure import LiveFigure
 from explorer.heatmap import CriterionHeatmap
@@ -440,16 +441,17 @@ class ExplorerApp:
             return []
         figures = {name: figure.snapshot() for name, figure in self.figures().items()}
         tables = {"results": self.individual.store.rows(), "criterion": self.heatmap.table()}
+        settings = self.current_settings().to_json()
+        folder = view_folder(self.run.path, settings)
         try:
-            paths = export_all(self.run.path, figures, tables)
-            (self.run.path / EXPORT_DIR / "settings.json").write_text(self.current_settings().to_json())
+            paths = export_all(folder, figures, tables)
+            write_text(folder / "settings.json", settings)
         except OSError as exc:
             self.export_message.value = message_html(
-                f"could not write into {self.run.path / EXPORT_DIR} ({exc.strerror}): check that it is writable",
-                "error",
+                f"could not write into {folder} ({exc.strerror}): check that it is writable", "error"
             )
             return []
-        paths.append(self.run.path / EXPORT_DIR / "settings.json")
+        paths.append(folder / "settings.json")
         links = [file_url(p) for p in paths]
         items = "".join(
             f"<li><a href='{html.escape(url, quote=True)}' download='{html.escape(p.name, quote=True)}' "
@@ -458,7 +460,7 @@ class ExplorerApp:
             else f"<li><code>{html.escape(str(p))}</code></li>"
             for p, url in zip(paths, links)
         )
-        where = html.escape(str(self.run.path / EXPORT_DIR))
+        where = html.escape(str(folder))
         note = (
             f"download them, or find them in <code>{where}</code>"
             if all(links)

@@ -472,7 +472,17 @@ class CollectivePanel:
             f"training {name} on {cores}: {config.tasks} tasks x {config.epochs} epochs on {config.dataset}"
         )
         self._job_started = time.monotonic()
-        return self.jobs.start(job, [listener], lambda outcome: self._finished(name, run_dir, outcome))
+        return self.jobs.start(
+            job, [listener], lambda outcome: self._finished(name, run_dir, outcome), on_queued=self._queued
+        )
+
+    def _queued(self, ahead: int) -> None:
+        """The shared engine is busy: say how many jobs are ahead of this one."""
+        if self.jobs.busy and not self._position:
+            self.progress_label.value = (
+                f"<span style='color:#333'>&nbsp;waiting: {ahead} job{'s' if ahead > 1 else ''} of other visitors "
+                "ahead of yours on the shared engine</span>"
+            )
 
     def _charts_failed(self, line: str) -> None:
         self.status.value = message_html(f"the charts could not be updated ({line}); training goes on", "error")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -20,9 +21,14 @@ def write_figure_html(path: Path, figure: go.Figure) -> Path:
     return path
 
 
-def export_all(run_dir: Path, figures: Mapping[str, go.Figure], tables: Mapping[str, list[dict]]) -> list[Path]:
-    """Write every figure (HTML) and table (CSV) into `<run_dir>/export/`; returns the written paths."""
-    folder = run_dir / EXPORT_DIR
+def view_folder(run_dir: Path, settings_json: str) -> Path:
+    """The export folder of one view of a run: `<run_dir>/export/view-<hash of its settings>/`, so that two visitors
+    with different views never overwrite each other's files (the same view writes the same files)."""
+    return run_dir / EXPORT_DIR / f"view-{hashlib.sha256(settings_json.encode('utf-8')).hexdigest()[:12]}"
+
+
+def export_all(folder: Path, figures: Mapping[str, go.Figure], tables: Mapping[str, list[dict]]) -> list[Path]:
+    """Write every figure (HTML) and table (CSV) into `folder`; returns the written paths."""
     written = [write_figure_html(folder / f"{name}.html", fig) for name, fig in figures.items()]
     for name, rows in tables.items():
         if rows:

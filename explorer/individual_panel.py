@@ -341,7 +341,15 @@ class IndividualPanel:
             message_html(f"{what}, learngene {learngene}, on {threads} core{'s' if threads > 1 else ''}...")
         )
         self._total = job.estimate
-        return self.jobs.start(job.fewshot_job(threads), [listener], self._finished, result)
+        return self.jobs.start(job.fewshot_job(threads), [listener], self._finished, result, self._queued)
+
+    def _queued(self, ahead: int) -> None:
+        """The shared engine is busy: say how many jobs are ahead of this one."""
+        if self.jobs.busy and not self._done:
+            self.progress_label.value = (
+                f"<span style='color:#333'>&nbsp;waiting: {ahead} job{'s' if ahead > 1 else ''} of other visitors "
+                "ahead of yours on the shared engine</span>"
+            )
 
     def _with_notes(self, line_html: str) -> str:
         """A status line followed by core's notes about the targets, one per line."""

@@ -89,8 +89,10 @@ class JobRunner:
         listeners: Iterable[Listener],
         on_done: Callable[[PanelOutcome], None],
         result: Callable[[Outcome], Any] = lambda outcome: outcome,
+        on_queued: Callable[[int], None] = lambda ahead: None,
     ) -> bool:
-        """Submit `job` unless one runs; `result` turns the job's outcome into what on_done receives.
+        """Submit `job` unless one runs; `result` turns the job's outcome into what on_done receives, `on_queued`
+        hears how many jobs are ahead of it when it has to wait for a worker.
 
         The submission runs beside the page (the first one may start a local cluster, which takes seconds), so the
         click returns at once; a Cancel pressed meanwhile applies as soon as the job is submitted.
@@ -100,10 +102,18 @@ class JobRunner:
                 return False
             self._idle.clear()
             self._on_done, self._cancelled = on_done, False
-        threading.Thread(target=self._submit, args=(job, listeners, result), daemon=True, name="submit").start()
+        threading.Thread(
+            target=self._submit, args=(job, listeners, result, on_queued), daemon=True, name="submit"
+        ).start()
         return True
 
-    def _submit(self, job: Job, listeners: Iterable[Listener], result: Callable[[Outcome], Any]) -> None:
+    def _submit(
+        self,
+        job: Job,
+        listeners: Iterable[Listener],
+        result: Callable[[Outcome], Any],
+        on_queued: Callable[[int], None],
+    ) -> None:
         on_done = self._on_done
         try:
             engine = self._engine()
@@ -116,6 +126,10 @@ class JobRunner:
         future.add_done_callback(lambda f: self._finish(on_done, _outcome(engine, f, result)))
         if cancelled:
             self.cancel()
+            return
+        ahead = engine.queue_position(future)
+        if ahead and not future.done():
+            on_queued(ahead)
 
     def cancel(self) -> None:
         """Stop following this panel's job; the job itself stops when no other page waits for it."""

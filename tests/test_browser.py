@@ -30,7 +30,7 @@ CHROMIUM_ARGS = [
 ]
 NOTEBOOK = REPO / "notebooks" / "explorer.ipynb"
 HARMLESS = "ERR_NAME_NOT_RESOLVED"  # Voila's FontAwesome stylesheet comes from a CDN; offline it cannot load
-ALLOW_EXPORTS = "(.*/)?export/[^/]+[.](html|csv|json)"
+ALLOW_EXPORTS = "(.*/)?export/view-[0-9a-f]+/[^/]+[.](html|csv|json)"
 PLOT_BY_ANNOTATION = (
     "text => Array.from(document.querySelectorAll('.js-plotly-plot')).find(d => d.layout && "
     "(d.layout.annotations || []).some(a => (a.text || '').includes(text)))"

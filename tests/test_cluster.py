@@ -210,3 +210,22 @@ def test_the_same_fewshot_job_gives_the_same_numbers_in_this_process_and_on_a_wo
 
     assert numbers(engine.store.result(job)) == numbers(local.result(job))
     assert dataclasses.asdict(job)["threads"] == engine.threads
+
+
+def test_a_job_waiting_for_a_worker_knows_how_many_jobs_are_ahead_of_it(engine):
+    jobs = [CollectiveJob(preset("smoke", tasks=30, epochs=15, seed=20 + i), threads=1) for i in range(3)]
+    running = [engine.submit(job) for job in jobs[:2]]
+    deadline = time.monotonic() + 120
+    processing = lambda dask_scheduler: sum(t.state == "processing" for t in dask_scheduler.tasks.values())  # noqa: E731
+    while engine.client.run_on_scheduler(processing) < 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    waiting = engine.submit(jobs[2])
+    while not engine.client.run_on_scheduler(wanted_by, waiting.key):  # the request has reached the scheduler
+        time.sleep(0.05)
+    try:
+        assert engine.queue_position(waiting) == 1  # Dask gave it a busy worker: one job runs there before it
+        assert engine.queue_position(running[0]) == 0
+    finally:
+        for future in running + [waiting]:
+            engine.cancel(future)

@@ -338,7 +338,9 @@ def test_export_offers_download_links_where_voila_serves_the_run(runs, tmp_path,
     paths = app.export()
     links = re.findall(r"href='([^']+)' download='([^']+)'", app.export_message.value)
     assert sorted(name for _, name in links) == sorted(p.name for p in paths)
-    assert ("/base/voila/files/runs/copy/export/criterion.csv", "criterion.csv") in links
+    view = paths[0].parent.name
+    assert view.startswith("view-") and all(p.parent.name == view for p in paths)
+    assert (f"/base/voila/files/runs/copy/export/{view}/criterion.csv", "criterion.csv") in links
     monkeypatch.setenv("LEARNGENE_SERVED_ROOT", str(tmp_path / "elsewhere"))
     app.export()
     assert "href=" not in app.export_message.value and "make explore" in app.export_message.value

@@ -470,11 +470,17 @@ def test_export_writes_offline_html_figures_and_csv_tables_into_the_run(tmp_path
         "health.html",
         "settings.json",
     ]
-    html = (tmp_path / "copy" / "export" / "criterion.html").read_text()
+    folder = paths[0].parent
+    assert folder.parent == tmp_path / "copy" / "export" and folder.name.startswith("view-")
+    html = (folder / "criterion.html").read_text()
     assert "Plotly.newPlot" in html and 'src="https://cdn' not in html and len(html) > 1_000_000
-    header = (tmp_path / "copy" / "export" / "criterion.csv").read_text().splitlines()[0]
+    header = (folder / "criterion.csv").read_text().splitlines()[0]
     assert header == "task,layer,tau,absolute,fraction,selected"
-    assert Settings.from_json((tmp_path / "copy" / "export" / "settings.json").read_text()).run == "copy"
+    assert Settings.from_json((folder / "settings.json").read_text()).run == "copy"
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    app.heatmap.tau.value = app.heatmap.tau.value * 2  # another view: its own folder, the first one untouched
+    other = app.export()[0].parent
+    assert other != folder and {p.name: p.read_bytes() for p in folder.iterdir()} == before
 
 
 def test_throttle_renders_a_burst_once_and_flushes_the_final_state():

@@ -77,6 +77,22 @@ def wanted_by(key: str, dask_scheduler=None) -> list[str]:  # noqa: ANN001 - Das
     return [] if task is None else sorted(client.client_key for client in task.who_wants)
 
 
+def _placement(key: str, dask_scheduler=None) -> tuple[str | None, int]:  # noqa: ANN001 - Dask passes it
+    """(the worker a job is assigned to, how many other jobs that worker holds); (None, jobs on the cluster) when
+    the job waits at the scheduler itself."""
+    task = dask_scheduler.tasks.get(key)
+    if task is not None and task.processing_on is not None:
+        worker = task.processing_on
+        return worker.address, sum(other.key != key for other in worker.processing)
+    return None, sum(
+        t.state in ("processing", "queued", "no-worker") for k, t in dask_scheduler.tasks.items() if k != key
+    )
+
+
+def _executing(dask_worker=None) -> list[str]:  # noqa: ANN001 - Dask passes its worker object
+    return [str(task.key) for task in dask_worker.state.executing]
+
+
 def _missing(paths: list[str]) -> list[str]:
     return [p for p in paths if not Path(p).exists()]
 
@@ -165,6 +181,15 @@ class Engine:
         Event(_stop_name(key), client=self.client).set()
         self.client.cancel(future)
         return True
+
+    def queue_position(self, future: Future) -> int:
+        """How many jobs are ahead of this one: 0 when it runs, else the jobs its worker holds (or the cluster, while
+        it waits for a worker)."""
+        worker, others = self.client.run_on_scheduler(_placement, future.key)
+        if worker is None:
+            return others
+        running = self.client.run(_executing, workers=[worker]).get(worker, [])
+        return 0 if future.key in running else others
 
     def outcome(self, future: Future) -> Outcome:
         """Wait for a job and return its outcome."""

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from core.cli.arguments import add_threads_option, float_in, int_in, nonempty, path_text, print_json, thread_count
-from core.cli.learngene import DEFAULT_SELECTION, add_selection_arguments
+from core.cli.learngene import DEFAULT_SELECTION, add_selection_arguments, selection_rule
 from core.errors import LearngeneError
 
 
@@ -58,7 +58,7 @@ def _target_source(args: argparse.Namespace):
 def individual_job(args: argparse.Namespace):
     """The few-shot job the options describe (the run is opened to choose the preset and name its content)."""
     from core.collective.runs import open_run
-    from core.jobs.spec import FewShotJob, SelectionRule, run_identity
+    from core.jobs.spec import FewShotJob, run_identity
 
     if args.learngene is None and args.run_dir is None:
         raise LearngeneError("no learngene to evaluate: pass --run-dir DIR (a run) or --learngene FILE")
@@ -67,15 +67,7 @@ def individual_job(args: argparse.Namespace):
         run_dir=args.run_dir,
         run_id=None if run is None else run_identity(run.path),
         config=_config(args, run),
-        selection=SelectionRule(
-            layers=args.layers,
-            threshold=args.threshold,
-            top_k=args.top_k,
-            tau=args.tau,
-            absolute=args.absolute,
-            aggregation=args.aggregation,
-            criterion=args.criterion,
-        ),
+        selection=selection_rule(args),
         target=_target_source(args),
         way=args.way,
         shot=args.shot,

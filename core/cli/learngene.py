@@ -51,14 +51,11 @@ def add_selection_arguments(p: argparse.ArgumentParser, *, run_dir_required: boo
     )
 
 
-def selected(args: argparse.Namespace):
-    """(run, selection) from the selection options."""
-    from core.collective.runs import open_run
-    from core.learngene.selection import select_for_run
+def selection_rule(args: argparse.Namespace):
+    """The selection options as a rule (core.jobs.spec.SelectionRule)."""
+    from core.jobs.spec import SelectionRule
 
-    run = open_run(args.run_dir)
-    selection = select_for_run(
-        run,
+    return SelectionRule(
         layers=args.layers,
         threshold=args.threshold,
         top_k=args.top_k,
@@ -67,7 +64,14 @@ def selected(args: argparse.Namespace):
         aggregation=args.aggregation,
         criterion=args.criterion,
     )
-    return run, selection
+
+
+def selected(args: argparse.Namespace):
+    """(run, selection) from the selection options."""
+    from core.collective.runs import open_run
+
+    run = open_run(args.run_dir)
+    return run, selection_rule(args).apply(run)
 
 
 def cmd_extract(args: argparse.Namespace) -> int:

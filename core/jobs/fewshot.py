@@ -18,7 +18,7 @@ from core.individual.windows import window_study
 from core.jobs.spec import BASELINE_FAMILIES, FewShotJob, method_family
 from core.learngene.extraction import extract
 from core.learngene.gene import Learngene, load, spec_problem
-from core.learngene.selection import select_for_run, windows
+from core.learngene.selection import windows
 from core.names import shown
 from core.tables import jsonable
 
@@ -29,17 +29,7 @@ def _learngene(job: FewShotJob) -> tuple[Run | None, Learngene, dict[str, Any]]:
         if job.run_dir is None:
             raise LearngeneError("no learngene to evaluate: pass --run-dir DIR (a run) or --learngene FILE")
         run = open_run(job.run_dir)
-        rule = job.selection
-        chosen = select_for_run(
-            run,
-            layers=rule.layers,
-            threshold=rule.threshold,
-            top_k=rule.top_k,
-            tau=rule.tau,
-            absolute=rule.absolute,
-            aggregation=rule.aggregation,
-            criterion=rule.criterion,
-        )
+        chosen = job.selection.apply(run)
         return run, extract(run, chosen, job.task), chosen.as_dict()
     learngene = load(job.learngene_file)
     selection = {"layers": list(learngene.layers), "label": learngene.label, "rule": "file"}

@@ -13,10 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.collective.config import CollectiveConfig
+from core.collective.runs import Run
 from core.data.datasets import resolve_root
 from core.individual.config import IndividualConfig
 from core.individual.targets import TargetSource
 from core.jobs.keys import job_key
+from core.learngene.selection import Selection, select_for_run
 
 GENERATED_DATASETS = ("glyphs",)  # drawn by the program itself: no data root shapes their images
 METHOD_FAMILIES = (
@@ -73,6 +75,10 @@ class SelectionRule:
     absolute: bool = False
     aggregation: str = "mean"
     criterion: str = "paper"
+
+    def apply(self, run: Run) -> Selection:
+        """The layers this rule selects from a run (see core.learngene.selection.select_for_run)."""
+        return select_for_run(run, **dataclasses.asdict(self))
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
 
 from core.collective.training import train_collective
 from core.events import Listener
@@ -54,11 +53,3 @@ def execute(
     with torch_threads(job.threads):
         result = run_fewshot(job, listeners, should_stop)
     return Outcome(job.key, str(store.save_result(job, result)), False)
-
-
-def load_result(store: JobStore, job: FewShotJob) -> dict[str, Any]:
-    """The stored result of a finished few-shot job."""
-    result = store.result(job)
-    if result is None:
-        raise FileNotFoundError(store.result_path(job))
-    return result

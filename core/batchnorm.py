@@ -7,20 +7,27 @@ train mode with a cumulative average replaces them by the statistics those weigh
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
 
 
 def recalibrate_batchnorm(
-    model: nn.Module, x: torch.Tensor, prepare: Callable[[torch.Tensor], torch.Tensor] = lambda t: t
+    model: nn.Module,
+    x: torch.Tensor,
+    prepare: Callable[[torch.Tensor], torch.Tensor] = lambda t: t,
+    keep: Sequence[nn.Module] = (),
 ) -> None:
     """Re-estimate the statistics of every trainable BatchNorm layer on `x` (in chunks of 256), then eval mode.
 
-    Layers whose weights are frozen keep their statistics. `prepare` turns a chunk into the model's input layout.
+    Layers whose weights are frozen, and those inside `keep`, keep their statistics. `prepare` turns a chunk into
+    the model's input layout.
     """
-    norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d) and m.weight.requires_grad]
+    kept = {id(m) for module in keep for m in module.modules()}
+    norms = [
+        m for m in model.modules() if isinstance(m, nn.BatchNorm2d) and m.weight.requires_grad and id(m) not in kept
+    ]
     model.eval()
     if not norms:
         return

@@ -22,6 +22,8 @@ import pytest
 from PIL import Image
 from test_run_mutations import run_cli, snapshot
 
+from core.cli import stopping
+from core.cli.progress import CollectiveBar
 from core.collective.histogram import BIN_EDGES
 from core.collective.runs import open_run
 from core.data.image_io import decode_square
@@ -106,6 +108,39 @@ def test_sigterm_stops_collective_like_ctrl_c_and_the_run_resumes(tmp_path):
     err = proc.communicate(timeout=60)[1].decode().strip().splitlines()
     assert proc.returncode == 128 + signal.SIGTERM and "--resume" in err[-1], err[-3:]
     assert "Traceback" not in "".join(err)
+    assert open_run(run_dir).finished_tasks < 3
+
+
+def test_a_sigterm_whose_interrupt_is_lost_in_a_finaliser_still_stops_at_the_next_check(monkeypatch):
+    monkeypatch.setattr(sys, "unraisablehook", lambda unraisable: None)
+    previous = stopping.stop_on_sigterm()
+    try:
+
+        class SignalledWhileFinalised:
+            def __del__(self):
+                os.kill(os.getpid(), signal.SIGTERM)
+                sum(range(10_000))  # the handler runs in here, and Python drops its KeyboardInterrupt
+
+        SignalledWhileFinalised()
+        assert stopping.received == [signal.SIGTERM]
+        with pytest.raises(KeyboardInterrupt):
+            stopping.raise_if_stopped()
+    finally:
+        stopping.restore(previous)
+
+
+def test_collective_stops_with_143_when_the_signal_was_recorded_but_its_interrupt_lost(tmp_path, monkeypatch, capsys):
+    class LosesTheInterrupt(CollectiveBar):
+        def __call__(self, event):
+            stopping.received.append(signal.SIGTERM)  # as the handler does, without the exception it would raise
+            super().__call__(event)
+
+    monkeypatch.setattr("core.cli.progress.CollectiveBar", LosesTheInterrupt)
+    run_dir = tmp_path / "r"
+    code, err = run_cli(
+        ["collective", "--preset", "smoke", "--tasks", "3", "--run-dir", str(run_dir), "--quiet"], capsys
+    )
+    assert code == 128 + signal.SIGTERM and "--resume" in err, err
     assert open_run(run_dir).finished_tasks < 3
 
 

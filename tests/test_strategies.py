@@ -80,11 +80,18 @@ def test_a_prototype_head_classifies_the_support_set_like_nearest_centroids_befo
         assert torch.equal(model(target.query).argmax(1), nearest)
 
 
-@pytest.mark.parametrize("freeze", [False, True])
-def test_tasks_trained_side_by_side_score_as_when_trained_one_at_a_time(setup, freeze):
+RECIPES = {
+    "fine-tuned": {"freeze": False},
+    "frozen": {"freeze": True},
+    "cosine prototypes, kept statistics": {"head": "cosine", "head_init": "prototypes", "inherited_bn": "keep"},
+}
+
+
+@pytest.mark.parametrize("recipe", RECIPES.values(), ids=RECIPES.keys())
+def test_tasks_trained_side_by_side_score_as_when_trained_one_at_a_time(setup, recipe):
     run, config, targets = setup
     gene = extract(run, check_block(run.spec().layer_names(), ("conv2", "conv3")))
-    config = dataclasses.replace(config, freeze=freeze, inherited_lr=0.5)
+    config = dataclasses.replace(config, inherited_lr=0.5, **recipe)
     alone = individual_method("learngene", fitted_spec(gene, 3, config), dataclasses.replace(config, stack=1), gene)
     together = individual_method("learngene", fitted_spec(gene, 3, config), dataclasses.replace(config, stack=4), gene)
     assert alone.run_group is None and together.run_group is not None

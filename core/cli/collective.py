@@ -6,6 +6,7 @@ import argparse
 import math
 
 from core.cli.arguments import add_threads_option, float_in, int_in, nonempty, path_text, print_json
+from core.cli.stopping import raise_if_stopped
 
 
 def cmd_collective(args: argparse.Namespace) -> int:
@@ -42,6 +43,7 @@ def cmd_collective(args: argparse.Namespace) -> int:
                 download=args.download,
                 device=args.device,
                 listeners=[bar],
+                should_stop=raise_if_stopped,
                 threads=args.threads,
             )
     finally:

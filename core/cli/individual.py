@@ -7,6 +7,7 @@ from pathlib import Path
 
 from core.cli.arguments import add_threads_option, float_in, int_in, nonempty, path_text, print_json, thread_count
 from core.cli.learngene import DEFAULT_SELECTION, add_selection_arguments, selection_rule
+from core.cli.stopping import raise_if_stopped
 from core.errors import LearngeneError
 
 
@@ -38,6 +39,9 @@ def _config(args: argparse.Namespace, run):
         recalibrate_bn=False if args.keep_bn else None,
         selection_multiplier=args.selection_multiplier,
         head_init=args.head_init,
+        head=args.head,
+        head_scale=args.head_scale,
+        inherited_bn=args.inherited_bn,
     )
 
 
@@ -115,7 +119,7 @@ def cmd_individual(args: argparse.Namespace) -> int:
         listeners = [finished] if args.quiet else [finished, bar]
         study = None
         try:
-            rows, points, study = prepared.execute(listeners)
+            rows, points, study = prepared.execute(listeners, raise_if_stopped)
         except KeyboardInterrupt:
             rows, points = finished.so_far()
         finally:
@@ -312,6 +316,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--head-init",
         choices=("random", "prototypes"),
         help="start the new output layer at random, or as the support set's class prototypes (Proto-MAML's init)",
+    )
+    p.add_argument(
+        "--head",
+        choices=("linear", "cosine"),
+        help="the new output layer: linear, or cosine (Baseline++: scaled cosine to each class's weight vector)",
+    )
+    p.add_argument("--head-scale", type=float_in(1e-3, 1000), help="the cosine head's scale (logit = scale x cosine)")
+    p.add_argument(
+        "--inherited-bn",
+        choices=("adapt", "keep"),
+        help="inherited BatchNorm layers: adapt (train and re-estimate on the support set) or keep the collective's",
     )
     p.add_argument(
         "--selection-multiplier",

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 from collections.abc import Sequence
 
-from core.cli import collective, data, individual, learngene, sweep
+from core.cli import collective, data, individual, learngene, stopping, sweep
 from core.cli.arguments import OneLineParser
 from core.cli.partial import Interrupted
 from core.errors import LearngeneError
@@ -37,8 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `learngene` console script; SIGTERM stops it the way Ctrl-C does."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    signals: list[int] = []
-    previous = _stop_on_sigterm(signals)
+    previous = stopping.stop_on_sigterm()
     try:
         return args.func(args)
     except LearngeneError as exc:
@@ -53,24 +50,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt as exc:
         detail = str(exc) if isinstance(exc, Interrupted) else INTERRUPTED.get(args.command, "no file was half-written")
+        signals = stopping.received
         how = "terminated (SIGTERM)" if signals else "interrupted"
         sys.stderr.write(f"learngene {args.command}: {how}; {detail}\n")
         return 128 + signals[0] if signals else 130
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
-
-
-def _stop_on_sigterm(received: list[int]) -> object:
-    """Make SIGTERM raise KeyboardInterrupt, noted in `received`; the previous handler, or None off the main thread."""
-    if threading.current_thread() is not threading.main_thread():
-        return None
-
-    def stop(signum: int, frame: object) -> None:
-        received.append(signum)
-        raise KeyboardInterrupt
-
-    return signal.signal(signal.SIGTERM, stop)
+        stopping.restore(previous)
 
 
 if __name__ == "__main__":

@@ -6,12 +6,13 @@ import dataclasses
 from dataclasses import dataclass
 
 from core.errors import check_all
-from core.individual.head import HEAD_INITS
+from core.individual.head import HEAD_INITS, HEADS
 from core.presets import choose_preset
 
 OPTIMIZERS = ("sgd", "adam")
 CENTROID_FEATURES = ("features", "embed")
 CENTROID_METRICS = ("cosine", "euclidean")
+INHERITED_BN = ("adapt", "keep")
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,9 @@ class IndividualConfig:
     augment: bool = True
     recalibrate_bn: bool = True
     head_init: str = "random"
+    head: str = "linear"
+    head_scale: float = 10.0
+    inherited_bn: str = "adapt"
     channels_last: bool = True
     stack: int = 10
     centroid_features: str = "features"
@@ -60,6 +64,9 @@ class IndividualConfig:
             (0 < self.selection_multiplier <= 1, "the weight-selection width multiplier must be in (0, 1]"),
             (1 <= self.stack <= 1000, "target tasks trained side by side must be between 1 and 1000"),
             (self.head_init in HEAD_INITS, f"head init must be one of {', '.join(HEAD_INITS)}"),
+            (self.head in HEADS, f"head must be one of {', '.join(HEADS)}"),
+            (0 < self.head_scale <= 1000, "the cosine head's scale must be in (0, 1000]"),
+            (self.inherited_bn in INHERITED_BN, f"inherited BatchNorm must be one of {', '.join(INHERITED_BN)}"),
             (0 < self.width_multiplier <= 64, "the front width multiplier must be in (0, 64]"),
             (self.front_depth is None or 1 <= self.front_depth <= 64, "--front-depth must be between 1 and 64"),
             (

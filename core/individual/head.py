@@ -1,17 +1,45 @@
-"""Starting a new head from the support set: the last layer as a prototype classifier.
+"""The new output layer: linear or cosine, started at random or as the support set's prototype classifier.
 
 Proto-MAML's initialisation (Triantafillou et al., "Meta-Dataset", ICLR 2020): with class means mu_c of the
 penultimate features f on the support set, weights 2 mu_c and biases -|mu_c|^2 make the logits
 -|f - mu_c|^2 + |f|^2, so before any training the model already classifies like nearest centroids on the
-features it inherited (Snell et al., NeurIPS 2017); training then adapts features and head together.
+features it inherited (Snell et al., NeurIPS 2017); training then adapts features and head together. A cosine head
+started at the class means classifies exactly like cosine nearest centroids before any step.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 HEAD_INITS = ("random", "prototypes")
+HEADS = ("linear", "cosine")
+
+
+class CosineLinear(nn.Linear):
+    """Baseline++'s classifier (Chen et al., "A Closer Look at Few-shot Classification", ICLR 2019).
+
+    Logits are `scale` times the cosine between the features and each class's weight vector, so a class is scored
+    by direction alone, as cosine nearest centroids score it; no bias.
+    """
+
+    def __init__(self, weight: torch.Tensor, scale: float) -> None:
+        super().__init__(weight.shape[1], weight.shape[0], bias=False, device=weight.device, dtype=weight.dtype)
+        with torch.no_grad():
+            self.weight.copy_(weight)
+        self.scale = scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.scale * F.normalize(x, dim=-1) @ F.normalize(self.weight, dim=-1).T
+
+
+def use_cosine_head(model: nn.Module, scale: float) -> None:
+    """Replace the model's output layer by a cosine classifier that starts from the same weight vectors."""
+    name = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)][-1]
+    parent, _, attribute = name.rpartition(".")
+    old = model.get_submodule(name)
+    setattr(model.get_submodule(parent), attribute, CosineLinear(old.weight.detach(), scale))
 
 
 def last_linear(model: nn.Module) -> nn.Linear:
@@ -40,5 +68,8 @@ def prototype_head(model: nn.Module, x: torch.Tensor, labels: torch.Tensor) -> N
     layer = last_linear(model)
     means = torch.stack([features[labels == c].mean(0) for c in range(layer.out_features)])
     with torch.no_grad():
+        if isinstance(layer, CosineLinear):
+            layer.weight.copy_(means)
+            return
         layer.weight.copy_(2 * means)
         layer.bias.copy_(-(means**2).sum(1))

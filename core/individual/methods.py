@@ -21,7 +21,7 @@ from core.collective.ewc import EWC
 from core.collective.network import ExpandableNet, NetSpec, build
 from core.events import Listener, MethodFinished, TargetTaskFinished, check_stop, emit
 from core.individual.config import IndividualConfig
-from core.individual.head import prototype_head
+from core.individual.head import prototype_head, use_cosine_head
 from core.individual.model import IndividualNet, IndividualSpec, build_individual, narrow_spec
 from core.individual.stacked import fit_and_test_stacked
 from core.individual.targets import Targets, TargetTask
@@ -70,6 +70,8 @@ def start_model(
         model.to(memory_format=torch.channels_last)
     if fit_statistics:
         recalibrate_batchnorm(model, target.support, lambda x: layout(x, config))
+    if config.head == "cosine":
+        use_cosine_head(model, config.head_scale)
     if config.head_init == "prototypes":
         prototype_head(model, layout(target.support, config), target.support_labels)
     return model

@@ -22,9 +22,10 @@ from core.data.transforms import augment
 from core.errors import LearngeneError
 from core.events import check_stop
 from core.individual.config import IndividualConfig
+from core.individual.head import CosineLinear
 from core.individual.model import IndividualNet
 from core.individual.targets import TargetTask
-from core.individual.training import batches, freeze, optimizer_factory
+from core.individual.training import batches, freeze, hold_statistics, optimizer_factory, still_modules
 from core.seeding import generator
 
 
@@ -56,7 +57,12 @@ class StackedNet(nn.Module):
         for position in range(len(sequences[0][1])):
             layers = [s[1][position] for s in sequences]
             self.weights.append(nn.Parameter(torch.stack([layer.weight.detach() for layer in layers]).clone()))
-            self.biases.append(nn.Parameter(torch.stack([layer.bias.detach() for layer in layers]).clone()))
+            biases = [
+                torch.zeros(layer.out_features) if layer.bias is None else layer.bias.detach() for layer in layers
+            ]
+            self.biases.append(nn.Parameter(torch.stack(biases).clone(), requires_grad=layers[0].bias is not None))
+        last = sequences[0][1][-1]
+        self.cosine_scale = last.scale if isinstance(last, CosineLinear) else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         batch = x.shape[0]
@@ -65,9 +71,14 @@ class StackedNet(nn.Module):
             if pool:
                 x = F.max_pool2d(x, 2)
         x = x.reshape(batch, self.count, -1)
+        last = len(self.weights) - 1
         for i, (weight, bias) in enumerate(zip(self.weights, self.biases)):
+            if i == last and self.cosine_scale is not None:
+                return self.cosine_scale * torch.einsum(
+                    "bmi,moi->bmo", F.normalize(x, dim=-1), F.normalize(weight, dim=-1)
+                )
             x = torch.einsum("bmi,moi->bmo", x, weight) + bias
-            if i < len(self.weights) - 1:
+            if i < last:
                 x = F.relu(x)
         return x
 
@@ -107,7 +118,7 @@ def fit_and_test_stacked(
     """Train model m on target task m's support set, all side by side; return each one's query accuracy.
 
     The same training as `core.individual.training.fit_and_test` (optimiser, batches, augmentation, frozen or
-    slower inherited layers, BatchNorm re-estimated on the support set), for models without dropout or EWC.
+    slower inherited layers, BatchNorm re-estimated on the support set or kept), for models without dropout or EWC.
     """
     if len({len(t.support_labels) for t in targets}) != 1 or len({len(t.query_labels) for t in targets}) != 1:
         raise ValueError("stacked training needs target tasks with equally many support and query images")
@@ -118,6 +129,7 @@ def fit_and_test_stacked(
     inherited = net.inherited_modules() if inherit else []
     frozen = inherited if config.freeze else []
     freeze(frozen)
+    still = still_modules(inherited, config)
     optimizer = optimizer_factory(net, inherited, config)
 
     gens = [generator(t.seed, 31) for t in targets]
@@ -127,8 +139,7 @@ def fit_and_test_stacked(
         if config.reset_optimizer and epoch > 0:
             opt = optimizer()
         net.train()
-        for module in frozen:
-            module.eval()
+        hold_statistics(still)
         orders = [
             batches(torch.randperm(len(t.support_labels), generator=g), config.batch_size)
             for t, g in zip(targets, gens)
@@ -153,7 +164,7 @@ def fit_and_test_stacked(
             opt.step()
     if config.recalibrate_bn:
         support = torch.stack([t.support for t in targets], dim=1)
-        recalibrate_batchnorm(net, support, lambda x: _layout(x, config))
+        recalibrate_batchnorm(net, support, lambda x: _layout(x, config), still)
     net.eval()
     query = torch.stack([t.query for t in targets], dim=1)
     answers = torch.stack([t.query_labels for t in targets], dim=1)

@@ -1,7 +1,8 @@
 """Training an individual model on a support set and testing it on the query set (spec section 5).
 
 A fresh optimiser per task (optionally reset every epoch, as the official code does), light shift augmentation,
-BatchNorm statistics re-estimated on the support set, and a deterministic evaluation (normalise only).
+BatchNorm statistics re-estimated on the support set (the inherited layers' kept, if the config says so), and a
+deterministic evaluation (normalise only).
 """
 
 from __future__ import annotations
@@ -43,6 +44,19 @@ def freeze(modules: Sequence[nn.Module]) -> None:
             p.requires_grad_(False)
 
 
+def still_modules(inherited: Sequence[nn.Module], config: IndividualConfig) -> tuple[nn.Module, ...]:
+    """The inherited modules whose BatchNorm statistics stay the collective's: frozen ones, or all with "keep"."""
+    return tuple(inherited) if config.freeze or config.inherited_bn == "keep" else ()
+
+
+def hold_statistics(modules: Sequence[nn.Module]) -> None:
+    """Put the BatchNorm layers inside `modules` in eval mode: they normalise with, and keep, their statistics."""
+    for module in modules:
+        for m in module.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.eval()
+
+
 def optimizer_factory(
     model: nn.Module, inherited: Sequence[nn.Module], config: IndividualConfig
 ) -> Callable[[], torch.optim.Optimizer]:
@@ -75,20 +89,21 @@ def train(
 ) -> None:
     """Train on the support set for config.epochs with a fresh optimiser (optionally reset every epoch).
 
-    `inherited` are the modules that came from the collective model: frozen with config.freeze (their BatchNorm
-    keeps its statistics), else trained at config.inherited_lr times the learning rate.
+    `inherited` are the modules that came from the collective model: frozen with config.freeze, else trained at
+    config.inherited_lr times the learning rate; frozen, or with config.inherited_bn "keep", their BatchNorm layers
+    normalise with the collective's statistics and keep them.
     """
     g = generator(seed, 31)
     frozen = tuple(inherited) if config.freeze else ()
     freeze(frozen)
+    still = still_modules(inherited, config)
     optimizer = optimizer_factory(model, inherited, config)
     opt = optimizer()
     for epoch in range(config.epochs):
         if config.reset_optimizer and epoch > 0:
             opt = optimizer()
         model.train()
-        for module in frozen:
-            module.eval()
+        hold_statistics(still)
         for idx in batches(torch.randperm(len(y), generator=g), config.batch_size):
             check_stop(should_stop)
             xb = augment(x[idx], g) if config.augment else x[idx]
@@ -129,7 +144,7 @@ def fit_and_test(
         )
     if config.recalibrate_bn:
         # an inherited block keeps a few per cent of its source statistics after a short run otherwise
-        recalibrate_batchnorm(model, target.support, lambda x: layout(x, config))
+        recalibrate_batchnorm(model, target.support, lambda x: layout(x, config), still_modules(inherited, config))
     return accuracy(model, target.query, target.query_labels, config)
 
 

@@ -314,13 +314,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--head-init",
-        choices=("random", "prototypes"),
-        help="start the new output layer at random, or as the support set's class prototypes (Proto-MAML's init)",
+        choices=("auto", "random", "prototypes"),
+        help="start the new output layer at random, or as the support set's class prototypes (Proto-MAML's init); "
+        "auto: prototypes where every layer before the head is inherited",
     )
     p.add_argument(
         "--head",
-        choices=("linear", "cosine"),
-        help="the new output layer: linear, or cosine (Baseline++: scaled cosine to each class's weight vector)",
+        choices=("auto", "linear", "cosine"),
+        help="the new output layer: linear, or cosine (Baseline++: scaled cosine to each class's weight vector); "
+        "auto: cosine, but linear for the collective's architecture from random weights",
     )
     p.add_argument("--head-scale", type=float_in(1e-3, 1000), help="the cosine head's scale (logit = scale x cosine)")
     p.add_argument(

@@ -37,7 +37,7 @@ def collective_finetune_method(base: ExpandableNet, way: int, config: Individual
     def run_task(target: TargetTask, should_stop: Callable[[], bool] | None) -> float:
         model = copy.deepcopy(base)
         model.replace_head(way, generator(target.seed, 41))
-        model = start_model(model, target, config, device)
+        model = start_model(model, target, config, device, inherited_features=True)
         inherited = list(model.convs.values()) + list(model.fcs.values())[:-1]
         return fit_and_test(model, target, config, inherited=inherited, should_stop=should_stop)
 

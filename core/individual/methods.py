@@ -21,7 +21,7 @@ from core.collective.ewc import EWC
 from core.collective.network import ExpandableNet, NetSpec, build
 from core.events import Listener, MethodFinished, TargetTaskFinished, check_stop, emit
 from core.individual.config import IndividualConfig
-from core.individual.head import prototype_head, use_cosine_head
+from core.individual.head import chosen_head, prototype_head, starts_at_prototypes, use_cosine_head
 from core.individual.model import IndividualNet, IndividualSpec, build_individual, narrow_spec
 from core.individual.stacked import fit_and_test_stacked
 from core.individual.targets import Targets, TargetTask
@@ -61,18 +61,26 @@ class Method:
 
 
 def start_model(
-    model: nn.Module, target: TargetTask, config: IndividualConfig, device: str, *, fit_statistics: bool = False
+    model: nn.Module,
+    target: TargetTask,
+    config: IndividualConfig,
+    device: str,
+    *,
+    fit_statistics: bool = False,
+    inherited_features: bool = False,
+    random_collective: bool = False,
 ) -> nn.Module:
     """The model on its device and layout, its BatchNorm statistics fitted to the support set when asked, and its
-    head started as the config says."""
+    head made and started as the config says (`inherited_features`: every layer before the head is inherited;
+    `random_collective`: the collective's architecture from random weights)."""
     model.to(device)
     if config.channels_last:
         model.to(memory_format=torch.channels_last)
     if fit_statistics:
         recalibrate_batchnorm(model, target.support, lambda x: layout(x, config))
-    if config.head == "cosine":
+    if chosen_head(config.head, random_collective=random_collective) == "cosine":
         use_cosine_head(model, config.head_scale)
-    if config.head_init == "prototypes":
+    if starts_at_prototypes(config.head_init, inherited_features):
         prototype_head(model, layout(target.support, config), target.support_labels)
     return model
 
@@ -90,9 +98,11 @@ def individual_method(
     layers around it and a new head, trained on the target task's support set.
     """
     probe = build_individual(spec, 0, learngene)
+    whole = learngene is not None and not spec.front_widths and not spec.back_widths
 
     def model_for(target: TargetTask) -> IndividualNet:
-        return start_model(build_individual(spec, target.seed, learngene), target, config, device)
+        model = build_individual(spec, target.seed, learngene)
+        return start_model(model, target, config, device, inherited_features=whole)
 
     def run_task(target: TargetTask, should_stop: StopCheck) -> float:
         model = model_for(target)
@@ -147,7 +157,15 @@ def selection_method(
 
     def run_task(target: TargetTask, should_stop: StopCheck) -> float:
         # selected channels see fewer inputs than in the collective: their statistics are measured again
-        model = start_model(model_for(target.seed), target, config, device, fit_statistics=inherit and multiplier < 1)
+        model = start_model(
+            model_for(target.seed),
+            target,
+            config,
+            device,
+            fit_statistics=inherit and multiplier < 1,
+            inherited_features=inherit,
+            random_collective=not inherit,
+        )
         inherited = _inherited_modules(model) if inherit else []
         return fit_and_test(model, target, config, inherited=inherited, should_stop=should_stop)
 

@@ -161,7 +161,7 @@ def fit_spec(
     width_multiplier: float = 1.0,
     front_widths: tuple[int, ...] | None = None,
     front_pools: tuple[int, ...] | None = None,
-    head_hidden: tuple[int, ...] = (64,),
+    head_hidden: tuple[int, ...] = (),
 ) -> IndividualSpec:
     """An individual architecture around a learngene: fitted front, the block, the scaled back, a new head.
 

@@ -48,6 +48,7 @@ def layer_tensors(checkpoint: dict, layer: str) -> dict[str, torch.Tensor]:
 
 
 def assert_block_is_the_checkpoints(block: dict, checkpoint: dict) -> None:
+    """Every tensor of every named layer equals the checkpoint file's (weights, BatchNorm affine and statistics)."""
     for layer, module in block.items():
         state, stored = module.state_dict(), layer_tensors(checkpoint, layer)
         assert stored and state.keys() == stored.keys(), layer
@@ -119,6 +120,7 @@ def test_side_by_side_training_gets_the_checkpoints_block_in_every_model(setup, 
 
 
 def model_and_data(setup, **overrides):
+    """A learngene model (seed 0), the first target task, and the test config with `overrides`."""
     run, gene, _, targets = setup
     config = individual_preset("fast", **dict(CONFIG, **overrides))
     model = build_individual(fitted_spec(gene, 3, config), 0, gene)

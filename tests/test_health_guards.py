@@ -39,7 +39,7 @@ def pixel_net(image_size: int, hidden: tuple[int, ...]):
 
 def test_dead_units_are_counted_on_the_probe_batch_and_not_on_the_training_images():
     net = pixel_net(4, (1,))
-    probe = torch.rand(6, 1, 4, 4) + 0.1  # positive pixels only: channel 1 is never active
+    probe = torch.rand(6, 1, 4, 4) * 0.4 + 0.1  # pixels in (0.1, 0.5): channel 1 is never active, channel 0 weakly
     train_x = torch.randn(6, 1, 4, 4, generator=torch.Generator().manual_seed(0))  # both signs: no dead channel
     assert dead_fractions(net, probe)["conv1"] == 0.5 and dead_fractions(net, train_x)["conv1"] == 0.0
     health = measure(net, train_x, torch.zeros(6, dtype=torch.int64), probe, [0.0, 0.0, 0.0], 1.0)
@@ -47,30 +47,43 @@ def test_dead_units_are_counted_on_the_probe_batch_and_not_on_the_training_image
     assert health.dead_fraction == dead_fractions(net, probe)
 
 
+def test_a_unit_active_in_any_chunk_of_the_probe_is_alive():
+    net = pixel_net(4, (1,))
+    probe = -torch.rand(7, 1, 4, 4) - 0.1
+    probe[0] = -probe[0]  # channel 0 fires on the first image only, channel 1 on the others
+    for chunk in (2, 3, 128):
+        assert dead_fractions(net, probe, chunk=chunk)["conv1"] == 0.0
+    assert dead_fractions(net, probe[1:], chunk=2)["conv1"] == 0.5
+
+
 def test_feature_rank_is_the_probe_batchs_at_the_documented_tolerance_and_accuracy_the_training_images():
     net = pixel_net(2, ())  # features: the 4 positive pixels, then the 4 negated ones, after ReLU
-    probe = torch.zeros(3, 1, 2, 2)
-    probe[0, 0, 0, 0], probe[1, 0, 0, 1], probe[2, 0, 1, 0] = 1.0, 5e-3, 5e-4  # singular values 1, 5e-3, 5e-4
-    train_x = torch.randn(12, 1, 2, 2, generator=torch.Generator().manual_seed(2))
+    probe = torch.zeros(300, 1, 2, 2)  # more than one chunk of 256; zero images add no singular value
+    probe[0, 0, 0, 1], probe[150, 0, 0, 0], probe[256, 0, 1, 0], probe[299, 0, 1, 1] = 5e-3, 1.0, 2e-3, 5e-4
+    train_x = torch.randn(300, 1, 2, 2, generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
-        assert effective_rank(net.embed(train_x)) > 2
+        assert effective_rank(net.embed(train_x)) > 3
         train_y = net(train_x).argmax(1)
-    train_y[:3] = 1 - train_y[:3]  # 9 of 12 right
-    health = measure(net, train_x, train_y, probe, [0.0, 0.0], 1.0)
-    assert health.feature_rank == 2
+    train_y[:75] = 1 - train_y[:75]  # 225 of 300 right
+    layers = net.weight_layers()
+    health = measure(net, train_x, train_y, probe, [0.5, 0.25], 1.5)
+    assert health.feature_rank == 3  # singular values 1, 5e-3, 2e-3 above 1e-3 of the largest; 5e-4 below
     assert health.train_accuracy == 0.75
+    assert health.weight_norm == {name: float(module.weight.detach().norm()) for name, module in layers.items()}
+    assert health.grad_norm == {"conv1": 0.5, "fc1": 0.25} and health.first_loss == 1.5
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_the_rank_counts_singular_values_above_one_thousandth_of_the_largest(dtype):
     assert RANK_TOLERANCE == 1e-3
-    # singular values 1, 5e-3 (above 1e-3, below 1e-2) and 5e-4 (below 1e-3, above 1e-4)
-    matrix = torch.diag(torch.tensor([1.0, 5e-3, 5e-4], dtype=dtype))
+    # singular values 4, 4 * 5e-3 (above 1e-3 of the largest, below 1e-2) and 4 * 5e-4 (below 1e-3, above 1e-4)
+    matrix = 4 * torch.diag(torch.tensor([1.0, 5e-3, 5e-4], dtype=dtype))
     assert effective_rank(matrix) == 2
     assert effective_rank(matrix, tolerance=1e-2) == 1 and effective_rank(matrix, tolerance=1e-4) == 3
     rotation = torch.linalg.qr(torch.randn(6, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64))[0]
     assert effective_rank((rotation @ matrix.double()).to(dtype)) == 2  # not only on diagonal matrices
     assert effective_rank(torch.zeros(4, 3, dtype=dtype)) == 0
+    assert effective_rank(torch.tensor([[2.0]], dtype=dtype)) == 1
 
 
 def small_trainer(precise_bn: bool) -> CollectiveTrainer:

@@ -4,14 +4,17 @@ Every expected tensor is cut here from the larger network with the index rule of
 docstring (floor(i * count / keep)), written out in plain Python, never with the module's own helpers.
 """
 
+import dataclasses
+
 import pytest
 import torch
 
 from core.collective.network import NetSpec, build
+from core.errors import LearngeneError
 from core.individual.weight_selection import evenly_spaced, select_weights
 
-BASE = NetSpec(in_channels=1, image_size=16, widths=(8, 12, 16), pool_after=(1, 3), hidden=(20,), num_outputs=7)
-SMALL = NetSpec(in_channels=1, image_size=16, widths=(4, 6, 8), pool_after=(1, 3), hidden=(10,), num_outputs=3)
+BASE = NetSpec(in_channels=1, image_size=16, widths=(8, 12, 16), pool_after=(1, 3), hidden=(20, 14), num_outputs=7)
+SMALL = NetSpec(in_channels=1, image_size=16, widths=(4, 6, 8), pool_after=(1, 3), hidden=(10, 7), num_outputs=3)
 
 
 def rule(count: int, keep: int) -> list[int]:
@@ -19,9 +22,10 @@ def rule(count: int, keep: int) -> list[int]:
     return [i * count // keep for i in range(keep)]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def nets():
-    """A base network whose every BatchNorm tensor differs from channel to channel, and its selected copy."""
+    """A base network whose every BatchNorm tensor differs from channel to channel, and its selected copy (built per
+    test, so that `make mutation` sees every test call select_weights)."""
     base = build(BASE, seed=3)
     g = torch.Generator().manual_seed(5)
     with torch.no_grad():
@@ -36,6 +40,16 @@ def nets():
 def test_the_index_rule_is_floor_of_i_times_count_over_keep():
     for count, keep in ((8, 4), (12, 6), (16, 8), (7, 3), (10, 10), (9, 1)):
         assert evenly_spaced(count, keep).tolist() == rule(count, keep)
+
+
+def test_a_network_of_another_depth_or_a_wider_one_is_refused_in_words():
+    base = build(BASE, seed=3)
+    with pytest.raises(LearngeneError, match="same depth as the collective model"):
+        select_weights(base, dataclasses.replace(SMALL, hidden=(10,)), seed=0)
+    with pytest.raises(LearngeneError, match="same depth as the collective model"):
+        select_weights(base, dataclasses.replace(SMALL, widths=(4, 6, 8, 8), pool_after=(1,)), seed=0)
+    with pytest.raises(LearngeneError, match="cannot select 9 of 8 channels: choose a width multiplier in"):
+        select_weights(base, dataclasses.replace(SMALL, widths=(9, 6, 8)), seed=0)
 
 
 def test_each_conv_layer_keeps_its_selected_outputs_of_the_previous_layers_selected_outputs(nets):
@@ -72,11 +86,20 @@ def test_fc1_reads_the_selected_last_conv_channels_at_every_spatial_position(net
     assert torch.equal(small.fcs["fc1"].bias, torch.stack([base.fcs["fc1"].bias[u] for u in units]))
 
 
+def test_each_hidden_layer_keeps_its_selected_units_of_the_previous_hidden_layers_selected_units(nets):
+    base, small = nets
+    inputs, units = rule(BASE.hidden[0], SMALL.hidden[0]), rule(BASE.hidden[1], SMALL.hidden[1])
+    source = base.fcs["fc2"]
+    expected = torch.stack([torch.stack([source.weight[u, i] for i in inputs]) for u in units])
+    assert torch.equal(small.fcs["fc2"].weight, expected)
+    assert torch.equal(small.fcs["fc2"].bias, torch.stack([source.bias[u] for u in units]))
+
+
 def test_the_head_is_new_from_the_seed_and_the_selected_network_computes_the_selected_units(nets):
     base, small = nets
     fresh = build(SMALL, seed=9)
-    assert torch.equal(small.fcs["fc2"].weight, fresh.fcs["fc2"].weight)
-    assert torch.equal(small.fcs["fc2"].bias, fresh.fcs["fc2"].bias)
+    assert torch.equal(small.fcs["fc3"].weight, fresh.fcs["fc3"].weight)
+    assert torch.equal(small.fcs["fc3"].bias, fresh.fcs["fc3"].bias)
     x = torch.randn(5, 1, 16, 16, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         big, narrow = base.eval().activations(x), small.eval().activations(x)

@@ -8,7 +8,7 @@ PORT   ?= 8866
 CULL_IDLE     ?= 600
 CULL_INTERVAL ?= 60
 
-.PHONY: install explore test lint bench clean
+.PHONY: install explore test lint bench mutation clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -41,6 +41,31 @@ lint: install
 
 bench: install
 	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done
+
+# Mutation testing (not in CI, not in `make test`): mutmut plants small bugs in the files MUTATE names and runs
+# MUTATION_TESTS against each one; a surviving mutant is a bug that no test notices. It runs in a copy of the working
+# tree under build/mutation, so the tree itself is never touched. The default pair of modules and their fast guard
+# tests take a few minutes; the whole scope of the learngene claims is
+#   make mutation MUTATE='core/individual/* core/learngene/* core/collective/health.py' \
+#     MUTATION_TESTS='tests/test_weight_selection_guards.py tests/test_health_guards.py tests/test_criterion_guards.py \
+#     tests/test_inheritance_guards.py tests/test_report_guards.py'
+# and takes hours (the last two train a small collective run per mutant). Torch runs at one thread: mutmut forks its
+# test runs, and forked children hung in the parent's OpenMP pool until mutmut timed them out.
+MUTMUT         ?= mutmut==3.8.1
+MUTATE         ?= core/individual/weight_selection.py core/collective/health.py
+MUTATION_TESTS ?= tests/test_weight_selection_guards.py tests/test_health_guards.py
+MUTATION_DIR   := build/mutation
+toml_list = [$(shell printf '"%s", ' $(1))]
+mutation: install
+	$(PY) -m pip install --quiet '$(MUTMUT)'
+	rm -rf $(MUTATION_DIR) && mkdir -p $(MUTATION_DIR)
+	git ls-files -z --cached --others --exclude-standard | xargs -0 cp --parents -t $(MUTATION_DIR)
+	printf '\n[tool.mutmut]\nsource_paths = ["core"]\nalso_copy = ["tests", "pyproject.toml"]\n%s\n%s\n%s\n' \
+		'only_mutate = $(call toml_list,$(MUTATE))' \
+		'pytest_add_cli_args_test_selection = $(call toml_list,$(MUTATION_TESTS))' \
+		'pytest_add_cli_args = ["-p", "no:cacheprovider", "-q"]' >> $(MUTATION_DIR)/pyproject.toml
+	cd $(MUTATION_DIR) && OMP_NUM_THREADS=1 $(abspath $(PY)) -m mutmut run --max-children $(or $(JOBS),2); \
+		$(abspath $(PY)) -m mutmut results
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

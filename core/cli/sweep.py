@@ -44,7 +44,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             engine.close()
     paths = write_tables(plan, store.root)
     summary = {"out": str(store.root), "jobs": plan.total, "ran": ran, "files": [str(p) for p in paths.values()]}
-    if args.json:
+    if args.markdown:
+        from core.jobs.sweep_markdown import sweep_markdown
+
+        sys.stdout.write(sweep_markdown(plan))
+    elif args.json:
         print_json(summary)
     else:
         print(f"sweep {store.root}: {plan.total} jobs ({ran} run now); tables: {', '.join(paths)}")
@@ -92,4 +96,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
+    p.add_argument(
+        "--markdown",
+        action="store_true",
+        help="print README-ready tables: accuracy and gain over scratch across seeds, criterion-transfer correlations",
+    )
     p.set_defaults(func=cmd_sweep)

@@ -19,7 +19,7 @@ SEED = "seed"
 ROW_FIRST = ("method", "size", "mean_accuracy", "ci95")
 
 
-def _grid_columns(plan: SweepPlan) -> tuple[list[str], dict[str, str]]:
+def grid_columns(plan: SweepPlan) -> tuple[list[str], dict[str, str]]:
     """Column names: collective axes as named, individual axes too unless a collective axis has the name."""
     run_axes, setting_axes = plan.spec.grid_fields
     renamed = {name: (f"individual_{name}" if name in run_axes else name) for name in setting_axes}
@@ -28,7 +28,7 @@ def _grid_columns(plan: SweepPlan) -> tuple[list[str], dict[str, str]]:
 
 def result_rows(plan: SweepPlan) -> list[dict[str, Any]]:
     """One row per collective run x individual setting x method (and size): the fields of `individual --json` rows."""
-    run_axes, renamed = _grid_columns(plan)
+    run_axes, renamed = grid_columns(plan)
     rows = []
     for cell in plan.cells:
         result = plan.store.result(cell.job)
@@ -54,7 +54,7 @@ def task_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def summary_rows(plan: SweepPlan, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per individual setting x method (x size): mean accuracy over collective seeds, its 95% CI, and the paired
     difference to scratch of the same setting and size, paired by seed."""
-    run_axes, renamed = _grid_columns(plan)
+    run_axes, renamed = grid_columns(plan)
     group_fields = [a for a in run_axes if a != SEED] + list(renamed.values())
     groups: dict[tuple, dict[str, dict[Any, float]]] = defaultdict(lambda: defaultdict(dict))
     for row in rows:
@@ -100,7 +100,7 @@ def _plotly_js() -> str:
 
 def summary_html(plan: SweepPlan, summary: list[dict[str, Any]]) -> str:
     """An offline page: mean accuracy per method with its 95% CI over seeds, and the paired difference to scratch."""
-    run_axes, renamed = _grid_columns(plan)
+    run_axes, renamed = grid_columns(plan)
     label_fields = [a for a in run_axes if a != SEED] + list(renamed.values())
     series: dict[str, list[dict]] = defaultdict(list)
     for entry in summary:

@@ -1,0 +1,129 @@
+"""README-ready Markdown from a finished sweep: each method's accuracy over collective seeds, its gain over scratch
+paired by seed, and each criterion's rank correlation with transfer per seed and pooled.
+
+Intervals are 95% t-intervals over collective seeds (the unit a claim about the method generalises over); the
+per-task interval of each run is reported beside them as its mean over seeds. The pooled correlation ranks scores
+and accuracies within each seed first, so that a seed whose windows all score higher does not count as a trend.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+
+from core.jobs.sweep import SweepPlan
+from core.jobs.sweep_tables import SEED, grid_columns, result_rows, summary_rows
+from core.stats import mean_ci95, spearman
+
+
+def _number(value: float, digits: int = 3, signed: bool = False) -> str:
+    if value is None or not math.isfinite(value):
+        return "n/a"
+    return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
+
+
+def _interval(mean: float, half: float, signed: bool = False) -> str:
+    text = _number(mean, signed=signed)
+    return text if half is None or not math.isfinite(half) else f"{text} ± {half:.3f}"
+
+
+def _setting_label(entry: dict[str, Any], fields: list[str]) -> str:
+    return ", ".join(f"{f} {json.dumps(entry.get(f))}" for f in fields) or "every setting"
+
+
+def accuracy_tables(plan: SweepPlan) -> str:
+    """One table per individual setting: method, parameters, accuracy and gain over scratch across seeds."""
+    rows = result_rows(plan)
+    summary = summary_rows(plan, rows)
+    run_axes, renamed = grid_columns(plan)
+    fields = [a for a in run_axes if a != SEED] + list(renamed.values())
+    params: dict[str, int] = {}
+    per_task: dict[tuple, list[float]] = defaultdict(list)
+    above: dict[tuple, list[bool]] = defaultdict(list)
+    scratch = {
+        (_setting_label(r, fields), r.get(SEED), r["collective_key"]): r["mean_accuracy"]
+        for r in rows
+        if r["method"] == "scratch" and not r["size"]
+    }
+    for row in rows:
+        if row["size"]:
+            continue
+        label = _setting_label(row, fields)
+        params.setdefault(row["method"], row["params"])
+        per_task[(label, row["method"])].append(row["ci95"])
+        base = scratch.get((label, row.get(SEED), row["collective_key"]))
+        if base is not None and row["method"] != "scratch":
+            above[(label, row["method"])].append(row["mean_accuracy"] > base)
+    out = []
+    for entry in summary:
+        if entry["size"]:
+            continue
+        label = _setting_label(entry, fields)
+        if not out or out[-1][0] != label:
+            out.append((label, []))
+        method = entry["method"]
+        vs = entry.get("vs_scratch")
+        wins = above.get((label, method), [])
+        task_half = float(np.nanmean(per_task[(label, method)])) if per_task[(label, method)] else math.nan
+        out[-1][1].append(
+            f"| {method} | {params[method]:,} | {_interval(entry['mean_accuracy'], entry['ci95'])} | "
+            f"{'' if vs is None else _interval(vs['mean'], vs['ci95'], signed=True)} | "
+            f"{f'{sum(wins)} of {len(wins)}' if wins else ''} | ± {task_half:.3f} |"
+        )
+    seeds = sorted({s for e in summary for s in e["seeds"] if s is not None})
+    head = (
+        f"| method | params | accuracy over {len(seeds)} seeds | vs scratch (paired by seed) | seeds above scratch "
+        "| per-task 95% CI (mean) |\n|---|---|---|---|---|---|"
+    )
+    return "\n\n".join(f"**{label}**\n\n{head}\n" + "\n".join(lines) for label, lines in out)
+
+
+def _within_seed_ranks(values: list[float]) -> np.ndarray:
+    order = np.argsort(np.argsort(values, kind="stable"), kind="stable")
+    return order / max(len(values) - 1, 1)
+
+
+def correlation_table(plan: SweepPlan) -> str:
+    """Per setting and criterion: Spearman's rho between window score and window accuracy on every seed, their mean
+    over seeds with its 95% interval, and the rho of all windows pooled (ranked within seed). Empty without windows."""
+    run_axes, renamed = grid_columns(plan)
+    fields = list(renamed.values())
+    studies: dict[str, list[tuple[Any, dict]]] = defaultdict(list)
+    for cell in plan.cells:
+        study = (plan.store.result(cell.job) or {}).get("windows")
+        if study:
+            label = _setting_label(dict(cell.setting.grid), fields)
+            studies[label].append((dict(cell.run_setting.grid).get(SEED), study))
+    if not studies:
+        return ""
+    seeds = sorted({seed for runs in studies.values() for seed, _ in runs}, key=lambda s: (s is None, s))
+    head = "| setting | criterion | " + " | ".join(f"seed {s}" for s in seeds) + " | mean over seeds | pooled |"
+    lines = [head, "|" + "---|" * (len(seeds) + 4)]
+    for label, runs in studies.items():
+        criteria = list(runs[0][1]["correlation"])
+        by_seed = dict(runs)
+        for criterion in criteria:
+            rhos = [by_seed[s]["correlation"][criterion]["spearman"] if s in by_seed else None for s in seeds]
+            finite = [r for r in rhos if r is not None and math.isfinite(r)]
+            mean, half = mean_ci95(finite)
+            scores, accuracies = [], []
+            for _, study in runs:
+                scores.extend(_within_seed_ranks([r["scores"][criterion] for r in study["rows"]]))
+                accuracies.extend(_within_seed_ranks([r["mean_accuracy"] for r in study["rows"]]))
+            rho, p = spearman(scores, accuracies)
+            cells = " | ".join(_number(r, 2, signed=True) for r in rhos)
+            lines.append(
+                f"| {label} | {criterion} | {cells} | {_interval(mean, half, signed=True)} | "
+                f"{_number(rho, 2, signed=True)} (p {_number(p, 3)}) |"
+            )
+    return "\n".join(lines)
+
+
+def sweep_markdown(plan: SweepPlan) -> str:
+    """The sweep's README section body: accuracy tables, then the criterion-transfer correlations when measured."""
+    parts = [accuracy_tables(plan), correlation_table(plan)]
+    return "\n\n".join(p for p in parts if p) + "\n"

@@ -203,11 +203,12 @@ def _print_table(result: dict) -> None:
         f"learngene {sel['label']} (task {sel['task']}); {setup['tasks']} target tasks from {where}, "
         f"{setup['way']}-way {shot}, {query} query images per class"
     )
+    points = [dict(p, method=f"{p['method']} [{p['size']}]") for p in result["sizes"]]
+    width = max([30] + [len(row["method"]) for row in points])
     print(
-        f"{'method':30} {'layers':14} {'params':>9} {'inherited':>9} {'accuracy':>8} {'95% CI':>7} "
+        f"{'method':{width}} {'layers':14} {'params':>9} {'inherited':>9} {'accuracy':>8} {'95% CI':>7} "
         f"{'vs scratch':>16}  per-task accuracy"
     )
-    points = [dict(p, method=f"{p['method']} [{p['size']}]") for p in result["sizes"]]
     for row in result["rows"] + points:
         if points and row is points[0] and "twin" in row:  # results of the older pairing have no twins
             print(f"size sweep: {TWIN_PHRASE} (its twin, the row scratch (<strategy>)); vs scratch is paired with it")
@@ -220,7 +221,7 @@ def _print_table(result: dict) -> None:
         )
         per_task = " ".join(f"{a:.2f}" for a in row["task_accuracies"])
         print(
-            f"{row['method']:30} {row['layers']:14} {row['params']:>9,} {row['inherited_params']:>9,} "
+            f"{row['method']:{width}} {row['layers']:14} {row['params']:>9,} {row['inherited_params']:>9,} "
             f"{row['mean_accuracy']:>8.3f} {ci:>7} {versus:>16}  {per_task}"
         )
     study = result.get("windows")

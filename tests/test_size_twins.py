@@ -36,6 +36,7 @@ GENE = ("conv3", "conv4")
 FRONT = ("conv1", "conv2")
 WAY = 3
 CONFIG = dict(epochs=1, batch_size=10, query=4, head_hidden=(16,), stack=1, augment=False)
+SEED = "seed"
 STRATEGIES = ("learngene", "front inheritance", "weight selection", "collective-finetune")
 
 
@@ -184,6 +185,30 @@ def test_the_job_key_changes_with_the_pairing_and_only_for_size_sweeps():
     assert job.key != job_key("fewshot", older) and job.identity()["size_pairing"] == "twin"
     plain = dataclasses.replace(job, sizes=False)
     assert "size_pairing" not in plain.identity()
+
+
+def test_sweep_summaries_pair_a_point_with_its_twin_and_older_results_with_scratch():
+    from types import SimpleNamespace
+
+    from core.jobs.sweep_tables import summary_rows
+
+    plan = SimpleNamespace(spec=SimpleNamespace(grid_fields=([SEED], [])))
+    accuracy = {"learngene": (0.6, 0.5), "scratch (learngene)": (0.4, 0.45), "scratch": (0.1, 0.2)}
+    rows = [
+        dict(method=m, size="x1/8", seed=seed, collective_key=f"c{seed}", mean_accuracy=a[seed])
+        for m, a in accuracy.items()
+        for seed in (0, 1)
+    ]
+    for row in rows:
+        if row["method"] == "learngene":
+            row["twin"] = "scratch (learngene)"
+    new = {e["method"]: e for e in summary_rows(plan, rows)}
+    assert new["learngene"]["twin"] == "scratch (learngene)"
+    assert new["learngene"]["vs_scratch"]["mean"] == pytest.approx(0.125)  # (0.2 + 0.05) / 2: not the 0.4 to scratch
+    assert "vs_scratch" not in new["scratch (learngene)"]
+    older = [{k: v for k, v in r.items() if k != "twin"} for r in rows if r["method"] != "scratch (learngene)"]
+    old = {e["method"]: e for e in summary_rows(plan, older)}
+    assert old["learngene"]["vs_scratch"]["mean"] == pytest.approx(0.4) and "twin" not in old["learngene"]
 
 
 def result_with(points: list[dict]) -> dict:

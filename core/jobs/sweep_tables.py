@@ -140,7 +140,9 @@ def summary_html(plan: SweepPlan, summary: list[dict[str, Any]]) -> str:
             "versus",
             versus,
             {
-                "title": {"text": "minus scratch of the same setting, paired by collective seed"},
+                "title": {
+                    "text": "minus scratch of the same setting (a size point: its twin), paired by collective seed"
+                },
                 "barmode": "group",
                 "yaxis": {"title": {"text": "accuracy difference"}},
             },

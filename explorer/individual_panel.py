@@ -12,6 +12,7 @@ import ipywidgets as widgets
 from core.collective.runs import Run
 from core.data.datasets import resolve_root
 from core.events import MethodFinished, Note, PlanReady, TargetTaskFinished
+from core.individual.twins import is_twin
 from core.jobs.execute import Outcome as JobOutcome
 from core.learngene.selection import block_label
 from explorer import engine
@@ -39,8 +40,8 @@ STRATEGIES = (
     "<b>other strategies</b> (tick the box): front inheritance (the collective's first layers, new layers after "
     "them), weight selection (a narrower copy of the whole collective model, Xu et al. 2024), the other windows of "
     "the learngene's length, the collective model fine-tuned, and nearest centroids on its features. "
-    "<b>Size sweep</b>: learngene, front inheritance, weight selection and scratch at 1/8, 1/4, 1/2 and 1 of the "
-    "collective model's widths, with the collective model as the reference point.</div>"
+    "<b>Size sweep</b>: learngene, front inheritance, weight selection at 1/8 to 1 of the collective's widths, the "
+    "collective the reference point; every point is compared with scratch of its own architecture.</div>"
 )
 
 
@@ -69,7 +70,7 @@ def table_html(rows: list[dict]) -> str:
             paired = _points(d["mean"]) + ("" if d["ci95"] is None else f" ± {100 * d['ci95']:.1f}")
             p = "not defined for 1 task" if d["p_value"] is None else f"{d['p_value']:.3g}"
             title = f"paired over {d['tasks']} target tasks; paired t-test p = {p}"
-        elif r["method"] == "scratch":
+        elif r["method"] == "scratch" or is_twin(r["method"]):
             paired = "(the reference)"
         cells = (
             ("model", r["model"], r["method"]),
@@ -152,7 +153,7 @@ class IndividualPanel:
         self.sweep_button = widgets.Button(
             description="Size sweep",
             icon="line-chart",
-            tooltip="learngene, front inheritance, weight selection and scratch at 1/8 to 1 of the collective's widths",
+            tooltip="learngene, front inheritance, weight selection, each with its twin, at 1/8 to 1 of the widths",
         )
         self.cancel_button = widgets.Button(description="Cancel", icon="stop", disabled=True)
         self.clear_button = widgets.Button(description="Clear", icon="trash")
@@ -294,7 +295,7 @@ class IndividualPanel:
         self._set_busy(True)
         learngene = block_label(job.layers)
         what = (
-            "size sweep: learngene, front inheritance, weight selection and scratch at 4 widths"
+            "size sweep: learngene, front inheritance and weight selection at 4 widths, each with its twin"
             if sweep
             else f"run: {job.estimate} target-task trainings"
         )

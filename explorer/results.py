@@ -1,5 +1,6 @@
 """Few-shot results as they arrive: accuracies per (method, model size, task setup), with running mean and 95% CI,
-each paired with scratch of the same size on the same target tasks, and described in words for the table."""
+each paired on the same target tasks with scratch (a size sweep's point: with its twin, scratch of exactly its own
+architecture), and described in words for the table."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import math
 from dataclasses import dataclass, field
 from fractions import Fraction
 
+from core.individual.twins import is_twin, twin_name, twin_strategy
 from core.stats import mean_ci95, paired_difference
 
 DEFAULT = "default"
@@ -19,8 +21,9 @@ GLOSSARY = (
     "<b>window</b>: another block of as many layers as the learngene, to see whether the criterion's pick matters. "
     "<b>width</b>: channels per layer as a share of the collective model's. <b>minus scratch</b>: accuracy minus "
     "scratch on the same target tasks (paired), in points, with its 95% interval: scratch of the learngene model's "
-    "shape for Run's rows, the narrowed collective model at the same width for the size sweep's (so a sweep row and "
-    "a Run row of one model can differ); an interval that includes 0 means no clear difference.</div>"
+    "shape for Run's rows; in the size sweep, every point is compared with scratch of its own architecture (its "
+    "<b>twin</b>, the row scratch (strategy) of the same size: the same network from random weights); an interval "
+    "that includes 0 means no clear difference.</div>"
 )
 
 
@@ -30,7 +33,9 @@ def is_sweep_size(size: str) -> bool:
 
 
 def strategy(method: str) -> str:
-    """The strategy a method belongs to (its curve on the size chart)."""
+    """The strategy a method belongs to (its curve on the size chart; a twin is a curve of its own)."""
+    if is_twin(method):
+        return method
     if method.startswith("front"):
         return "front inheritance"
     if method.startswith("weight selection"):
@@ -41,9 +46,14 @@ def strategy(method: str) -> str:
 
 
 def _rank(method: str) -> int:
-    name = strategy(method)
+    name = strategy(twin_strategy(method) if is_twin(method) else method)
     key = "window" if name.startswith("window") else name
     return ORDER.index(key) if key in ORDER else len(ORDER)
+
+
+def _twin_last(method: str) -> tuple[str, bool]:
+    """Sorts a twin's rows right after its strategy's."""
+    return (twin_strategy(method), True) if is_twin(method) else (method, False)
 
 
 def _width(size: str) -> str:
@@ -60,9 +70,11 @@ def sentence(method: str, size: str, learngene: str) -> str:
             f" {size[1:]} as wide" if width else ""
         )
     if method == "scratch":
-        if width:
-            return f"scratch: the collective model's shape at {width}, every weight random"
         return "scratch: the learngene model's shape, every weight random"
+    if is_twin(method):
+        of = twin_strategy(method)
+        shape = "the collective model's" if of in ("weight selection", "collective-finetune") else f"the {of} model's"
+        return f"{method}{at}: {shape} architecture, every weight random (the twin its point is paired with)"
     if method.startswith("front"):
         block = method[len("front ") :] if method != "front inheritance" else "the first layers"
         return f"front inheritance{at}: {block} of the collective inherited as the first layers, new layers after"
@@ -93,7 +105,7 @@ class Series:
     learngene: str = ""
 
     def row(self, reference: Series | None = None) -> dict:
-        """A results-table row; `reference` is scratch of the same size, for the paired difference."""
+        """A results-table row; `reference` is its scratch (or twin), for the paired difference."""
         mean, half = mean_ci95(self.accuracies)
         row = {
             "method": self.method,
@@ -170,13 +182,22 @@ class ResultStore:
         self.series.clear()
 
     def reference(self, series: Series) -> Series | None:
-        """Scratch of the same size and setup: the sweep's scratch at a sweep size, else the default-size scratch."""
-        size = series.size if is_sweep_size(series.size) else DEFAULT
-        return self.series.get(("scratch", size, series.setup))
+        """What a series is paired with: its twin (a size sweep's point), else the default-size scratch of a Run;
+        none for scratch and twins, and none for a sweep's point before its twin arrives."""
+        if series.method == "scratch" or is_twin(series.method):
+            return None
+        twin = self.series.get((twin_name(series.method), series.size, series.setup))
+        swept = any(is_sweep_size(s.size) for s in self.series.values() if s.setup == series.setup)
+        if twin is not None or is_sweep_size(series.size) or (swept and series.size == COLLECTIVE):
+            return twin
+        return self.series.get(("scratch", DEFAULT, series.setup))
 
     def rows(self) -> list[dict]:
-        """Table rows grouped by setup: learngene first, then scratch and the other strategies, smallest first."""
-        ordered = sorted(self.series.values(), key=lambda s: (s.setup, _rank(s.method), s.method, s.params))
+        """Table rows grouped by setup: learngene first, then scratch and the other strategies, smallest first, each
+        strategy's twins after it."""
+        ordered = sorted(
+            self.series.values(), key=lambda s: (s.setup, _rank(s.method), *_twin_last(s.method), s.params)
+        )
         return [s.row(self.reference(s)) for s in ordered]
 
     def setups(self) -> list[str]:

@@ -1,6 +1,6 @@
-"""The individual panel's chart: few-shot accuracy against model size, one curve per strategy, and below it each
-strategy minus scratch (of the same shape; in the sweep, the narrowed collective at the same width), paired over
-the same target tasks, with its 95% interval.
+"""The individual panel's chart: few-shot accuracy against model size, one curve per strategy (and one per twin:
+scratch of exactly a strategy's architecture, in its colour), and below it each strategy minus scratch of the same
+shape (in the sweep, its twin), paired over the same target tasks, with its 95% interval.
 
 The x axis (parameters, log scale) is shared. Chance (1/way) is a dotted line; the collective model fine-tuned is
 a labelled reference point. Every trace carries `meta` ("accuracy", "difference", "chance", "reference") so that
@@ -12,6 +12,7 @@ from __future__ import annotations
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from core.individual.twins import TWIN_PHRASE, is_twin, twin_strategy
 from explorer.figure import LiveFigure
 from explorer.results import ResultStore, Series, is_sweep_size, strategy
 from explorer.style import base_layout, method_colour
@@ -52,10 +53,8 @@ def new_figure() -> LiveFigure:
 
 
 def curve_name(series: Series) -> str:
-    """The curve a series belongs to: its strategy; the sweep's scratch (a narrowed collective) is its own curve."""
+    """The curve a series belongs to: its strategy (a twin is a curve of its own)."""
     name = strategy(series.method)
-    if name == "scratch" and is_sweep_size(series.size):
-        return "scratch (narrowed collective)"
     if name == "collective":
         return REFERENCE_NAME
     return name
@@ -91,12 +90,15 @@ def draw(fig: LiveFigure, store: ResultStore) -> None:
     shift = _offsets(groups)
     span = [min(params) / 1.6, max(params) * 1.6]
     traces = []
-    for i, (name, series) in enumerate(groups.items()):
+    colours = {(s[0].method, s[0].setup): method_colour(s[0].method, i) for i, s in enumerate(groups.values())}
+    for name, series in groups.items():
         rows = [s.row(store.reference(s)) for s in series]
         method = series[0].method
-        colour = method_colour(method, i)
+        twin = is_twin(method)
+        own = (method, series[0].setup)
+        colour = colours.get((twin_strategy(method), series[0].setup), colours[own]) if twin else colours[own]
         reference = name.startswith(REFERENCE_NAME)
-        shape = "star" if reference else "circle"
+        shape = "star" if reference else "square" if twin else "circle"
         dash = DASHES[setups.index(series[0].setup) % len(DASHES)]
         custom = [
             [r["size"], r["tasks"], r["planned"], r["status"], r["ci95"] or 0, r["model"], r["params"]] for r in rows
@@ -186,7 +188,7 @@ def draw(fig: LiveFigure, store: ResultStore) -> None:
         ]
         fig.layout.annotations = (
             dict(
-                text="minus scratch of the same shape (sweep: of the same width), paired over the same tasks (95% CI)",
+                text=f"minus scratch, paired over the same tasks (95% CI); size sweep: {TWIN_PHRASE}",
                 xref="x2 domain",
                 yref="y2 domain",
                 x=0,

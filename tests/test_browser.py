@@ -274,7 +274,7 @@ def test_the_size_chart_has_one_curve_per_strategy_a_chance_line_and_the_collect
     page.map_drawn()
     run_individual_models(page, "button.lg-individual-sweep")
     curves = traces(page, SIZES, "accuracy")
-    for name in ("learngene", "front inheritance", "weight selection", "scratch (narrowed collective)"):
+    for name in ("learngene", "front inheritance", "weight selection", "scratch (weight selection)"):
         assert len(curves[name]["x"]) == 4, name
     sizes = [x for c in curves.values() for x in c["x"]]
     assert max(sizes) / min(sizes) >= 20

@@ -356,7 +356,7 @@ def test_size_sweep_draws_one_curve_per_strategy_over_20x_in_size_with_the_colle
     assert panel.start(sweep=True) and panel.jobs.join(JOB_TIMEOUT)
     assert "finished" in panel.status.value and panel.progress.value == panel.progress.max
     curves = traces(panel.figure, "accuracy")
-    for name in ("learngene", "front inheritance", "weight selection", "scratch (narrowed collective)"):
+    for name in ("learngene", "front inheritance", "weight selection", "scratch (weight selection)"):
         assert len(curves[name].x) == 4 and curves[name].mode == "lines+markers", name
         assert list(curves[name].x) == sorted(curves[name].x)
     sizes = [x for c in curves.values() for x in c.x]
@@ -365,7 +365,10 @@ def test_size_sweep_draws_one_curve_per_strategy_over_20x_in_size_with_the_colle
     assert len(reference.x) == 1 and "collective model, fine-tuned" in reference.text[0]
     assert "chance (1/5)" in traces(panel.figure, "chance")
     differences = traces(panel.figure, "difference")
-    assert len(differences["weight selection minus scratch"].x) == 4 and "scratch minus scratch" not in differences
+    assert (
+        len(differences["weight selection minus scratch"].x) == 4
+        and "scratch (weight selection) minus scratch" not in differences
+    )
 
 
 def test_tau_still_moves_the_map_while_a_job_runs(app):

@@ -113,22 +113,26 @@ def test_rows_are_written_as_csv_with_empty_cells_for_missing_ci(setup, tmp_path
     assert table[1]["method"] == "scratch" and table[0]["vs_scratch_mean"] != "" and table[1]["vs_scratch_mean"] == ""
 
 
-def test_size_sweep_gives_every_strategy_at_every_size_over_a_20x_range_paired_with_scratch(setup):
+def test_size_sweep_gives_every_strategy_at_every_size_over_a_20x_range_paired_with_its_twin(setup):
     run, gene, config, targets = setup
     points = sweep(run, gene, config, targets)
     labels = ["x1/8", "x1/4", "x1/2", "x1"]
-    for method in ("learngene", "front inheritance", "weight selection", "scratch"):
+    for method in ("learngene", "front inheritance", "weight selection"):
         assert [p["size"] for p in points if p["method"] == method] == labels
-    assert points[-1]["method"] == "collective-finetune" and points[-1]["size"] == "collective"
+        assert [p["size"] for p in points if p["method"] == f"scratch ({method})"] == labels
+    assert [p["method"] for p in points if p["size"] == "collective"] == [
+        "collective-finetune",
+        "scratch (collective-finetune)",
+    ]
     params = [p["params"] for p in points]
     assert max(params) >= 20 * min(params)
     learngene = [p for p in points if p["method"] == "learngene"]
     assert learngene[0]["params"] < learngene[-1]["params"] and len({p["inherited_params"] for p in learngene}) == 1
-    for p in points[:-1]:
-        scratch = next(q for q in points if q["method"] == "scratch" and q["size"] == p["size"])
-        if p is not scratch:
-            diffs = [a - b for a, b in zip(p["task_accuracies"], scratch["task_accuracies"])]
-            assert p["vs_scratch"]["mean"] == pytest.approx(sum(diffs) / len(diffs))
+    for p in points:
+        if not p["method"].startswith("scratch ("):
+            twin = next(q for q in points if q["method"] == p["twin"] and q["size"] == p["size"])
+            diffs = [a - b for a, b in zip(p["task_accuracies"], twin["task_accuracies"])]
+            assert p["vs_twin"]["mean"] == pytest.approx(sum(diffs) / len(diffs))
 
 
 def test_size_sweep_reuses_the_collective_row_already_computed_on_the_same_tasks(setup):
@@ -138,7 +142,7 @@ def test_size_sweep_reuses_the_collective_row_already_computed_on_the_same_tasks
     points = sweep(run, gene, config, targets, known=rows, listeners=[events.append])
     assert "collective" not in {e.size for e in events if isinstance(e, TargetTaskFinished)}
     known = next(r for r in rows if r["method"] == "collective-finetune")
-    assert points[-1]["task_accuracies"] == known["task_accuracies"]
+    assert points[-2]["task_accuracies"] == known["task_accuracies"]
 
 
 def test_individual_command_reports_learngene_scratch_windows_and_baselines(smoke_run, capsys):
@@ -229,13 +233,8 @@ def test_a_learngene_file_drives_a_size_sweep_and_tables_are_written(smoke_run, 
     result = json.loads(capsys.readouterr().out)
     assert result["selection"]["rule"] == "file" and result["selection"]["layers"] == ["conv3", "conv4"]
     assert result["rows"][0]["ci95"] is None  # one target task: no interval
-    assert {p["method"] for p in result["sizes"]} == {
-        "learngene",
-        "front inheritance",
-        "weight selection",
-        "scratch",
-        "collective-finetune",
-    }
+    strategies = {"learngene", "front inheritance", "weight selection", "collective-finetune"}
+    assert {p["method"] for p in result["sizes"]} == strategies | {f"scratch ({m})" for m in strategies}
     assert json.loads((tmp_path / "result.json").read_text()) == result
     assert (tmp_path / "rows.csv").read_text().startswith(",".join(ROW_FIELDS))
 

@@ -99,7 +99,7 @@ def test_every_size_point_reports_the_parameters_of_the_model_at_its_multiplier(
             checked.add((point["method"], point["multiplier"]))
     assert checked == {(name, m) for name in expected for m in (0.125, 0.25, 0.5, 1.0)}
     collective = [p for p in result["sizes"] if p["size"] == "collective"]
-    assert [p["params"] for p in collective] == [collective_params(run, task, 1.0)]
+    assert [p["params"] for p in collective] == [collective_params(run, task, 1.0)] * 2  # and its twin
 
 
 def paper_layer_scores(run) -> dict[str, float]:

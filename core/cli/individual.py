@@ -189,6 +189,8 @@ def _total_setter(bar):
 
 
 def _print_table(result: dict) -> None:
+    from core.individual.twins import TWIN_PHRASE
+
     sel, setup, target = result["selection"], result["setup"], result["target"]
     shot = "varying-shot" if setup["shot"] is None else f"{setup['shot']}-shot"
     query = "varying" if setup["query"] is None else setup["query"]
@@ -201,13 +203,17 @@ def _print_table(result: dict) -> None:
         f"learngene {sel['label']} (task {sel['task']}); {setup['tasks']} target tasks from {where}, "
         f"{setup['way']}-way {shot}, {query} query images per class"
     )
+    points = [dict(p, method=f"{p['method']} [{p['size']}]") for p in result["sizes"]]
+    width = max([30] + [len(row["method"]) for row in points])
     print(
-        f"{'method':30} {'layers':14} {'params':>9} {'inherited':>9} {'accuracy':>8} {'95% CI':>7} "
+        f"{'method':{width}} {'layers':14} {'params':>9} {'inherited':>9} {'accuracy':>8} {'95% CI':>7} "
         f"{'vs scratch':>16}  per-task accuracy"
     )
-    for row in result["rows"] + [dict(p, method=f"{p['method']} [{p['size']}]") for p in result["sizes"]]:
+    for row in result["rows"] + points:
+        if points and row is points[0] and "twin" in row:  # results of the older pairing have no twins
+            print(f"size sweep: {TWIN_PHRASE} (its twin, the row scratch (<strategy>)); vs scratch is paired with it")
         ci = "-" if row["ci95"] is None else f"±{row['ci95']:.3f}"
-        paired = row.get("vs_scratch")
+        paired = row.get("vs_twin", row.get("vs_scratch"))
         versus = (
             ""
             if paired is None
@@ -215,7 +221,7 @@ def _print_table(result: dict) -> None:
         )
         per_task = " ".join(f"{a:.2f}" for a in row["task_accuracies"])
         print(
-            f"{row['method']:30} {row['layers']:14} {row['params']:>9,} {row['inherited_params']:>9,} "
+            f"{row['method']:{width}} {row['layers']:14} {row['params']:>9,} {row['inherited_params']:>9,} "
             f"{row['mean_accuracy']:>8.3f} {ci:>7} {versus:>16}  {per_task}"
         )
     study = result.get("windows")

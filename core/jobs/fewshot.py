@@ -14,6 +14,7 @@ from core.errors import LearngeneError
 from core.events import Listener, Note, PlanReady, emit
 from core.individual.evaluation import FewShotPlan, check_collective_needs, plan_few_shot
 from core.individual.targets import Targets, target_tasks
+from core.individual.twins import is_twin, twin_strategy
 from core.individual.windows import window_study
 from core.jobs.spec import BASELINE_FAMILIES, FewShotJob, method_family
 from core.learngene.extraction import extract
@@ -109,7 +110,7 @@ class PreparedFewShot:
         kept = self.job.methods
         if kept is not None:
             rows = [r for r in rows if method_family(r["method"]) in kept]
-            points = [p for p in points if method_family(p["method"]) in kept]
+            points = [p for p in points if method_family(p["method"]) in kept or _twin_kept(p["method"], kept)]
         selection = dict(
             self.selection,
             task=self.learngene.task,
@@ -132,6 +133,11 @@ class PreparedFewShot:
         if study is not None:
             result["windows"] = study
         return jsonable(result)
+
+
+def _twin_kept(method: str, kept: tuple[str, ...]) -> bool:
+    """Whether a size point is the twin of a strategy whose family is kept (a point keeps its pairing)."""
+    return is_twin(method) and method_family(twin_strategy(method)) in kept
 
 
 def prepare_fewshot(job: FewShotJob, listeners: Iterable[Listener] = ()) -> PreparedFewShot:

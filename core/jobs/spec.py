@@ -17,6 +17,7 @@ from core.collective.runs import Run
 from core.data.datasets import resolve_root
 from core.individual.config import IndividualConfig
 from core.individual.targets import TargetSource
+from core.individual.twins import PAIRING, is_twin
 from core.jobs.keys import job_key
 from core.learngene.selection import Selection, select_for_run
 
@@ -115,11 +116,14 @@ class FewShotJob:
         return job_key("fewshot", self.identity())
 
     def identity(self) -> dict:
-        """What the key hashes: every field but the places where the run and the learngene file lie."""
+        """What the key hashes: every field but the places where the run and the learngene file lie, and how the
+        size sweep pairs its points (each with its twin), so results of the older pairing are not taken for it."""
         fields = dataclasses.asdict(self)
         for where in ("run_dir", "learngene_file"):
             fields.pop(where)
         fields["target"]["root"] = _absolute(self.target.root)
+        if self.sizes:
+            fields["size_pairing"] = PAIRING
         return fields
 
 
@@ -143,11 +147,13 @@ def file_sha256(path: str | os.PathLike) -> str:
 
 
 def method_family(name: str) -> str:
-    """The family of a results row's method: "front conv1-conv4" -> "front", "weight selection x0.5" -> ..."""
+    """The family of a results row's method: "front conv1-conv4" -> "front", "scratch (learngene)" -> "scratch"..."""
     if name.startswith("front "):
         return "front"
     if name.startswith("weight selection"):
         return "weight-selection"
     if name.startswith("window "):
         return "window"
+    if is_twin(name):
+        return "scratch"
     return name

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from core.atomic import write_text
+from core.individual.twins import is_twin
 from core.jobs.sweep import SweepPlan
 from core.stats import mean_ci95, paired_difference
 from core.tables import csv_text, jsonable, write_csv, write_results_json
@@ -17,6 +18,7 @@ RESULT_FILES = ("results.csv", "tasks.csv", "summary.json", "summary.csv", "summ
 TIMING_FIELDS = ("seconds",)  # wall time differs between runs of one job: kept in results/<key>.json only
 SEED = "seed"
 ROW_FIRST = ("method", "size", "mean_accuracy", "ci95")
+PER_RUN_FIELDS = ("task_accuracies", "vs_scratch", "vs_twin", "twin_mean_accuracy", "mean_accuracy", "ci95")
 
 
 def grid_columns(plan: SweepPlan) -> tuple[list[str], dict[str, str]]:
@@ -45,7 +47,7 @@ def task_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per target task of every result row: its accuracy, for paired analysis."""
     out = []
     for row in rows:
-        base = {k: v for k, v in row.items() if k not in ("task_accuracies", "vs_scratch", "mean_accuracy", "ci95")}
+        base = {k: v for k, v in row.items() if k not in PER_RUN_FIELDS}
         for task, accuracy in enumerate(row["task_accuracies"]):
             out.append({**base, "task": task, "accuracy": accuracy})
     return out
@@ -53,25 +55,32 @@ def task_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def summary_rows(plan: SweepPlan, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per individual setting x method (x size): mean accuracy over collective seeds, its 95% CI, and the paired
-    difference to scratch of the same setting and size, paired by seed."""
+    difference to scratch of the same setting and size (a size point: to its twin, named in `twin`), paired by
+    seed."""
     run_axes, renamed = grid_columns(plan)
     group_fields = [a for a in run_axes if a != SEED] + list(renamed.values())
     groups: dict[tuple, dict[str, dict[Any, float]]] = defaultdict(lambda: defaultdict(dict))
+    twins: dict[tuple, str] = {}
     for row in rows:
         group = tuple(json.dumps(row.get(f), sort_keys=True) for f in group_fields) + (row["size"],)
         groups[group][row["method"]][(row.get(SEED), row["collective_key"])] = row["mean_accuracy"]
+        if "twin" in row:
+            twins[group, row["method"]] = row["twin"]
     summary = []
     for group, methods in groups.items():
-        scratch = methods.get("scratch", {})
         for method, by_run in methods.items():
+            twin = twins.get((group, method))
+            scratch = methods.get(twin or "scratch", {})
             runs = sorted(by_run, key=lambda r: (r[0] is None, r[0], r[1]))
             values = [by_run[r] for r in runs]
             mean, half = mean_ci95(values)
             entry = {"method": method, "size": group[-1]}
             entry.update({f: json.loads(v) for f, v in zip(group_fields, group[:-1])})
             entry.update({"seeds": [r[0] for r in runs], "mean_accuracy": mean, "ci95": half})
+            if twin is not None:
+                entry["twin"] = twin
             paired = [r for r in runs if r in scratch]
-            if method != "scratch" and len(paired) == len(runs):
+            if method != "scratch" and not is_twin(method) and len(paired) == len(runs):
                 diff = paired_difference(values, [scratch[r] for r in runs])
                 entry["vs_scratch"] = {"mean": diff.mean, "ci95": diff.ci95, "p_value": diff.p_value}
             summary.append(entry)
@@ -131,7 +140,9 @@ def summary_html(plan: SweepPlan, summary: list[dict[str, Any]]) -> str:
             "versus",
             versus,
             {
-                "title": {"text": "minus scratch of the same setting, paired by collective seed"},
+                "title": {
+                    "text": "minus scratch of the same setting (a size point: its twin), paired by collective seed"
+                },
                 "barmode": "group",
                 "yaxis": {"title": {"text": "accuracy difference"}},
             },

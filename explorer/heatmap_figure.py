@@ -126,8 +126,9 @@ def colour_range(z: np.ndarray, scale: str) -> tuple[float, float]:
     return (0.0, 1.0) if scale == "fixed" or top <= 0 else (0.0, top)
 
 
-def draw(fig: LiveFigure, state: MapState) -> None:
-    """Redraw the map, the frame around the selected layers, the score bars and the threshold line."""
+def draw(fig: LiveFigure, state: MapState, in_place: bool = False) -> None:
+    """Redraw the map, the frame around the selected layers, the score bars and the threshold line (`in_place`: in
+    the chart the page shows)."""
     z, xs, labels = columns(state)
     names, tasks = state.layer_names, state.tasks
     z_list = [[float(v) if np.isfinite(v) else None for v in row] for row in z]
@@ -144,7 +145,7 @@ def draw(fig: LiveFigure, state: MapState) -> None:
     zmin, zmax = colour_range(z, state.colour_scale)
     finite = scores[np.isfinite(scores)]
     bars_max = max(float(finite.max()) if finite.size else 0.0, state.threshold if state.show_threshold else 0.0)
-    with fig.updating():
+    with fig.updating(in_place):
         fig.data[HEAT].update(
             x=xs.tolist(),
             y=ys,

@@ -48,7 +48,8 @@ class LiveFigure(go.Figure):
         self.widget.add_class(self.css_class)
         self.channel = widgets.Output(layout=widgets.Layout(display="none"))
         self.frame = widgets.VBox([self.note, self.widget, self.channel])
-        self._sent: dict = {}
+        self._sent = "{}"
+        self._reacts = 0  # in-place redraws so far: a later whole chart differs from the Output's even if equal
         self.publish()
 
     def placeholder(self, text: str | None) -> None:
@@ -73,27 +74,30 @@ class LiveFigure(go.Figure):
             else:
                 self.publish()
 
-    def _spec(self) -> dict:
-        spec = json.loads(self.to_json())  # plotly's encoder: numpy arrays to lists, NaN to null
-        self._sent = {"data": spec.get("data", []), "layout": spec.get("layout", {}), "config": CONFIG}
+    def _spec(self) -> str:
+        """The figure as JSON for plotly.js (plotly's encoder: numpy arrays to lists, NaN to null), kept as sent."""
+        self._sent = self.to_json()
         return self._sent
 
     def publish(self) -> None:
         """Send the whole figure to the page, replacing what the Output showed."""
         with self._lock:
+            spec = json.loads(self._spec())
             bundle = {
-                MIMETYPE: self._spec(),
+                MIMETYPE: {"data": spec.get("data", []), "layout": spec.get("layout", {}), "config": CONFIG},
                 "text/plain": "a plotly chart: it needs the jupyterlab-plotly extension, which comes with plotly",
             }
-            self.widget.outputs = ({"output_type": "display_data", "data": bundle, "metadata": {}},)
+            metadata = {"lg-in-place-redraws": self._reacts} if self._reacts else {}
+            self.widget.outputs = ({"output_type": "display_data", "data": bundle, "metadata": metadata},)
 
     def react(self) -> None:
         """Redraw the chart the page shows in place with the figure (the Output keeps the chart it holds)."""
         with self._lock:
+            self._reacts += 1
             code = (
-                f"(() => {{ const spec = {json.dumps(self._spec())}; "
+                f"(() => {{ const spec = {self._spec()}; "
                 f"document.querySelectorAll('.{self.css_class} .js-plotly-plot').forEach(gd => "
-                "window.Plotly && window.Plotly.react(gd, spec.data, spec.layout, spec.config)); })();"
+                f"window.Plotly && window.Plotly.react(gd, spec.data, spec.layout, {json.dumps(CONFIG)})); }})();"
             )
             self.channel.outputs = (
                 {"output_type": "display_data", "data": {"application/javascript": code}, "metadata": {}},
@@ -101,7 +105,8 @@ class LiveFigure(go.Figure):
 
     def shown(self) -> dict:
         """The figure as the page last received it (data, layout, config), whole or in place."""
-        return self._sent
+        spec = json.loads(self._sent)
+        return {"data": spec.get("data", []), "layout": spec.get("layout", {}), "config": CONFIG}
 
     def snapshot(self) -> go.Figure:
         """A plain, consistent copy (for export)."""

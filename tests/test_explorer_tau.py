@@ -123,6 +123,14 @@ def test_a_tau_move_redraws_the_shown_chart_in_place(app):
     assert "5.62e-03" in figure.shown()["layout"]["annotations"][0]["text"]
 
 
+def test_a_whole_chart_after_in_place_moves_reaches_the_page_even_when_it_equals_the_one_it_holds(app):
+    chart = app.heatmap.figure.widget.outputs
+    app.heatmap.tau.slider.set_state({"value": 10**-2.25})
+    app.heatmap.set_tau(0.003)  # back to the view that the Output holds, as applying settings does
+    assert app.heatmap.figure.widget.outputs != chart
+    assert app.heatmap.figure.widget.outputs[0]["data"][MIMETYPE] == app.heatmap.figure.shown()
+
+
 def test_the_old_way_sends_a_new_chart_per_tau_move(app, monkeypatch):
     monkeypatch.setenv(REDRAW_ENV, "whole")
     chart, script = app.heatmap.figure.widget.outputs, app.heatmap.figure.channel.outputs

@@ -88,7 +88,7 @@ def test_an_old_link_with_a_long_tau_still_opens_at_the_short_value(app):
 def test_the_link_has_a_copy_button_that_copies_the_pages_address_with_this_view(app):
     app.heatmap.tau.value = 1e-3
     link = app.link.value
-    assert "class='lg-copy-link'" in link and "navigator.clipboard.writeText" in link
+    assert "<button class='lg-copy-link' type='button'" in link and "navigator.clipboard.writeText" in link
     assert "location.origin + location.pathname" in link and "&quot;run=smoke&amp;tau=0.001&quot;" in link
 
 

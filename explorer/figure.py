@@ -94,10 +94,11 @@ class LiveFigure(go.Figure):
         """Redraw the chart the page shows in place with the figure (the Output keeps the chart it holds)."""
         with self._lock:
             self._reacts += 1
-            code = (
-                f"(() => {{ const spec = {self._spec()}; "
+            code = (  # an error goes to the console: the script runner would only show it in the hidden Output
+                f"(() => {{ try {{ const spec = {self._spec()}; "
                 f"document.querySelectorAll('.{self.css_class} .js-plotly-plot').forEach(gd => "
-                f"window.Plotly && window.Plotly.react(gd, spec.data, spec.layout, {json.dumps(CONFIG)})); }})();"
+                f"window.Plotly.react(gd, spec.data, spec.layout, {json.dumps(CONFIG)})); }} catch (error) {{ "
+                "console.error('the chart was not redrawn in place:', error); } })();"
             )
             self.channel.outputs = (
                 {"output_type": "display_data", "data": {"application/javascript": code}, "metadata": {}},

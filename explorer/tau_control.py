@@ -12,7 +12,7 @@ import traitlets
 from core.learngene.selection import conv_layers
 from explorer.fields import LogSlider, TextField, report_to
 from explorer.settings import TAU_DIGITS, TAU_RANGE, significant
-from explorer.style import message_html
+from explorer.style import clip, message_html
 
 SLIDER_EXPONENTS = (-6.0, -1.0)  # the useful range: 1e-6 to 1e-1
 SLIDER_STEP = 0.25  # quarter decades: 1e-4, 1.78e-4, 3.16e-4, 5.62e-4, 1e-3, ...
@@ -77,20 +77,20 @@ class TauControl(traitlets.HasTraits):
         if self._syncing:
             return
         text = change["new"].strip()
-        try:
-            tau = float(text)
-        except ValueError:
-            tau = math.nan
+        tau = _number(text)
         if math.isfinite(tau) and TAU_RANGE[0] <= tau <= TAU_RANGE[1]:
             self.message.value = ""
             self.value = tau
             self._show(None)  # the box shows the rounded value even when tau did not change
+            if significant(tau) != tau:
+                self.message.value = message_html(
+                    f"τ {clip(text)} is kept as {tau_text(self.value)}: τ has three significant digits", "info"
+                )
             return
         problem = "is not a number" if math.isnan(tau) and text.lower() != "nan" else "is outside the range"
-        self.message.value = message_html(
-            f"τ: {text[:40]!r} {problem}: type a number from 1e-14 to 10, such as 1e-4 or 0.003; τ stays "
-            f"{tau_text(self.value)}",
-            "error",
+        self.box.report(
+            f"τ: {clip(text)!r} {problem}: type a number from 1e-14 to 10, such as 1e-4 or 0.003; τ stays "
+            f"{tau_text(self.value)}"
         )
         self._show(None)
 
@@ -102,9 +102,18 @@ class TauControl(traitlets.HasTraits):
         try:
             if not math.isclose(math.log10(self.slider.value), exponent, abs_tol=1e-9):
                 self.slider.value = 10**exponent
-            self.box.value = tau_text(self.value)
+            if _number(self.box.value) != self.value:  # a typed 1e-3 stays as typed
+                self.box.value = tau_text(self.value)
         finally:
             self._syncing = False
+
+
+def _number(text: str) -> float:
+    """The number typed (NaN when it is not one)."""
+    try:
+        return float(text)
+    except ValueError:
+        return math.nan
 
 
 def conv_scores(names: tuple[str, ...], scores: np.ndarray) -> np.ndarray:

@@ -65,8 +65,7 @@ class LiveFigure(go.Figure):
 
     @contextlib.contextmanager
     def updating(self, in_place: bool = False) -> Iterator[LiveFigure]:
-        """Change the figure (from any thread) as one batch; the page then shows the result (`in_place`: redrawn in
-        the chart it shows, unless $LEARNGENE_REDRAW is "whole")."""
+        """Change the figure (from any thread) as one batch, then show it: `in_place` in the chart already shown."""
         with self._lock:
             yield self
             if in_place and os.environ.get(REDRAW_ENV, "") != "whole":

@@ -359,8 +359,7 @@ class CriterionHeatmap:
     # ------------------------------------------------------------ drawing
 
     def redraw(self, in_place: bool = False) -> None:
-        """Recompute the matrices and scores for the current tau, re-apply the rule (unless chosen by hand), draw
-        (`in_place`: in the chart the page shows, as a tau move does)."""
+        """Recompute the map and scores at the current tau, re-apply the rule (unless chosen by hand), and draw."""
         with self._lock:
             log = self.log
             layer = None

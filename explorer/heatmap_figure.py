@@ -127,8 +127,7 @@ def colour_range(z: np.ndarray, scale: str) -> tuple[float, float]:
 
 
 def draw(fig: LiveFigure, state: MapState, in_place: bool = False) -> None:
-    """Redraw the map, the frame around the selected layers, the score bars and the threshold line (`in_place`: in
-    the chart the page shows)."""
+    """Redraw the map, the frame around the selected layers, the score bars and the threshold line."""
     z, xs, labels = columns(state)
     names, tasks = state.layer_names, state.tasks
     z_list = [[float(v) if np.isfinite(v) else None for v in row] for row in z]

@@ -1,9 +1,9 @@
-"""The criterion map's tau control: a quarter-decade slider over the useful range, a typed box for the full range, and
-the sentence shown when the map at a tau cannot tell the layers apart."""
+"""The criterion map's tau: a quarter-decade slider, a typed box for the full range, and the flat-map sentence."""
 
 from __future__ import annotations
 
 import math
+import threading
 
 import ipywidgets as widgets
 import numpy as np
@@ -26,17 +26,13 @@ def tau_text(tau: float) -> str:
 
 
 class TauControl(traitlets.HasTraits):
-    """Tau in one place: `value` (always rounded to three significant digits), shown by a slider and a typed box.
-
-    The slider moves in quarter decades over 1e-6..1e-1; the box takes any value from 1e-14 to 10 (Enter or leaving
-    the box applies it). A value outside the slider's range leaves the slider at its nearest end.
-    """
+    """Tau (`value`, three significant digits) shown by a 1e-6..1e-1 slider and a 1e-14..10 box (Enter applies it)."""
 
     value = traitlets.Float(1e-4)
 
     def __init__(self, value: float = 1e-4) -> None:
         super().__init__()
-        self._syncing = False
+        self._local = threading.local()  # per thread, so that code moving tau never hides a user's move
         self.slider = LogSlider(
             value=value,
             base=10,
@@ -63,17 +59,25 @@ class TauControl(traitlets.HasTraits):
 
     @traitlets.validate("value")
     def _rounded(self, proposal: traitlets.Bunch) -> float:
+        """Refuse a tau outside 1e-14..10 (code only: the box says why first); keep three significant digits."""
         tau = float(proposal["value"])
         if not (math.isfinite(tau) and TAU_RANGE[0] <= tau <= TAU_RANGE[1]):
             raise traitlets.TraitError(f"tau {tau!r} is outside 1e-14 to 10")
         return significant(tau)
 
+    @property
+    def _syncing(self) -> bool:
+        """Whether this thread is moving the slider and box to tau (not a user's move)."""
+        return getattr(self._local, "syncing", False)
+
     def _slid(self, change: dict) -> None:
+        """A slider move sets tau."""
         if not self._syncing:
             self.message.value = ""
             self.value = change["new"]
 
     def _typed(self, change: dict) -> None:
+        """A typed value in range sets tau; anything else keeps tau and says what to type."""
         if self._syncing:
             return
         text = change["new"].strip()
@@ -98,14 +102,14 @@ class TauControl(traitlets.HasTraits):
         """Put the slider at the quarter decade nearest to tau (its end when tau is outside) and tau in the box."""
         exponent = round(math.log10(self.value) / SLIDER_STEP) * SLIDER_STEP
         exponent = min(max(exponent, SLIDER_EXPONENTS[0]), SLIDER_EXPONENTS[1])
-        self._syncing = True
+        self._local.syncing = True
         try:
             if not math.isclose(math.log10(self.slider.value), exponent, abs_tol=1e-9):
                 self.slider.value = 10**exponent
             if _number(self.box.value) != self.value:  # a typed 1e-3 stays as typed
                 self.box.value = tau_text(self.value)
         finally:
-            self._syncing = False
+            self._local.syncing = False
 
 
 def _number(text: str) -> float:
@@ -132,8 +136,7 @@ def scores_tied(names: tuple[str, ...], scores: np.ndarray) -> bool:
 
 
 def flat_map_note(names: tuple[str, ...], values: np.ndarray, scores: np.ndarray, tau: float) -> str:
-    """A sentence (HTML) when the map at `tau` cannot tell the layers apart, saying why and which way to move tau;
-    "" when it can."""
+    """Why the map at `tau` cannot tell the layers apart and which way to move tau (HTML); "" when it can."""
     finite = values[np.isfinite(values)]
     empty = finite.size > 0 and float(finite.max()) < EMPTY
     if finite.size == 0 or not (empty or scores_tied(names, scores)):

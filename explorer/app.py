@@ -22,6 +22,7 @@ from explorer.fields import Choice, TextArea, report_to
 from explorer.figure import LiveFigure
 from explorer.heatmap import CriterionHeatmap
 from explorer.individual_panel import IndividualPanel
+from explorer.link_box import link_html
 from explorer.settings import RUN_ENV, Settings, list_runs, resolve_run, runs_root
 from explorer.style import heading, message_html
 from explorer.worker import one_line
@@ -414,10 +415,7 @@ class ExplorerApp:
         """Keep the link and the settings box on the current view; a box the user has edited is left alone."""
         settings = self.current_settings()
         query = settings.to_query()
-        self.link.value = (
-            f"<a href='?{html.escape(query)}' target='_blank'>link to this view</a><br><code "
-            f"style='font-size:11px'>?{html.escape(query)}</code>"
-        )
+        self.link.value = link_html(query)
         if self.settings_text.value in ("", self._settings_written):
             text = settings.to_json()
             self._settings_written = text

@@ -12,7 +12,6 @@ import numpy as np
 
 from core.collective.criterion import CriterionLog, EpochCriterion
 from core.collective.health import unhealthy_tasks
-from core.collective.histogram import BIN_EDGES
 from core.errors import LearngeneError
 from core.events import EpochEnded, TaskFinished
 from core.learngene.selection import (
@@ -24,9 +23,10 @@ from core.learngene.selection import (
     threshold_layers,
     validate_block,
 )
-from explorer.fields import LogSlider, Slider, Toggle, Toggles, report_to
+from explorer.fields import Slider, Toggle, Toggles, report_to
 from explorer.heatmap_figure import MapState, clear, draw, new_figure
 from explorer.style import heading, message_html
+from explorer.tau_control import TauControl, flat_map_note, scores_tied
 
 EXPLANATION = (
     "<div class='lg-heatmap-help' style='color:#444;max-width:1000px;font-size:12px;line-height:1.5'>"
@@ -70,17 +70,7 @@ class CriterionHeatmap:
         self._nearest: tuple[str, ...] = ()
         self._lock = threading.RLock()
         self._local = threading.local()
-        self.tau = LogSlider(
-            value=1e-4,
-            base=10,
-            min=math.log10(BIN_EDGES[0]),
-            max=math.log10(BIN_EDGES[-1]),
-            step=0.1,
-            description="τ (log)",
-            readout_format=".2e",
-            layout=widgets.Layout(width="380px"),
-        )
-        self.tau.add_class("lg-tau")
+        self.tau = TauControl(1e-4)
         self.absolute = Toggles(
             options=[("signed g > τ", False), ("absolute |g| > τ", True)], value=False, style={"button_width": "125px"}
         )
@@ -114,7 +104,6 @@ class CriterionHeatmap:
         self.message.add_class("lg-selection-message")
         report_to(
             self.message,
-            tau=self.tau,
             counting=self.absolute,
             view=self.view,
             colour_scale=self.colour_scale,
@@ -124,6 +113,8 @@ class CriterionHeatmap:
             description="use nearest valid block", layout=widgets.Layout(display="none", width="auto")
         )
         self.use_nearest.add_class("lg-use-nearest")
+        self.flat_note = widgets.HTML()
+        self.flat_note.add_class("lg-flat-note")
         self.figure = new_figure()
         self.tau.observe(self._tau_moved, "value")
         self.absolute.observe(lambda _: self.redraw(), "value")
@@ -139,8 +130,9 @@ class CriterionHeatmap:
                     "averaged). Layers that stay low and steady once the network stops growing become the learngene "
                     "(red frame).",
                 ),
-                widgets.HBox([self.tau, self.absolute, self.view]),
+                widgets.HBox([self.tau.widget, self.absolute, self.view]),
                 self.colour_scale,
+                self.flat_note,
                 self.figure.frame,
                 widgets.HTML(EXPLANATION),
                 widgets.HBox(
@@ -186,7 +178,7 @@ class CriterionHeatmap:
                 self.rule = "top-k"
         self._sync_buttons()
         if not keep and (tau is not None or log is not None):
-            self._tau_on_grid(tau if tau is not None else log.tau)
+            self._put_tau(tau if tau is not None else log.tau)
         self.redraw()
 
     def begin_live(
@@ -210,31 +202,21 @@ class CriterionHeatmap:
                 self.rule = "top-k"
         self._sync_buttons()
         if not keep:
-            self._tau_on_grid(tau)
+            self._put_tau(tau)
         self.redraw()
 
     def set_tau(self, tau: float) -> None:
-        """Show the map at exactly `tau` (from a link or settings): the slider's grid is shifted to hold it."""
-        self._tau_on_grid(tau)
+        """Show the map at `tau` (from a link or settings; kept to three significant digits)."""
+        self._put_tau(tau)
         self.redraw()
 
-    def _tau_on_grid(self, tau: float) -> None:
-        """Shift the slider's grid of log-steps so that `tau` is exactly on it (the browser then keeps it)."""
-        step = self.tau.step
-        low, high = math.log10(BIN_EDGES[0]), math.log10(BIN_EDGES[-1])
-        exponent = math.log10(tau)
-        minimum = exponent - math.floor((exponent - low) / step + 1e-9) * step
-        maximum = minimum + math.floor((high - minimum) / step + 1e-9) * step
-
-        def change() -> None:
-            self.tau.min, self.tau.max = minimum, maximum
-            self.tau.value = tau
-
-        self._silently(change)
+    def _put_tau(self, tau: float) -> None:
+        """Set tau without the redraw that a user's move triggers (the caller redraws)."""
+        self._silently(lambda: setattr(self.tau, "value", tau))
 
     def _tau_moved(self, _change: object) -> None:
         if not self._syncing:  # code that sets tau redraws itself
-            self.redraw()
+            self.redraw(in_place=True)
 
     @property
     def unhealthy(self) -> tuple[bool, ...]:
@@ -343,6 +325,8 @@ class CriterionHeatmap:
         else:
             self.use_nearest.layout.display = "none"
         how = {"top-k": "most stable window", "threshold": "by threshold", "manual": "chosen by hand"}[self.rule]
+        if self.rule == "top-k" and scores_tied(names, self.scores):
+            how = "scores tied at this τ, so not a most stable window"
         verdict = f" ({how})" if ok else " (not usable)"
         self.selection_label.value = f"<b>learngene layers:</b> {html.escape(block_label(self.selected))}{verdict}"
 
@@ -374,14 +358,15 @@ class CriterionHeatmap:
 
     # ------------------------------------------------------------ drawing
 
-    def redraw(self) -> None:
-        """Recompute the matrices and scores for the current tau, re-apply the rule (unless chosen by hand), draw."""
+    def redraw(self, in_place: bool = False) -> None:
+        """Recompute the map and scores at the current tau, re-apply the rule (unless chosen by hand), and draw."""
         with self._lock:
             log = self.log
             layer = None
             if log is None or not log.recorded.any():
                 self.scores = np.zeros(0)
                 self._per_epoch = self._per_task = np.zeros((0, 0))
+                self.flat_note.value = ""
             else:
                 tau = float(self.tau.value)
                 self._per_epoch = log.per_epoch(tau, absolute=self.absolute.value)
@@ -397,6 +382,7 @@ class CriterionHeatmap:
                     self.scores = layer.score
                 except LearngeneError:
                     self.scores = np.full(len(log.layer_names), np.nan)
+                self.flat_note.value = flat_map_note(log.layer_names, self._per_task, self.scores, tau)
             if log is None:
                 self.selected, self.valid = (), False
                 self._sync_buttons()
@@ -405,7 +391,7 @@ class CriterionHeatmap:
                 self.use_nearest.layout.display = "none"
             else:
                 self._apply(self._by_rule(layer))
-            self._draw()
+            self._draw(in_place)
 
     def _by_rule(self, layer: object) -> tuple[str, ...]:
         """The layers the current rule picks (possibly an invalid set: the message explains it)."""
@@ -419,7 +405,7 @@ class CriterionHeatmap:
             return ()
         return select_top_k(layer, k).layers
 
-    def _draw(self) -> None:
+    def _draw(self, in_place: bool = False) -> None:
         with self._lock:
             if self.log is None or self.log.tasks == 0:
                 clear(self.figure)
@@ -442,4 +428,4 @@ class CriterionHeatmap:
                 unhealthy=self.unhealthy,
                 colour_scale=self.colour_scale.value,
             )
-            draw(self.figure, state)
+            draw(self.figure, state, in_place)

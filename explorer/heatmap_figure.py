@@ -126,7 +126,7 @@ def colour_range(z: np.ndarray, scale: str) -> tuple[float, float]:
     return (0.0, 1.0) if scale == "fixed" or top <= 0 else (0.0, top)
 
 
-def draw(fig: LiveFigure, state: MapState) -> None:
+def draw(fig: LiveFigure, state: MapState, in_place: bool = False) -> None:
     """Redraw the map, the frame around the selected layers, the score bars and the threshold line."""
     z, xs, labels = columns(state)
     names, tasks = state.layer_names, state.tasks
@@ -144,7 +144,7 @@ def draw(fig: LiveFigure, state: MapState) -> None:
     zmin, zmax = colour_range(z, state.colour_scale)
     finite = scores[np.isfinite(scores)]
     bars_max = max(float(finite.max()) if finite.size else 0.0, state.threshold if state.show_threshold else 0.0)
-    with fig.updating():
+    with fig.updating(in_place):
         fig.data[HEAT].update(
             x=xs.tolist(),
             y=ys,

@@ -19,6 +19,7 @@ RUNS_ENV = "LEARNGENE_RUNS"
 RUN_ENV = "LEARNGENE_RUN"
 REPO = Path(__file__).resolve().parents[1]
 TAU_RANGE = (1e-14, 10.0)
+TAU_DIGITS = 3  # tau is shown, linked and saved with three significant digits
 VIEWS = ("task", "epoch")
 RUN_NAME_MAX = 100
 RUN_LINK_MAX = 255
@@ -82,8 +83,8 @@ class Settings:
         return self
 
     def to_json(self) -> str:
-        """The settings as indented JSON (layers as a list)."""
-        return json.dumps(dataclasses.asdict(self), indent=2)
+        """The settings as indented JSON (layers as a list, tau to three significant digits)."""
+        return json.dumps(dict(dataclasses.asdict(self), tau=_short_tau(self.tau)), indent=2)
 
     @classmethod
     def from_dict(cls, data: object) -> Settings:
@@ -110,11 +111,12 @@ class Settings:
         return cls.from_dict(data)
 
     def to_query(self) -> str:
-        """The settings that differ from the defaults, as a URL query string (numbers written to round-trip exactly)."""
+        """The settings that differ from the defaults, as a URL query string (numbers written to round-trip exactly,
+        tau to three significant digits)."""
         default = Settings()
         pairs = []
         for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
+            value = _short_tau(self.tau) if f.name == "tau" else getattr(self, f.name)
             if value == getattr(default, f.name):
                 continue
             if isinstance(value, bool):
@@ -140,6 +142,15 @@ class Settings:
                 raise LearngeneError(f"unknown link parameter {key!r}: use only {', '.join(sorted(fields))}")
             data[key] = _from_text(key, values[-1])
         return cls.from_dict(data)
+
+
+def significant(value: float, digits: int = TAU_DIGITS) -> float:
+    """`value` rounded to `digits` significant digits (0.003000000000000001 -> 0.003)."""
+    return float(f"{value:.{digits - 1}e}")
+
+
+def _short_tau(tau: float | None) -> float | None:
+    return None if tau is None else significant(tau)
 
 
 _BOOLS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}

@@ -162,12 +162,12 @@ def test_the_selection_changes_only_when_the_user_changes_it(app, runs):
 
 
 def test_the_settings_box_follows_the_view_until_the_user_edits_it(app):
-    app.heatmap.tau.set_state({"value": 2e-6})
+    app.heatmap.tau.box.set_state({"value": "2e-6"})
     app.heatmap.choose(("conv2",))
     shown = json.loads(app.settings_text.value)
     assert shown["tau"] == 2e-6 and shown["layers"] == ["conv2"]
     app.settings_text.set_state({"value": app.settings_text.value.replace('"way": 5', '"way": 3')})
-    app.heatmap.tau.set_state({"value": 1e-7})
+    app.heatmap.tau.box.set_state({"value": "1e-7"})
     assert json.loads(app.settings_text.value)["way"] == 3 and "you edited the settings" in app.settings_message.value
     app.export_settings.click()  # discard my edits
     shown = json.loads(app.settings_text.value)
@@ -177,12 +177,12 @@ def test_the_settings_box_follows_the_view_until_the_user_edits_it(app):
 def test_tau_from_a_link_or_settings_is_kept_exactly(app):
     assert app.open_link("run=smoke&tau=0.001")
     assert app.heatmap.tau.value == 0.001 and app.current_settings().tau == 0.001
-    app.heatmap.tau.set_state({"value": 10**-3.0000000000000004})  # the browser's own rounding of 10**x
+    app.heatmap.tau.slider.set_state({"value": 10**-3.0000000000000004})  # the browser's own rounding of 10**x
     assert app.heatmap.tau.value == 0.001 and json.loads(app.settings_text.value)["tau"] == 0.001
     assert "tau=0.001&" in app.current_settings().to_query() + "&"
     assert app.apply_json(json.dumps({"run": "smoke", "tau": 0.0037}))
     assert app.heatmap.tau.value == 0.0037 and "3.70e-03" in app.heatmap.figure.layout.annotations[0].text
-    assert Settings.from_query(Settings(tau=0.003000000000000001).to_query()).tau == 0.003000000000000001
+    assert Settings.from_query(Settings(tau=0.003000000000000001).to_query()).tau == 0.003  # 3 significant digits
 
 
 def test_old_links_and_settings_files_still_open():
@@ -226,12 +226,12 @@ def test_the_colour_scale_is_fixed_on_request_and_never_negative():
     assert colour_range(np.array([[0.1, 0.3]]), "fixed") == (0.0, 1.0)
     heatmap = CriterionHeatmap()
     heatmap.set_log(synthetic_log(), expansion_tasks=1)
-    heatmap.tau.set_state({"value": 1e-6})
+    heatmap.tau.slider.set_state({"value": 1e-6})
     fitted = heatmap.figure.data[HEAT].zmax
     assert heatmap.figure.data[HEAT].zmin == 0.0 and fitted == pytest.approx(np.nanmax(heatmap._per_task))
     heatmap.colour_scale.value = "fixed"
     assert heatmap.figure.data[HEAT].zmax == 1.0 and fitted < 1.0
-    heatmap.tau.set_state({"value": 1e-3})
+    heatmap.tau.slider.set_state({"value": 1e-3})
     assert (heatmap.figure.data[HEAT].zmin, heatmap.figure.data[HEAT].zmax) == (0.0, 1.0)
 
 

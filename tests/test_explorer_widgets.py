@@ -145,7 +145,7 @@ def test_code_never_moves_the_threshold_so_the_rule_stays_until_the_user_moves_i
     heatmap.set_log(synthetic_log(), expansion_tasks=1)
     before = (heatmap.threshold.value, heatmap.threshold.max, heatmap.selected)
     for tau in (2e-4, 1e-9, 1e-2, 1e-4):
-        heatmap.tau.set_state({"value": tau})  # as the browser sends a slider move
+        heatmap.tau.box.set_state({"value": f"{tau:g}"})  # as the browser sends a typed value
         heatmap.absolute.value = not heatmap.absolute.value
     heatmap.set_log(synthetic_log(seed=1), expansion_tasks=2)
     heatmap.begin_live(None, expansion_tasks=1, tau=1e-4)
@@ -441,7 +441,7 @@ def test_training_fills_the_map_live_with_a_progress_label_and_cancel_keeps_the_
 def test_moving_tau_while_the_collective_model_trains_keeps_the_live_map_at_the_new_tau(tmp_path):
     app, panel = start_smoke_training(tmp_path, "live-tau")
     wait_until(lambda: app.heatmap.log is not None and app.heatmap.log.recorded.any())
-    app.heatmap.tau.set_state({"value": 1e-9})  # as the browser sends a slider move
+    app.heatmap.tau.box.set_state({"value": "1e-9"})  # as the browser sends a typed value
     columns = len(app.heatmap.figure.data[HEAT].x or ())
     assert "1.00e-09" in app.heatmap.figure.layout.annotations[0].text
     wait_until(lambda: len(app.heatmap.figure.data[HEAT].x or ()) > max(columns, 1) or not panel.jobs.busy)

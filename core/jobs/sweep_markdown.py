@@ -26,6 +26,10 @@ def _number(value: float, digits: int = 3, signed: bool = False) -> str:
     return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
 
 
+def _p_value(p: float) -> str:
+    return "p < 0.001" if math.isfinite(p) and p < 0.001 else f"p {_number(p, 3)}"
+
+
 def _interval(mean: float, half: float, signed: bool = False) -> str:
     text = _number(mean, signed=signed)
     return text if half is None or not math.isfinite(half) else f"{text} ± {half:.3f}"
@@ -118,7 +122,7 @@ def correlation_table(plan: SweepPlan) -> str:
             cells = " | ".join(_number(r, 2, signed=True) for r in rhos)
             lines.append(
                 f"| {label} | {criterion} | {cells} | {_interval(mean, half, signed=True)} | "
-                f"{_number(rho, 2, signed=True)} (p {_number(p, 3)}) |"
+                f"{_number(rho, 2, signed=True)} ({_p_value(p)}) |"
             )
     return "\n".join(lines)
 

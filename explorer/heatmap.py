@@ -325,7 +325,7 @@ class CriterionHeatmap:
         else:
             self.use_nearest.layout.display = "none"
         how = {"top-k": "most stable window", "threshold": "by threshold", "manual": "chosen by hand"}[self.rule]
-        if self.rule == "top-k" and scores_tied(names, self.scores):
+        if self.rule == "top-k" and scores_tied(names, self.scores, self.absolute.value):
             how = "scores tied at this τ, so not a most stable window"
         verdict = f" ({how})" if ok else " (not usable)"
         self.selection_label.value = f"<b>learngene layers:</b> {html.escape(block_label(self.selected))}{verdict}"
@@ -382,7 +382,9 @@ class CriterionHeatmap:
                     self.scores = layer.score
                 except LearngeneError:
                     self.scores = np.full(len(log.layer_names), np.nan)
-                self.flat_note.value = flat_map_note(log.layer_names, self._per_task, self.scores, tau)
+                self.flat_note.value = flat_map_note(
+                    log.layer_names, self._per_task, self.scores, tau, self.absolute.value
+                )
             if log is None:
                 self.selected, self.valid = (), False
                 self._sync_buttons()

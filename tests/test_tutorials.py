@@ -45,7 +45,17 @@ def test_each_tutorial_states_its_goal_reads_the_preset_from_the_environment_and
     assert "runs_root()" in setup.source and "SEED" in setup.source
     solutions = [c for c in nb.cells if "solution" in c.metadata.get("tags", [])]
     assert solutions, f"{path.name} has no exercise solutions"
-    assert all(c.cell_type == "code" and c.metadata["jupyter"]["source_hidden"] is True for c in solutions)
+    # A solution is a hidden code cell or a markdown answer; either way the handout build removes it by its tag.
+    assert all(c.cell_type == "markdown" or c.metadata["jupyter"]["source_hidden"] is True for c in solutions), (
+        f"{path.name}: a solution code cell is not hidden"
+    )
+    # A <details> answer left in an untagged cell would survive the handout build.
+    leaks = [
+        c.get("id")
+        for c in nb.cells
+        if c.cell_type == "markdown" and "<details>" in c.source and "solution" not in c.metadata.get("tags", [])
+    ]
+    assert not leaks, f"{path.name}: <details> answers outside cells tagged solution: {leaks}"
     assert any("✏️ Exercise" in c.source for c in nb.cells if c.cell_type == "markdown")
 
 

@@ -82,3 +82,15 @@ def test_tutorial_executes_without_errors_on_the_smoke_preset_and_draws_figures(
     assert sum(PLOTLY in o.get("data", {}) for o in outputs) >= 2
     if path.name in ARTEFACTS:
         assert (tutorial_runs / ARTEFACTS[path.name]).is_file()
+
+
+@pytest.mark.parametrize("path", TUTORIALS, ids=_name)
+def test_the_handout_build_of_for_teachers_leaves_no_answer(path):
+    """README's nbconvert command (TagRemovePreprocessor on the tag `solution`) leaves no solution and no <details>."""
+    from nbconvert.preprocessors import TagRemovePreprocessor
+
+    nb = nbformat.read(path, as_version=4)
+    handout, _ = TagRemovePreprocessor(enabled=True, remove_cell_tags={"solution"}).preprocess(nb, {})
+    assert not [c for c in handout.cells if "solution" in c.metadata.get("tags", [])]
+    assert not [c.get("id") for c in handout.cells if "<details>" in c.source]
+    assert any("✏️" in c.source for c in handout.cells if c.cell_type == "markdown")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -104,3 +105,12 @@ def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run_dir = tmp_path_factory.mktemp("smoke") / "run"
     train_collective(preset("smoke"), run_dir)
     return run_dir
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, smoke_run):
+    """A runs root holding a private copy of the smoke run, named `smoke` (one per test module; modules with
+    other runs define their own)."""
+    root = tmp_path_factory.mktemp("runs")
+    shutil.copytree(smoke_run, root / "smoke", ignore=shutil.ignore_patterns(".lock", "export"))
+    return root

@@ -3,7 +3,6 @@ link and JSON, a sentence when the map cannot tell layers apart, and tau moves r
 
 import json
 import math
-import shutil
 
 import pytest
 
@@ -12,14 +11,6 @@ from explorer.figure import MIMETYPE, REDRAW_ENV
 from explorer.heatmap_figure import HEAT
 from explorer.settings import Settings
 from explorer.tau_control import TauControl
-
-
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory, smoke_run):
-    """A runs root holding a private copy of the smoke run, named `smoke`."""
-    root = tmp_path_factory.mktemp("runs")
-    shutil.copytree(smoke_run, root / "smoke", ignore=shutil.ignore_patterns(".lock", "export"))
-    return root
 
 
 @pytest.fixture

@@ -27,14 +27,6 @@ from explorer.worker import Throttle, one_line
 JOB_TIMEOUT = 300
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory, smoke_run):
-    """A runs root holding a private copy of the smoke run, named `smoke`."""
-    root = tmp_path_factory.mktemp("runs")
-    shutil.copytree(smoke_run, root / "smoke", ignore=shutil.ignore_patterns(".lock", "export"))
-    return root
-
-
 @pytest.fixture
 def app(runs):
     return ExplorerApp(runs, Settings(run="smoke", target_tasks=1, baselines=False))

@@ -5,20 +5,17 @@ networks built here at the named width, window scores from the run's criterion.n
 from scipy, and each window's accuracy from the table row that trains the same block by another code path.
 """
 
-import dataclasses
 import json
 
 import numpy as np
 import pytest
+from architectures import collective_network, count, individual_network
 from scipy import stats
 
 from core.cli.main import main
-from core.collective.network import build
 from core.collective.runs import open_run
 from core.individual.config import IndividualConfig
-from core.individual.model import build_individual, fit_spec
-from core.learngene.extraction import extract
-from core.learngene.selection import check_block, run_scores
+from core.learngene.selection import run_scores
 
 GENE = ("conv3", "conv4")
 WAY = 3
@@ -33,32 +30,14 @@ def report(short_run, tmp_path_factory):
     return open_run(short_run), json.loads(out.read_text())
 
 
-def count(model) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
 def collective_params(run, task: int, multiplier: float) -> int:
     """Parameters of the collective's network at `multiplier` of its widths with a WAY-output head."""
-    spec = run.spec(task)
-    scale = lambda ws: tuple(max(1, round(w * multiplier)) for w in ws)  # noqa: E731
-    return count(
-        build(dataclasses.replace(spec, widths=scale(spec.widths), hidden=scale(spec.hidden), num_outputs=WAY), 0)
-    )
+    return count(collective_network(run, task, multiplier, WAY))
 
 
 def individual_params(run, task: int, layers: tuple[str, ...], config: IndividualConfig, multiplier: float) -> int:
     """Parameters of the individual model around `layers` with every new layer at `multiplier`."""
-    gene = extract(run, check_block(run.spec(task).layer_names(), layers), task)
-    spec = fit_spec(
-        gene,
-        WAY,
-        front_depth=config.front_depth,
-        width_multiplier=config.width_multiplier * multiplier,
-        front_widths=config.front_widths,
-        front_pools=config.front_pools,
-        head_hidden=tuple(max(1, round(h * multiplier)) for h in config.head_hidden),
-    )
-    return count(build_individual(spec, 0))
+    return count(individual_network(run, task, layers, config, multiplier, WAY))
 
 
 def config_of(result) -> IndividualConfig:

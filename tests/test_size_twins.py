@@ -15,15 +15,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from architectures import collective_network, count, individual_network
 from safetensors.torch import load_file
 
-from core.collective.network import build
 from core.collective.runs import open_run
 from core.events import TargetTaskFinished
 from core.individual import baselines, methods
 from core.individual.config import individual_preset
 from core.individual.evaluation import plan_few_shot
-from core.individual.model import build_individual, fit_spec
 from core.individual.sweep import Size, sweep, sweep_trainings
 from core.individual.targets import make_targets, run_imageset
 from core.individual.twins import TWIN_PHRASE, is_twin, twin_name, twin_strategy
@@ -71,39 +70,12 @@ def swept(setup, monkeypatch):
     return points, trained
 
 
-def count(model: torch.nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
-def collective_network(run, task: int, multiplier: float, seed: int) -> torch.nn.Module:
-    """The collective's network at `multiplier` of its widths with a WAY-output head, random from `seed`."""
-    spec = run.spec(task)
-    scale = lambda ws: tuple(max(1, round(w * multiplier)) for w in ws)  # noqa: E731
-    spec = dataclasses.replace(spec, widths=scale(spec.widths), hidden=scale(spec.hidden), num_outputs=WAY)
-    return build(spec, seed)
-
-
-def individual_network(run, task: int, layers: tuple[str, ...], config, multiplier: float, seed: int):
-    """The individual model around `layers` with every new layer at `multiplier`, random from `seed`."""
-    gene = extract(run, check_block(run.spec(task).layer_names(), layers), task)
-    spec = fit_spec(
-        gene,
-        WAY,
-        front_depth=config.front_depth,
-        width_multiplier=config.width_multiplier * multiplier,
-        front_widths=config.front_widths,
-        front_pools=config.front_pools,
-        head_hidden=tuple(max(1, round(h * multiplier)) for h in config.head_hidden),
-    )
-    return build_individual(spec, seed)
-
-
 def expected_network(setup, method: str, multiplier: float, seed: int = 0) -> torch.nn.Module:
     """The architecture of a strategy's point at `multiplier`, built here from random weights."""
     run, gene, _, _, config = setup
     if method in ("weight selection", "collective-finetune"):
-        return collective_network(run, gene.task, multiplier, seed)
-    return individual_network(run, gene.task, GENE if method == "learngene" else FRONT, config, multiplier, seed)
+        return collective_network(run, gene.task, multiplier, WAY, seed)
+    return individual_network(run, gene.task, GENE if method == "learngene" else FRONT, config, multiplier, WAY, seed)
 
 
 def shapes(model: torch.nn.Module) -> dict[str, tuple[int, ...]]:

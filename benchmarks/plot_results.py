@@ -1,4 +1,4 @@
-"""Draw README's accuracy-against-model-size figure from `learngene individual --sizes --json` outputs.
+"""Draw docs/results.md's accuracy-against-model-size figure from `learngene individual --sizes --json` outputs.
 
 One column per result: on top a curve per inheritance strategy over parameter count (widths 1/8 to 1 of the
 collective model) with its twin (scratch of exactly its architecture) dashed in the same colour, the collective model

@@ -28,7 +28,7 @@ from explorer.style import heading, message_html
 from explorer.worker import one_line
 
 SERVED_ENV = "LEARNGENE_SERVED_ROOT"
-# Measured from this page on a 2-core machine (README "The explorer"): the fast preset on glyphs, 40 tasks.
+# Measured from this page on a 2-core machine (docs/explorer.md): the fast preset on glyphs, 40 tasks.
 # Measured with benchmarks/bench_page_training.py --tasks 0 (the whole fast run from this page, idle 2-core machine).
 FAST_ESTIMATE = "about {idle} when the machine is idle, longer when other programs keep it busy"
 

@@ -22,7 +22,7 @@ class LiveFigure(go.Figure):
     """A go.Figure that draws itself into `widget` (an ipywidgets Output) at the end of every `updating()` batch.
 
     Not plotly's FigureWidget: in the browser tests a FigureWidget chart was sometimes drawn once and then
-    ignored every later update, without an error in the page, while the kernel sent them (see README; the
+    ignored every later update, without an error in the page, while the kernel sent them (see docs/explorer.md; the
     cause in its anywidget front end was not found). Here each change sends the whole figure as plotly's
     MIME bundle; the page draws it with the plotly.js that plotly's JupyterLab/Voila extension serves as a
     static file, loaded once for all charts. `updating(in_place=True)` instead hands the figure to plotly.js's

@@ -2,7 +2,7 @@
 
 Each test is a short sequence of clicks and waits, checked in the page itself (the picker, the table, the plotly
 data). Screenshots of each panel land in the test's folder, and in $LEARNGENE_SCREENSHOT_DIR when it is set;
-$LEARNGENE_SCREENSHOT_TO receives the whole page on a run with unhealthy tasks (README's docs/explorer.png).
+$LEARNGENE_SCREENSHOT_TO receives the whole page on a run with unhealthy tasks (docs/explorer.png).
 """
 
 import json

@@ -81,7 +81,7 @@ def test_freezing_keeps_the_block_and_ewc_pulls_it_back_towards_the_inherited_we
     drift, ewc_call = {}, None
     assert config.stack > 1
     # EWC is measured with the linear head: with the cosine head its penalty at lambda 1e4 moved the block further
-    # than plain fine-tuning on this toy (block drift 49.5 against 12.4), an open problem noted in README
+    # than plain fine-tuning on this toy (block drift 49.5 against 12.4), an open problem noted in docs/command-line.md
     config = dataclasses.replace(config, head="linear")
     one_at_a_time = dataclasses.replace(config, stack=1)  # through fit_and_test, where the calls are captured
     for label, variant in (

@@ -1,5 +1,5 @@
-"""README's promises, each checked where it can break: BatchNorm recalibration, evaluation without augmentation,
-fresh models, EWC under growth and across a resume, signed counting, atomic writes, and the runs root."""
+"""docs/guarantees.md's promises, each checked where it can break: BatchNorm recalibration, evaluation with
+no augmentation, fresh models, EWC under growth and across a resume, signed counting, atomic writes, runs root."""
 
 import copy
 import dataclasses

@@ -1,4 +1,4 @@
-"""`learngene sweep --markdown`: README tables whose every number is the sweep's own results, recomputed here."""
+"""`learngene sweep --markdown`: results tables whose every number is the sweep's own results, recomputed here."""
 
 from __future__ import annotations
 

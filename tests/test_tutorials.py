@@ -86,7 +86,7 @@ def test_tutorial_executes_without_errors_on_the_smoke_preset_and_draws_figures(
 
 @pytest.mark.parametrize("path", TUTORIALS, ids=_name)
 def test_the_handout_build_of_for_teachers_leaves_no_answer(path):
-    """README's nbconvert command (TagRemovePreprocessor on the tag `solution`) leaves no solution and no <details>."""
+    """The nbconvert command of docs/teachers.md (tag `solution` removed) leaves no solution and no <details>."""
     from nbconvert.preprocessors import TagRemovePreprocessor
 
     nb = nbformat.read(path, as_version=4)

@@ -160,7 +160,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--head",
         choices=("per_task", "shared"),
         help="per_task: a fresh output layer for every task (default of fast and smoke); shared: one output layer "
-        "relabelled 0..4 every task, as the paper (it loses plasticity over long streams, see README)",
+        "relabelled 0..4 every task, as the paper (it loses plasticity over long streams, see docs/results.md)",
     )
     p.add_argument("--lr", type=float_in(1e-8, 10), help="SGD learning rate (default: the preset's)")
     p.add_argument("--momentum", type=float_in(0, 0.999), help="SGD momentum (default: the preset's)")

@@ -99,6 +99,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--markdown",
         action="store_true",
-        help="print README-ready tables: accuracy and gain over scratch across seeds, criterion-transfer correlations",
+        help="print the Markdown tables of docs/results.md: accuracy and gain over scratch across seeds, correlations",
     )
     p.set_defaults(func=cmd_sweep)

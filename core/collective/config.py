@@ -163,7 +163,7 @@ def _same_kind(value: object, default: object, name: str) -> bool:
 
 
 # A per-task head, a moderate step (momentum 0.5) and precise BatchNorm statistics keep the network able to learn
-# over long streams; README "Plasticity" has the measurements behind them.
+# over long streams; docs/results.md ("Plasticity") has the measurements behind them.
 _HEALTHY = dict(head="per_task", momentum=0.5, lr=0.01, precise_bn=True)
 
 PRESETS: dict[str, CollectiveConfig] = {

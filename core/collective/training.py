@@ -104,7 +104,7 @@ def _prepare(
 def _run_threads(run: Run | None, threads: int | None) -> int:
     """The thread count to train with: the caller's, else the one a resumed run recorded, else torch's current one.
 
-    Another count changes the numbers (see README), so resuming with a count other than the recorded one is refused.
+    Another count changes the numbers (docs/command-line.md), so resuming with another count is refused.
     """
     recorded = run.threads if run is not None and run.finished_tasks > 0 else None
     if recorded is not None and threads is not None and threads != recorded:

@@ -21,7 +21,7 @@ class IndividualConfig:
 
     The default head is a cosine classifier (Baseline++) read straight off the features, no hidden layer, started as
     the support set's prototypes where every layer before it is inherited: fine-tuning then starts from nearest
-    centroids on the inherited features instead of below them (measured in README "Results"). The collective's
+    centroids on the inherited features instead of below them (measured in docs/results.md). The collective's
     architecture from random weights keeps a linear head, which suits it better (see `head.chosen_head`).
     """
 

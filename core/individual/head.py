@@ -36,7 +36,7 @@ class CosineLinear(nn.Linear):
 
 def starts_at_prototypes(head_init: str, inherited_features: bool) -> bool:
     """Whether a new head starts as the prototype classifier: "auto" does so only on features that every layer
-    before the head inherited (random layers in between give prototypes of random features; measured in README)."""
+    before the head inherited (random layers in between give random features; docs/results.md)."""
     return head_init == "prototypes" or (head_init == "auto" and inherited_features)
 
 

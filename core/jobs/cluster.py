@@ -108,7 +108,7 @@ def local_cluster(workers: int | None = None, dashboard: bool = True) -> LocalCl
     Dask's nanny writes its pre-spawn variables (OMP_NUM_THREADS=1, MALLOC_TRIM_THRESHOLD_, ...) into this process's
     own environment before it spawns a worker, where they would change every later subprocess and thread default.
     None are needed: a job sets torch's thread count itself, and MALLOC_TRIM_THRESHOLD_ makes torch training in a
-    worker about 1.6x slower (README "Scale out"). So the list is empty, and the environment is restored after the
+    worker about 1.6x slower (docs/scale-out.md). So the list is empty, and the environment is restored after the
     start (a worker restarted later still leaves the nanny's PYTHONHASHSEED behind).
     """
     address = f":{DASHBOARD_PORT}" if dashboard and _free_port(DASHBOARD_PORT) else ":0"  # the scheduler serves HTTP

@@ -1,5 +1,5 @@
-"""README-ready Markdown from a finished sweep: each method's accuracy over collective seeds, its gain over scratch
-paired by seed, and each criterion's rank correlation with transfer per seed and pooled.
+"""docs/results.md's Markdown from a finished sweep: each method's accuracy over collective seeds, its gain
+over scratch paired by seed, and each criterion's rank correlation with transfer per seed and pooled.
 
 Intervals are 95% t-intervals over collective seeds (the unit a claim about the method generalises over); the
 per-task interval of each run is reported beside them as its mean over seeds. The pooled correlation ranks scores
@@ -128,6 +128,6 @@ def correlation_table(plan: SweepPlan) -> str:
 
 
 def sweep_markdown(plan: SweepPlan) -> str:
-    """The sweep's README section body: accuracy tables, then the criterion-transfer correlations when measured."""
+    """The sweep's results section body: accuracy tables, then the criterion-transfer correlations when measured."""
     parts = [accuracy_tables(plan), correlation_table(plan)]
     return "\n\n".join(p for p in parts if p) + "\n"

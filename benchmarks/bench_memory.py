@@ -1,18 +1,24 @@
-"""Peak resident memory of `learngene collective --preset fast`, of the explorer app, and of Voila per visitor.
+"""Peak resident memory of `learngene collective --preset fast`, of the explorer app, of a kernel after its jobs, and
+of Voila per visitor.
 
 The first two are measured in fresh child processes that report their own peak RSS (target: under 2 GiB each).
+The third builds the app in a fresh process connected to a cluster this script starts (as `make explore` does),
+measures it idle, presses Run and then Size sweep (the jobs train on the cluster's workers) and measures it again:
+a kernel that has finished its jobs should hold no more than an idle one plus what its charts show.
 Then Voila serves the app over the cached run, as `make explore` does, and N visitors load the page one after the
 other (plain HTTP requests: each page load starts a kernel that builds the app, then the visitor leaves). Measured
 with culling off (Voila's default: every kernel stays until the server stops) and on (`make explore`'s settings,
 with a short idle time so the benchmark need not wait ten minutes): RSS and PSS (shared pages split between the
 processes sharing them) of each kernel, and the total after the visits and again after the idle time.
-Usage: python benchmarks/bench_memory.py [--run-dir DIR] [--visitors N]   (a fast glyphs run is trained into DIR)
+Usage: python benchmarks/bench_memory.py [--run-dir DIR] [--visitors N] [--parts peak,jobs,voila]
+(a fast glyphs run is trained into DIR)
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -38,6 +44,18 @@ import explorer
 explorer.build(sys.argv[1])
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
+AFTER_JOBS = """
+import gc, sys, psutil
+import explorer
+app = explorer.build(sys.argv[1])
+me = psutil.Process()
+idle = me.memory_full_info()
+for sweep in (False, True):
+    assert app.individual.start(sweep=sweep) and app.individual.jobs.join(3600), app.individual.status.value
+gc.collect()
+after = me.memory_full_info()
+print(idle.rss, idle.pss, after.rss, after.pss, app.individual.progress.value)
+"""
 CULL_IDLE_S = 20
 
 
@@ -45,6 +63,27 @@ def peak_mib(code: str, run_dir: Path) -> float:
     """Run `code` in a fresh interpreter and return the peak RSS it reports, in MiB."""
     out = subprocess.run([sys.executable, "-c", code, str(run_dir)], check=True, capture_output=True, text=True).stdout
     return int(out.strip().splitlines()[-1]) / 1024
+
+
+def after_jobs(run_dir: Path) -> None:
+    """Memory of a kernel-like process before and after its Run and Size sweep on a shared cluster (fresh results)."""
+    from core.jobs.cluster import ADDRESS_VARIABLE, local_cluster
+
+    shutil.rmtree(run_dir.parent / ".results", ignore_errors=True)
+    cluster = local_cluster(dashboard=False)
+    try:
+        env = dict(os.environ, **{ADDRESS_VARIABLE: cluster.scheduler_address})
+        out = subprocess.run(
+            [sys.executable, "-c", AFTER_JOBS, str(run_dir)], check=True, capture_output=True, text=True, env=env
+        ).stdout
+    finally:
+        cluster.close()
+    idle_rss, idle_pss, rss, pss, trainings = (float(v) for v in out.strip().splitlines()[-1].split())
+    print(
+        f"app kernel idle                   : RSS {idle_rss / 2**20:7.0f} MiB, PSS {idle_pss / 2**20:7.0f} MiB\n"
+        f"after Run + Size sweep ({trainings:.0f} trainings on the cluster): RSS {rss / 2**20:.0f} MiB "
+        f"(+{(rss - idle_rss) / 2**20:.0f}), PSS {pss / 2**20:.0f} MiB (+{(pss - idle_pss) / 2**20:.0f})"
+    )
 
 
 def kernel_memory(server: psutil.Process) -> dict[int, tuple[float, float]]:
@@ -111,13 +150,20 @@ def main() -> None:
         "--run-dir", type=Path, default=Path(tempfile.gettempdir()) / "learngene-bench-memory" / "fast-glyphs"
     )
     parser.add_argument("--visitors", type=int, default=10, help="page loads per server (default 10)")
+    parser.add_argument("--parts", default="peak,jobs,voila", help="comma-separated: peak, jobs, voila")
     args = parser.parse_args()
-    print(
-        f"learngene collective --preset fast : peak RSS {peak_mib(COLLECTIVE, args.run_dir):7.0f} MiB (target < 2048)"
-    )
-    print(f"explorer app on the cached run     : peak RSS {peak_mib(APP, args.run_dir):7.0f} MiB (target < 2048)")
-    for cull in (False, True):
-        visit(args.run_dir.parent, args.visitors, cull)
+    parts = set(args.parts.split(","))
+    if "peak" in parts or not (args.run_dir / "manifest.json").is_file():
+        print(
+            f"learngene collective --preset fast : peak RSS {peak_mib(COLLECTIVE, args.run_dir):7.0f} MiB "
+            "(target < 2048)"
+        )
+        print(f"explorer app on the cached run     : peak RSS {peak_mib(APP, args.run_dir):7.0f} MiB (target < 2048)")
+    if "jobs" in parts:
+        after_jobs(args.run_dir)
+    if "voila" in parts:
+        for cull in (False, True):
+            visit(args.run_dir.parent, args.visitors, cull)
 
 
 if __name__ == "__main__":

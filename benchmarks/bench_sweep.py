@@ -51,6 +51,7 @@ from core.jobs.spec import CollectiveJob, FewShotJob, run_identity
 from core.jobs.store import JobStore
 from core.jobs.sweep import plan_sweep, run_plan
 from core.jobs.sweep_spec import SweepSpec, collective_config, parse_spec
+from explorer.jobs import THREADS_VARIABLE
 
 SPEC = """
 [collective]
@@ -263,6 +264,7 @@ def bench_page(args: argparse.Namespace) -> None:
             JobStore.at(fresh("page-cluster")), workers=args.workers, threads=args.threads, dashboard=False
         )
         os.environ[ADDRESS_VARIABLE] = engine.client.scheduler.address
+        os.environ[THREADS_VARIABLE] = str(engine.threads)  # as explorer.server tells Voila's kernels
     elif args.page_scheduler:
         os.environ[ADDRESS_VARIABLE] = args.page_scheduler
     what = f"{args.page_tasks} tasks" if args.page_tasks else "whole 40-task run"

@@ -386,7 +386,9 @@ class ExplorerApp:
             self.message.value = message_html(f"link ignored: {one_line(exc)}", "error")
             return False
         if query.strip("?") or self.run is None:
-            return self.apply(settings)
+            ok = self.apply(settings)
+            self.individual.restore()
+            return ok
         return True
 
     def apply_json(self, text: str) -> bool:

@@ -17,8 +17,8 @@ from core.jobs.execute import Outcome as JobOutcome
 from core.learngene.selection import block_label
 from explorer import engine
 from explorer.fields import Check, Choice, IntField, Toggles, report_to
-from explorer.jobs import JobRunner, page_threads, shared_engine
-from explorer.results import GLOSSARY, ResultStore
+from explorer.jobs import JobRunner, page_store, page_threads, shared_engine
+from explorer.results import GLOSSARY, ResultStore, reading_html
 from explorer.settings import Settings
 from explorer.size_chart import draw, new_figure
 from explorer.style import heading, message_html
@@ -91,6 +91,7 @@ def table_html(rows: list[dict]) -> str:
     head = "".join(f"<th>{c}</th>" for c in columns)
     return (
         f"{TABLE_STYLE}<table class='lg-results'><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+        + reading_html(rows)
         + GLOSSARY
     )
 
@@ -269,20 +270,7 @@ class IndividualPanel:
             self.status.value = message_html("a job is already running: wait for it or press Cancel", "warning")
             return False
         try:
-            run, layers = self.context()
-            folder = engine.resolve_target(self.data_root, self.target.value) if self.target.value else None
-            job = engine.prepare(
-                run,
-                layers,
-                way=self.way.value,
-                shot=self.shot.value,
-                tasks=self.target_tasks.value,
-                freeze=self.mode.value == "freeze",
-                baselines=self.baselines.value,
-                sweep=sweep,
-                target=folder,
-                invert=self.invert.value,
-            )
+            job = self._job(sweep)
         except Exception as exc:  # noqa: BLE001 - shown as a line (LearngeneError: no run, bad selection or setup)
             self.status.value = message_html(one_line(exc), "error")
             return False
@@ -328,11 +316,8 @@ class IndividualPanel:
         def result(outcome: JobOutcome) -> dict:
             found = json.loads(Path(outcome.path).read_text())
             with self._throttle.lock:  # sweep points equal to a table row reuse it without training events
-                for point in found["sizes"]:
-                    self.store.add_row(point, point["size"], job.setup, way[0], learngene)
-                if outcome.reused:  # found on disk by its key: its rows stand in for the training events
-                    for row in found["rows"]:
-                        self.store.add_row(row, engine.size_label(row["method"], ""), job.setup, way[0], learngene)
+                self._add_found(found, job, way[0], rows=outcome.reused)
+                if outcome.reused:  # found on disk by its key: its rows stood in for the training events
                     self._done = self._total = len(found["rows"]) * found["setup"]["tasks"]
             return found
 
@@ -343,6 +328,57 @@ class IndividualPanel:
         )
         self._total = job.estimate
         return self.jobs.start(job.fewshot_job(threads), [listener], self._finished, result, self._queued)
+
+    def _job(self, sweep: bool) -> engine.Job:
+        """The panel's settings as a checked job; raises LearngeneError (no run, bad selection or setup)."""
+        run, layers = self.context()
+        folder = engine.resolve_target(self.data_root, self.target.value) if self.target.value else None
+        return engine.prepare(
+            run,
+            layers,
+            way=self.way.value,
+            shot=self.shot.value,
+            tasks=self.target_tasks.value,
+            freeze=self.mode.value == "freeze",
+            baselines=self.baselines.value,
+            sweep=sweep,
+            target=folder,
+            invert=self.invert.value,
+        )
+
+    def _add_found(self, found: dict, job: engine.Job, way: int | None, rows: bool = True) -> None:
+        """Put a stored result's sweep points (and, with `rows`, its table rows) into the results."""
+        learngene = block_label(job.layers)
+        for point in found["sizes"]:
+            self.store.add_row(point, point["size"], job.setup, way, learngene)
+        if rows:
+            for row in found["rows"]:
+                self.store.add_row(row, engine.size_label(row["method"], ""), job.setup, way, learngene)
+
+    def restore(self) -> int:
+        """Show the results of this view's Run and Size sweep that the server already holds (a finished job is
+        found by its key), without training anything; returns how many of the two were found."""
+        if self.jobs.busy:
+            return 0
+        found = []
+        for sweep in (False, True):
+            try:
+                job = self._job(sweep)
+            except Exception:  # noqa: BLE001 - a view that cannot run has no results to bring back
+                return 0
+            stored = page_store(job.run.path.parent).result(job.fewshot_job(page_threads()))
+            if stored is not None:
+                with self._throttle.lock:
+                    self._add_found(stored, job, stored["setup"].get("way", job.way))
+                found.append("size sweep" if sweep else "run")
+        if found:
+            self._throttle.request()
+            self._throttle.flush()
+            self.status.value = message_html(
+                f"results of this view's {' and '.join(found)} were found on the server: shown without training",
+                "info",
+            )
+        return len(found)
 
     def _queued(self, ahead: int) -> None:
         """The shared engine is busy: say how many jobs are ahead of this one."""

@@ -7,6 +7,7 @@ Identical jobs from several pages have one key, so they run once and every page 
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import CancelledError
@@ -25,6 +26,7 @@ from explorer.worker import Outcome as PanelOutcome
 from explorer.worker import one_line
 
 RESULTS = ".results"  # few-shot results of the page's jobs, by key, beside the runs (not a run: no config.json)
+THREADS_VARIABLE = "LEARNGENE_PAGE_THREADS"  # torch threads per job on the server's cluster (set by explorer.server)
 
 _engines: dict[Path, Engine] = {}
 _engines_lock = threading.Lock()
@@ -54,7 +56,8 @@ def shared_engine(runs_root: Path) -> Engine:
 
 def page_threads(run_dir: Path | None = None) -> int:
     """Torch threads of a page's job: the count a run with finished tasks was trained with (its resumption keeps
-    it), else the engine's layout's (workers x threads = cores), never a count guessed from the machine's load."""
+    it), else the server cluster's layout ($LEARNGENE_PAGE_THREADS, workers x threads = cores), else the local
+    engine's; never a count guessed from the machine's load."""
     if run_dir is not None and (Path(run_dir) / CONFIG).is_file():
         try:
             run = open_run(run_dir)
@@ -62,7 +65,8 @@ def page_threads(run_dir: Path | None = None) -> int:
             run = None
         if run is not None and run.finished_tasks > 0 and run.threads is not None:
             return run.threads
-    return job_threads(scheduler_address(None), None, None)
+    given = os.environ.get(THREADS_VARIABLE, "")
+    return job_threads(scheduler_address(None), None, int(given) if given.isdigit() and int(given) > 0 else None)
 
 
 class JobRunner:

@@ -26,6 +26,45 @@ GLOSSARY = (
     "that includes 0 means no clear difference.</div>"
 )
 
+# Measured across five collective runs per dataset, 5-way 1-shot (docs/results.md; tests/test_explorer_widgets.py
+# checks that these are the figures printed there): points against scratch, mean ± 95% interval across runs.
+MEASURED = {
+    "learngene": {"glyphs": "-3.5 ± 1.6", "Omniglot": "+2.9 ± 0.9"},
+    "front inheritance": {"glyphs": "+18.9 ± 2.5", "Omniglot": "+14.2 ± 2.9"},
+}
+
+
+def reading_html(rows: list[dict]) -> str:
+    """What the default Run's learngene-against-scratch row means, next to what five collective runs measured and
+    where to see front inheritance; empty until a learngene row has its paired difference."""
+    row = next((r for r in rows if r["method"] == "learngene" and r["vs_scratch"] is not None), None)
+    if row is None:
+        return ""
+    d = row["vs_scratch"]
+    side = "below" if d["mean"] < 0 else "above"
+    p = d["p_value"]
+    noise = (
+        "one target task cannot tell"
+        if p is None
+        else (f"a clear difference, paired p = {p:.2g}" if p < 0.05 else f"within the noise, paired p = {p:.2g}")
+    )
+    measured = MEASURED["learngene"]
+    front = MEASURED["front inheritance"]
+    where = (
+        "its rows are in the table"
+        if any(r["method"].startswith("front") for r in rows)
+        else "tick <i>other strategies and baselines</i> and press Run, or press Size sweep for its curve"
+    )
+    return (
+        "<div style='font-size:12px;line-height:1.45;margin-top:6px;max-width:1000px'><b>Reading this:</b> "
+        f"the paper's learngene is {abs(100 * d['mean']):.1f} points {side} scratch on these {d['tasks']} target "
+        f"tasks ({noise}). That is what this page exists to show: across five collective runs per dataset (1 shot), "
+        f"the learngene was {measured['glyphs']} points from scratch on glyphs and {measured['Omniglot']} on "
+        f"Omniglot, while inheriting the collective's first layers in place (front inheritance) gained "
+        f"{front['glyphs']} and {front['Omniglot']} points (docs/results.md). To see front inheritance here: "
+        f"{where}.</div>"
+    )
+
 
 def is_sweep_size(size: str) -> bool:
     """Whether `size` is a width multiplier of the size sweep ("x1/4"), not the default or the collective's size."""

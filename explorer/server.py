@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from core.jobs.cluster import ADDRESS_VARIABLE, local_cluster
+from explorer.jobs import THREADS_VARIABLE
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -29,7 +30,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         address = cluster.scheduler_address
         workers = len(cluster.workers)
         print(f"Dask: {workers} workers at {address}, dashboard {cluster.dashboard_link}", flush=True)
-        voila = subprocess.Popen(command, env=dict(os.environ, **{ADDRESS_VARIABLE: address}))
+        threads = str(max(1, (os.cpu_count() or 1) // workers))  # workers x threads = cores, as for a sweep
+        voila = subprocess.Popen(
+            command, env=dict(os.environ, **{ADDRESS_VARIABLE: address, THREADS_VARIABLE: threads})
+        )
         stop = lambda signum, frame: voila.send_signal(signal.SIGTERM)  # noqa: E731 - Voila stops, then the cluster
         signal.signal(signal.SIGTERM, stop)
         try:

@@ -34,7 +34,7 @@ from explorer.app import ExplorerApp
 from explorer.collective_panel import WIDTHS
 from explorer.heatmap import CriterionHeatmap
 from explorer.heatmap_figure import HEAT, UNHEALTHY_FILL, colour_range
-from explorer.jobs import page_store, page_threads
+from explorer.jobs import THREADS_VARIABLE, page_store, page_threads
 from explorer.settings import Settings
 from explorer.wording import FLAG, page_terms
 
@@ -344,6 +344,17 @@ def test_export_offers_download_links_where_voila_serves_the_run(runs, tmp_path,
     monkeypatch.setenv("LEARNGENE_SERVED_ROOT", str(tmp_path / "elsewhere"))
     app.export()
     assert "href=" not in app.export_message.value and "make explore" in app.export_message.value
+
+
+def test_a_page_on_the_servers_cluster_gives_each_job_the_threads_of_the_servers_layout(monkeypatch):
+    monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", "tcp://127.0.0.1:1")
+    monkeypatch.setenv(THREADS_VARIABLE, "2")  # explorer.server with one worker on two cores
+    assert page_threads() == 2
+    for unusable in ("0", "two", ""):
+        monkeypatch.setenv(THREADS_VARIABLE, unusable)
+        assert page_threads() == 1  # another cluster, layout unknown: one thread per job
+    monkeypatch.delenv(THREADS_VARIABLE)
+    assert page_threads() == 1
 
 
 def test_a_page_job_takes_its_threads_from_the_engine_layout_or_its_run_never_from_the_load(

@@ -5,6 +5,7 @@ import re
 import shutil
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import plotly.graph_objects as go
@@ -21,6 +22,7 @@ from explorer.figure import LiveFigure
 from explorer.heatmap import CriterionHeatmap
 from explorer.heatmap_figure import HEAT, OUTLINE, SCORES, THRESHOLD
 from explorer.jobs import JobRunner
+from explorer.results import MEASURED, reading_html
 from explorer.settings import Settings, resolve_run
 from explorer.worker import Throttle, one_line
 
@@ -541,3 +543,48 @@ def test_every_update_hands_the_page_the_whole_current_figure_even_from_other_th
         t.join()
     assert len(fig.widget.outputs) == 1
     assert [t["name"] for t in fig.shown()["data"]] == [t.name for t in fig.data] and len(fig.data) == 9
+
+
+def test_a_link_brings_back_the_results_the_server_holds_without_training(app, runs, monkeypatch):
+    panel = app.individual
+    assert panel.start(sweep=False) and panel.jobs.join(JOB_TIMEOUT)
+    shown = {key: list(series.accuracies) for key, series in panel.store.series.items()}
+    query = app.current_settings().to_query()
+    monkeypatch.setattr(JobRunner, "start", lambda *args, **kwargs: pytest.fail("opening a link started a job"))
+    second = ExplorerApp(runs)
+    second.open_link(query)
+    assert shown and {key: list(s.accuracies) for key, s in second.individual.store.series.items()} == shown
+    assert "found on the server" in second.individual.status.value
+    assert "learngene" in second.individual.table.value
+    other = ExplorerApp(runs)
+    other.open_link(query + "&shot=2")
+    assert other.individual.shot.value == 2 and not other.individual.store.series
+
+
+def _results_table(heading: str) -> dict[str, list[str]]:
+    """The rows of the docs/results.md table under a bold heading, by method."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "results.md").read_text()
+    block = text[text.index(f"**{heading}**") :].split("\n\n")[1]
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in block.splitlines()[2:]]
+    return {row[0]: row[1:] for row in cells}
+
+
+@pytest.mark.parametrize("dataset", ["glyphs", "Omniglot"])
+def test_the_runs_reading_quotes_the_measured_gains_of_the_results_tables(dataset):
+    table = _results_table(f"{dataset[0].upper() + dataset[1:]}, 5-way 1-shot")
+    for method, row in (("learngene", "learngene"), ("front inheritance", "front conv1-conv4")):
+        mean, half = (float(v) for v in table[row][2].split("±"))
+        assert MEASURED[method][dataset] == f"{100 * mean:+.1f} ± {100 * half:.1f}"
+
+
+def test_the_runs_reading_says_which_side_of_scratch_the_learngene_is_and_where_front_inheritance_is():
+    learngene = {"method": "learngene", "vs_scratch": {"mean": -0.062, "ci95": 0.03, "p_value": 0.004, "tasks": 20}}
+    reading = reading_html([learngene])
+    assert "6.2 points below scratch on these 20 target tasks" in reading and "clear difference" in reading
+    assert "tick <i>other strategies" in reading
+    above = dict(learngene, vs_scratch=dict(learngene["vs_scratch"], mean=0.011, p_value=0.4))
+    front = {"method": "front conv1-conv4", "vs_scratch": None}
+    reading = reading_html([above, front])
+    assert "1.1 points above scratch" in reading and "within the noise" in reading
+    assert "rows are in the table" in reading
+    assert reading_html([dict(learngene, vs_scratch=None)]) == ""

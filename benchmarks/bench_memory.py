@@ -82,7 +82,7 @@ def after_jobs(run_dir: Path) -> None:
     print(
         f"app kernel idle                   : RSS {idle_rss / 2**20:7.0f} MiB, PSS {idle_pss / 2**20:7.0f} MiB\n"
         f"after Run + Size sweep ({trainings:.0f} trainings on the cluster): RSS {rss / 2**20:.0f} MiB "
-        f"(+{(rss - idle_rss) / 2**20:.0f}), PSS {pss / 2**20:.0f} MiB (+{(pss - idle_pss) / 2**20:.0f})"
+        f"({(rss - idle_rss) / 2**20:+.0f}), PSS {pss / 2**20:.0f} MiB ({(pss - idle_pss) / 2**20:+.0f})"
     )
 
 

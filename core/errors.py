@@ -31,7 +31,6 @@ SETTINGS: dict[str, str] = {
     "threads": "thread count",
     "device": "device",
     "preset": "preset",
-    "images_per_class": "images per class",
     "out": "output folder",
     "scheduler": "Dask scheduler",
 }
@@ -50,6 +49,8 @@ ACTIONS: dict[str, str] = {
     "download": "download {arg}",
     "redownload": "download it again",
     "reinstall_fonts": "reinstall matplotlib",
+    "extract": "the extraction",
+    "list_datasets": "the list of datasets",
 }
 
 

@@ -50,6 +50,8 @@ BUTTONS: dict[str, str] = {
     "download": "fetch {arg}",
     "redownload": "put a fresh copy into the data folder ({data})",
     "reinstall_fonts": "reinstall matplotlib where this page runs",
+    "extract": "Run in panel 3, which extracts the learngene from the run",
+    "list_datasets": "the dataset menu in panel 1",
 }
 # ... where the page was started without a data folder
 WITHOUT_DATA: dict[str, str] = {
@@ -61,10 +63,11 @@ WITHOUT_DATA: dict[str, str] = {
 }
 
 
-def field(setting: Setting) -> str:
-    """The page field that sets `setting`, its value if the message gives one, and where it is."""
+def field(setting: Setting, placed: bool = True) -> str:
+    """The page field that sets `setting`, its value if the message gives one, and (if `placed`) where it is."""
     name, where = FIELDS[setting.id]
-    return f"{name} {setting.value} ({where})" if setting.value else f"{name} ({where})"
+    text = f"{name} {setting.value}" if setting.value else name
+    return f"{text} ({where})" if placed else text
 
 
 def button(action: Action, data: Path | None = None) -> str:
@@ -74,8 +77,14 @@ def button(action: Action, data: Path | None = None) -> str:
 
 def page_words(parts: Iterable[Part]) -> str:
     """A message's parts as one line in page terms."""
-    data = resolve_root(None)
-    return render(parts, field, lambda action: button(action, data))
+    data, seen = resolve_root(None), set()
+
+    def once(setting: Setting) -> str:  # where a field is, said the first time the line names it
+        placed = setting.id not in seen
+        seen.add(setting.id)
+        return field(setting, placed)
+
+    return render(parts, once, lambda action: button(action, data))
 
 
 def page_line(error: LearngeneError) -> str:

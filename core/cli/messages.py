@@ -21,6 +21,8 @@ COMMANDS: dict[str, str] = {
     "download": "pass --download to fetch {arg}",
     "redownload": "run again with --download",
     "reinstall_fonts": "reinstall it with `pip install --force-reinstall matplotlib`",
+    "extract": "`learngene extract`",
+    "list_datasets": "`learngene datasets`",
 }
 
 

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from core.data.imageset import ImageSet
-from core.errors import LearngeneError, Message
+from core.errors import Action, LearngeneError, Message
 
 DATASETS = ("glyphs", "omniglot", "cifar100", "imagefolder")
 DATA_ENV = "LEARNGENE_DATA"
@@ -45,7 +45,7 @@ def resolve_root(root: str | os.PathLike | None) -> Path | None:
 def _module(name: str):
     if name not in DATASETS:
         raise LearngeneError(
-            f"unknown dataset {name!r}: choose one of {', '.join(DATASETS)} (see `learngene datasets`)"
+            f"unknown dataset {name!r}: choose one of {', '.join(DATASETS)} (see ", Action("list_datasets"), ")"
         )
     return importlib.import_module(f"core.data.{name}")
 

@@ -44,7 +44,7 @@ from core.devices import resolve_device
 from core.errors import Action, LearngeneError, Setting
 from core.events import EpochEnded, Listener, TaskFinished, TaskStarted, check_stop, emit
 from core.seeding import generator
-from core.threads import thread_words, torch_threads
+from core.threads import changed_threads, torch_threads
 
 
 def initial_spec(config: CollectiveConfig, channels: int) -> NetSpec:
@@ -112,15 +112,7 @@ def _run_threads(run: Run | None, threads: int | None) -> int:
     """
     recorded = run.threads if run is not None and run.finished_tasks > 0 else None
     if recorded is not None and threads is not None and threads != recorded:
-        raise LearngeneError(
-            f"run {run.path} was trained with {thread_words(recorded)}; ",
-            Setting("threads", str(threads)),
-            " would change its numbers: resume with ",
-            Setting("threads", str(recorded)),
-            " or leave ",
-            Setting("threads"),
-            " out",
-        )
+        raise changed_threads(run.path, recorded, threads)
     return threads or recorded or torch.get_num_threads()
 
 

@@ -48,6 +48,7 @@ ACTIONS: dict[str, str] = {
     "data_folder": "the data root's {arg} folder",
     "download": "download {arg}",
     "redownload": "download it again",
+    "fresh_copy": "get a fresh copy",
     "reinstall_fonts": "reinstall matplotlib",
     "extract": "the extraction",
     "list_datasets": "the list of datasets",

@@ -49,6 +49,7 @@ BUTTONS: dict[str, str] = {
     "data_folder": "{data}/{arg}",
     "download": "fetch {arg}",
     "redownload": "put a fresh copy into the data folder ({data})",
+    "fresh_copy": "put a fresh copy into the data folder ({data})",
     "reinstall_fonts": "reinstall matplotlib where this page runs",
     "extract": "Run in panel 3, which extracts the learngene from the run",
     "list_datasets": "the dataset menu in panel 1",

@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "data_folder": "DIR/{arg}",
     "download": "pass --download to fetch {arg}",
     "redownload": "run again with --download",
+    "fresh_copy": "get a fresh copy (or use --download)",
     "reinstall_fonts": "reinstall it with `pip install --force-reinstall matplotlib`",
     "extract": "`learngene extract`",
     "list_datasets": "`learngene datasets`",

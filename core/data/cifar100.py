@@ -278,7 +278,7 @@ def _read_files(source: Path) -> dict[str, dict[str, object]]:
                 if handle is not None:
                     files[name] = unpickle(handle, f"{source}:{member.name}")
     except _ARCHIVE_ERRORS as err:
-        raise LearngeneError(f"cannot read {source} ({err}): delete it and ", Action("redownload")) from err
+        raise LearngeneError(f"cannot read {source} ({err}): delete it and ", Action("fresh_copy")) from err
     lacking = [f for f in FILES if f not in files]
     if lacking:
         raise LearngeneError(f"{source} lacks {', '.join(lacking)}: delete it and ", Action("redownload"))

@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import torch
 
-from core.errors import LearngeneError
+from core.errors import LearngeneError, Setting
 
 MAX_THREADS = 1024
 
@@ -45,3 +46,16 @@ def default_threads() -> int:
 def thread_words(threads: int) -> str:
     """'1 thread' or 'N threads'."""
     return f"{threads} thread{'' if threads == 1 else 's'}"
+
+
+def changed_threads(run: Path, recorded: int, threads: int) -> LearngeneError:
+    """The refusal to resume a run with another thread count than it was trained with (its numbers would change)."""
+    return LearngeneError(
+        f"run {run} was trained with {thread_words(recorded)}; ",
+        Setting("threads", str(threads)),
+        " would change its numbers: resume with ",
+        Setting("threads", str(recorded)),
+        " or leave ",
+        Setting("threads"),
+        " out",
+    )

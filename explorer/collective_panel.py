@@ -25,7 +25,7 @@ from explorer.figure import LiveFigure
 from explorer.jobs import JobRunner, page_threads, shared_engine
 from explorer.settings import new_run_dir
 from explorer.style import base_layout, heading, message_html
-from explorer.wording import page_terms
+from explorer.wording import page_words
 from explorer.worker import Outcome, Throttle, one_line
 
 # Trace order in the figure: loss, accuracy, chance line, AUROC (MSP), AUROC (energy), layer widths (a heatmap).
@@ -253,7 +253,7 @@ def _finished_tasks(run_dir: Path) -> int:
 def training_problem(info: DatasetInfo, preset_name: str) -> str | None:
     """Why the preset cannot train on the dataset here (in page terms), or None when it can."""
     if not info.available:
-        return page_terms(f"{info.reason}: {info.how_to_get}" if info.how_to_get else info.reason)
+        return page_words((*info.reason, ": ", *info.how_to_get) if info.how_to_get else info.reason)
     config = PRESETS[preset_name]
     needed = config.images_per_class + config.heldout_per_class
     if info.classes and info.images is not None and info.images // info.classes < needed:

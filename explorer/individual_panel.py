@@ -22,7 +22,6 @@ from explorer.results import GLOSSARY, ResultStore, reading_html
 from explorer.settings import Settings
 from explorer.size_chart import draw, new_figure
 from explorer.style import heading, message_html
-from explorer.wording import page_terms
 from explorer.worker import Outcome, Throttle, one_line
 
 Context = Callable[[], tuple[Run, tuple[str, ...]]]
@@ -298,7 +297,7 @@ class IndividualPanel:
                 self._total = event.trainings
                 self._throttle.request()
             elif isinstance(event, Note):
-                self._notes.append(page_terms(event.text.removeprefix("note: ")))
+                self._notes.append(event.text.removeprefix("note: "))
                 self.status.value = self._with_notes(message_html(f"{what}, learngene {learngene}..."))
             elif isinstance(event, TargetTaskFinished):
                 size = engine.size_label(event.method, event.size)

@@ -1,91 +1,93 @@
-"""Core's messages in page terms: the same error reads as buttons and fields here, as options on the command line.
+"""Core's messages in page terms: a setting reads as the page's field and where it is, an action as its button.
 
-Core writes one line per problem for the shell ("lower --shot", "pass --root DIR"). The page has no shell, so each
-known command-line phrase is rewritten into what a student can do on the page; any option left over is named by
-the field it corresponds to, never as a flag.
+Core's errors carry the settings and actions that fix them as data (core.errors); the command line words them as
+options, this page as fields, menus and buttons. Nothing here reads a message's text.
 """
 
 from __future__ import annotations
 
-import re
+from collections.abc import Iterable
+from pathlib import Path
 
 from core.data.datasets import resolve_root
+from core.errors import Action, LearngeneError, Part, Setting, render
 
-# (pattern, page wording), applied in order; {data} is the page's data folder.
-PHRASES: tuple[tuple[str, str], ...] = (
-    (r"pass the folder `learngene collective` wrote", "choose a run from the run menu"),
-    (r"(create one|train it) with `learngene collective --run-dir [^`]*`", r"train it in panel 1 (Train / resume)"),
-    (
-        r"(resume it|rerun the collective stage|rerun its last task|delete it and rerun) with --resume",
-        r"\1 in panel 1: type the run's name and press Train / resume",
-    ),
-    (r"pass --resume to continue it", "press Train / resume to continue it"),
-    (r"choose another --run-dir", "choose another run name"),
-    (
-        r"pass --download to fetch (\S+) \(about 170 MB\) into DIR/cifar100, or put that file or its extracted (\S+) "
-        r"folder there yourself; then pass --root DIR or set LEARNGENE_DATA=DIR",
-        r"put \1 (about 170 MB) or its extracted \2 folder into {data}/cifar100, then reload the page",
-    ),
-    (r"into DIR/(\w+), then pass --root DIR or set LEARNGENE_DATA=DIR", r"into {data}/\1, then reload the page"),
-    (
-        r"then pass (it as )?--root DIR or set LEARNGENE_DATA=DIR",
-        "then put it into the page's data folder {data} and reload the page",
-    ),
-    (r"pass --root DIR or set LEARNGENE_DATA=DIR", "put it into the page's data folder {data}"),
-    (
-        r"(set LEARNGENE_DATA or pass --root|pass --root DIR[^)]*\) or set LEARNGENE_DATA)",
-        "the page has no data folder",
-    ),
-    (r"pass --root DIR, a folder with one subfolder per class", "the page's data folder needs one subfolder per class"),
-    (r"or pass another --root", "or start the page with another data folder"),
-    (r"(delete it and )?run again with --download", r"\1put a fresh copy into the data folder"),
-    (r" \(or use --download\)", ""),
-    (
-        r"lower --images-per-class",
-        "choose a preset that needs fewer images per class, or a dataset with more (panel 1)",
-    ),
-    (r"lower --shot or --query so they sum to at most (\S+)", r"lower shot: shot and test images together get \1"),
-    (r"lower --way", "lower way"),
-    (r"pass e\.g\. --tau", "use for example τ ="),
-    (
-        r"also pass the run it came from \(--run-dir [^)]*\)",
-        "pick the run it came from in the run menu",
-    ),
-    (r"use --device cpu", "the page trains on the CPU"),
-    (r"use --preset fast", "use the fast preset"),
-    (r"give only one of --layers, --threshold and --top-k", "choose layers either by hand or by the threshold"),
-    (r"reinstall it with `pip install --force-reinstall matplotlib`", "reinstall matplotlib where this page runs"),
-)
-FIELDS = {
-    "--tasks": "the number of tasks",
-    "--epochs": "epochs",
-    "--tau": "τ",
-    "--seed": "the seed",
-    "--extract-after": "the extraction task",
-    "--run-dir": "the run name",
-    "--root": "the data folder",
-    "--shot": "shot",
-    "--way": "way",
-    "--query": "test images per class",
-    "--task": "the task",
-    "--layers": "the layer choice",
-    "--top-k": "the window length",
-    "--threshold": "the threshold",
-    "--front-depth": "the front depth",
-    "--baselines": "the other strategies",
-    "--download": "a download",
-    "--resume": "Train / resume",
+# setting id -> (the field's name, where it is on the page)
+FIELDS: dict[str, tuple[str, str]] = {
+    "tasks": ("the preset's number of tasks", "panel 1"),
+    "epochs": ("epochs", "panel 1"),
+    "tau": ("τ", "panel 2"),
+    "seed": ("the seed", "set by the preset in panel 1"),
+    "extract_after": ("the extraction task", "set by the preset in panel 1"),
+    "run_dir": ("run", "the run menu, or a new run's name in panel 1"),
+    "root": ("data folder", "LEARNGENE_DATA when the page starts"),
+    "shot": ("shot", "panel 3"),
+    "way": ("way", "panel 3"),
+    "query": ("test images per class", "set by the individual preset"),
+    "task": ("source task", "the run's last finished task on this page"),
+    "layers": ("layers", "panel 2"),
+    "top_k": ("window length", "panel 2"),
+    "threshold": ("threshold", "panel 2"),
+    "front_depth": ("front depth", "set by the individual preset"),
+    "threads": ("threads", "the run's own count on this page"),
+    "device": ("device", "this page trains on the CPU"),
+    "preset": ("preset", "panel 1"),
+    "out": ("output folder", "the export folder in panel 4"),
+    "scheduler": ("Dask scheduler", "DASK_SCHEDULER_ADDRESS when the page starts"),
 }
-NO_DATA = "the data folder (this page was started without LEARNGENE_DATA)"
-FLAG = re.compile(r"(?<![\w-])--[a-z][\w-]*")
-COMMAND = re.compile(r"`learngene [^`]*`")
+# action id -> what to do on the page ({arg}: the action's argument; {data}: the page's data folder)
+BUTTONS: dict[str, str] = {
+    "resume": "press Train / resume in panel 1",
+    "train": "Train / resume in panel 1",
+    "open_run": "choose a run from the run menu",
+    "pick_learngene": "choose a run from the run menu",
+    "data_root": "reload the page (its data folder: {data})",
+    "no_data_root": "this page was started without LEARNGENE_DATA",
+    "other_root": "start the page with another LEARNGENE_DATA",
+    "image_root": "the page's data folder ({data}) needs one subfolder per class",
+    "use_as_root": "start the page with LEARNGENE_DATA set to that folder",
+    "data_folder": "{data}/{arg}",
+    "download": "fetch {arg}",
+    "redownload": "put a fresh copy into the data folder ({data})",
+    "fresh_copy": "put a fresh copy into the data folder ({data})",
+    "reinstall_fonts": "reinstall matplotlib where this page runs",
+    "extract": "Run in panel 3, which extracts the learngene from the run",
+    "list_datasets": "the dataset menu in panel 1",
+}
+# ... where the page was started without a data folder
+WITHOUT_DATA: dict[str, str] = {
+    **BUTTONS,
+    "data_root": "start the page with LEARNGENE_DATA set to DIR",
+    "data_folder": "a folder DIR's {arg} subfolder",
+    "image_root": "start the page with LEARNGENE_DATA set to a folder with one subfolder per class",
+    "redownload": "put a fresh copy there",
+}
 
 
-def page_terms(message: str) -> str:
-    """`message` (one of core's lines) with command-line phrases replaced by what to do on the page."""
-    data = resolve_root(None)
-    text = message
-    for pattern, wording in PHRASES:
-        text = re.sub(pattern, wording.replace("{data}", str(data) if data else NO_DATA), text)
-    text = COMMAND.sub("the command line", text)
-    return FLAG.sub(lambda m: FIELDS.get(m.group(0), m.group(0)[2:].replace("-", " ")), text)
+def field(setting: Setting, placed: bool = True) -> str:
+    """The page field that sets `setting`, its value if the message gives one, and (if `placed`) where it is."""
+    name, where = FIELDS[setting.id]
+    text = f"{name} {setting.value}" if setting.value else name
+    return f"{text} ({where})" if placed else text
+
+
+def button(action: Action, data: Path | None = None) -> str:
+    """What to do on the page for `action`."""
+    return (BUTTONS if data is not None else WITHOUT_DATA)[action.id].format(arg=action.arg, data=data)
+
+
+def page_words(parts: Iterable[Part]) -> str:
+    """A message's parts as one line in page terms."""
+    data, seen = resolve_root(None), set()
+
+    def once(setting: Setting) -> str:  # where a field is, said the first time the line names it
+        placed = setting.id not in seen
+        seen.add(setting.id)
+        return field(setting, placed)
+
+    return render(parts, once, lambda action: button(action, data))
+
+
+def page_line(error: LearngeneError) -> str:
+    """The line the page shows for `error`."""
+    return page_words(error.parts)

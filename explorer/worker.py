@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.errors import LearngeneError
-from explorer.wording import page_terms
+from explorer.wording import page_line
 
 StopCheck = Callable[[], bool]
 
@@ -26,7 +26,7 @@ class Outcome:
 def one_line(exc: BaseException) -> str:
     """The message a user sees for an error, in page terms: LearngeneError's own line, else its type and first line."""
     if isinstance(exc, LearngeneError):
-        return page_terms(str(exc))
+        return page_line(exc)
     return f"unexpected {type(exc).__name__}: {exc}".splitlines()[0]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from core.cli.arguments import path_text, print_json
+from core.cli.messages import words
 
 
 def cmd_datasets(args: argparse.Namespace) -> int:
@@ -13,13 +14,13 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
     infos = describe_all(args.root)
     if args.json:
-        print_json([i.as_dict() for i in infos])
+        print_json([i.as_dict(words) for i in infos])
         return 0
     for i in infos:
         size = f"{i.classes} classes, {i.images} images" if i.available else "not available"
         print(f"{i.name:12} {size}, {i.resolution[0]}x{i.resolution[1]}x{i.channels}: {i.description}")
         if not i.available:
-            print(f"{'':12} why: {i.reason}; how: {i.how_to_get}")
+            print(f"{'':12} why: {words(i.reason)}; how: {words(i.how_to_get)}")
     return 0
 
 

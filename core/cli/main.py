@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from core.cli import collective, data, individual, learngene, stopping, sweep
+from core.cli import collective, data, individual, learngene, messages, stopping, sweep
 from core.cli.arguments import OneLineParser
 from core.cli.partial import Interrupted
 from core.errors import LearngeneError
@@ -39,7 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except LearngeneError as exc:
-        sys.stderr.write(f"learngene {args.command}: error: {shown(str(exc))}\n")
+        sys.stderr.write(f"learngene {args.command}: error: {shown(messages.line(exc))}\n")
         return 2
     except OSError as exc:
         where = f"{shown(exc.filename)}: " if exc.filename else ""

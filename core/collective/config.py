@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from core.collective.network import PAPER_SPEC_CIFAR, PAPER_WIDENING
 from core.data.division import ClassDivision, division_for
-from core.errors import LearngeneError, check_all
+from core.errors import LearngeneError, Setting, check_all
 from core.presets import choose_preset
 
 
@@ -58,9 +58,9 @@ class CollectiveConfig:
     def validate(self) -> CollectiveConfig:
         """Return self, or raise LearngeneError naming the first bad setting and its valid range."""
         checks = [
-            (1 <= self.tasks <= 1000, "--tasks must be between 1 and 1000"),
+            (1 <= self.tasks <= 1000, Setting("tasks"), " must be between 1 and 1000"),
             (8 <= self.image_size <= 256, "image size must be between 8 and 256"),
-            (1 <= self.epochs <= 10_000, "--epochs must be between 1 and 10000"),
+            (1 <= self.epochs <= 10_000, Setting("epochs"), " must be between 1 and 10000"),
             (2 <= self.classes_per_task <= 1000, "classes per task must be between 2 and 1000"),
             (1 <= self.images_per_class <= 100_000, "images per class must be between 1 and 100000"),
             (0 <= self.heldout_per_class <= 100_000, "held-out images per class must be between 0 and 100000"),
@@ -71,7 +71,7 @@ class CollectiveConfig:
             (0 <= self.dropout < 1, "dropout must be in [0, 1)"),
             (self.head in ("shared", "per_task"), "head must be 'shared' or 'per_task'"),
             (self.ewc_lambda >= 0, "EWC lambda must be 0 or more"),
-            (1e-14 <= self.tau <= 10, "--tau must be between 1e-14 and 10"),
+            (1e-14 <= self.tau <= 10, Setting("tau"), " must be between 1e-14 and 10"),
             (
                 2 <= len(self.widths) <= 64 and all(1 <= w <= 4096 for w in self.widths),
                 "the network needs 2 to 64 conv layers of width 1 to 4096",
@@ -83,10 +83,11 @@ class CollectiveConfig:
             (self.widen_noise >= 0, "widening noise must be 0 or more"),
             (all(1 <= p <= len(self.widths) for p in self.pool_after), "pools must follow existing conv layers"),
             (self.image_size // 2 ** len(self.pool_after) >= 1, "too many pools for the image size"),
-            (self.seed >= 0, "--seed must be 0 or more"),
+            (self.seed >= 0, Setting("seed"), " must be 0 or more"),
             (
                 self.extract_after_task is None or 0 <= self.extract_after_task < self.tasks,
-                f"--extract-after {self.extract_after_task} is not a task of the run: choose 0..{self.tasks - 1}",
+                Setting("extract_after", str(self.extract_after_task)),
+                f" is not a task of the run: choose 0..{self.tasks - 1}",
             ),
             (
                 self.num_outputs is None or self.num_outputs >= self.classes_per_task,

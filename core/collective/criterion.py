@@ -23,7 +23,7 @@ from torch import nn
 
 from core.atomic import atomic_path
 from core.collective.histogram import BIN_EDGES, NBINS, Binner, flat_gradient, fraction_from_hist, layout
-from core.errors import LearngeneError
+from core.errors import LearngeneError, Setting
 
 _FORMAT = 1
 
@@ -50,7 +50,7 @@ class EpochRecorder:
     def __init__(self, layers: Mapping[str, nn.Module], tau: float) -> None:
         tau = float(tau)
         if not np.isfinite(tau) or tau < 0:
-            raise LearngeneError(f"tau must be a finite number >= 0, got {tau}: pass e.g. --tau 5e-10")
+            raise LearngeneError(f"tau must be a finite number >= 0, got {tau}: pass e.g. ", Setting("tau", "5e-10"))
         for name, module in layers.items():
             if not isinstance(getattr(module, "weight", None), torch.Tensor):
                 raise LearngeneError(

@@ -8,7 +8,7 @@ import os
 import time
 from pathlib import Path
 
-from core.errors import LearngeneError
+from core.errors import LearngeneError, Setting
 
 LOCK = ".lock"
 LOCK_TRIES = 10
@@ -59,8 +59,8 @@ class RunLock:
         self.handle.close()
         self.handle = None
         raise LearngeneError(
-            f"run directory {self.path.parent} is in use by another process: wait for it to finish or choose "
-            "another --run-dir"
+            f"run directory {self.path.parent} is in use by another process: wait for it to finish or choose another ",
+            Setting("run_dir"),
         )
 
     def __exit__(self, *exc: object) -> None:

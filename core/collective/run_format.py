@@ -18,7 +18,7 @@ from core import safejson
 from core.collective.config import CollectiveConfig
 from core.collective.criterion import CriterionLog
 from core.collective.network import NetSpec
-from core.errors import LearngeneError
+from core.errors import LearngeneError, Part
 
 MAX_JSON_BYTES = 64 << 20
 MAX_WIDTH = 65536
@@ -62,8 +62,8 @@ def _int_list(value: object) -> bool:
 def check_config(doc: object, path: Path, newest_format: int) -> CollectiveConfig:
     """The validated config of a config.json document (format 1 up to `newest_format`; extra keys are allowed)."""
 
-    def bad(problem: str) -> LearngeneError:
-        return LearngeneError(f"{path} is damaged ({problem}): restore it from a backup or train the run again")
+    def bad(*problem: Part) -> LearngeneError:
+        return LearngeneError(f"{path} is damaged (", *problem, "): restore it from a backup or train the run again")
 
     if not isinstance(doc, dict):
         raise bad("it is not a JSON object")
@@ -78,7 +78,7 @@ def check_config(doc: object, path: Path, newest_format: int) -> CollectiveConfi
     try:
         config = CollectiveConfig.from_dict(doc["config"]).validate()
     except LearngeneError as exc:
-        raise bad(str(exc)) from None
+        raise bad(*exc.parts) from None
     except (TypeError, ValueError) as exc:
         raise bad(f"a setting has the wrong type: {exc}") from None
     threads = doc.get("threads")
@@ -100,8 +100,10 @@ def width_limits(config: CollectiveConfig) -> list[tuple[int, int]]:
 def check_spec(data: object, config: CollectiveConfig, where: str) -> NetSpec:
     """A network spec that fits the run's config: its structure, and widths between the initial and fully widened."""
 
-    def bad(problem: str) -> LearngeneError:
-        return LearngeneError(f"{where} holds a bad network spec ({problem}): restore it from a backup or train again")
+    def bad(*problem: Part) -> LearngeneError:
+        return LearngeneError(
+            f"{where} holds a bad network spec (", *problem, "): restore it from a backup or train again"
+        )
 
     if not isinstance(data, dict):
         raise bad("not a JSON object")
@@ -139,7 +141,7 @@ def check_spec(data: object, config: CollectiveConfig, where: str) -> NetSpec:
     try:
         return NetSpec.from_dict(data)
     except LearngeneError as exc:
-        raise bad(str(exc)) from None
+        raise bad(*exc.parts) from None
 
 
 def check_manifest(doc: object, config: CollectiveConfig, path: Path, names: tuple[str, ...]) -> dict[str, Any]:

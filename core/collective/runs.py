@@ -39,7 +39,7 @@ from core.collective.run_format import (
 )
 from core.collective.run_format import read_json as read_checked_json
 from core.digest import file_digest
-from core.errors import LearngeneError
+from core.errors import Action, LearngeneError, Setting
 from core.names import shown
 
 CONFIG = "config.json"
@@ -126,7 +126,7 @@ class Run:
 
     def _no_finished_task(self) -> LearngeneError:
         return LearngeneError(
-            f"run {self.path} has no finished task yet: train it with `learngene collective --run-dir {self.path}`"
+            f"run {self.path} has no finished task yet: train it with ", Action("train", str(self.path))
         )
 
     def _check_task(self, task: int) -> None:
@@ -229,9 +229,7 @@ class Run:
 
 
 def _not_a_run(path: Path) -> LearngeneError:
-    return LearngeneError(
-        f"{shown(path)} holds no {CONFIG}: it is not a run directory; pass the folder `learngene collective` wrote"
-    )
+    return LearngeneError(f"{shown(path)} holds no {CONFIG}: it is not a run directory; ", Action("open_run"))
 
 
 def _load_manifest(path: Path, config: CollectiveConfig) -> dict[str, Any]:
@@ -264,7 +262,7 @@ def open_run(path: str | os.PathLike) -> Run:
     path = Path(path).expanduser()
     try:
         if not path.is_dir():
-            raise LearngeneError(f"no run directory at {path}: create one with `learngene collective --run-dir {path}`")
+            raise LearngeneError(f"no run directory at {path}: create one with ", Action("train", str(path)))
         if not (path / CONFIG).is_file():
             raise _not_a_run(path)
     except (OSError, ValueError) as exc:
@@ -280,7 +278,8 @@ def check_new_run_dir(path: Path) -> None:
     if found:
         raise LearngeneError(
             f"{shown(path)} holds {', '.join(map(shown, found[:3]))} but no {CONFIG}: it is not a run this "
-            "program can continue; move those files away or choose another --run-dir"
+            "program can continue; move those files away or choose another ",
+            Setting("run_dir"),
         )
 
 

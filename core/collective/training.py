@@ -41,10 +41,10 @@ from core.data.imageset import ImageSet
 from core.data.tasks import SourceTask, source_stream
 from core.data.transforms import augment, normalise
 from core.devices import resolve_device
-from core.errors import LearngeneError
+from core.errors import Action, LearngeneError, Setting
 from core.events import EpochEnded, Listener, TaskFinished, TaskStarted, check_stop, emit
 from core.seeding import generator
-from core.threads import thread_words, torch_threads
+from core.threads import changed_threads, torch_threads
 
 
 def initial_spec(config: CollectiveConfig, channels: int) -> NetSpec:
@@ -82,20 +82,24 @@ def _prepare(
         diffs = config_differences(run.config, config)
         if diffs:
             raise LearngeneError(
-                f"{run_dir} holds a run with other settings ({', '.join(diffs)}): "
-                "choose another --run-dir or move that one away"
+                f"{run_dir} holds a run with other settings ({', '.join(diffs)}): choose another ",
+                Setting("run_dir"),
+                " or move that one away",
             )
         if run.complete:
             return run, True, threads or run.threads or torch.get_num_threads()
         if run.finished_tasks > 0 and not resume:
             raise LearngeneError(
-                f"{run_dir} holds a run interrupted after {run.finished_tasks} of {config.tasks} tasks: "
-                "pass --resume to continue it"
+                f"{run_dir} holds a run interrupted after {run.finished_tasks} of {config.tasks} tasks: ",
+                Action("resume"),
+                " to continue it",
             )
         check_continuable(run)
     threads = _run_threads(run, threads)
     if lock.read_only:
-        raise LearngeneError(f"{run_dir} is not writable (read-only media or no permission): choose another --run-dir")
+        raise LearngeneError(
+            f"{run_dir} is not writable (read-only media or no permission): choose another ", Setting("run_dir")
+        )
     if run is not None:
         settle_pending(run)
     return run, False, threads
@@ -108,10 +112,7 @@ def _run_threads(run: Run | None, threads: int | None) -> int:
     """
     recorded = run.threads if run is not None and run.finished_tasks > 0 else None
     if recorded is not None and threads is not None and threads != recorded:
-        raise LearngeneError(
-            f"run {run.path} was trained with {thread_words(recorded)}; --threads {threads} would change its numbers: "
-            f"resume with --threads {recorded} or leave --threads out"
-        )
+        raise changed_threads(run.path, recorded, threads)
     return threads or recorded or torch.get_num_threads()
 
 

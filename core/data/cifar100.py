@@ -23,7 +23,7 @@ from core.data.image_io import resize_batch
 from core.data.imageset import ImageSet
 from core.data.safe_pickle import text, unpickle
 from core.digest import file_digest
-from core.errors import LearngeneError
+from core.errors import Action, LearngeneError, Message, Part
 
 URL = "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz"
 TARBALL = "cifar-100-python.tar.gz"
@@ -35,9 +35,12 @@ DESCRIPTION = (
     "60,000 colour photos in 100 classes, 600 each (500 train + 100 test, merged); "
     "the paper's 64/16/20 division (the CIFAR-FS split) is built in"
 )
-HOW_TO_GET = (
-    f"pass --download to fetch {TARBALL} (about 170 MB) into DIR/cifar100, or put that file or its "
-    f"extracted {FOLDER}/ folder there yourself; then pass --root DIR or set LEARNGENE_DATA=DIR"
+HOW_TO_GET: Message = (
+    Action("download", TARBALL),
+    " (about 170 MB) into ",
+    Action("data_folder", "cifar100"),
+    f", or put that file or its extracted {FOLDER}/ folder there yourself; then ",
+    Action("data_root"),
 )
 
 FINE_LABEL_NAMES = (
@@ -215,7 +218,7 @@ def locate(root: Path) -> Path | None:
                 return base / TARBALL
     except OSError as err:
         raise LearngeneError(
-            f"cannot read {root} ({err}): check the folder's permissions or pass another --root"
+            f"cannot read {root} ({err}): check the folder's permissions or ", Action("other_root")
         ) from err
     return None
 
@@ -244,8 +247,7 @@ def download_tarball(root: Path) -> Path:
             digest = file_digest(tmp, "md5")
             if digest != TARBALL_MD5:
                 raise LearngeneError(
-                    f"the download of {URL} is damaged (md5 {digest}, expected {TARBALL_MD5}): run again with "
-                    "--download"
+                    f"the download of {URL} is damaged (md5 {digest}, expected {TARBALL_MD5}): ", Action("redownload")
                 )
     except (OSError, http.client.HTTPException) as err:
         raise LearngeneError(
@@ -266,7 +268,7 @@ def _read_files(source: Path) -> dict[str, dict[str, object]]:
         digest = file_digest(source, "md5")
         if digest != TARBALL_MD5:
             raise LearngeneError(
-                f"{source} is damaged (md5 {digest}, expected {TARBALL_MD5}): delete it and run again with --download"
+                f"{source} is damaged (md5 {digest}, expected {TARBALL_MD5}): delete it and ", Action("redownload")
             )
         files = {}
         with tarfile.open(source, "r:gz") as archive:
@@ -276,12 +278,10 @@ def _read_files(source: Path) -> dict[str, dict[str, object]]:
                 if handle is not None:
                     files[name] = unpickle(handle, f"{source}:{member.name}")
     except _ARCHIVE_ERRORS as err:
-        raise LearngeneError(
-            f"cannot read {source} ({err}): delete it and get a fresh copy (or use --download)"
-        ) from err
+        raise LearngeneError(f"cannot read {source} ({err}): delete it and ", Action("fresh_copy")) from err
     lacking = [f for f in FILES if f not in files]
     if lacking:
-        raise LearngeneError(f"{source} lacks {', '.join(lacking)}: delete it and run again with --download")
+        raise LearngeneError(f"{source} lacks {', '.join(lacking)}: delete it and ", Action("redownload"))
     return files
 
 
@@ -310,12 +310,12 @@ def _class_names(meta: dict[str, object], name: str) -> tuple[str, ...]:
 def load(root: Path | None, *, image_size: int = 32, seed: int = 0, download: bool = False) -> ImageSet:
     """All 60,000 images (train then test within each class), resized if asked; order is fixed, so `seed` is unused."""
     if root is None:
-        raise LearngeneError(f"cifar100 needs a data root: pass --root DIR or set LEARNGENE_DATA=DIR ({HOW_TO_GET})")
+        raise LearngeneError("cifar100 needs a data root: ", *HOW_TO_GET)
     source = locate(root)
     if source is None and download:
         source = download_tarball(root)
     if source is None:
-        raise LearngeneError(f"{_missing(root)}: {HOW_TO_GET}")
+        raise LearngeneError(f"{_missing(root)}: ", *HOW_TO_GET)
     files = _read_files(source)
     names = _class_names(files["meta"], f"{source} (meta)")
     train = _split(files["train"], f"{source} (train)", len(names))
@@ -328,14 +328,14 @@ def load(root: Path | None, *, image_size: int = 32, seed: int = 0, download: bo
 def info(root: Path | None) -> DatasetInfo:
     """Describe CIFAR-100 from what is on disk (nothing is read or hashed)."""
 
-    def described(available: bool, reason: str) -> DatasetInfo:
+    def described(available: bool, *reason: Part) -> DatasetInfo:
         counts = (100, 60000) if available else (None, None)
         return DatasetInfo("cifar100", DESCRIPTION, *counts, (32, 32), 3, available, reason, HOW_TO_GET)
 
     if root is None:
-        return described(False, "no data root: set LEARNGENE_DATA or pass --root")
+        return described(False, "no data root: ", Action("no_data_root"))
     try:
         found = locate(root)
     except LearngeneError as err:
-        return described(False, str(err))
-    return described(True, "") if found else described(False, _missing(root))
+        return described(False, *err.parts)
+    return described(True) if found else described(False, _missing(root))

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import importlib
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from core.data.imageset import ImageSet
-from core.errors import LearngeneError
+from core.errors import Action, LearngeneError, Message
 
 DATASETS = ("glyphs", "omniglot", "cifar100", "imagefolder")
 DATA_ENV = "LEARNGENE_DATA"
@@ -25,12 +26,12 @@ class DatasetInfo:
     resolution: tuple[int, int]
     channels: int
     available: bool
-    reason: str
-    how_to_get: str
+    reason: Message
+    how_to_get: Message
 
-    def as_dict(self) -> dict:
-        """JSON-ready form."""
-        return asdict(self)
+    def as_dict(self, words: Callable[[Message], str]) -> dict:
+        """JSON-ready form, with the reason and the way to get the data worded by `words` (the audience's renderer)."""
+        return {**asdict(self), "reason": words(self.reason), "how_to_get": words(self.how_to_get)}
 
 
 def resolve_root(root: str | os.PathLike | None) -> Path | None:
@@ -44,7 +45,7 @@ def resolve_root(root: str | os.PathLike | None) -> Path | None:
 def _module(name: str):
     if name not in DATASETS:
         raise LearngeneError(
-            f"unknown dataset {name!r}: choose one of {', '.join(DATASETS)} (see `learngene datasets`)"
+            f"unknown dataset {name!r}: choose one of {', '.join(DATASETS)} (see ", Action("list_datasets"), ")"
         )
     return importlib.import_module(f"core.data.{name}")
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from core.errors import LearngeneError
+from core.errors import Action, LearngeneError
 
 _CLASS_CATEGORIES = ("Lu", "Ll", "Lo", "Nd")
 _SUPERSAMPLE = 2
@@ -133,10 +133,7 @@ def faces() -> tuple[Face, ...]:
     """Every typeface the dataset draws from, TrueType first, with the class characters each one has."""
     folder = font_folder()
     if not folder.is_dir():
-        raise LearngeneError(
-            f"matplotlib's fonts are missing from {folder}: reinstall it with `pip install --force-reinstall "
-            "matplotlib`"
-        )
+        raise LearngeneError(f"matplotlib's fonts are missing from {folder}: ", Action("reinstall_fonts"))
     found = []
     for path in truetype_files(folder):
         chars = _ttf_chars(path)

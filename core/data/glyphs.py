@@ -26,14 +26,14 @@ from core.atomic import atomic_path, write_json
 from core.data.datasets import DatasetInfo
 from core.data.fonts import Pose, face_names, faces, font_folder, render
 from core.data.imageset import ImageSet
-from core.errors import LearngeneError
+from core.errors import LearngeneError, Message
 
 VERSION = 1
 SAMPLES_PER_CLASS = 20
 MIN_FACES = 12
 MAX_CLASSES = 500
 CACHE_ENV = "LEARNGENE_CACHE"
-HOW_TO_GET = "built in: rendered from fonts shipped with matplotlib and Hershey-Fonts"
+HOW_TO_GET: Message = ("built in: rendered from fonts shipped with matplotlib and Hershey-Fonts",)
 
 _REFERENCE_SIZE = 32
 _SAME_DRAWING = 0.02  # difference (see _difference) below which two renderings count as one drawing
@@ -244,11 +244,11 @@ def info(root: Path | None = None) -> DatasetInfo:
         catalogue = _catalogue()
     except LearngeneError as err:
         description = "letters and digits rendered from real typefaces"
-        return DatasetInfo("glyphs", description, None, None, (32, 32), 1, False, str(err), HOW_TO_GET)
+        return DatasetInfo("glyphs", description, None, None, (32, 32), 1, False, err.parts, HOW_TO_GET)
     face_count = len({f for names in catalogue.values() for f in names})
     description = (
         f"Latin, Greek and Cyrillic letters and digits drawn in {face_count} typefaces; "
         f"one class per character, each image in another face, slightly rotated, sheared, scaled and thickened"
     )
     classes = len(catalogue)
-    return DatasetInfo("glyphs", description, classes, classes * SAMPLES_PER_CLASS, (32, 32), 1, True, "", HOW_TO_GET)
+    return DatasetInfo("glyphs", description, classes, classes * SAMPLES_PER_CLASS, (32, 32), 1, True, (), HOW_TO_GET)

@@ -14,14 +14,14 @@ import torch
 from core.data.datasets import DatasetInfo
 from core.data.image_io import decode_classes, is_grayscale_file
 from core.data.imageset import ImageSet
-from core.errors import LearngeneError
+from core.errors import Action, LearngeneError, Message
 from core.names import shown
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 DESCRIPTION = "your own images: one subfolder per class, centre-cropped to squares"
-HOW_TO_GET = (
-    f"make a folder with one subfolder per class holding its images ({', '.join(EXTENSIONS)}), "
-    "then pass it as --root DIR or set LEARNGENE_DATA=DIR"
+HOW_TO_GET: Message = (
+    f"make a folder with one subfolder per class holding its images ({', '.join(EXTENSIONS)}), then ",
+    Action("use_as_root"),
 )
 
 
@@ -33,9 +33,7 @@ def scan(folder: Path) -> dict[str, list[Path]]:
     """Class name -> its image files, both sorted; raises LearngeneError naming what is missing."""
     try:
         if not folder.is_dir():
-            raise LearngeneError(
-                f"image folder {shown(folder)} does not exist: pass --root DIR, a folder with one subfolder per class"
-            )
+            raise LearngeneError(f"image folder {shown(folder)} does not exist: ", Action("image_root"))
         classes = sorted(p for p in folder.iterdir() if p.is_dir() and not _hidden(p, folder))
         if not classes:
             raise LearngeneError(
@@ -67,7 +65,7 @@ def channels_of(found: dict[str, list[Path]]) -> int:
 def load(root: Path | None, *, image_size: int = 32, seed: int = 0, download: bool = False) -> ImageSet:
     """Decode every image of the folder `root`; the order is sorted, so `seed` is unused; nothing to download."""
     if root is None:
-        raise LearngeneError(f"imagefolder needs a folder: {HOW_TO_GET}")
+        raise LearngeneError("imagefolder needs a folder: ", *HOW_TO_GET)
     found = scan(root)
     channels = channels_of(found)
     classes = [[(str(path), lambda path=path: path) for path in files] for files in found.values()]
@@ -78,12 +76,12 @@ def load(root: Path | None, *, image_size: int = 32, seed: int = 0, download: bo
 def info(root: Path | None) -> DatasetInfo:
     """Describe the folder from its listing and image headers (nothing is decoded)."""
     if root is None:
-        reason = "no data root: pass --root DIR (one subfolder per class) or set LEARNGENE_DATA"
+        reason = ("no data root: ", Action("no_data_root"))
         return DatasetInfo("imagefolder", DESCRIPTION, None, None, (32, 32), 3, False, reason, HOW_TO_GET)
     try:
         found = scan(root)
         channels = channels_of(found)
     except LearngeneError as err:
-        return DatasetInfo("imagefolder", DESCRIPTION, None, None, (32, 32), 3, False, str(err), HOW_TO_GET)
+        return DatasetInfo("imagefolder", DESCRIPTION, None, None, (32, 32), 3, False, err.parts, HOW_TO_GET)
     images = sum(len(files) for files in found.values())
-    return DatasetInfo("imagefolder", DESCRIPTION, len(found), images, (32, 32), channels, True, "", HOW_TO_GET)
+    return DatasetInfo("imagefolder", DESCRIPTION, len(found), images, (32, 32), channels, True, (), HOW_TO_GET)

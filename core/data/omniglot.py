@@ -18,14 +18,17 @@ import torch
 from core.data.datasets import DatasetInfo
 from core.data.image_io import decode_classes, read_capped
 from core.data.imageset import ImageSet
-from core.errors import LearngeneError
+from core.errors import Action, LearngeneError, Message, Part
 
 PREFIXES = ("images_background", "images_evaluation")
 SUBFOLDERS = (".", "omniglot", "omniglot-py", "omniglot/omniglot-py")
 DESCRIPTION = "handwritten characters of many alphabets, each drawn by 20 people; one class per character"
-HOW_TO_GET = (
+HOW_TO_GET: Message = (
     "download images_background.zip and images_evaluation.zip from https://github.com/brendenlake/omniglot "
-    "(folder python/) into DIR/omniglot, then pass --root DIR or set LEARNGENE_DATA=DIR"
+    "(folder python/) into ",
+    Action("data_folder", "omniglot"),
+    ", then ",
+    Action("data_root"),
 )
 MAX_MEMBER_BYTES = 16 << 20  # an Omniglot image is about 1 KB; a member far larger is a zip bomb or not Omniglot
 _ZIP_ERRORS = (zipfile.BadZipFile, OSError, EOFError, zlib.error, RuntimeError, NotImplementedError)
@@ -54,7 +57,7 @@ def locate(root: Path) -> list[Path]:
                 return sources
     except OSError as err:
         raise LearngeneError(
-            f"cannot read {root} ({err}): check the folder's permissions or pass another --root"
+            f"cannot read {root} ({err}): check the folder's permissions or ", Action("other_root")
         ) from err
     return []
 
@@ -89,11 +92,11 @@ def _not_found(root: Path) -> str:
 def load(root: Path | None, *, image_size: int = 32, seed: int = 0, download: bool = False) -> ImageSet:
     """Decode every Omniglot image under `root` as bright strokes on black; order is sorted, so `seed` is unused."""
     if root is None:
-        raise LearngeneError(f"omniglot needs a data root: {HOW_TO_GET}")
+        raise LearngeneError("omniglot needs a data root: ", *HOW_TO_GET)
     found = catalogue(locate(root))
     if not found:
         fix = "automatic download is not offered for omniglot; " if download else ""
-        raise LearngeneError(f"{_not_found(root)}: {fix}{HOW_TO_GET}")
+        raise LearngeneError(f"{_not_found(root)}: {fix}", *HOW_TO_GET)
     sources = sorted({source for files in found.values() for source, _ in files.values()})
     current = None
     try:
@@ -124,16 +127,16 @@ def load(root: Path | None, *, image_size: int = 32, seed: int = 0, download: bo
 def info(root: Path | None) -> DatasetInfo:
     """Describe the local Omniglot copy from its file listing (nothing is decoded)."""
 
-    def unavailable(reason: str) -> DatasetInfo:
+    def unavailable(*reason: Part) -> DatasetInfo:
         return DatasetInfo("omniglot", DESCRIPTION, None, None, (32, 32), 1, False, reason, HOW_TO_GET)
 
     if root is None:
-        return unavailable("no data root: set LEARNGENE_DATA or pass --root")
+        return unavailable("no data root: ", Action("no_data_root"))
     try:
         found = catalogue(locate(root))
     except LearngeneError as err:
-        return unavailable(str(err))
+        return unavailable(*err.parts)
     if not found:
         return unavailable(_not_found(root))
     images = sum(len(files) for files in found.values())
-    return DatasetInfo("omniglot", DESCRIPTION, len(found), images, (32, 32), 1, True, "", HOW_TO_GET)
+    return DatasetInfo("omniglot", DESCRIPTION, len(found), images, (32, 32), 1, True, (), HOW_TO_GET)

@@ -8,7 +8,7 @@ import torch
 
 from core.data.division import ClassDivision
 from core.data.imageset import ImageSet
-from core.errors import LearngeneError
+from core.errors import LearngeneError, Setting
 from core.seeding import generator
 
 
@@ -109,12 +109,17 @@ def few_shot_tasks(
     if way < 2 or shot < 1 or query < 1 or tasks < 1:
         raise LearngeneError("way >= 2, shot >= 1, query >= 1 and tasks >= 1 are required")
     if way > len(classes):
-        raise LearngeneError(f"{way}-way tasks need {way} novel classes, but only {len(classes)} exist: lower --way")
+        raise LearngeneError(
+            f"{way}-way tasks need {way} novel classes, but only {len(classes)} exist: lower ", Setting("way")
+        )
     available = imageset.images_per_class()
     if shot + query > available:
         raise LearngeneError(
-            f"shot {shot} + query {query} exceed the {available} images per class of {imageset.name}: "
-            f"lower --shot or --query so they sum to at most {available}"
+            f"shot {shot} + query {query} exceed the {available} images per class of {imageset.name}: lower ",
+            Setting("shot"),
+            " or ",
+            Setting("query"),
+            f" so they sum to at most {available}",
         )
     by_class = imageset.indices_by_class()
     result = []

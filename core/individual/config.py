@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from core.errors import check_all
+from core.errors import Setting, check_all
 from core.individual.head import HEAD_INITS, HEADS
 from core.presets import choose_preset
 
@@ -58,13 +58,13 @@ class IndividualConfig:
     def validate(self) -> IndividualConfig:
         """Return self, or raise LearngeneError naming the first bad setting and its valid range."""
         checks = [
-            (1 <= self.epochs <= 10_000, "--epochs must be between 1 and 10000"),
+            (1 <= self.epochs <= 10_000, Setting("epochs"), " must be between 1 and 10000"),
             (0 < self.lr <= 10, "learning rate must be in (0, 10]"),
             (0 <= self.momentum < 1, "momentum must be in [0, 1)"),
             (self.weight_decay >= 0, "weight decay must be 0 or more"),
             (1 <= self.batch_size <= 4096, "batch size must be between 1 and 4096"),
             (self.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}"),
-            (self.query >= 1, "--query must be at least 1"),
+            (self.query >= 1, Setting("query"), " must be at least 1"),
             (self.ewc_lambda >= 0, "EWC lambda must be 0 or more"),
             (0 < self.inherited_lr <= 10, "the inherited layers' learning-rate factor must be in (0, 10]"),
             (0 < self.selection_multiplier <= 1, "the weight-selection width multiplier must be in (0, 1]"),
@@ -74,7 +74,11 @@ class IndividualConfig:
             (0 < self.head_scale <= 1000, "the cosine head's scale must be in (0, 1000]"),
             (self.inherited_bn in INHERITED_BN, f"inherited BatchNorm must be one of {', '.join(INHERITED_BN)}"),
             (0 < self.width_multiplier <= 64, "the front width multiplier must be in (0, 64]"),
-            (self.front_depth is None or 1 <= self.front_depth <= 64, "--front-depth must be between 1 and 64"),
+            (
+                self.front_depth is None or 1 <= self.front_depth <= 64,
+                Setting("front_depth"),
+                " must be between 1 and 64",
+            ),
             (
                 len(self.head_hidden) <= 8 and all(1 <= h <= 16_384 for h in self.head_hidden),
                 "head widths must be 1 to 16384, at most 8 of them",
@@ -88,7 +92,7 @@ class IndividualConfig:
                 f"centroid features must be one of {', '.join(CENTROID_FEATURES)}",
             ),
             (self.centroid_metric in CENTROID_METRICS, f"centroid metric must be one of {', '.join(CENTROID_METRICS)}"),
-            (self.seed >= 0, "--seed must be 0 or more"),
+            (self.seed >= 0, Setting("seed"), " must be 0 or more"),
         ]
         check_all(checks)
         return self

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from core.collective.runs import Run
-from core.errors import LearngeneError
+from core.errors import LearngeneError, Setting
 from core.events import Listener
 from core.individual.baselines import baseline_methods
 from core.individual.config import IndividualConfig
@@ -74,7 +74,9 @@ def check_collective_needs(run: Run | None, learngene: Learngene, *, baselines: 
         wanted = wanted if baselines else "the size sweep"
         raise LearngeneError(
             f"{wanted} cannot run without the collective model, which a learngene file alone does not hold: also "
-            f"pass the run it came from (--run-dir {learngene.run})"
+            "pass the run it came from (",
+            Setting("run_dir", str(learngene.run)),
+            ")",
         )
 
 

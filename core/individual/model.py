@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from core.collective.network import ConvBlock, NetSpec, default_linear
-from core.errors import LearngeneError
+from core.errors import LearngeneError, Setting
 from core.individual.config import IndividualConfig
 from core.learngene.gene import Learngene
 
@@ -116,7 +116,9 @@ def _front(
             return (), ()
         depth = max(2, pools_needed) if front_depth is None else front_depth
         if depth < 1:
-            raise LearngeneError(f"--front-depth {depth} is too small: the front needs at least 1 conv layer")
+            raise LearngeneError(
+                Setting("front_depth", str(depth)), " is too small: the front needs at least 1 conv layer"
+            )
         if width_multiplier <= 0:
             raise LearngeneError(f"width multiplier {width_multiplier} must be positive")
         c = learngene.in_channels
@@ -125,14 +127,18 @@ def _front(
         raise LearngeneError(
             f"the front's last width {front_widths[-1]} must equal the learngene's input channels "
             f"{learngene.in_channels}: end the front widths with {learngene.in_channels} (the paper preset's "
-            "64-128-256-512 front fits only a 512-channel block; use --preset fast)"
+            "64-128-256-512 front fits only a 512-channel block; use ",
+            Setting("preset", "fast"),
+            ")",
         )
     depth = len(front_widths)
     if front_pools is None:
         if depth < pools_needed:
             raise LearngeneError(
                 f"a front of {depth} layers cannot pool {pools_needed} times to reach the learngene's "
-                f"{learngene.input_size}px input: use --front-depth {pools_needed} or more"
+                f"{learngene.input_size}px input: use ",
+                Setting("front_depth", str(pools_needed)),
+                " or more",
             )
         front_pools = tuple(round((i + 1) * depth / pools_needed) for i in range(pools_needed))
     return tuple(front_widths), tuple(front_pools)

@@ -21,7 +21,7 @@ from pathlib import Path
 import dask
 from distributed import Client, Event, Future, LocalCluster, get_worker
 
-from core.errors import LearngeneError
+from core.errors import LearngeneError, Setting
 from core.events import Listener
 from core.jobs.execute import Job, Outcome, execute
 from core.jobs.messages import from_message, to_message
@@ -203,7 +203,8 @@ class Engine:
             worker, gone = next(iter(missing.items()))
             raise LearngeneError(
                 f"{len(missing)} Dask worker(s) cannot see {', '.join(gone)} (first: {worker}): share that folder at "
-                "the same path on every worker machine (a network file system), or run without --scheduler"
+                "the same path on every worker machine (a network file system), or run without ",
+                Setting("scheduler"),
             )
 
     def close(self) -> None:
@@ -259,7 +260,9 @@ def start_engine(
         except (OSError, TimeoutError) as exc:
             raise LearngeneError(
                 f"no Dask scheduler answers at {address} ({str(exc).splitlines()[0] if str(exc) else 'timeout'}): "
-                "start one with `dask scheduler`, or leave --scheduler out to use this machine"
+                "start one with `dask scheduler`, or leave ",
+                Setting("scheduler"),
+                " out to use this machine",
             ) from None
         return Engine(client, store, job_threads(address, workers, threads))
     cluster = local_cluster(workers, dashboard)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.collective.runs import Run, open_run
-from core.errors import LearngeneError
+from core.errors import Action, LearngeneError, Setting
 from core.events import Listener, Note, PlanReady, emit
 from core.individual.evaluation import FewShotPlan, check_collective_needs, plan_few_shot
 from core.individual.targets import Targets, target_tasks
@@ -28,7 +28,7 @@ def _learngene(job: FewShotJob) -> tuple[Run | None, Learngene, dict[str, Any]]:
     """(run, learngene, selection record) from the job's learngene file or its selection rule on the run."""
     if job.learngene_file is None:
         if job.run_dir is None:
-            raise LearngeneError("no learngene to evaluate: pass --run-dir DIR (a run) or --learngene FILE")
+            raise LearngeneError("no learngene to evaluate: ", Action("pick_learngene"))
         run = open_run(job.run_dir)
         chosen = job.selection.apply(run)
         return run, extract(run, chosen, job.task), chosen.as_dict()
@@ -47,7 +47,8 @@ def _learngene(job: FewShotJob) -> tuple[Run | None, Learngene, dict[str, Any]]:
     if (learngene.dataset, learngene.image_size) != (run.config.dataset, run.config.image_size):
         raise LearngeneError(
             f"{name} was extracted from {learngene.dataset} at {learngene.image_size}px but {shown(run.path)} uses "
-            f"{run.config.dataset} at {run.config.image_size}px: pass the matching --run-dir"
+            f"{run.config.dataset} at {run.config.image_size}px: pass the matching ",
+            Setting("run_dir"),
         )
     problem = spec_problem(learngene, run.spec(learngene.task))
     if problem:

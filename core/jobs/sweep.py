@@ -13,6 +13,7 @@ from pathlib import Path
 from distributed import Future, as_completed
 
 from core.errors import LearngeneError
+from core.errors import Setting as Option
 from core.jobs.cluster import Engine
 from core.jobs.spec import CollectiveJob, FewShotJob
 from core.jobs.store import JobStore
@@ -82,10 +83,12 @@ def run_plan(plan: SweepPlan, engine: Engine, on_done: Callable[[str], None] = l
         try:
             future.result()
         except Exception as exc:  # noqa: BLE001 - a job's own error becomes one line naming the job
-            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            message = exc.parts if isinstance(exc, LearngeneError) else (first,)
             raise LearngeneError(
-                f"job {future.key} failed ({message}); jobs that finished are kept: fix the cause and run the same "
-                "sweep again"
+                f"job {future.key} failed (",
+                *message,
+                "); jobs that finished are kept: fix the cause and run the same sweep again",
             ) from None
         on_done(kinds[future.key])
 
@@ -96,5 +99,7 @@ def sweep_outputs(out: str | Path) -> JobStore:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise LearngeneError(f"cannot create --out {folder} ({exc.strerror}): choose another folder") from None
+        raise LearngeneError(
+            "cannot create ", Option("out", str(folder)), f" ({exc.strerror}): choose another folder"
+        ) from None
     return JobStore.at(folder)

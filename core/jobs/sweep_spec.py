@@ -19,7 +19,7 @@ from typing import Any
 import tomllib
 
 from core.collective.config import PRESETS, CollectiveConfig, preset
-from core.errors import LearngeneError
+from core.errors import LearngeneError, Part, parts_of
 from core.individual.config import INDIVIDUAL_PRESETS, IndividualConfig, individual_preset
 from core.individual.targets import TARGET_DATASETS, TargetSource
 from core.jobs.spec import METHOD_FAMILIES, CollectiveJob, FewShotJob, SelectionRule, data_root
@@ -66,8 +66,8 @@ class SweepSpec:
         return tuple(n for n, _ in self.collective[0].grid), tuple(n for n, _ in self.individual[0].grid)
 
 
-def _fail(where: str, message: str) -> LearngeneError:
-    return LearngeneError(f"{where}: {message}")
+def _fail(where: str, *message: Part) -> LearngeneError:
+    return LearngeneError(f"{where}: ", *message)
 
 
 def _is_axis(name: str, value: object) -> bool:
@@ -108,7 +108,7 @@ def collective_config(values: dict[str, Any], where: str) -> CollectiveConfig:
         CollectiveConfig.from_dict(merged)
         return preset(name, **settings)
     except (LearngeneError, TypeError) as exc:
-        raise _fail(where, str(exc)) from None
+        raise _fail(where, *parts_of(exc)) from None
 
 
 def individual_config(values: dict[str, Any], where: str) -> IndividualConfig:
@@ -128,7 +128,7 @@ def individual_config(values: dict[str, Any], where: str) -> IndividualConfig:
     try:
         return individual_preset(name, **settings)
     except (LearngeneError, TypeError) as exc:
-        raise _fail(where, str(exc)) from None
+        raise _fail(where, *parts_of(exc)) from None
 
 
 def _fits(value: object, default: object, name: str) -> bool:

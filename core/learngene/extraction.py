@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from core.collective.runs import Run
-from core.errors import LearngeneError
+from core.errors import LearngeneError, Setting
 from core.learngene.gene import LAYER_KEYS, Learngene
 from core.learngene.selection import LayerScores, Selection, check_block, conv_index
 
@@ -26,7 +26,8 @@ def extract(run: Run, selection: Selection, task: int | None = None) -> Learngen
     task = default_task(run) if task is None else task
     if not 0 <= task < run.finished_tasks:
         raise LearngeneError(
-            f"task {task} is not a finished task of {run.path}: choose --task 0..{run.finished_tasks - 1}"
+            f"task {task} is not a finished task of {run.path}: choose ",
+            Setting("task", f"0..{run.finished_tasks - 1}"),
         )
     spec = run.spec(task)
     names = spec.layer_names()

@@ -18,7 +18,7 @@ import torch
 from core import safejson
 from core.checkpoint import read_tensors, save_tensors, tensor_bytes
 from core.collective.network import NetSpec
-from core.errors import LearngeneError
+from core.errors import Action, LearngeneError
 from core.learngene.selection import block_label, conv_index, validate_block
 from core.names import shown
 
@@ -162,7 +162,7 @@ def load(path: str | os.PathLike) -> Learngene:
 
     def bad(problem: str) -> LearngeneError:
         return LearngeneError(
-            f"{shown(path)} is not a valid learngene file ({problem}): extract it again with `learngene extract`"
+            f"{shown(path)} is not a valid learngene file ({problem}): extract it again with ", Action("extract")
         )
 
     missing = [k for k in _METADATA if k not in raw]
@@ -206,7 +206,8 @@ def load(path: str | os.PathLike) -> Learngene:
     if meta["tensors_sha256"] != tensors_sha256(tensors):
         raise LearngeneError(
             f"{shown(path)} is corrupted (its tensors do not match the checksum in its metadata): extract it "
-            "again with `learngene extract`"
+            "again with ",
+            Action("extract"),
         )
     learngene = Learngene(
         layers=tuple(layers),

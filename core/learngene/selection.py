@@ -17,7 +17,7 @@ import numpy as np
 from core.collective.criterion import CriterionLog
 from core.collective.histogram import fraction_above_each
 from core.collective.runs import Run
-from core.errors import LearngeneError
+from core.errors import LearngeneError, Setting
 
 AGGREGATIONS = ("mean", "median", "max")
 _CONV = re.compile(r"conv(\d+)$")
@@ -242,7 +242,9 @@ def parse_layers(text: str, layer_names_all: Sequence[str]) -> tuple[str, ...]:
     """ "conv4-conv6" or "conv4,conv5,conv6" (spaces allowed) -> layer names; a range uses the network's conv order."""
     parts = [p.strip() for p in text.split(",") if p.strip()]
     if not parts:
-        raise LearngeneError(f"--layers {text!r} names no layer: write e.g. conv4-conv6 or conv4,conv5,conv6")
+        raise LearngeneError(
+            Setting("layers", repr(text)), " names no layer: write e.g. conv4-conv6 or conv4,conv5,conv6"
+        )
     convs = conv_layers(layer_names_all)
     out: list[str] = []
     for part in parts:
@@ -299,7 +301,9 @@ def select_top_k(scores: LayerScores, k: int) -> Selection:
     """Rule (b): the window of k contiguous layers with the lowest mean score, ties broken by lower mean spread."""
     n = len(candidates(scores.layer_names))
     if not 1 <= k <= n:
-        raise LearngeneError(f"--top-k {k} is out of range: this network has {n} conv layers, choose 1..{n}")
+        raise LearngeneError(
+            Setting("top_k", str(k)), f" is out of range: this network has {n} conv layers, choose 1..{n}"
+        )
     ranked = []
     for block in windows(scores.layer_names, k):
         score = np.mean([scores.of(name)[0] for name in block])
@@ -371,7 +375,9 @@ def select_for_run(
 ) -> Selection:
     """Apply one rule (explicit layers, threshold, or top-k window; default top-k) to a run's criterion."""
     if sum(v is not None for v in (layers, threshold, top_k)) > 1:
-        raise LearngeneError("give only one of --layers, --threshold and --top-k")
+        raise LearngeneError(
+            "give only one of ", Setting("layers"), ", ", Setting("threshold"), " and ", Setting("top_k")
+        )
     scores = run_scores(run, tau=tau, absolute=absolute, aggregation=aggregation, criterion=criterion)
     if layers is not None:
         return select_explicit(run.spec().layer_names(), layers, scores)

@@ -333,11 +333,11 @@ class CriterionHeatmap:
         return self.selected if self.valid else None
 
     def table(self) -> list[dict]:
-        """The per-task matrix at the current tau as long-format rows (for CSV export)."""
+        """The per-task matrix shown (at the current tau, or the open-world errors) as long-format rows (CSV export)."""
         with self._lock:
             if self.log is None:
                 return []
-            tau, absolute = self.tau.value, self.absolute.value
+            tau, absolute, criterion = self.tau.value, self.absolute.value, self.criterion.value
             matrix = self._per_task
             names, selected = self.log.layer_names, set(self.selected)
         return [
@@ -348,6 +348,7 @@ class CriterionHeatmap:
                 "absolute": absolute,
                 "fraction": None if not np.isfinite(matrix[t, j]) else float(matrix[t, j]),
                 "selected": name in selected,
+                "criterion": criterion,
             }
             for t in range(matrix.shape[0])
             for j, name in enumerate(names)

@@ -22,8 +22,10 @@ from core.data import datasets
 from core.digest import file_digest
 from core.events import Cancelled, TaskFinished
 from core.learngene.selection import conv_layers, select_for_run
+from explorer.app import ExplorerApp
 from explorer.heatmap import CriterionHeatmap
 from explorer.heatmap_figure import HEAT, SCORES
+from explorer.settings import Settings
 
 
 def one_episode(way: int, shot: int, query: int) -> OpenWorldProbe:
@@ -183,3 +185,17 @@ def test_the_map_shows_the_transfer_criterion_with_the_same_threshold_and_layer_
     assert heatmap.rule == "manual"
     heatmap.criterion.value = "paper"
     np.testing.assert_allclose(heat_z(heatmap), paper)
+
+
+def test_the_explorer_shows_a_runs_recorded_transfer_criterion_and_keeps_the_choice_in_its_settings(runs):
+    app = ExplorerApp(runs, Settings(run="smoke", target_tasks=1, baselines=False))
+    names = open_run(runs / "smoke").spec().layer_names()
+    rows = [json.loads(line) for line in (runs / "smoke" / METRICS).read_text().splitlines()]
+    expected = np.array(
+        [[1 - r["transfer"][n] if n in r["transfer"] else np.nan for n in names] for r in rows if r["kind"] == "task"]
+    )
+    app.heatmap.criterion.value = "transfer"
+    np.testing.assert_allclose(heat_z(app.heatmap), expected.T, rtol=0, atol=1e-12)
+    assert app.current_settings().criterion == "transfer"
+    app.apply(Settings(run="smoke", criterion="paper"))
+    assert app.heatmap.criterion.value == "paper" and "Share of" in app.heatmap.figure.layout.annotations[0].text

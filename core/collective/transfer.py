@@ -3,11 +3,13 @@ stream never trains on.
 
 The estimator is nearest-centroid accuracy (the prototype classifier of Snell et al., "Prototypical Networks for
 Few-shot Learning", NeurIPS 2017; cosine similarity as in Chen et al., "A Closer Look at Few-shot Classification",
-ICLR 2019) of a layer's globally average-pooled ReLU output, averaged over a fixed, seeded set of N-way K-shot
-episodes. Their classes are the run's open-world classes that no task of its source stream uses (the stream mixes
-the open-world pool in from `open_world_from` on, so the classes it picks are left out), never the novel classes the
-individual models are tested on. It is measured on the network exactly as each task's checkpoint holds it, so a run
-written before it was recorded gets the same numbers from its checkpoints (core.collective.transfer_runs).
+ICLR 2019) of a layer's globally average-pooled ReLU output, averaged over a fixed, seeded set of 50 episodes, 5-way
+1-shot with 5 queries per class. Their classes are the run's open-world classes that no task of its source stream
+uses (the stream mixes the open-world pool in from `open_world_from` on, so the classes it picks are left out), never
+the novel classes the individual models are tested on; each class contributes a fixed set of 6 images, so one
+forward pass of those images per task serves every episode. It is measured on the network exactly as each task's
+checkpoint holds it, so a run written before it was recorded gets the same numbers from its checkpoints
+(core.collective.transfer_runs).
 
 Its layer score is the open-world error, 1 - accuracy: lower means a layer whose features transfer better, the same
 direction as the paper's stability score, so the threshold and top-k rules apply to it unchanged.
@@ -66,29 +68,29 @@ def open_world_probe(
     query: int = QUERY,
     episodes: int = EPISODES,
 ) -> OpenWorldProbe | None:
-    """`episodes` seeded `way`-way `shot`-shot episodes over `classes` (fewer ways when fewer classes or images of
-    each exist, down to 2 ways and 1 query); None when that is not possible."""
+    """`episodes` seeded `way`-way `shot`-shot episodes over `classes`, each class drawing on a fixed seeded set of
+    `shot + query` of its images (so one forward pass of at most that many images per class serves every episode);
+    fewer ways or queries when fewer classes or images exist, down to 2 ways and 1 query; None below that."""
     by_class = imageset.indices_by_class()
     per_class = min((len(by_class[c]) for c in classes), default=0)
     way, query = min(way, len(classes)), min(query, per_class - shot)
     if way < 2 or query < 1:
         return None
-    positions: dict[int, int] = {}
+    own = {c: by_class[c][torch.randperm(len(by_class[c]), generator=generator(seed, _STAGE, 0, c))] for c in classes}
+    images = torch.cat([own[c][: shot + query] for c in classes])
     support, queries = [], []
     for e in range(episodes):
-        g = generator(seed, _STAGE, e)
-        chosen = [classes[i] for i in torch.randperm(len(classes), generator=g)[:way].tolist()]
-        picks = [by_class[c][torch.randperm(len(by_class[c]), generator=g)[: shot + query]] for c in chosen]
-        for image in torch.cat(picks).tolist():
-            positions.setdefault(image, len(positions))
-        support.append([positions[i] for p in picks for i in p[:shot].tolist()])
-        queries.append([positions[i] for p in picks for i in p[shot:].tolist()])
+        g = generator(seed, _STAGE, 1, e)
+        chosen = torch.randperm(len(classes), generator=g)[:way].tolist()
+        picks = [i * (shot + query) + torch.randperm(shot + query, generator=g) for i in chosen]
+        support.append(torch.cat([p[:shot] for p in picks]))
+        queries.append(torch.cat([p[shot:] for p in picks]))
     return OpenWorldProbe(
         classes=tuple(classes),
-        images=torch.tensor(list(positions), dtype=torch.int64),
-        support=torch.tensor(support, dtype=torch.int64),
+        images=images,
+        support=torch.stack(support),
         support_labels=torch.arange(way).repeat_interleave(shot),
-        query=torch.tensor(queries, dtype=torch.int64),
+        query=torch.stack(queries),
         query_labels=torch.arange(way).repeat_interleave(query),
     )
 

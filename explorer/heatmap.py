@@ -321,7 +321,8 @@ class CriterionHeatmap:
             self.use_nearest.layout.display = ""
         else:
             self.use_nearest.layout.display = "none"
-        how = {"top-k": "most stable window", "threshold": "by threshold", "manual": "chosen by hand"}[self.rule]
+        best = "most stable window" if self.criterion.value == "paper" else "window of lowest open-world error"
+        how = {"top-k": best, "threshold": "by threshold", "manual": "chosen by hand"}[self.rule]
         if self.rule == "top-k" and scores_tied(names, self.scores, self.absolute.value):
             how = "scores tied at this τ, so not a most stable window"
         verdict = f" ({how})" if ok else " (not usable)"

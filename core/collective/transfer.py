@@ -4,12 +4,12 @@ stream never trains on.
 The estimator is nearest-centroid accuracy (the prototype classifier of Snell et al., "Prototypical Networks for
 Few-shot Learning", NeurIPS 2017; cosine similarity as in Chen et al., "A Closer Look at Few-shot Classification",
 ICLR 2019) of a layer's globally average-pooled ReLU output, averaged over a fixed, seeded set of 50 episodes, 5-way
-1-shot with 5 queries per class. Their classes are the run's open-world classes that no task of its source stream
-uses (the stream mixes the open-world pool in from `open_world_from` on, so the classes it picks are left out), never
-the novel classes the individual models are tested on; each class contributes a fixed set of 6 images, so one
-forward pass of those images per task serves every episode. It is measured on the network exactly as each task's
-checkpoint holds it, so a run written before it was recorded gets the same numbers from its checkpoints
-(core.collective.transfer_runs).
+1-shot with 5 queries per class. Their classes are (a seeded choice of at most 20 of) the run's open-world classes
+that no task of its source stream uses (the stream mixes the open-world pool in from `open_world_from` on, so the
+classes it picks are left out), never the novel classes the individual models are tested on; each class contributes
+a fixed set of 6 images, so one forward pass of at most 120 images per task serves every episode. It is measured on
+the network exactly as each task's checkpoint holds it, so a run written before it was recorded gets the same numbers
+from its checkpoints (core.collective.transfer_runs).
 
 Its layer score is the open-world error, 1 - accuracy: lower means a layer whose features transfer better, the same
 direction as the paper's stability score, so the threshold and top-k rules apply to it unchanged.
@@ -30,7 +30,7 @@ from core.data.tasks import SourceTask
 from core.data.transforms import normalise
 from core.seeding import generator
 
-WAY, SHOT, QUERY, EPISODES = 5, 1, 5, 50
+WAY, SHOT, QUERY, EPISODES, CLASSES = 5, 1, 5, 50, 20
 KEY = "transfer"  # the task row's entry in metrics.jsonl: {layer: open-world nearest-centroid accuracy}
 _STAGE = 60  # seeding stage of the episodes (see core.seeding)
 
@@ -67,10 +67,15 @@ def open_world_probe(
     shot: int = SHOT,
     query: int = QUERY,
     episodes: int = EPISODES,
+    most: int = CLASSES,
 ) -> OpenWorldProbe | None:
-    """`episodes` seeded `way`-way `shot`-shot episodes over `classes`, each class drawing on a fixed seeded set of
-    `shot + query` of its images (so one forward pass of at most that many images per class serves every episode);
-    fewer ways or queries when fewer classes or images exist, down to 2 ways and 1 query; None below that."""
+    """`episodes` seeded `way`-way `shot`-shot episodes over `most` of `classes` (a seeded choice), each class
+    drawing on a fixed seeded set of `shot + query` of its images (so one forward pass of at most `most` times that
+    many images serves every episode); fewer ways or queries when fewer classes or images exist, down to 2 ways and 1
+    query; None below that."""
+    if len(classes) > most:
+        keep = torch.randperm(len(classes), generator=generator(seed, _STAGE, 2))[:most]
+        classes = tuple(classes[i] for i in sorted(keep.tolist()))
     by_class = imageset.indices_by_class()
     per_class = min((len(by_class[c]) for c in classes), default=0)
     way, query = min(way, len(classes)), min(query, per_class - shot)

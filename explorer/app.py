@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import html
 import os
 from pathlib import Path
@@ -14,6 +15,7 @@ from core.atomic import write_text
 from core.collective.config import CollectiveConfig
 from core.collective.health import health_rows
 from core.collective.runs import Run, open_run
+from core.collective.transfer_runs import run_errors
 from core.errors import LearngeneError
 from core.learngene.selection import default_top_k
 from explorer.collective_panel import CollectivePanel
@@ -250,6 +252,7 @@ class ExplorerApp:
                 top_k=default_top_k(run),
                 health=health,
                 keep=same,
+                transfer=functools.partial(run_errors, run),
             )
         else:
             self.heatmap.set_log(None)
@@ -350,6 +353,7 @@ class ExplorerApp:
             dataset=self.collective.dataset.value,
             preset=self.collective.preset.value,
             colour_scale=self.heatmap.colour_scale.value,
+            criterion=self.heatmap.criterion.value,
         )
 
     def apply(self, settings: Settings) -> bool:
@@ -364,6 +368,7 @@ class ExplorerApp:
         self.heatmap.absolute.value = settings.absolute
         self.heatmap.view.value = settings.view
         self.heatmap.colour_scale.value = settings.colour_scale
+        self.heatmap.criterion.value = settings.criterion
         if settings.tau is not None:
             self.heatmap.set_tau(settings.tau)
         elif self.run is not None and self.heatmap.log is not None:

@@ -25,25 +25,10 @@ from core.learngene.selection import (
 )
 from explorer.fields import Slider, Toggle, Toggles, report_to
 from explorer.heatmap_figure import MapState, clear, draw, new_figure
+from explorer.heatmap_text import CRITERIA, CRITERION_TIPS, EXPLANATION, LIVE_TRANSFER, PLACEHOLDER
 from explorer.style import heading, message_html
 from explorer.tau_control import TauControl, flat_map_note, scores_tied
-
-EXPLANATION = (
-    "<div class='lg-heatmap-help' style='color:#444;max-width:1000px;font-size:12px;line-height:1.5'>"
-    "<b>Reading the map.</b> Rows are layers, columns source tasks (or their epochs). <b>Score bars</b> (right): a "
-    "layer's mean share over the tasks after growth ends (the dotted white line); lower means a more stable layer. "
-    "Red bars and the red frame are the learngene layers. The <b>dashed line</b> is the threshold: it appears once "
-    "you move the threshold slider, and then every conv layer whose bar ends at or left of it is picked. "
-    "<b>fc layers</b> (the last rows) are shown for comparison but cannot be chosen: they are the collective "
-    "model's classifier, and a learngene is a block of conv layers that a new small network is built around. "
-    "<b>Grey columns</b>: tasks where the network was unhealthy (training accuracy below 0.5, or its features "
-    "collapsed to under a quarter of the first task's rank; see the health chart in panel 1). A network that has "
-    "stopped learning has small gradients everywhere, so do not read those columns as stability.</div>"
-)
-PLACEHOLDER = (
-    "The criterion map appears here once a run has finished its first source task: pick a run above, or train one "
-    "in panel 1 and watch the map fill in."
-)
+from explorer.wording import page_terms
 
 
 class CriterionHeatmap:
@@ -68,9 +53,14 @@ class CriterionHeatmap:
         self._per_epoch: np.ndarray = np.zeros((0, 0, 0))  # at the slider's tau, computed once per move
         self._per_task: np.ndarray = np.zeros((0, 0))
         self._nearest: tuple[str, ...] = ()
+        self._transfer_source: Callable[[], np.ndarray] | None = None
+        self._transfer: np.ndarray | None = None  # (T, L) open-world errors, computed once per run shown
+        self._transfer_note = ""
         self._lock = threading.RLock()
         self._local = threading.local()
         self.tau = TauControl(1e-4)
+        self.criterion = Toggles(options=CRITERIA, value="paper", tooltips=CRITERION_TIPS)
+        self.criterion.add_class("lg-criterion")
         self.absolute = Toggles(
             options=[("signed g > τ", False), ("absolute |g| > τ", True)], value=False, style={"button_width": "125px"}
         )
@@ -105,6 +95,7 @@ class CriterionHeatmap:
         report_to(
             self.message,
             counting=self.absolute,
+            criterion=self.criterion,
             view=self.view,
             colour_scale=self.colour_scale,
             threshold=self.threshold,
@@ -118,6 +109,7 @@ class CriterionHeatmap:
         self.figure = new_figure()
         self.tau.observe(self._tau_moved, "value")
         self.absolute.observe(lambda _: self.redraw(), "value")
+        self.criterion.observe(lambda _: self.redraw(), "value")
         self.view.observe(lambda _: self._draw(), "value")
         self.colour_scale.observe(lambda _: self._draw(), "value")
         self.threshold.observe(self._threshold_moved, "value")
@@ -130,6 +122,7 @@ class CriterionHeatmap:
                     "averaged). Layers that stay low and steady once the network stops growing become the learngene "
                     "(red frame).",
                 ),
+                self.criterion,
                 widgets.HBox([self.tau.widget, self.absolute, self.view]),
                 self.colour_scale,
                 self.flat_note,
@@ -162,14 +155,17 @@ class CriterionHeatmap:
         top_k: int = 2,
         health: list[dict] | None = None,
         keep: bool = False,
+        transfer: Callable[[], np.ndarray] | None = None,
     ) -> None:
         """Show a run's criterion (None clears the map) and its health rows.
 
         A new run starts from its default rule (the best window of `top_k` layers) and its recorded tau; `keep`
-        (the same run shown again) keeps the user's rule, selection and tau.
+        (the same run shown again) keeps the user's rule, selection and tau. `transfer` gives the run's (tasks,
+        layers) open-world errors, called once when the transfer criterion is first shown.
         """
         with self._lock:
             self.log = log
+            self._transfer_source, self._transfer, self._transfer_note = transfer, None, ""
             self.expansion_tasks = expansion_tasks
             self.top_k = top_k
             self.health = list(health or [])
@@ -198,6 +194,7 @@ class CriterionHeatmap:
             self.health = list(health or [])
             self._live_tau = tau
             self._live = True
+            self._transfer_source, self._transfer, self._transfer_note = None, None, ""
             if not keep:
                 self.rule = "top-k"
         self._sync_buttons()
@@ -324,7 +321,8 @@ class CriterionHeatmap:
             self.use_nearest.layout.display = ""
         else:
             self.use_nearest.layout.display = "none"
-        how = {"top-k": "most stable window", "threshold": "by threshold", "manual": "chosen by hand"}[self.rule]
+        best = "most stable window" if self.criterion.value == "paper" else "window of lowest open-world error"
+        how = {"top-k": best, "threshold": "by threshold", "manual": "chosen by hand"}[self.rule]
         if self.rule == "top-k" and scores_tied(names, self.scores, self.absolute.value):
             how = "scores tied at this τ, so not a most stable window"
         verdict = f" ({how})" if ok else " (not usable)"
@@ -336,11 +334,11 @@ class CriterionHeatmap:
         return self.selected if self.valid else None
 
     def table(self) -> list[dict]:
-        """The per-task matrix at the current tau as long-format rows (for CSV export)."""
+        """The per-task matrix shown (at the current tau, or the open-world errors) as long-format rows (CSV export)."""
         with self._lock:
             if self.log is None:
                 return []
-            tau, absolute = self.tau.value, self.absolute.value
+            tau, absolute, criterion = self.tau.value, self.absolute.value, self.criterion.value
             matrix = self._per_task
             names, selected = self.log.layer_names, set(self.selected)
         return [
@@ -351,6 +349,7 @@ class CriterionHeatmap:
                 "absolute": absolute,
                 "fraction": None if not np.isfinite(matrix[t, j]) else float(matrix[t, j]),
                 "selected": name in selected,
+                "criterion": criterion,
             }
             for t in range(matrix.shape[0])
             for j, name in enumerate(names)
@@ -368,22 +367,29 @@ class CriterionHeatmap:
                 self._per_epoch = self._per_task = np.zeros((0, 0))
                 self.flat_note.value = ""
             else:
-                tau = float(self.tau.value)
-                self._per_epoch = log.per_epoch(tau, absolute=self.absolute.value)
-                self._per_task = log.task_means(self._per_epoch)
+                tau, transfer = float(self.tau.value), self.criterion.value == "transfer"
+                if transfer:
+                    self._per_task = self._transfer_matrix()
+                    self._per_epoch = self._per_task[:, None, :]
+                else:
+                    self._per_epoch = log.per_epoch(tau, absolute=self.absolute.value)
+                    self._per_task = log.task_means(self._per_epoch)
                 try:
                     layer = scores_of_matrix(
                         self._per_task,
                         log.layer_names,
                         expansion_tasks=self.expansion_tasks,
-                        tau=tau,
-                        absolute=self.absolute.value,
+                        tau=0.0 if transfer else tau,
+                        absolute=self.absolute.value and not transfer,
+                        criterion=self.criterion.value,
                     )
                     self.scores = layer.score
                 except LearngeneError:
                     self.scores = np.full(len(log.layer_names), np.nan)
-                self.flat_note.value = flat_map_note(
-                    log.layer_names, self._per_task, self.scores, tau, self.absolute.value
+                self.flat_note.value = (
+                    self._transfer_note
+                    if transfer
+                    else flat_map_note(log.layer_names, self._per_task, self.scores, tau, self.absolute.value)
                 )
             if log is None:
                 self.selected, self.valid = (), False
@@ -394,6 +400,19 @@ class CriterionHeatmap:
             else:
                 self._apply(self._by_rule(layer))
             self._draw(in_place)
+
+    def _transfer_matrix(self) -> np.ndarray:
+        """The shown run's open-world errors (computed on first use); NaN, with a note saying why, without them."""
+        if self._transfer is None and self._transfer_source is not None:
+            try:
+                self._transfer = np.asarray(self._transfer_source(), dtype=float)
+            except LearngeneError as exc:
+                self._transfer_note = message_html(page_terms(str(exc)), "error")
+            self._transfer_source = None
+        if self._transfer is None:
+            self._transfer_note = self._transfer_note or message_html(LIVE_TRANSFER, "info")
+            return np.full((self.log.tasks, len(self.log.layer_names)), np.nan)
+        return self._transfer
 
     def _by_rule(self, layer: object) -> tuple[str, ...]:
         """The layers the current rule picks (possibly an invalid set: the message explains it)."""
@@ -429,5 +448,6 @@ class CriterionHeatmap:
                 expansion_tasks=self.expansion_tasks,
                 unhealthy=self.unhealthy,
                 colour_scale=self.colour_scale.value,
+                criterion=self.criterion.value,
             )
             draw(self.figure, state, in_place)

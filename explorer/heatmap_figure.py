@@ -90,6 +90,7 @@ class MapState:
     expansion_tasks: int = 0
     unhealthy: tuple[bool, ...] = ()
     colour_scale: str = "fit"
+    criterion: str = "paper"
 
     @property
     def tasks(self) -> int:
@@ -131,10 +132,12 @@ def draw(fig: LiveFigure, state: MapState, in_place: bool = False) -> None:
     z, xs, labels = columns(state)
     names, tasks = state.layer_names, state.tasks
     z_list = [[float(v) if np.isfinite(v) else None for v in row] for row in z]
+    transfer = state.criterion == "transfer"
+    quantity = "open-world error" if transfer else "fraction"
     text = None
     if z.size <= MAX_HOVER_TEXT:
         text = [
-            [f"{names[j]} · {labels[i]}<br>fraction {_fmt(z[j, i])}" for i in range(z.shape[1])]
+            [f"{names[j]} · {labels[i]}<br>{quantity} {_fmt(z[j, i])}" for i in range(z.shape[1])]
             for j in range(z.shape[0])
         ]
     ys = list(range(len(names)))
@@ -155,7 +158,8 @@ def draw(fig: LiveFigure, state: MapState, in_place: bool = False) -> None:
             text=text,
             hovertemplate="%{text}<extra></extra>"
             if text is not None
-            else "layer #%{y} · x %{x:.2f}<br>fraction %{z:.4g}<extra></extra>",
+            else f"layer #%{{y}} · x %{{x:.2f}}<br>{quantity} %{{z:.4g}}<extra></extra>",
+            colorbar=dict(title=dict(text="error" if transfer else "fraction")),
         )
         fig.data[OUTLINE].update(x=outline_x, y=outline_y, line=dict(color=colour, width=3))
         fig.data[SCORES].update(
@@ -177,9 +181,12 @@ def draw(fig: LiveFigure, state: MapState, in_place: bool = False) -> None:
             dtick=1,
             range=[-0.5, tasks - 0.5],
         )
-        fig.layout.annotations[
-            0
-        ].text = f"Share of {'|g|' if state.absolute else 'g'} > τ = {state.tau:.2e}, per {state.view}"
+        fig.layout.annotations[0].text = (
+            "Open-world nearest-centroid error (1 − accuracy), per task"
+            if transfer
+            else f"Share of {'|g|' if state.absolute else 'g'} > τ = {state.tau:.2e}, per {state.view}"
+        )
+        fig.layout.xaxis2.title.text = f"score (lower = {'transfers better' if transfer else 'more stable'})"
         shapes, notes = _marks(state, len(names))
         fig.layout.shapes = shapes
         fig.layout.annotations = tuple(fig.layout.annotations[:TITLES]) + tuple(notes)

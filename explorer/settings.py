@@ -25,6 +25,7 @@ RUN_NAME_MAX = 100
 RUN_LINK_MAX = 255
 MODES = ("finetune", "freeze")
 COLOUR_SCALES = ("fit", "fixed")
+MAP_CRITERIA = ("paper", "transfer")
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,8 @@ class Settings:
 
     `run` is a run directory name relative to the runs root ("" means: pick the newest run);
     `tau` None means the run's own tau; `layers` empty means "selected by the threshold rule";
-    `colour_scale` "fit" stretches the map's colours over its values, "fixed" keeps them at 0 to 1 while tau moves.
+    `colour_scale` "fit" stretches the map's colours over its values, "fixed" keeps them at 0 to 1 while tau moves;
+    `criterion` is what the map shows and selects by: "paper" (gradient) or "transfer" (open-world error).
     """
 
     run: str = ""
@@ -50,6 +52,7 @@ class Settings:
     dataset: str = "glyphs"
     preset: str = "fast"
     colour_scale: str = "fit"
+    criterion: str = "paper"
 
     def validate(self) -> Settings:
         """Return self, or raise LearngeneError naming the first bad value and its valid range."""
@@ -77,6 +80,7 @@ class Settings:
                 self.colour_scale in COLOUR_SCALES,
                 f"colour scale {self.colour_scale!r} is unknown: use 'fit' or 'fixed'",
             ),
+            (self.criterion in MAP_CRITERIA, f"criterion {self.criterion!r} is unknown: use 'paper' or 'transfer'"),
         ]
         check_all(checks)
         check_run_name(self.run)

@@ -472,7 +472,7 @@ def test_export_writes_offline_html_figures_and_csv_tables_into_the_run(tmp_path
     html = (folder / "criterion.html").read_text()
     assert "Plotly.newPlot" in html and 'src="https://cdn' not in html and len(html) > 1_000_000
     header = (folder / "criterion.csv").read_text().splitlines()[0]
-    assert header == "task,layer,tau,absolute,fraction,selected"
+    assert header == "task,layer,tau,absolute,fraction,selected,criterion"
     assert Settings.from_json((folder / "settings.json").read_text()).run == "copy"
     before = {p.name: p.read_bytes() for p in folder.iterdir()}
     app.heatmap.tau.value = app.heatmap.tau.value * 2  # another view: its own folder, the first one untouched

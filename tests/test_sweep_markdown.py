@@ -87,7 +87,7 @@ def test_each_method_row_is_its_mean_over_seeds_and_its_paired_gain_over_scratch
 def test_each_criterion_reports_its_rank_correlation_with_transfer_per_seed_and_pooled_within_seed(finished):
     out, markdown = finished
     results = results_by_seed(out)
-    for criterion in ("paper", "relative"):
+    for criterion in ("paper", "relative", "transfer"):
         line = next(
             line for line in markdown.splitlines() if line.startswith("| shot 1 |") and f"| {criterion} |" in line
         )

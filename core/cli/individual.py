@@ -355,7 +355,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--windows",
         action="store_true",
         help="also inherit every window of the learngene's length and report the rank correlation of accuracy with "
-        "the criterion's stability score (paper and scale-free)",
+        "each criterion's layer score (paper, scale-free relative, open-world transfer)",
     )
     p.add_argument("--seed", type=int_in(0, 2**31 - 1), help="seed of target tasks and models (default 0)")
     p.add_argument("--device", default="cpu", type=nonempty, help="cpu, cuda, cuda:N or auto (default cpu)")

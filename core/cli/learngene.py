@@ -39,7 +39,8 @@ def add_selection_arguments(p: argparse.ArgumentParser, *, run_dir_required: boo
         "--criterion",
         choices=CRITERIA,
         default="paper",
-        help="paper: the share of gradient entries above tau; relative: above each layer's gradient RMS (scale-free)",
+        help="paper: the share of gradient entries above tau; relative: above each layer's gradient RMS (scale-free); "
+        "transfer: the layer's nearest-centroid error on open-world classes the source stream never uses",
     )
     p.add_argument(
         "--aggregation", choices=AGGREGATIONS, default="mean", help="how a layer's per-task values become its score"

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 from core.collective.network import PAPER_SPEC_CIFAR, PAPER_WIDENING
 from core.data.division import ClassDivision, division_for
+from core.data.imageset import ImageSet
+from core.data.tasks import SourceTask, source_stream
 from core.errors import LearngeneError, Setting, check_all
 from core.presets import choose_preset
 
@@ -115,6 +117,20 @@ class CollectiveConfig:
             seed=self.seed,
             novel_fraction=self.novel_fraction,
             open_world_fraction=self.open_world_fraction,
+        )
+
+    def stream(self, imageset: ImageSet) -> tuple[ClassDivision, list[SourceTask]]:
+        """The run's class division and source task stream over its image set (the same on every call)."""
+        division = self.division(imageset.class_names)
+        return division, source_stream(
+            imageset,
+            division,
+            tasks=self.tasks,
+            classes_per_task=self.classes_per_task,
+            images_per_class=self.images_per_class,
+            heldout_per_class=self.heldout_per_class,
+            seed=self.seed,
+            open_world_from=self.open_world_from,
         )
 
     @classmethod

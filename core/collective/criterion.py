@@ -22,7 +22,15 @@ import torch
 from torch import nn
 
 from core.atomic import atomic_path
-from core.collective.histogram import BIN_EDGES, NBINS, Binner, flat_gradient, fraction_from_hist, layout
+from core.collective.histogram import (
+    BIN_EDGES,
+    NBINS,
+    Binner,
+    flat_gradient,
+    fraction_above_each,
+    fraction_from_hist,
+    layout,
+)
 from core.errors import LearngeneError, Setting
 
 _FORMAT = 1
@@ -291,3 +299,15 @@ def _inconsistency(raw: dict[str, np.ndarray]) -> str | None:
         if raw[name].shape != shape or raw[name].dtype.kind != "f":
             return f"{name} has shape {raw[name].shape} {raw[name].dtype}, expected {shape} floats"
     return None
+
+
+def relative_matrix(log: CriterionLog, weight_sizes: np.ndarray, factor: float, *, absolute: bool) -> np.ndarray:
+    """(T, L) per-task fractions of weight-gradient entries above `factor` times the layer's gradient RMS.
+
+    A scale-free variant of the paper's criterion: tau follows each layer's own gradient scale (RMS = mean gradient
+    norm / sqrt(entries), per epoch), so layers of different fan-in compare fairly. `weight_sizes` is (T, L).
+    """
+    rms = log.grad_norm / np.sqrt(weight_sizes[:, None, :])
+    per_epoch = fraction_above_each(log.hist, factor * rms, absolute=absolute)
+    per_epoch[~log.recorded] = np.nan
+    return log.task_means(per_epoch)

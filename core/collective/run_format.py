@@ -228,6 +228,9 @@ def _task_problem(row: dict[str, Any], config: CollectiveConfig) -> str | None:
         return "classes or params is not whole numbers"
     if len(row["classes"]) != config.classes_per_task:
         return f"it lists {len(row['classes'])} classes, not {config.classes_per_task}"
+    transfer = row.get("transfer", {})
+    if not isinstance(transfer, dict) or not all(_is_number(v) and 0 <= v <= 1 for v in transfer.values()):
+        return "transfer is not an object of accuracies from 0 to 1"
     return None
 
 

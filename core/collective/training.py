@@ -34,11 +34,13 @@ from core.collective.runs import (
     start_run,
 )
 from core.collective.step import NonFiniteLoss, optimizer_step
+from core.collective.transfer import KEY as TRANSFER
+from core.collective.transfer import OpenWorldProbe, held_out_classes, layer_accuracies, open_world_probe
 from core.collective.widening import apply_schedule
 from core.data import datasets
 from core.data.fingerprint import DataRecord, check_for_resume, data_record
 from core.data.imageset import ImageSet
-from core.data.tasks import SourceTask, source_stream
+from core.data.tasks import SourceTask
 from core.data.transforms import augment, normalise
 from core.devices import resolve_device
 from core.errors import Action, LearngeneError, Setting
@@ -134,6 +136,7 @@ class CollectiveTrainer:
     listeners: tuple[Listener, ...] = ()
     should_stop: Callable[[], bool] | None = None
     probe: torch.Tensor | None = None
+    openworld: OpenWorldProbe | None = None
     _task: int = field(default=0, init=False)
     _first_loss: float = field(default=math.nan, init=False)
     _grad_norm: tuple[float, ...] = field(default=(), init=False)
@@ -155,6 +158,8 @@ class CollectiveTrainer:
         row = self._task_row(widened, auroc_msp, auroc_energy)
         if self.probe is not None:
             row["health"] = self._health().as_dict()
+        if self.openworld is not None:
+            row[TRANSFER] = layer_accuracies(self.net, self.imageset, self.openworld, self.device)
         self.metric_rows.append(row)
 
     def grow(self, t: int, g: torch.Generator) -> list[tuple[str, int]]:
@@ -330,17 +335,7 @@ def _train(
 ) -> Run:
     """Load the data, then start or continue the run at its first unfinished task and train to the end."""
     imageset = datasets.load(config.dataset, root, image_size=config.image_size, seed=config.seed, download=download)
-    division = config.division(imageset.class_names)
-    stream = source_stream(
-        imageset,
-        division,
-        tasks=config.tasks,
-        classes_per_task=config.classes_per_task,
-        images_per_class=config.images_per_class,
-        heldout_per_class=config.heldout_per_class,
-        seed=config.seed,
-        open_world_from=config.open_world_from,
-    )
+    division, stream = config.stream(imageset)
     spec = initial_spec(config, imageset.channels)
     ewc = EWC(config.ewc_lambda, exclude=_head_excluder(config, spec)) if config.ewc_lambda > 0 else None
     if run is not None and run.finished_tasks > 0 and run.data_record is not None:
@@ -361,8 +356,9 @@ def _train(
         metric_rows = run.metrics()
     net.to(device)
     probe = normalised_probe(imageset, probe_indices(imageset, division, config.seed), device)
+    openworld = open_world_probe(imageset, held_out_classes(division, stream), config.seed)
     trainer = CollectiveTrainer(
-        config, net, imageset, stream, criterion, metric_rows, ewc, device, listeners, should_stop, probe
+        config, net, imageset, stream, criterion, metric_rows, ewc, device, listeners, should_stop, probe, openworld
     )
     for t in range(start, config.tasks):
         check_stop(should_stop)

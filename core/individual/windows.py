@@ -2,8 +2,9 @@
 
 For a run, every contiguous window of the learngene's length is inherited in turn (the same individual model
 construction and target tasks for all) and its accuracy set beside the window's stability score under the paper's
-criterion and under the scale-free relative one. Spearman's rank correlation between score and accuracy says
-whether a lower (more stable) score predicts better transfer: the paper's claim predicts a negative correlation.
+criterion, under the scale-free relative one and under the transfer criterion (open-world nearest-centroid error,
+core.collective.transfer). Spearman's rank correlation between score and accuracy says whether a lower score (more
+stable; lower open-world error) predicts better transfer: a criterion that predicts it has a negative correlation.
 """
 
 from __future__ import annotations
@@ -33,11 +34,12 @@ def window_study(
     device: str = "cpu",
     listeners: Iterable[Listener] = (),
     should_stop: Callable[[], bool] | None = None,
+    root: str | None = None,
 ) -> dict:
     """Rows (one per window: layers, scores under each criterion, accuracy) and each criterion's Spearman rho."""
     names = run.spec(learngene.task).layer_names()
     blocks = windows(names, len(learngene.layers))
-    scores = {c: run_scores(run, criterion=c) for c in CRITERIA}
+    scores = {c: run_scores(run, criterion=c, root=root) for c in CRITERIA}
     methods = []
     for block in blocks:
         gene = extract(run, Selection(block, "window study", len(block)), learngene.task)

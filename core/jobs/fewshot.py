@@ -30,7 +30,7 @@ def _learngene(job: FewShotJob) -> tuple[Run | None, Learngene, dict[str, Any]]:
         if job.run_dir is None:
             raise LearngeneError("no learngene to evaluate: ", Action("pick_learngene"))
         run = open_run(job.run_dir)
-        chosen = job.selection.apply(run)
+        chosen = job.selection.apply(run, job.root)
         return run, extract(run, chosen, job.task), chosen.as_dict()
     learngene = load(job.learngene_file)
     selection = {"layers": list(learngene.layers), "label": learngene.label, "rule": "file"}
@@ -101,6 +101,7 @@ class PreparedFewShot:
                 self.plan.config,
                 self.targets,
                 device=self.plan.device,
+                root=self.job.root,
                 listeners=listeners,
                 should_stop=should_stop,
             )

@@ -77,9 +77,10 @@ class SelectionRule:
     aggregation: str = "mean"
     criterion: str = "paper"
 
-    def apply(self, run: Run) -> Selection:
-        """The layers this rule selects from a run (see core.learngene.selection.select_for_run)."""
-        return select_for_run(run, **dataclasses.asdict(self))
+    def apply(self, run: Run, root: str | None = None) -> Selection:
+        """The layers this rule selects from a run (see core.learngene.selection.select_for_run; `root`: the run's
+        data, which the transfer criterion of a run that predates it is measured on)."""
+        return select_for_run(run, **dataclasses.asdict(self), root=root)
 
 
 @dataclass(frozen=True)

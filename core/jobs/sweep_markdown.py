@@ -93,7 +93,8 @@ def _within_seed_ranks(values: list[float]) -> np.ndarray:
 
 def correlation_table(plan: SweepPlan) -> str:
     """Per setting and criterion: Spearman's rho between window score and window accuracy on every seed, their mean
-    over seeds with its 95% interval, and the rho of all windows pooled (ranked within seed). Empty without windows."""
+    over seeds with its 95% interval, and the rho of all windows pooled (ranked within seed). Empty without windows.
+    A criterion that some seeds' results predate (the transfer criterion) shows n/a there and pools the others."""
     run_axes, renamed = grid_columns(plan)
     fields = list(renamed.values())
     studies: dict[str, list[tuple[Any, dict]]] = defaultdict(list)
@@ -108,14 +109,15 @@ def correlation_table(plan: SweepPlan) -> str:
     head = "| setting | criterion | " + " | ".join(f"seed {s}" for s in seeds) + " | mean over seeds | pooled |"
     lines = [head, "|" + "---|" * (len(seeds) + 4)]
     for label, runs in studies.items():
-        criteria = list(runs[0][1]["correlation"])
+        criteria = list(dict.fromkeys(c for _, study in runs for c in study["correlation"]))
         by_seed = dict(runs)
         for criterion in criteria:
-            rhos = [by_seed[s]["correlation"][criterion]["spearman"] if s in by_seed else None for s in seeds]
+            has = {s: study for s, study in by_seed.items() if criterion in study["correlation"]}
+            rhos = [has[s]["correlation"][criterion]["spearman"] if s in has else None for s in seeds]
             finite = [r for r in rhos if r is not None and math.isfinite(r)]
             mean, half = mean_ci95(finite)
             scores, accuracies = [], []
-            for _, study in runs:
+            for study in has.values():
                 scores.extend(_within_seed_ranks([r["scores"][criterion] for r in study["rows"]]))
                 accuracies.extend(_within_seed_ranks([r["mean_accuracy"] for r in study["rows"]]))
             rho, p = spearman(scores, accuracies)

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from core.collective.criterion import CriterionLog
-from core.collective.histogram import fraction_above_each
+from core.collective.criterion import CriterionLog, relative_matrix
 from core.collective.runs import Run
+from core.collective.transfer_runs import run_errors
 from core.errors import LearngeneError, Setting
 
 AGGREGATIONS = ("mean", "median", "max")
@@ -107,18 +107,6 @@ def layer_scores(
         absolute=absolute,
         aggregation=aggregation,
     )
-
-
-def relative_matrix(log: CriterionLog, weight_sizes: np.ndarray, factor: float, *, absolute: bool) -> np.ndarray:
-    """(T, L) per-task fractions of weight-gradient entries above `factor` times the layer's gradient RMS.
-
-    A scale-free variant of the paper's criterion: tau follows each layer's own gradient scale (RMS = mean gradient
-    norm / sqrt(entries), per epoch), so layers of different fan-in compare fairly. `weight_sizes` is (T, L).
-    """
-    rms = log.grad_norm / np.sqrt(weight_sizes[:, None, :])
-    per_epoch = fraction_above_each(log.hist, factor * rms, absolute=absolute)
-    per_epoch[~log.recorded] = np.nan
-    return log.task_means(per_epoch)
 
 
 def scores_of_matrix(
@@ -333,15 +321,33 @@ def default_top_k(run: Run) -> int:
     return max(1, min(k, len(candidates(run.spec().layer_names()))))
 
 
-CRITERIA = ("paper", "relative")
+CRITERIA = ("paper", "relative", "transfer")
 RELATIVE_FACTOR = 1.0  # the relative criterion counts entries above one gradient RMS
 
 
 def run_scores(
-    run: Run, *, tau: float | None = None, absolute: bool = False, aggregation: str = "mean", criterion: str = "paper"
+    run: Run,
+    *,
+    tau: float | None = None,
+    absolute: bool = False,
+    aggregation: str = "mean",
+    criterion: str = "paper",
+    root: str | None = None,
 ) -> LayerScores:
-    """Layer scores of a run: the paper's criterion at `tau` (default: the run's), or the scale-free relative one."""
+    """Layer scores of a run: the paper's criterion at `tau` (default: the run's), the scale-free relative one, or the
+    transfer criterion's open-world error (core.collective.transfer; tau and absolute do not apply; a run that predates
+    it is measured from its checkpoints on the data at `root`, default $LEARNGENE_DATA)."""
     log = run.criterion()
+    if criterion == "transfer":
+        matrix = run_errors(run, root)
+        return scores_of_matrix(
+            matrix,
+            log.layer_names,
+            expansion_tasks=run.config.expansion_tasks,
+            tau=0.0,
+            aggregation=aggregation,
+            criterion="transfer",
+        )
     if criterion == "paper":
         return layer_scores(
             log, expansion_tasks=run.config.expansion_tasks, tau=tau, absolute=absolute, aggregation=aggregation
@@ -372,13 +378,14 @@ def select_for_run(
     absolute: bool = False,
     aggregation: str = "mean",
     criterion: str = "paper",
+    root: str | None = None,
 ) -> Selection:
     """Apply one rule (explicit layers, threshold, or top-k window; default top-k) to a run's criterion."""
     if sum(v is not None for v in (layers, threshold, top_k)) > 1:
         raise LearngeneError(
             "give only one of ", Setting("layers"), ", ", Setting("threshold"), " and ", Setting("top_k")
         )
-    scores = run_scores(run, tau=tau, absolute=absolute, aggregation=aggregation, criterion=criterion)
+    scores = run_scores(run, tau=tau, absolute=absolute, aggregation=aggregation, criterion=criterion, root=root)
     if layers is not None:
         return select_explicit(run.spec().layer_names(), layers, scores)
     if threshold is not None:

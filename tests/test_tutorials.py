@@ -1,5 +1,6 @@
 """The tutorial notebooks run end to end on the smoke preset, and every notebook is committed without outputs."""
 
+import ast
 import shutil
 
 import nbformat
@@ -82,6 +83,11 @@ def test_tutorial_executes_without_errors_on_the_smoke_preset_and_draws_figures(
     assert sum(PLOTLY in o.get("data", {}) for o in outputs) >= 2
     if path.name in ARTEFACTS:
         assert (tutorial_runs / ARTEFACTS[path.name]).is_file()
+    # Every exercise check, run after its solution, agrees with it: the solutions and the checks measure the same thing.
+    checks = [c for c in nb.cells if c.cell_type == "code" and c.source.startswith("check.exercise_")]
+    verdicts = [o["data"]["text/plain"] for c in checks for o in c.outputs if o.output_type == "execute_result"]
+    assert checks and len(verdicts) == len(checks)
+    assert all(v.startswith("✅ correct") for v in verdicts), [v for v in verdicts if not v.startswith("✅")]
 
 
 @pytest.mark.parametrize("path", TUTORIALS, ids=_name)
@@ -94,3 +100,43 @@ def test_the_handout_build_of_for_teachers_leaves_no_answer(path):
     assert not [c for c in handout.cells if "solution" in c.metadata.get("tags", [])]
     assert not [c.get("id") for c in handout.cells if "<details>" in c.source]
     assert any("✏️" in c.source for c in handout.cells if c.cell_type == "markdown")
+
+
+def _bound(tree):
+    """Names a cell binds at its top level: assignments, imports, definitions and loop targets."""
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names |= {(a.asname or a.name).split(".")[0] for a in node.names}
+        elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            names.add(node.name)
+    return names
+
+
+@pytest.mark.parametrize("path", TUTORIALS, ids=_name)
+def test_in_the_handout_every_check_has_its_arguments_and_every_answer_starts_as_none(path):
+    """Without the solutions a handout still runs top to bottom: each check cell's arguments are bound by the cells
+    before it, and the exercise cells bind the answers to None, so the checks say "no answer yet"."""
+    from nbconvert.preprocessors import TagRemovePreprocessor
+
+    nb = nbformat.read(path, as_version=4)
+    handout, _ = TagRemovePreprocessor(enabled=True, remove_cell_tags={"solution"}).preprocess(nb, {})
+    bound, checked = set(dir(__builtins__)), 0
+    for cell in handout.cells:
+        if cell.cell_type != "code":
+            continue
+        tree = ast.parse(cell.source)
+        if cell.source.startswith("check.exercise_"):
+            args = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)} - {"check"}
+            assert args <= bound, f"{path.name} {cell.get('id')}: {sorted(args - bound)} unbound in the handout"
+            checked += 1
+        if "exercise" in cell.metadata.get("tags", []):
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Assign):
+                    assert isinstance(node.value, ast.Constant) and node.value.value is None, (
+                        f"{path.name} {cell.get('id')}: an exercise cell gives a value away"
+                    )
+        bound |= _bound(tree)
+    assert checked, f"{path.name} has no exercise check"

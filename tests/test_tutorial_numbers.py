@@ -91,8 +91,9 @@ def test_the_results_text_is_found_and_its_table_fractions_read_as_the_points_it
     assert "| method |" in text and "Spearman" in text
     _, pairs = known_numbers(text)
     as_written = {(_norm(m[1]), _norm(m[2])) for m in NUMBER.finditer(text) if m[2]}
-    table_fractions = {(a, b) for a, b in as_written if _points(a) and _points(b)}
-    assert {(_points(a), _points(b)) for a, b in table_fractions} & as_written, "no table difference quoted in points"
+    derived = {(_points(a), _points(b)) for a, b in as_written if _points(a) and _points(b)}
+    # The tables' fractions are known as points, and the Results' own prose quotes some of them that way.
+    assert derived <= pairs and derived & as_written
 
 
 @pytest.mark.parametrize("path", TUTORIALS, ids=_name)

@@ -8,7 +8,7 @@ from collections.abc import Collection, Sequence
 from safetensors import safe_open
 
 from core.collective.runs import Run
-from core.tutorial.verdict import Verdict, check_direction, correct, first_unanswered, wrong
+from core.tutorial.verdict import Verdict, check_direction, correct, first_unanswered, method_row, wrong
 
 # What a learngene file could carry, each with the tensor-name test that says whether a file holds it. Items that
 # are no tensors of a conv + BatchNorm block (images, labels, the head, the optimiser) never match.
@@ -43,7 +43,9 @@ def exercise_1_2(answer: str | None, rows: Sequence[dict], longer_rows: Sequence
     """Ex. 2: does the learngene one layer longer score higher than the default one, paired by target task?"""
     if (missing := first_unanswered(longer_rows=longer_rows, answer=answer)) is not None:
         return missing
-    default, longer = rows[0], longer_rows[0]
+    default, longer = method_row(rows, "learngene"), method_row(longer_rows, "learngene")
+    if default is None or longer is None:
+        return wrong("pass the tables `evaluate` returned: each holds a learngene row")
     if longer["layers"] == default["layers"]:
         return wrong("your longer learngene holds the same layers as the default one: select k + 1 layers")
     words = {"higher": "longer", "lower": "default", "cannot tell": "cannot tell"}
@@ -54,8 +56,11 @@ def exercise_1_3(answer: str | None, rows: Sequence[dict], frozen_rows: Sequence
     """Ex. 3: does freezing the inherited block raise or lower the learngene model's accuracy, paired by task?"""
     if (missing := first_unanswered(frozen_rows=frozen_rows, answer=answer)) is not None:
         return missing
+    frozen, fine_tuned = method_row(frozen_rows, "learngene"), method_row(rows, "learngene")
+    if frozen is None or fine_tuned is None:
+        return wrong("pass the tables `evaluate` returned: each holds a learngene row")
     words = {"higher": "up", "lower": "down", "cannot tell": "cannot tell"}
-    return check_direction(answer, frozen_rows[0]["task_accuracies"], rows[0]["task_accuracies"], words)
+    return check_direction(answer, frozen["task_accuracies"], fine_tuned["task_accuracies"], words)
 
 
 def exercise_1_4(received: Collection[str] | None, path: str | os.PathLike) -> Verdict:

@@ -15,10 +15,13 @@ NUMBER = re.compile(r"(?<![\w.])([+\-−]?\d+\.\d+)(?:\s*±\s*([+\-−]?\d+\.\d+
 # A decimal right after a setting's name is a setting (momentum 0.9), not a measurement.
 SETTING = re.compile(r"(?:momentum|lr|learning rate|tau|τ)\s*=?\s*$")
 WORDS = {"one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6", "ten": "10"}
-RUNS = r"\b(\d+|{})\s+(?:collective\s+)?runs\s+per\s+dataset".format("|".join(WORDS))
+NUMBER_WORD = r"\b(\d+|{})\s+".format("|".join(WORDS))
 # The measurement design's counts: how the Results state each, and how a tutorial quotes it.
 COUNTS = {
-    "runs per dataset": (re.compile(RUNS), re.compile(RUNS)),
+    "runs per dataset": (
+        re.compile(NUMBER_WORD + r"(?:collective\s+)?runs\s+per\s+dataset"),
+        re.compile(NUMBER_WORD + r"(?:collective\s+|glyph\s+|Omniglot\s+)?runs\b"),  # "on all five glyph runs"
+    ),
     "target tasks per run": (re.compile(r"\b(\d+)\s+target\s+tasks\b"), re.compile(r"\b(\d+)\s+target\s+tasks\s+each")),
 }
 

@@ -213,6 +213,17 @@ def test_the_tau_and_health_checks_read_the_students_run(run):
     if differ:
         assert not criterion_checks.exercise_2_3(differ[1:], run, grid).correct
 
+    post = [t for t in range(log.tasks) if t >= run.config.expansion_tasks]
+    convs = list(candidates(log.layer_names))
+    signed, absolute = (np.nanmean(log.per_task(grid[0], absolute=a)[post], axis=0) for a in (False, True))
+    share = {n: float(v) for n, v in zip(log.layer_names, signed) if n in convs}
+    assert criterion_checks.exercise_2_4(share, run, grid[0]).correct
+    verdict = criterion_checks.exercise_2_4(
+        {n: float(v) for n, v in zip(log.layer_names, absolute) if n in convs}, run, grid[0]
+    )
+    assert not verdict.correct and "|g|" in verdict.message
+    assert not criterion_checks.exercise_2_4({n: v + 0.05 for n, v in share.items()}, run, grid[0]).correct
+
     rows = health_rows(run.metrics())
     crossed = {
         "train accuracy < 0.5": [r["train_accuracy"] < 0.5 for r in rows],

@@ -9,7 +9,15 @@ import torch
 
 from core.collective.health import health_rows
 from core.collective.runs import Run
-from core.learngene.selection import block_label, default_top_k, layer_scores, scores_of_matrix, select_top_k, windows
+from core.learngene.selection import (
+    block_label,
+    candidates,
+    default_top_k,
+    layer_scores,
+    scores_of_matrix,
+    select_top_k,
+    windows,
+)
 from core.tutorial.verdict import Verdict, correct, first_unanswered, wrong
 
 AGGREGATIONS = ("mean", "median", "max")
@@ -114,6 +122,23 @@ def exercise_2_3(answer: Sequence[float] | None, run: Run, taus: Sequence[float]
     if left_out:
         hints.append(f"{len(left_out)} taus of the grid where they differ are missing")
     return wrong("; ".join(hints))
+
+
+def exercise_2_4(near_zero: Mapping[str, float] | None, run: Run, tau: float) -> Verdict:
+    """Ex. 4: every conv layer's signed fraction at a tiny tau, averaged over the post-growth tasks."""
+    if (missing := first_unanswered(near_zero=near_zero)) is not None:
+        return missing
+    log = run.criterion()
+    convs = list(candidates(log.layer_names))
+    if set(near_zero) != set(convs):
+        return wrong(f"give one share for each conv layer: {convs}")
+    scores = layer_scores(log, expansion_tasks=run.config.expansion_tasks, tau=tau)
+    off = [n for n in convs if not abs(float(near_zero[n]) - scores.of(n)[0]) <= 0.01]
+    if not off:
+        return correct("about half of the entries are positive, so the signed count tops out near 0.5")
+    if any(float(near_zero[n]) > 0.6 for n in off):
+        return wrong("a signed share well above 0.5 needs most entries positive: did you count |g| > τ instead?")
+    return wrong(f"{off}: not the mean over the post-growth tasks of `log.per_task(tau)` at that τ")
 
 
 def weight_change(run: Run) -> tuple[np.ndarray, list[str], list[tuple[int, str]]]:

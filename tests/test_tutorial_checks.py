@@ -10,7 +10,7 @@ import pytest
 
 from core.collective.config import preset
 from core.collective.health import health_rows
-from core.collective.runs import Run
+from core.collective.runs import open_run
 from core.learngene.extraction import extract
 from core.learngene.gene import save
 from core.learngene.selection import (
@@ -143,7 +143,7 @@ def test_own_data_checks_count_siblings_and_read_the_estimate_and_both_tables():
 
 @pytest.fixture(scope="module")
 def run(smoke_run):
-    return Run(smoke_run)
+    return open_run(smoke_run)
 
 
 def test_the_parameters_gained_are_read_from_the_students_run(run):

@@ -1,6 +1,8 @@
 """The tutorial notebooks run end to end on the smoke preset, and every notebook is committed without outputs."""
 
 import ast
+import importlib
+import inspect
 import shutil
 
 import nbformat
@@ -11,6 +13,13 @@ from nbclient import NotebookClient
 NOTEBOOKS = REPO / "notebooks"
 TUTORIALS = sorted(NOTEBOOKS.glob("0[1-9]_*.ipynb"))
 PLOTLY = "application/vnd.plotly.v1+json"
+# The module of core.tutorial that checks each tutorial's exercises.
+CHECKS = {
+    "01_paradigm_tour.ipynb": "tour_checks",
+    "02_gradient_criterion.ipynb": "criterion_checks",
+    "03_individual_models.ipynb": "individual_checks",
+    "04_your_own_data.ipynb": "own_data_checks",
+}
 # What each tutorial leaves under $LEARNGENE_RUNS besides the shared glyph run.
 ARTEFACTS = {
     "01_paradigm_tour.ipynb": "smoke-glyphs/learngene.safetensors",
@@ -123,7 +132,7 @@ def test_in_the_handout_every_check_has_its_arguments_and_every_answer_starts_as
 
     nb = nbformat.read(path, as_version=4)
     handout, _ = TagRemovePreprocessor(enabled=True, remove_cell_tags={"solution"}).preprocess(nb, {})
-    bound, checked = set(dir(__builtins__)), 0
+    bound, answers, checked = set(dir(__builtins__)), set(), 0
     for cell in handout.cells:
         if cell.cell_type != "code":
             continue
@@ -131,8 +140,16 @@ def test_in_the_handout_every_check_has_its_arguments_and_every_answer_starts_as
         if cell.source.startswith("check.exercise_"):
             args = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)} - {"check"}
             assert args <= bound, f"{path.name} {cell.get('id')}: {sorted(args - bound)} unbound in the handout"
+            # "no answer yet: set `x`" must name the notebook's own variable: the check's parameter is called so.
+            call = tree.body[0].value
+            module = importlib.import_module(f"core.tutorial.{CHECKS[path.name]}")
+            params = list(inspect.signature(getattr(module, call.func.attr)).parameters)
+            for param, arg in zip(params, call.args):
+                if isinstance(arg, ast.Name) and arg.id in answers:
+                    assert param == arg.id, f"{path.name} {cell.get('id')}: {arg.id} is the check's `{param}`"
             checked += 1
         if "exercise" in cell.metadata.get("tags", []):
+            answers |= _bound(tree)
             for node in ast.walk(tree):
                 if isinstance(node, ast.Assign):
                     assert isinstance(node.value, ast.Constant) and node.value.value is None, (

@@ -58,22 +58,22 @@ def _criterion_pick(run: Run) -> str:
     return select_top_k(scores, default_top_k(run)).label
 
 
-def exercise_2_1(answer: str | None, run: Run) -> Verdict:
+def exercise_2_1(rms_pick: str | None, run: Run) -> Verdict:
     """Ex. 1: the block picked by the RMS gradient (mean gradient norm / sqrt(weights) at each task)."""
-    if (missing := first_unanswered(answer=answer)) is not None:
+    if (missing := first_unanswered(rms_pick=rms_pick)) is not None:
         return missing
-    if (bad := _block_answer(answer, run)) is not None:
+    if (bad := _block_answer(rms_pick, run)) is not None:
         return bad
     log = run.criterion()
     grad_norm = np.nanmean(log.grad_norm, axis=1)
     layers = [run.load_net(t).weight_layers() for t in range(run.finished_tasks)]
     numel = np.array([[by_name[n].weight.numel() for n in log.layer_names] for by_name in layers])
     expected = _pick(run, grad_norm / np.sqrt(numel), log.layer_names)
-    if answer == expected:
+    if rms_pick == expected:
         return correct()
-    if answer == _pick(run, grad_norm, log.layer_names) != expected:
+    if rms_pick == _pick(run, grad_norm, log.layer_names) != expected:
         return wrong("that is what the raw gradient norm picks: divide each entry by sqrt(n_l) of its task")
-    if answer == _criterion_pick(run) != expected:
+    if rms_pick == _criterion_pick(run) != expected:
         return wrong("that is the criterion's pick; the RMS gradient is another signal")
     return wrong("not the block your RMS gradient selects: n_l is the layer's number of weights at each task")
 
@@ -100,9 +100,9 @@ def exercise_2_2(picks: Mapping[str, str] | None, punishes: str | None, run: Run
     return correct("a layer must be quiet on every post-growth task to score low under the maximum")
 
 
-def exercise_2_3(answer: Sequence[float] | None, run: Run, taus: Sequence[float]) -> Verdict:
+def exercise_2_3(differ_taus: Sequence[float] | None, run: Run, taus: Sequence[float]) -> Verdict:
     """Ex. 3: the taus of the grid where the signed and the absolute count select different blocks."""
-    if (missing := first_unanswered(answer=answer)) is not None:
+    if (missing := first_unanswered(differ_taus=differ_taus)) is not None:
         return missing
     log, k, expansion = run.criterion(), default_top_k(run), run.config.expansion_tasks
     differ = [
@@ -111,7 +111,7 @@ def exercise_2_3(answer: Sequence[float] | None, run: Run, taus: Sequence[float]
         if select_top_k(layer_scores(log, expansion_tasks=expansion, tau=tau), k).label
         != select_top_k(layer_scores(log, expansion_tasks=expansion, tau=tau, absolute=True), k).label
     ]
-    given = [float(t) for t in answer]
+    given = [float(t) for t in differ_taus]
     extra = [t for t in given if not any(np.isclose(t, d, rtol=1e-6) for d in differ)]
     left_out = [d for d in differ if not any(np.isclose(t, d, rtol=1e-6) for t in given)]
     if not extra and not left_out:
@@ -158,21 +158,21 @@ def weight_change(run: Run) -> tuple[np.ndarray, list[str], list[tuple[int, str]
     return change, convs, inflated
 
 
-def exercise_2_5(answer: str | None, run: Run) -> Verdict:
+def exercise_2_5(masked_pick: str | None, run: Run) -> Verdict:
     """Ex. 5: the block the weight change selects once the widening-inflated cells are masked."""
-    if (missing := first_unanswered(answer=answer)) is not None:
+    if (missing := first_unanswered(masked_pick=masked_pick)) is not None:
         return missing
-    if (bad := _block_answer(answer, run)) is not None:
+    if (bad := _block_answer(masked_pick, run)) is not None:
         return bad
     change, convs, inflated = weight_change(run)
     masked = change.copy()
     for t, name in inflated:
         masked[t, convs.index(name)] = np.nan
     expected = _pick(run, masked, convs)
-    if answer == expected:
+    if masked_pick == expected:
         moved = expected != _pick(run, change, convs)
         return correct("masking moved the selection" if moved else "the masked cells did not move the selection")
-    if answer == _pick(run, change, convs):
+    if masked_pick == _pick(run, change, convs):
         return wrong("that is the selection with the inflated cells still in: set them to NaN first")
     return wrong("not the block the masked weight change selects on your run")
 

@@ -20,17 +20,17 @@ def sibling(name: str) -> str | None:
     return f"{head}-{STYLES[1 - STYLES.index(style)]}" if style in STYLES else None
 
 
-def exercise_4_1(answer: int | None, config: CollectiveConfig, images: ImageSet) -> Verdict:
+def exercise_4_1(siblings: int | None, config: CollectiveConfig, images: ImageSet) -> Verdict:
     """Ex. 1: how many novel classes have their sibling among the classes the collective model learnt from."""
-    if (missing := first_unanswered(answer=answer)) is not None:
+    if (missing := first_unanswered(siblings=siblings)) is not None:
         return missing
     division = config.division(images.class_names)
     seen = {images.class_names[c] for c in (*division.source, *division.open_world)}
     novel = [images.class_names[c] for c in division.novel]
     expected = sum(sibling(name) in seen for name in novel)
-    if int(answer) == expected:
+    if int(siblings) == expected:
         return correct(f"{expected} of the {len(novel)} novel classes have a sibling the collective model saw")
-    if int(answer) > expected:
+    if int(siblings) > expected:
         return wrong("too many: a sibling only counts if it is a source or open-world class, and dots have none")
     return wrong("too few: check every novel class's other style against the source and open-world classes")
 
@@ -59,18 +59,20 @@ def exercise_4_3(
     return correct("the growth phase costs less than its share of tasks: its network is narrower")
 
 
-def exercise_4_2(answers: Mapping[str, str] | None, rows: Sequence[dict], front_rows: Sequence[dict] | None) -> Verdict:
+def exercise_4_2(
+    beats_scratch: Mapping[str, str] | None, rows: Sequence[dict], front_rows: Sequence[dict] | None
+) -> Verdict:
     """Ex. 2: does the paper's learngene, and does front inheritance, beat scratch on your images, paired by task?"""
-    if (missing := first_unanswered(front_rows=front_rows, answers=answers)) is not None:
+    if (missing := first_unanswered(front_rows=front_rows, beats_scratch=beats_scratch)) is not None:
         return missing
     tables = {"learngene": rows, "front inheritance": front_rows}
-    if set(answers) != set(tables):
+    if set(beats_scratch) != set(tables):
         return wrong(f"answer for each of {list(tables)}")
     for name, table in tables.items():
         mine, scratch = method_row(table, "learngene"), method_row(table, "scratch")
         if mine is None or scratch is None:
             return wrong(f"the {name} table holds no learngene and scratch rows: pass what `evaluate` returned")
-        verdict = check_direction(answers[name], mine["task_accuracies"], scratch["task_accuracies"], BEATS)
+        verdict = check_direction(beats_scratch[name], mine["task_accuracies"], scratch["task_accuracies"], BEATS)
         if not verdict.correct:
             return wrong(f"{name}: {verdict.message.removeprefix('not yet: ')}")
     return correct("compare with README Results: is your data more like glyphs or Omniglot?")

@@ -39,9 +39,9 @@ def exercise_1_1(gained: int | None, run: Run) -> Verdict:
     return wrong("too many: count the network after the first task and after the last one, not every checkpoint")
 
 
-def exercise_1_2(answer: str | None, rows: Sequence[dict], longer_rows: Sequence[dict] | None) -> Verdict:
+def exercise_1_2(longer_answer: str | None, rows: Sequence[dict], longer_rows: Sequence[dict] | None) -> Verdict:
     """Ex. 2: does the learngene one layer longer score higher than the default one, paired by target task?"""
-    if (missing := first_unanswered(longer_rows=longer_rows, answer=answer)) is not None:
+    if (missing := first_unanswered(longer_rows=longer_rows, longer_answer=longer_answer)) is not None:
         return missing
     default, longer = method_row(rows, "learngene"), method_row(longer_rows, "learngene")
     if default is None or longer is None:
@@ -49,18 +49,18 @@ def exercise_1_2(answer: str | None, rows: Sequence[dict], longer_rows: Sequence
     if longer["layers"] == default["layers"]:
         return wrong("your longer learngene holds the same layers as the default one: select k + 1 layers")
     words = {"higher": "longer", "lower": "default", "cannot tell": "cannot tell"}
-    return check_direction(answer, longer["task_accuracies"], default["task_accuracies"], words)
+    return check_direction(longer_answer, longer["task_accuracies"], default["task_accuracies"], words)
 
 
-def exercise_1_3(answer: str | None, rows: Sequence[dict], frozen_rows: Sequence[dict] | None) -> Verdict:
+def exercise_1_3(frozen_answer: str | None, rows: Sequence[dict], frozen_rows: Sequence[dict] | None) -> Verdict:
     """Ex. 3: does freezing the inherited block raise or lower the learngene model's accuracy, paired by task?"""
-    if (missing := first_unanswered(frozen_rows=frozen_rows, answer=answer)) is not None:
+    if (missing := first_unanswered(frozen_rows=frozen_rows, frozen_answer=frozen_answer)) is not None:
         return missing
     frozen, fine_tuned = method_row(frozen_rows, "learngene"), method_row(rows, "learngene")
     if frozen is None or fine_tuned is None:
         return wrong("pass the tables `evaluate` returned: each holds a learngene row")
     words = {"higher": "up", "lower": "down", "cannot tell": "cannot tell"}
-    return check_direction(answer, frozen["task_accuracies"], fine_tuned["task_accuracies"], words)
+    return check_direction(frozen_answer, frozen["task_accuracies"], fine_tuned["task_accuracies"], words)
 
 
 def exercise_1_4(received: Collection[str] | None, path: str | os.PathLike) -> Verdict:

@@ -1,5 +1,8 @@
 """The tutorial notebooks run end to end on the smoke preset, and every notebook is committed without outputs."""
 
+import ast
+import importlib
+import inspect
 import shutil
 
 import nbformat
@@ -10,6 +13,13 @@ from nbclient import NotebookClient
 NOTEBOOKS = REPO / "notebooks"
 TUTORIALS = sorted(NOTEBOOKS.glob("0[1-9]_*.ipynb"))
 PLOTLY = "application/vnd.plotly.v1+json"
+# The module of core.tutorial that checks each tutorial's exercises.
+CHECKS = {
+    "01_paradigm_tour.ipynb": "tour_checks",
+    "02_gradient_criterion.ipynb": "criterion_checks",
+    "03_individual_models.ipynb": "individual_checks",
+    "04_your_own_data.ipynb": "own_data_checks",
+}
 # What each tutorial leaves under $LEARNGENE_RUNS besides the shared glyph run.
 ARTEFACTS = {
     "01_paradigm_tour.ipynb": "smoke-glyphs/learngene.safetensors",
@@ -82,6 +92,11 @@ def test_tutorial_executes_without_errors_on_the_smoke_preset_and_draws_figures(
     assert sum(PLOTLY in o.get("data", {}) for o in outputs) >= 2
     if path.name in ARTEFACTS:
         assert (tutorial_runs / ARTEFACTS[path.name]).is_file()
+    # Every exercise check, run after its solution, agrees with it: the solutions and the checks measure the same thing.
+    checks = [c for c in nb.cells if c.cell_type == "code" and c.source.startswith("check.exercise_")]
+    verdicts = [o["data"]["text/plain"] for c in checks for o in c.outputs if o.output_type == "execute_result"]
+    assert checks and len(verdicts) == len(checks)
+    assert all(v.startswith("✅ correct") for v in verdicts), [v for v in verdicts if not v.startswith("✅")]
 
 
 @pytest.mark.parametrize("path", TUTORIALS, ids=_name)
@@ -94,3 +109,51 @@ def test_the_handout_build_of_for_teachers_leaves_no_answer(path):
     assert not [c for c in handout.cells if "solution" in c.metadata.get("tags", [])]
     assert not [c.get("id") for c in handout.cells if "<details>" in c.source]
     assert any("✏️" in c.source for c in handout.cells if c.cell_type == "markdown")
+
+
+def _bound(tree):
+    """Names a cell binds at its top level: assignments, imports, definitions and loop targets."""
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names |= {(a.asname or a.name).split(".")[0] for a in node.names}
+        elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            names.add(node.name)
+    return names
+
+
+@pytest.mark.parametrize("path", TUTORIALS, ids=_name)
+def test_in_the_handout_every_check_has_its_arguments_and_every_answer_starts_as_none(path):
+    """Without the solutions a handout still runs top to bottom: each check cell's arguments are bound by the cells
+    before it, and the exercise cells bind the answers to None, so the checks say "no answer yet"."""
+    from nbconvert.preprocessors import TagRemovePreprocessor
+
+    nb = nbformat.read(path, as_version=4)
+    handout, _ = TagRemovePreprocessor(enabled=True, remove_cell_tags={"solution"}).preprocess(nb, {})
+    bound, answers, checked = set(dir(__builtins__)), set(), 0
+    for cell in handout.cells:
+        if cell.cell_type != "code":
+            continue
+        tree = ast.parse(cell.source)
+        if cell.source.startswith("check.exercise_"):
+            args = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)} - {"check"}
+            assert args <= bound, f"{path.name} {cell.get('id')}: {sorted(args - bound)} unbound in the handout"
+            # "no answer yet: set `x`" must name the notebook's own variable: the check's parameter is called so.
+            call = tree.body[0].value
+            module = importlib.import_module(f"core.tutorial.{CHECKS[path.name]}")
+            params = list(inspect.signature(getattr(module, call.func.attr)).parameters)
+            for param, arg in zip(params, call.args):
+                if isinstance(arg, ast.Name) and arg.id in answers:
+                    assert param == arg.id, f"{path.name} {cell.get('id')}: {arg.id} is the check's `{param}`"
+            checked += 1
+        if "exercise" in cell.metadata.get("tags", []):
+            answers |= _bound(tree)
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Assign):
+                    assert isinstance(node.value, ast.Constant) and node.value.value is None, (
+                        f"{path.name} {cell.get('id')}: an exercise cell gives a value away"
+                    )
+        bound |= _bound(tree)
+    assert checked, f"{path.name} has no exercise check"

@@ -33,6 +33,7 @@ SETTINGS: dict[str, str] = {
     "preset": "preset",
     "out": "output folder",
     "scheduler": "Dask scheduler",
+    "criterion": "criterion",
 }
 # Every action a message may ask for: id -> its plain wording ({arg} is the action's argument).
 ACTIONS: dict[str, str] = {

@@ -28,7 +28,7 @@ from explorer.heatmap_figure import MapState, clear, draw, new_figure
 from explorer.heatmap_text import CRITERIA, CRITERION_TIPS, EXPLANATION, LIVE_TRANSFER, PLACEHOLDER
 from explorer.style import heading, message_html
 from explorer.tau_control import TauControl, flat_map_note, scores_tied
-from explorer.wording import page_terms
+from explorer.wording import page_line
 
 
 class CriterionHeatmap:
@@ -407,7 +407,7 @@ class CriterionHeatmap:
             try:
                 self._transfer = np.asarray(self._transfer_source(), dtype=float)
             except LearngeneError as exc:
-                self._transfer_note = message_html(page_terms(str(exc)), "error")
+                self._transfer_note = message_html(page_line(exc), "error")
             self._transfer_source = None
         if self._transfer is None:
             self._transfer_note = self._transfer_note or message_html(LIVE_TRANSFER, "info")

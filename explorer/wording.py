@@ -34,6 +34,7 @@ FIELDS: dict[str, tuple[str, str]] = {
     "preset": ("preset", "panel 1"),
     "out": ("output folder", "the export folder in panel 4"),
     "scheduler": ("Dask scheduler", "DASK_SCHEDULER_ADDRESS when the page starts"),
+    "criterion": ("criterion", "the map's gradient / open-world toggle in panel 2"),
 }
 # action id -> what to do on the page ({arg}: the action's argument; {data}: the page's data folder)
 BUTTONS: dict[str, str] = {

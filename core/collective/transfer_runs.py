@@ -15,7 +15,7 @@ from core.collective.runs import Run
 from core.collective.transfer import KEY, accuracy_matrix, held_out_classes, layer_accuracies, open_world_probe
 from core.data import datasets
 from core.data.fingerprint import DataRecord, check_for_resume
-from core.errors import LearngeneError
+from core.errors import LearngeneError, Setting
 
 
 def recorded_rows(run: Run) -> dict[int, dict]:
@@ -62,6 +62,8 @@ def run_errors(run: Run, root: str | os.PathLike | None = None, device: str = "c
     if run.finished_tasks > 0 and not np.isfinite(errors).any():
         raise LearngeneError(
             f"run {run.path} has fewer than 2 open-world classes that its source stream never trains on, so the "
-            "transfer criterion has no episode to score: use --criterion paper or relative, or a run with more classes"
+            "transfer criterion has no episode to score: use ",
+            Setting("criterion", "paper"),
+            " or relative, or a run with more classes",
         )
     return errors

@@ -545,7 +545,10 @@ def test_every_update_hands_the_page_the_whole_current_figure_even_from_other_th
     assert [t["name"] for t in fig.shown()["data"]] == [t.name for t in fig.data] and len(fig.data) == 9
 
 
-def test_a_link_brings_back_the_results_the_server_holds_without_training(app, runs, monkeypatch):
+def test_a_link_brings_back_the_results_the_server_holds_without_training(smoke_run, tmp_path, monkeypatch):
+    runs = tmp_path / "runs"  # a store of its own: no other test's size sweep of this view lies in it
+    shutil.copytree(smoke_run, runs / "smoke", ignore=shutil.ignore_patterns(".lock", "export"))
+    app = ExplorerApp(runs, Settings(run="smoke", target_tasks=1, baselines=False))
     panel = app.individual
     assert panel.start(sweep=False) and panel.jobs.join(JOB_TIMEOUT)
     shown = {key: list(series.accuracies) for key, series in panel.store.series.items()}

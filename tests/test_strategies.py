@@ -151,7 +151,7 @@ def test_windows_report_the_criterion_rank_correlation_with_transfer(smoke_run, 
     assert main([*args, "--quiet"]) == 0
     study = json.loads(capsys.readouterr().out)["windows"]
     assert [r["method"] for r in study["rows"]] == ["conv1-conv2", "conv2-conv3", "conv3-conv4"]
-    assert set(study["correlation"]) == {"paper", "relative"}
+    assert set(study["correlation"]) == {"paper", "relative", "transfer"}
     for name, c in study["correlation"].items():
         rho = spearman([r["scores"][name] for r in study["rows"]], [r["mean_accuracy"] for r in study["rows"]])[0]
         assert c["spearman"] is None or c["spearman"] == pytest.approx(rho)

@@ -5,28 +5,9 @@ from __future__ import annotations
 import math
 from collections.abc import Collection, Mapping, Sequence
 
-from core.tutorial.verdict import Verdict, check_direction, correct, first_unanswered, method_row, wrong
+from core.tutorial.verdict import Verdict, compare_learngene, correct, first_unanswered, wrong
 
 SIGNS = ("same", "flipped", "n/a")
-
-
-def _learngene_accuracies(rows: Sequence[dict], name: str) -> list[float] | Verdict:
-    """The per-task accuracies of the learngene row of a table, or a hint when the table has none."""
-    row = method_row(rows, "learngene")
-    if row is None:
-        return wrong(f"`{name}` holds no learngene row: pass what `evaluate` returned")
-    return row["task_accuracies"]
-
-
-def _compare(
-    answer: str, first: Sequence[dict], second: Sequence[dict], names: tuple[str, str], words: dict
-) -> Verdict:
-    """Check a three-way answer on the learngene rows of two tables on the same target tasks."""
-    a, b = _learngene_accuracies(first, names[0]), _learngene_accuracies(second, names[1])
-    for side in (a, b):
-        if isinstance(side, Verdict):
-            return side
-    return check_direction(answer, a, b, words)
 
 
 def exercise_3_1(freeze_answer: str | None, rows: Sequence[dict], frozen_rows: Sequence[dict] | None) -> Verdict:
@@ -34,7 +15,7 @@ def exercise_3_1(freeze_answer: str | None, rows: Sequence[dict], frozen_rows: S
     if (missing := first_unanswered(frozen_rows=frozen_rows, freeze_answer=freeze_answer)) is not None:
         return missing
     words = {"higher": "up", "lower": "down", "cannot tell": "cannot tell"}
-    return _compare(freeze_answer, frozen_rows, rows, ("frozen_rows", "rows"), words)
+    return compare_learngene(freeze_answer, frozen_rows, rows, ("frozen_rows", "rows"), words)
 
 
 def exercise_3_2(early_answer: str | None, rows: Sequence[dict], early_rows: Sequence[dict] | None) -> Verdict:
@@ -42,7 +23,7 @@ def exercise_3_2(early_answer: str | None, rows: Sequence[dict], early_rows: Seq
     if (missing := first_unanswered(early_rows=early_rows, early_answer=early_answer)) is not None:
         return missing
     words = {"higher": "task 0", "lower": "default", "cannot tell": "cannot tell"}
-    return _compare(early_answer, early_rows, rows, ("early_rows", "rows"), words)
+    return compare_learngene(early_answer, early_rows, rows, ("early_rows", "rows"), words)
 
 
 def exercise_3_3(beat_twin: Collection[str] | None, tiny: Sequence[dict] | None) -> Verdict:

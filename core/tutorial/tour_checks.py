@@ -8,7 +8,7 @@ from collections.abc import Collection, Sequence
 from safetensors import safe_open
 
 from core.collective.runs import Run
-from core.tutorial.verdict import Verdict, check_direction, correct, first_unanswered, method_row, wrong
+from core.tutorial.verdict import Verdict, compare_learngene, correct, first_unanswered, method_row, wrong
 
 # What a learngene file could carry, each with the tensor-name test that says whether a file holds it. Items that
 # are no tensors of a conv + BatchNorm block (images, labels, the head, the optimiser) never match.
@@ -44,23 +44,18 @@ def exercise_1_2(longer_answer: str | None, rows: Sequence[dict], longer_rows: S
     if (missing := first_unanswered(longer_rows=longer_rows, longer_answer=longer_answer)) is not None:
         return missing
     default, longer = method_row(rows, "learngene"), method_row(longer_rows, "learngene")
-    if default is None or longer is None:
-        return wrong("pass the tables `evaluate` returned: each holds a learngene row")
-    if longer["layers"] == default["layers"]:
+    if default is not None and longer is not None and longer["layers"] == default["layers"]:
         return wrong("your longer learngene holds the same layers as the default one: select k + 1 layers")
     words = {"higher": "longer", "lower": "default", "cannot tell": "cannot tell"}
-    return check_direction(longer_answer, longer["task_accuracies"], default["task_accuracies"], words)
+    return compare_learngene(longer_answer, longer_rows, rows, ("longer_rows", "rows"), words)
 
 
 def exercise_1_3(frozen_answer: str | None, rows: Sequence[dict], frozen_rows: Sequence[dict] | None) -> Verdict:
     """Ex. 3: does freezing the inherited block raise or lower the learngene model's accuracy, paired by task?"""
     if (missing := first_unanswered(frozen_rows=frozen_rows, frozen_answer=frozen_answer)) is not None:
         return missing
-    frozen, fine_tuned = method_row(frozen_rows, "learngene"), method_row(rows, "learngene")
-    if frozen is None or fine_tuned is None:
-        return wrong("pass the tables `evaluate` returned: each holds a learngene row")
     words = {"higher": "up", "lower": "down", "cannot tell": "cannot tell"}
-    return check_direction(frozen_answer, frozen["task_accuracies"], fine_tuned["task_accuracies"], words)
+    return compare_learngene(frozen_answer, frozen_rows, rows, ("frozen_rows", "rows"), words)
 
 
 def exercise_1_4(received: Collection[str] | None, path: str | os.PathLike) -> Verdict:

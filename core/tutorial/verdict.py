@@ -92,3 +92,17 @@ def check_direction(answer: str, a: Sequence[float], b: Sequence[float], words: 
 def method_row(rows: Iterable[dict], method: str) -> dict | None:
     """The row of `method` in an evaluate() table, or None."""
     return next((r for r in rows if r.get("method") == method), None)
+
+
+def compare_learngene(
+    answer: str, first: Sequence[dict], second: Sequence[dict], names: tuple[str, str], words: dict[str, str]
+) -> Verdict:
+    """Check a three-way answer on the learngene rows of two evaluate() tables on the same target tasks; `names` are
+    the tables' variable names, for the hint when one holds no learngene row."""
+    sides = []
+    for rows, name in zip((first, second), names):
+        row = method_row(rows, "learngene")
+        if row is None:
+            return wrong(f"`{name}` holds no learngene row: pass what `evaluate` returned")
+        sides.append(row["task_accuracies"])
+    return check_direction(answer, sides[0], sides[1], words)

@@ -32,3 +32,8 @@ def _escaped(ch: str) -> str:
         return ch
     code = ord(ch)
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def clip(text: str, limit: int = 40) -> str:
+    """`text` cut to `limit` characters (ending in "...") so that a message stays one short line."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -14,6 +14,7 @@ from IPython.display import display
 from core.atomic import write_text
 from core.collective.config import CollectiveConfig
 from core.collective.health import health_rows
+from core.collective.run_folders import list_runs, resolve_run, runs_root
 from core.collective.runs import Run, open_run
 from core.collective.transfer_runs import run_errors
 from core.errors import LearngeneError
@@ -25,7 +26,7 @@ from explorer.figure import LiveFigure
 from explorer.heatmap import CriterionHeatmap
 from explorer.individual_panel import IndividualPanel
 from explorer.link_box import link_html
-from explorer.settings import RUN_ENV, Settings, list_runs, resolve_run, runs_root
+from explorer.settings import RUN_ENV, Settings
 from explorer.style import heading, message_html
 from explorer.worker import one_line
 

@@ -14,6 +14,7 @@ from plotly.subplots import make_subplots
 
 from core.collective.config import PRESETS, CollectiveConfig, preset
 from core.collective.health import health_rows
+from core.collective.run_folders import new_run_dir
 from core.collective.runs import CONFIG, Run, open_run
 from core.data.datasets import DATASETS, DatasetInfo, describe
 from core.errors import LearngeneError
@@ -23,7 +24,6 @@ from explorer import health_figure
 from explorer.fields import Choice, TextField, report_to
 from explorer.figure import LiveFigure
 from explorer.jobs import JobRunner, page_threads, shared_engine
-from explorer.settings import new_run_dir
 from explorer.style import base_layout, heading, message_html
 from explorer.wording import page_words
 from explorer.worker import Outcome, Throttle, one_line

@@ -8,7 +8,8 @@ from collections.abc import Callable
 import ipywidgets as widgets
 from traitlets import TraitError
 
-from explorer.style import clip, message_html
+from core.names import clip
+from explorer.style import message_html
 
 MAX_TEXT = 100_000  # characters; settings JSON is about 400
 Report = Callable[[str], None]

@@ -46,11 +46,6 @@ def message_html(text: str, kind: str = "") -> str:
     return f"<span style='color:{colour}'>{html.escape(text)}</span>"
 
 
-def clip(text: str, limit: int = 40) -> str:
-    """`text` cut to `limit` characters (ending in "...") so that a message stays one short line."""
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 def method_colour(method: str, index: int = 0) -> str:
     """A stable colour per method; window ablations share a palette."""
     return METHOD_COLOURS.get(method, WINDOW_COLOURS[index % len(WINDOW_COLOURS)])

@@ -7,8 +7,9 @@ import time
 
 import pytest
 
+from core.collective.run_folders import RUNS_ENV
 from explorer.app import ExplorerApp, build
-from explorer.settings import RUNS_ENV, Settings
+from explorer.settings import Settings
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ import pytest
 
 from core.collective.criterion import CriterionLog, EpochCriterion
 from core.collective.histogram import NBINS, fraction_from_hist
+from core.collective.run_folders import resolve_run
 from core.collective.runs import open_run
 from core.errors import LearngeneError
 from core.events import EpochEnded
@@ -23,7 +24,7 @@ from explorer.heatmap import CriterionHeatmap
 from explorer.heatmap_figure import HEAT, OUTLINE, SCORES, THRESHOLD
 from explorer.jobs import JobRunner
 from explorer.results import MEASURED, reading_html
-from explorer.settings import Settings, resolve_run
+from explorer.settings import Settings
 from explorer.worker import Throttle, one_line
 
 JOB_TIMEOUT = 300

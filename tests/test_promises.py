@@ -24,6 +24,7 @@ from core.collective.config import preset
 from core.collective.criterion import EpochRecorder
 from core.collective.ewc import EWC
 from core.collective.network import NetSpec, build
+from core.collective.run_folders import resolve_run
 from core.collective.runs import open_run
 from core.collective.training import CollectiveTrainer, initial_spec, train_collective
 from core.collective.widening import widen
@@ -37,7 +38,6 @@ from core.individual.training import fit_and_test, layout
 from core.learngene.extraction import extract
 from core.learngene.gene import LAYER_KEYS
 from core.learngene.selection import check_block
-from explorer.settings import resolve_run
 
 QUICK = dict(epochs=3, batch_size=8, query=6, head_hidden=(16,), stack=1)  # one task at a time: fit_and_test
 

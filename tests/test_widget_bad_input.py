@@ -10,10 +10,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from core.collective.run_folders import new_run_dir
 from core.errors import LearngeneError
 from explorer.app import ExplorerApp
 from explorer.fields import MAX_TEXT, Guarded
-from explorer.settings import Settings, new_run_dir
+from explorer.settings import Settings
 
 EXAMPLES = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 OUTPUTS = (widgets.HTML, widgets.HTMLMath, widgets.Label, widgets.IntProgress, widgets.FloatProgress)

@@ -19,11 +19,12 @@ from core.collective.runs import CONFIG, Run, open_run
 from core.data.datasets import DATASETS, DatasetInfo, describe
 from core.errors import LearngeneError
 from core.events import EpochEnded, TaskFinished, TaskStarted
+from core.jobs.shared import shared_engine, shared_threads
 from core.jobs.spec import CollectiveJob, data_root
 from explorer import health_figure
 from explorer.fields import Choice, TextField, report_to
 from explorer.figure import LiveFigure
-from explorer.jobs import JobRunner, page_threads, shared_engine
+from explorer.jobs import JobRunner
 from explorer.style import base_layout, heading, message_html
 from explorer.wording import page_words
 from explorer.worker import Outcome, Throttle, one_line
@@ -465,7 +466,7 @@ class CollectivePanel:
             self._progress.request()
             self._throttle.request()
 
-        threads = page_threads(run_dir)
+        threads = shared_threads(run_dir)
         job = CollectiveJob(config, threads, data_root(config.dataset, None), name=name)
         cores = f"{threads} core{'s' if threads > 1 else ''}"
         self.status.value = message_html(

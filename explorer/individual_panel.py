@@ -14,10 +14,11 @@ from core.data.datasets import resolve_root
 from core.events import MethodFinished, Note, PlanReady, TargetTaskFinished
 from core.individual.twins import is_twin
 from core.jobs.execute import Outcome as JobOutcome
+from core.jobs.shared import shared_engine, shared_store, shared_threads
 from core.learngene.selection import block_label
 from explorer import engine
 from explorer.fields import Check, Choice, IntField, Toggles, report_to
-from explorer.jobs import JobRunner, page_store, page_threads, shared_engine
+from explorer.jobs import JobRunner
 from explorer.results import GLOSSARY, ResultStore, reading_html
 from explorer.settings import Settings
 from explorer.size_chart import draw, new_figure
@@ -320,7 +321,7 @@ class IndividualPanel:
                     self._done = self._total = len(found["rows"]) * found["setup"]["tasks"]
             return found
 
-        threads = page_threads()
+        threads = shared_threads()
         self._runs_root = job.run.path.parent
         self.status.value = self._with_notes(
             message_html(f"{what}, learngene {learngene}, on {threads} core{'s' if threads > 1 else ''}...")
@@ -365,7 +366,7 @@ class IndividualPanel:
                 job = self._job(sweep)
             except Exception:  # noqa: BLE001 - a view that cannot run has no results to bring back
                 return 0
-            stored = page_store(job.run.path.parent).result(job.fewshot_job(page_threads()))
+            stored = shared_store(job.run.path.parent).result(job.fewshot_job(shared_threads()))
             if stored is not None:
                 with self._throttle.lock:
                     self._add_found(stored, job, stored["setup"].get("way", job.way))

@@ -1,72 +1,20 @@
-"""The page's jobs on the shared Dask engine: one job per panel at a time, followed live, cancelled politely.
-
-Every kernel of a Voila server connects to the scheduler named by $DASK_SCHEDULER_ADDRESS (`make explore` starts
-one for the whole server); without it, the first job of this process starts a local cluster that later jobs share.
-Identical jobs from several pages have one key, so they run once and every page follows them.
-"""
+"""The page's jobs on the shared Dask engine (core.jobs.shared): one job per panel at a time, followed live,
+cancelled politely; identical jobs from several pages have one key, so they run once and every page follows them."""
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import CancelledError
-from pathlib import Path
 from typing import Any
 
 from distributed import Future
 
-from core.collective.runs import CONFIG, open_run
-from core.errors import LearngeneError
 from core.events import Cancelled, Listener
-from core.jobs.cluster import INTERACTIVE, Engine, job_threads, scheduler_address, start_engine
+from core.jobs.cluster import INTERACTIVE, Engine
 from core.jobs.execute import Job, Outcome
-from core.jobs.store import JobStore
 from explorer.worker import Outcome as PanelOutcome
 from explorer.worker import one_line
-
-RESULTS = ".results"  # few-shot results of the page's jobs, by key, beside the runs (not a run: no config.json)
-THREADS_VARIABLE = "LEARNGENE_PAGE_THREADS"  # torch threads per job on the server's cluster (set by explorer.server)
-
-_engines: dict[Path, Engine] = {}
-_engines_lock = threading.Lock()
-
-
-def page_store(runs_root: Path) -> JobStore:
-    """The page's job store: runs under their names in the runs root, few-shot results in its .results folder."""
-    runs = Path(runs_root).expanduser().resolve()
-    return JobStore(runs, runs / RESULTS)
-
-
-def shared_engine(runs_root: Path) -> Engine:
-    """This process's engine for a runs root: one connection (or local cluster) per process, made on first use and
-    shared by every panel and runs root."""
-    store = page_store(runs_root)
-    with _engines_lock:
-        engine = _engines.get(store.runs)
-        if engine is None:
-            first = next(iter(_engines.values()), None)
-            if first is None:
-                engine = start_engine(store, dashboard=False)
-            else:
-                engine = Engine(first.client, store, first.threads)
-            _engines[store.runs] = engine
-        return engine
-
-
-def page_threads(run_dir: Path | None = None) -> int:
-    """Torch threads of a page's job: the count a run with finished tasks was trained with (its resumption keeps
-    it), else the server cluster's layout ($LEARNGENE_PAGE_THREADS, workers x threads = cores), else the local
-    engine's; never a count guessed from the machine's load."""
-    if run_dir is not None and (Path(run_dir) / CONFIG).is_file():
-        try:
-            run = open_run(run_dir)
-        except LearngeneError:
-            run = None
-        if run is not None and run.finished_tasks > 0 and run.threads is not None:
-            return run.threads
-    given = os.environ.get(THREADS_VARIABLE, "")
-    return job_threads(scheduler_address(None), None, int(given) if given.isdigit() and int(given) > 0 else None)
 
 
 class JobRunner:

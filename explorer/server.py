@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from core.jobs.cluster import ADDRESS_VARIABLE, local_cluster
-from explorer.jobs import THREADS_VARIABLE
+from core.jobs.shared import THREADS_VARIABLE
 
 
 def main(argv: Sequence[str] | None = None) -> int:

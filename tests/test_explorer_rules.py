@@ -26,13 +26,13 @@ from core.digest import file_digest
 from core.events import TaskFinished
 from core.jobs.cluster import job_threads
 from core.jobs.execute import execute
+from core.jobs.shared import THREADS_VARIABLE, shared_store, shared_threads
 from core.learngene.selection import conv_layers
 from explorer import engine, health_figure
 from explorer.app import ExplorerApp
 from explorer.collective_panel import WIDTHS
 from explorer.heatmap import CriterionHeatmap
 from explorer.heatmap_figure import HEAT, UNHEALTHY_FILL, colour_range
-from explorer.jobs import THREADS_VARIABLE, page_store, page_threads
 from explorer.settings import Settings
 
 JOB_TIMEOUT = 300
@@ -300,34 +300,34 @@ def test_export_offers_download_links_where_voila_serves_the_run(runs, tmp_path,
 def test_a_page_on_the_servers_cluster_gives_each_job_the_threads_of_the_servers_layout(monkeypatch):
     monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", "tcp://127.0.0.1:1")
     monkeypatch.setenv(THREADS_VARIABLE, "2")  # explorer.server with one worker on two cores
-    assert page_threads() == 2
+    assert shared_threads() == 2
     for unusable in ("0", "two", ""):
         monkeypatch.setenv(THREADS_VARIABLE, unusable)
-        assert page_threads() == 1  # another cluster, layout unknown: one thread per job
+        assert shared_threads() == 1  # another cluster, layout unknown: one thread per job
     monkeypatch.delenv(THREADS_VARIABLE)
-    assert page_threads() == 1
+    assert shared_threads() == 1
 
 
 def test_a_page_job_takes_its_threads_from_the_engine_layout_or_its_run_never_from_the_load(
     short_run, monkeypatch, tmp_path
 ):
     monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
-    idle = page_threads()
+    idle = shared_threads()
     cores = len(os.sched_getaffinity(0))
     spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(cores)]
     try:
         time.sleep(0.3)
-        busy = page_threads()  # every core busy: a count guessed from the load would differ
+        busy = shared_threads()  # every core busy: a count guessed from the load would differ
     finally:
         for spinner in spinners:
             spinner.kill()
             spinner.wait()
     assert busy == idle == job_threads(None, None, None)  # workers x threads = cores
-    assert page_threads(short_run) == open_run(short_run).threads  # a resumed run keeps its own count
+    assert shared_threads(short_run) == open_run(short_run).threads  # a resumed run keeps its own count
     job = engine.prepare(
         open_run(short_run), ("conv3", "conv4"), way=2, shot=1, tasks=1, freeze=False, baselines=False, sweep=False
     )
     fewshot = dataclasses.replace(job.fewshot_job(idle), threads=3)
     before, during = torch.get_num_threads(), []
-    execute(fewshot, page_store(tmp_path), [lambda e: during.append(torch.get_num_threads())])
+    execute(fewshot, shared_store(tmp_path), [lambda e: during.append(torch.get_num_threads())])
     assert set(during) == {3} and torch.get_num_threads() == before

@@ -8,9 +8,8 @@ from pathlib import Path
 from core.errors import LearngeneError
 from core.events import Listener
 from core.jobs.execute import Job, Outcome
+from core.jobs.shared import RESULTS
 from core.jobs.store import JobStore
-
-RESULTS = ".results"
 
 
 def scheduler_text(text: str) -> str:

@@ -26,7 +26,7 @@ explore: install
 	LEARNGENE_SERVED_ROOT=$(CURDIR) $(PY) -m explorer.server $(if $(WORKERS),--workers $(WORKERS)) -- \
 		$(VENV)/bin/voila notebooks/explorer.ipynb --no-browser --Voila.ip=$(HOST) \
 		--port=$(PORT) --Voila.root_dir=$(CURDIR) \
-		--VoilaConfiguration.file_allowlist="['(.*/)?export/view-[0-9a-f]+/[^/]+[.](png|html|csv|json)']" \
+		--VoilaConfiguration.file_allowlist '^(.*/)?export/view-[0-9a-f]+/[^/]+[.](png|html|csv|json)$$' \
 		--MappingKernelManager.cull_idle_timeout=$(CULL_IDLE) --MappingKernelManager.cull_interval=$(CULL_INTERVAL) \
 		--MappingKernelManager.cull_connected=False
 

@@ -3,7 +3,7 @@
 Core never writes a command-line option or a page field into a message. A message is a tuple of parts: plain text,
 `Setting`s (a setting the user can change, by its id) and `Action`s (something the user does, by its id). The
 command line (core.cli.messages) renders a setting as its option and an action as the command; the explorer page
-(explorer.wording) renders a setting as its field and an action as its button or folder.
+(explorer.widgets.wording) renders a setting as its field and an action as its button or folder.
 """
 
 from __future__ import annotations

@@ -6,12 +6,10 @@ import functools
 import html
 import os
 from pathlib import Path
-from urllib.parse import quote
 
 import ipywidgets as widgets
 from IPython.display import display
 
-from core.atomic import write_text
 from core.collective.config import CollectiveConfig
 from core.collective.health import health_rows
 from core.collective.run_folders import list_runs, resolve_run, runs_root
@@ -19,30 +17,17 @@ from core.collective.runs import Run, open_run
 from core.collective.transfer_runs import run_errors
 from core.errors import LearngeneError
 from core.learngene.selection import default_top_k
-from explorer.collective_panel import CollectivePanel
-from explorer.export import export_all, view_folder
-from explorer.fields import Choice, TextArea, report_to
-from explorer.figure import LiveFigure
-from explorer.heatmap import CriterionHeatmap
-from explorer.individual_panel import IndividualPanel
-from explorer.link_box import link_html
+from explorer.collective.panel import CollectivePanel
+from explorer.criterion.panel import CriterionHeatmap
+from explorer.export.link import request_query
+from explorer.export.panel import SettingsPanel
+from explorer.individual.panel import IndividualPanel
 from explorer.settings import RUN_ENV, Settings
-from explorer.style import heading, message_html
-from explorer.worker import one_line
-
-SERVED_ENV = "LEARNGENE_SERVED_ROOT"
-# Measured from this page on a 2-core machine (docs/explorer.md): the fast preset on glyphs, 40 tasks.
-# Measured with benchmarks/bench_page_training.py --tasks 0 (the whole fast run from this page, idle 2-core machine).
-FAST_ESTIMATE = "about {idle} when the machine is idle, longer when other programs keep it busy"
-
-INTRO = (
-    "<h2 style='margin:4px 0'>Learngene Explorer</h2>"
-    "<div style='color:#444;max-width:980px'>Learngene (Wang et al., AAAI 2022): a <i>collective</i> network learns "
-    "many small tasks "
-    "in turn; a gradient criterion finds the layers that stop changing; those layers (the <i>learngene</i>) start "
-    "small "
-    "<i>individual</i> networks that learn new classes from a few images.</div>"
-)
+from explorer.welcome import INTRO, first_screen
+from explorer.widgets.fields import Choice, report_to
+from explorer.widgets.live_figure import LiveFigure
+from explorer.widgets.outcome import one_line
+from explorer.widgets.style import message_html
 
 
 class ExplorerApp:
@@ -63,58 +48,14 @@ class ExplorerApp:
         self.message = widgets.HTML()
         self.message.add_class("lg-app-message")
         report_to(self.message, run=self.run_picker)
-        self.welcome_button = widgets.Button(
-            description="Train the collective model (fast preset, glyphs)",
-            button_style="success",
-            icon="play",
-            layout=widgets.Layout(width="380px", height="40px"),
-        )
-        self.welcome_button.add_class("lg-welcome-train")
-        self.more_options = widgets.Button(
-            description="other datasets and presets", layout=widgets.Layout(width="auto"), button_style=""
-        )
-        self.more_options.add_class("lg-more-options")
+        self.welcome_button, self.more_options, self.welcome = first_screen(self.root)
         self._options_shown = False
-        self.welcome = widgets.VBox(
-            [
-                widgets.HTML(
-                    "<div class='lg-welcome' style='background:#eef6ee;padding:10px 12px;border-radius:4px;"
-                    "max-width:980px;line-height:1.5'><b>Start here.</b> There is no trained run under "
-                    f"<code>{html.escape(str(self.root))}</code> yet, and every chart of this page is computed from "
-                    "one. Step one is the <i>collective model</i>: press the button to train the <b>fast</b> preset "
-                    "(40 small tasks of the built-in glyphs, offline). Measured from this page on a 2-core machine: "
-                    f"{FAST_ESTIMATE.format(idle='3 min')}; the page shows the time left, and the "
-                    "charts fill in while it trains. The criterion map, the individual models and export follow "
-                    "once the first tasks are done.</div>"
-                ),
-                widgets.HBox([self.welcome_button, self.more_options], layout=widgets.Layout(align_items="center")),
-            ],
-            layout=widgets.Layout(display="none"),
-        )
-        self.settings_text = TextArea(layout=widgets.Layout(width="420px", height="320px"))
-        self.settings_text.add_class("lg-settings-json")
-        self.export_settings = widgets.Button(
-            description="discard my edits", icon="undo", layout=widgets.Layout(width="auto")
-        )
-        self.import_settings = widgets.Button(
-            description="apply settings", icon="upload", layout=widgets.Layout(width="auto")
-        )
-        self.settings_message = widgets.HTML()
-        self.settings_message.add_class("lg-settings-message")
-        report_to(self.settings_message, settings=self.settings_text)
-        self.link = widgets.HTML()
-        self.export_button = widgets.Button(
-            description="export results and figures", icon="save", layout=widgets.Layout(width="auto")
-        )
-        self.export_button.add_class("lg-export")
-        self.export_message = widgets.HTML()
+        self.share = SettingsPanel(self.apply_json, self.export)
         self.run_picker.observe(self._picked, "value")
         self.refresh.on_click(lambda _: self.refresh_runs())
         self.welcome_button.on_click(lambda _: self.train_from_welcome())
         self.more_options.on_click(lambda _: self.show_options())
-        self.export_settings.on_click(lambda _: self.show_settings())
-        self.import_settings.on_click(lambda _: self.apply_json(self.settings_text.value))
-        self.export_button.on_click(lambda _: self.export())
+        self.share.export_settings.on_click(lambda _: self.show_settings())
         h, i = self.heatmap, self.individual
         for control in (
             h.tau,
@@ -133,34 +74,6 @@ class ExplorerApp:
             self.collective.preset,
         ):
             control.observe(lambda _: self.update_link(), "value")
-        self.settings_text.observe(lambda _: self._note_edits(), "value")
-        self.settings_box = widgets.VBox(
-            [
-                heading(
-                    "4 · Settings and export",
-                    "This view as JSON (it follows the page as you change it; edit it and press apply) or as a link "
-                    "to share; export writes CSV tables and standalone HTML figures into the run's export folder and "
-                    "offers them for download.",
-                ),
-                widgets.HBox(
-                    [
-                        self.settings_text,
-                        widgets.VBox(
-                            [
-                                self.export_settings,
-                                self.import_settings,
-                                self.settings_message,
-                                self.link,
-                                self.export_button,
-                                self.export_message,
-                            ],
-                            layout=widgets.Layout(margin="0 0 0 12px"),
-                        ),
-                    ]
-                ),
-            ]
-        )
-        self.settings_box.add_class("lg-panel-settings")
         self.run_row = widgets.HBox([self.run_picker, self.refresh, self.run_info])
         self.widget = widgets.VBox(
             [
@@ -171,14 +84,13 @@ class ExplorerApp:
                 self.collective.widget,
                 self.heatmap.widget,
                 self.individual.widget,
-                self.settings_box,
+                self.share.widget,
             ],
             layout=widgets.Layout(max_width="1180px", padding="0 8px"),
         )
         self.widget.add_class("lg-app")
         self.live_name: str | None = None  # the run being trained, while the map follows it
         self._before_live: Settings | None = None
-        self._settings_written = ""
         self.refresh_runs()
         self.apply(settings or Settings())
 
@@ -285,6 +197,7 @@ class ExplorerApp:
             except LearngeneError:
                 pass
         self.live_name = name
+        self.refresh_runs(select=name)  # the run menu names the run that trains (the link too)
         self.heatmap.begin_live(log, config.expansion_tasks, config.tau, health, keep=shown)
         self.run_info.value = f"<span style='color:#555'>&nbsp;training {html.escape(name)}: the map follows it</span>"
         self.welcome_button.disabled = True
@@ -315,7 +228,7 @@ class ExplorerApp:
         self.welcome.layout.display = "" if first else "none"
         self.collective.controls.layout.display = "none" if first and not self._options_shown else ""
         self.more_options.layout.display = "none" if self._options_shown else ""
-        for part in (self.heatmap.widget, self.individual.widget, self.settings_box):
+        for part in (self.heatmap.widget, self.individual.widget, self.share.widget):
             part.layout.display = "none" if first else ""
         self.run_row.layout.display = "none" if first and not self.run_picker.options else ""
 
@@ -402,82 +315,36 @@ class ExplorerApp:
         try:
             settings = Settings.from_json(text)
         except LearngeneError as exc:
-            self.settings_message.value = message_html(one_line(exc), "error")
+            self.share.settings_message.value = message_html(one_line(exc), "error")
             return False
-        self._settings_written = ""
-        self.settings_text.value = ""
+        self.share.settings_text.value = ""
         ok = self.apply(settings)
-        self.settings_message.value = message_html(
+        self.share.settings_message.value = message_html(
             "settings applied" if ok else "settings applied, but the run could not be opened (see above)",
             "info" if ok else "warning",
         )
         return ok
 
     def show_settings(self) -> None:
-        """Write the current settings into the text box (discarding edits) and refresh the link."""
-        self._settings_written = ""
-        self.settings_text.value = ""
-        self.update_link()
+        """Write the current settings into the settings box (discarding edits) and refresh the link."""
+        self.share.reset(self.current_settings())
 
     def update_link(self) -> None:
         """Keep the link and the settings box on the current view; a box the user has edited is left alone."""
-        settings = self.current_settings()
-        query = settings.to_query()
-        self.link.value = link_html(query)
-        if self.settings_text.value in ("", self._settings_written):
-            text = settings.to_json()
-            self._settings_written = text
-            self.settings_text.value = text
-
-    def _note_edits(self) -> None:
-        if self.settings_text.value not in ("", self._settings_written):
-            self.settings_message.value = message_html(
-                "you edited the settings: press apply settings to use them, or discard my edits to follow the page",
-                "warning",
-            )
+        self.share.follow(self.current_settings())
 
     # ------------------------------------------------------------ export
 
     def export(self) -> list[Path]:
         """Write figures (HTML) and tables (CSV) into the run's export folder; list them as download links."""
         if self.run is None:
-            self.export_message.value = message_html(
+            self.share.export_message.value = message_html(
                 "no run is selected: pick a run first, exports go into its folder", "error"
             )
             return []
         figures = {name: figure.snapshot() for name, figure in self.figures().items()}
         tables = {"results": self.individual.store.rows(), "criterion": self.heatmap.table()}
-        settings = self.current_settings().to_json()
-        folder = view_folder(self.run.path, settings)
-        try:
-            paths = export_all(folder, figures, tables)
-            write_text(folder / "settings.json", settings)
-        except OSError as exc:
-            self.export_message.value = message_html(
-                f"could not write into {folder} ({exc.strerror}): check that it is writable", "error"
-            )
-            return []
-        paths.append(folder / "settings.json")
-        links = [file_url(p) for p in paths]
-        items = "".join(
-            f"<li><a href='{html.escape(url, quote=True)}' download='{html.escape(p.name, quote=True)}' "
-            f"target='_blank'>{html.escape(p.name)}</a></li>"
-            if url
-            else f"<li><code>{html.escape(str(p))}</code></li>"
-            for p, url in zip(paths, links)
-        )
-        where = html.escape(str(folder))
-        note = (
-            f"download them, or find them in <code>{where}</code>"
-            if all(links)
-            else f"in <code>{where}</code> (this page serves no files from there: start it with "
-            "<code>make explore</code> for download links)"
-        )
-        self.export_message.value = (
-            f"<div class='lg-export-files'>written, {note}; PNG needs kaleido, which is not installed:"
-            f"<ul style='margin:2px 0'>{items}</ul></div>"
-        )
-        return paths
+        return self.share.export(self.run.path, self.current_settings(), figures, tables)
 
     def figures(self) -> dict[str, LiveFigure]:
         """The app's charts by export name."""
@@ -503,31 +370,6 @@ def _has_tasks(path: Path) -> bool:
         return False
 
 
-def served_root() -> Path | None:
-    """The folder whose files the Voila server hands out under voila/files/ (None outside Voila).
-
-    $LEARNGENE_SERVED_ROOT when the server was started with that root (make explore serves the repository), else
-    Voila's default: the notebook's folder, which is where it starts the kernel.
-    """
-    env = os.environ.get(SERVED_ENV, "")
-    if env:
-        return Path(env).expanduser()
-    return Path.cwd() if "VOILA_BASE_URL" in os.environ else None
-
-
-def file_url(path: Path) -> str | None:
-    """The URL at which Voila serves `path`, or None when the page cannot serve it."""
-    root = served_root()
-    if root is None:
-        return None
-    try:
-        relative = path.resolve().relative_to(root.resolve())
-    except ValueError:
-        return None
-    base = os.environ.get("VOILA_BASE_URL", "/")
-    return f"{base.rstrip('/')}/voila/files/{quote(relative.as_posix())}"
-
-
 def _describe(run: Run | None) -> str:
     if run is None:
         return ""
@@ -537,15 +379,6 @@ def _describe(run: Run | None) -> str:
         f"<span style='color:#555'>&nbsp;{html.escape(c.preset)} preset on {html.escape(c.dataset)}: {c.tasks} "
         f"tasks x {c.epochs} epochs, {state}</span>"
     )
-
-
-def request_query() -> str:
-    """The page's URL query; a pre-heated Voila kernel (voila.json) first waits here for its visitor."""
-    if os.environ.get("VOILA_PREHEAT", "False") != "False":
-        from voila.utils import wait_for_request
-
-        wait_for_request()
-    return os.environ.get("QUERY_STRING", "")
 
 
 def build(run_dir: str | os.PathLike | None = None, query: str | None = None) -> ExplorerApp:

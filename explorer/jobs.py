@@ -13,8 +13,8 @@ from distributed import Future
 from core.events import Cancelled, Listener
 from core.jobs.cluster import INTERACTIVE, Engine
 from core.jobs.execute import Job, Outcome
-from explorer.worker import Outcome as PanelOutcome
-from explorer.worker import one_line
+from explorer.widgets.outcome import Outcome as PanelOutcome
+from explorer.widgets.outcome import one_line
 
 
 class JobRunner:

@@ -25,22 +25,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = args.voila[1:] if args.voila[:1] == ["--"] else args.voila
     if not command:
         parser.error("give Voila's command line after --")
-    cluster = local_cluster(args.workers)
+    ignore = signal.signal(signal.SIGINT, signal.SIG_IGN)  # its workers inherit this: Ctrl-C is the server's to handle
+    try:
+        cluster = local_cluster(args.workers)
+    finally:
+        signal.signal(signal.SIGINT, ignore)
     try:
         address = cluster.scheduler_address
         workers = len(cluster.workers)
         print(f"Dask: {workers} workers at {address}, dashboard {cluster.dashboard_link}", flush=True)
         threads = str(max(1, (os.cpu_count() or 1) // workers))  # workers x threads = cores, as for a sweep
-        voila = subprocess.Popen(
-            command, env=dict(os.environ, **{ADDRESS_VARIABLE: address, THREADS_VARIABLE: threads})
+        voila = subprocess.Popen(  # a session of its own: the terminal's Ctrl-C reaches the server, which stops Voila
+            command,
+            env=dict(os.environ, **{ADDRESS_VARIABLE: address, THREADS_VARIABLE: threads}),
+            start_new_session=True,
         )
         stop = lambda signum, frame: voila.send_signal(signal.SIGTERM)  # noqa: E731 - Voila stops, then the cluster
         signal.signal(signal.SIGTERM, stop)
         try:
             return voila.wait()
         except KeyboardInterrupt:
-            voila.send_signal(signal.SIGINT)
-            return voila.wait()
+            voila.send_signal(signal.SIGTERM)
+            voila.wait()
+            return 0
     finally:
         cluster.close()
 

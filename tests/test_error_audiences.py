@@ -21,7 +21,7 @@ from core.collective.criterion import EpochRecorder
 from core.collective.runs import open_run
 from core.errors import ACTIONS, SETTINGS, Action, LearngeneError, Setting
 from core.learngene.selection import parse_layers
-from explorer.wording import BUTTONS, FIELDS, WITHOUT_DATA, page_line
+from explorer.widgets.wording import BUTTONS, FIELDS, WITHOUT_DATA, page_line
 
 FLAG = re.compile(r"(?<![\w-])--[a-z][\w-]*")  # a command-line option such as --run-dir
 COMMAND = "`learngene "

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import re
 import shutil
@@ -28,11 +29,12 @@ from core.jobs.cluster import job_threads
 from core.jobs.execute import execute
 from core.jobs.shared import THREADS_VARIABLE, shared_store, shared_threads
 from core.learngene.selection import conv_layers
-from explorer import engine, health_figure
 from explorer.app import ExplorerApp
-from explorer.collective_panel import WIDTHS
-from explorer.heatmap import CriterionHeatmap
-from explorer.heatmap_figure import HEAT, UNHEALTHY_FILL, colour_range
+from explorer.collective import health_figure
+from explorer.collective.training_figure import MAX_CELL_TEXT, WIDTHS, width_labels
+from explorer.criterion.figure import HEAT, UNHEALTHY_FILL, colour_range
+from explorer.criterion.panel import CriterionHeatmap
+from explorer.individual import plan
 from explorer.settings import Settings
 
 JOB_TIMEOUT = 300
@@ -137,7 +139,7 @@ def test_applying_settings_of_the_same_run_keeps_the_results_and_another_run_cle
     assert panel.start(sweep=False) and panel.jobs.join(JOB_TIMEOUT)
     kept = dict(panel.store.series)
     assert kept
-    settings = json.loads(app.settings_text.value)
+    settings = json.loads(app.share.settings_text.value)
     assert app.apply_json(json.dumps(dict(settings, tau=1e-5, view="epoch")))
     assert panel.store.series == kept and "learngene" in panel.table.value
     app.run_picker.value = "other"
@@ -151,7 +153,7 @@ def test_the_selection_changes_only_when_the_user_changes_it(app, runs):
     heatmap.threshold.set_state({"value": 0.2})
     chosen = heatmap.selected
     assert heatmap.rule == "threshold"
-    app.apply_json(app.settings_text.value)  # the same view applied again
+    app.apply_json(app.share.settings_text.value)  # the same view applied again
     assert heatmap.rule == "threshold" and heatmap.selected == chosen and heatmap.threshold.value == 0.2
     app.run_picker.value = "other"  # a new run starts from its own default selection
     assert heatmap.rule == "top-k" and heatmap.valid
@@ -162,13 +164,16 @@ def test_the_selection_changes_only_when_the_user_changes_it(app, runs):
 def test_the_settings_box_follows_the_view_until_the_user_edits_it(app):
     app.heatmap.tau.box.set_state({"value": "2e-6"})
     app.heatmap.choose(("conv2",))
-    shown = json.loads(app.settings_text.value)
+    shown = json.loads(app.share.settings_text.value)
     assert shown["tau"] == 2e-6 and shown["layers"] == ["conv2"]
-    app.settings_text.set_state({"value": app.settings_text.value.replace('"way": 5', '"way": 3')})
+    app.share.settings_text.set_state({"value": app.share.settings_text.value.replace('"way": 5', '"way": 3')})
     app.heatmap.tau.box.set_state({"value": "1e-7"})
-    assert json.loads(app.settings_text.value)["way"] == 3 and "you edited the settings" in app.settings_message.value
-    app.export_settings.click()  # discard my edits
-    shown = json.loads(app.settings_text.value)
+    assert (
+        json.loads(app.share.settings_text.value)["way"] == 3
+        and "you edited the settings" in app.share.settings_message.value
+    )
+    app.share.export_settings.click()  # discard my edits
+    shown = json.loads(app.share.settings_text.value)
     assert shown["way"] == 5 and shown["tau"] == 1e-7
 
 
@@ -176,7 +181,7 @@ def test_tau_from_a_link_or_settings_is_kept_exactly(app):
     assert app.open_link("run=smoke&tau=0.001")
     assert app.heatmap.tau.value == 0.001 and app.current_settings().tau == 0.001
     app.heatmap.tau.slider.set_state({"value": 10**-3.0000000000000004})  # the browser's own rounding of 10**x
-    assert app.heatmap.tau.value == 0.001 and json.loads(app.settings_text.value)["tau"] == 0.001
+    assert app.heatmap.tau.value == 0.001 and json.loads(app.share.settings_text.value)["tau"] == 0.001
     assert "tau=0.001&" in app.current_settings().to_query() + "&"
     assert app.apply_json(json.dumps({"run": "smoke", "tau": 0.0037}))
     assert app.heatmap.tau.value == 0.0037 and "3.70e-03" in app.heatmap.figure.layout.annotations[0].text
@@ -278,6 +283,15 @@ def test_every_layer_width_is_a_visible_row_of_the_widths_map(app, runs):
     assert [s.x0 for s in growth] == [run.config.expansion_tasks - 0.5]
 
 
+def test_width_labels_never_crowd_each_other_and_short_runs_label_every_cell():
+    forty = [[16, 32, 48, 48, 64] + [64] * 30 + [80, 96, 96, 96, 96]]
+    shown = [i for i, text in enumerate(width_labels(forty)[0]) if text]
+    gap = math.ceil(40 / MAX_CELL_TEXT)
+    assert shown[0] == 0 and all(b - a >= gap for a, b in zip(shown, shown[1:]))
+    assert {width_labels(forty)[0][i] for i in shown} <= {str(v) for v in forty[0]} and len(shown) >= 2
+    assert width_labels([[16, 16, 32]]) == [["16", "16", "32"]]
+
+
 # ---------------------------------------------------------------- first ten minutes
 
 
@@ -287,14 +301,14 @@ def test_export_offers_download_links_where_voila_serves_the_run(runs, tmp_path,
     monkeypatch.setenv("VOILA_BASE_URL", "/base/")
     monkeypatch.setenv("LEARNGENE_SERVED_ROOT", str(tmp_path / "served"))
     paths = app.export()
-    links = re.findall(r"href='([^']+)' download='([^']+)'", app.export_message.value)
+    links = re.findall(r"href='([^']+)' download='([^']+)'", app.share.export_message.value)
     assert sorted(name for _, name in links) == sorted(p.name for p in paths)
     view = paths[0].parent.name
     assert view.startswith("view-") and all(p.parent.name == view for p in paths)
     assert (f"/base/voila/files/runs/copy/export/{view}/criterion.csv", "criterion.csv") in links
     monkeypatch.setenv("LEARNGENE_SERVED_ROOT", str(tmp_path / "elsewhere"))
     app.export()
-    assert "href=" not in app.export_message.value and "make explore" in app.export_message.value
+    assert "href=" not in app.share.export_message.value and "make explore" in app.share.export_message.value
 
 
 def test_a_page_on_the_servers_cluster_gives_each_job_the_threads_of_the_servers_layout(monkeypatch):
@@ -324,7 +338,7 @@ def test_a_page_job_takes_its_threads_from_the_engine_layout_or_its_run_never_fr
             spinner.wait()
     assert busy == idle == job_threads(None, None, None)  # workers x threads = cores
     assert shared_threads(short_run) == open_run(short_run).threads  # a resumed run keeps its own count
-    job = engine.prepare(
+    job = plan.prepare(
         open_run(short_run), ("conv3", "conv4"), way=2, shot=1, tasks=1, freeze=False, baselines=False, sweep=False
     )
     fewshot = dataclasses.replace(job.fewshot_job(idle), threads=3)

@@ -11,8 +11,8 @@ from PIL import Image
 
 from core.data import datasets
 from core.errors import LearngeneError
-from explorer import engine
 from explorer.app import ExplorerApp
+from explorer.individual import plan
 from explorer.settings import Settings
 
 JOB_TIMEOUT = 300
@@ -61,6 +61,19 @@ def test_the_target_list_offers_novel_classes_and_each_folder_of_the_data_folder
     assert target.value == "" and target.options[0] == ("novel classes of the run", "")
     assert list(target.options[1:]) == [("drawings (episodes)", "drawings"), ("letters (image folder)", "letters")]
 
+
+def test_the_invert_choice_shows_only_for_a_folder_target(app, data_root):
+    panel = app.individual
+    assert panel.target.value == "" and panel.invert.layout.display == "none"
+    panel.target.value = "letters"
+    assert panel.invert.layout.display == ""
+    moved = data_root / "letters"
+    moved.rename(data_root / ".letters")
+    try:
+        panel.refresh_targets.click()  # the folder is gone: back to the run's classes, nothing to invert
+        assert panel.target.value == "" and panel.invert.layout.display == "none"
+    finally:
+        (data_root / ".letters").rename(moved)
 
 def test_a_run_on_an_episodes_folder_uses_its_tasks_and_says_which_ink_polarity_it_chose(app):
     panel = app.individual
@@ -120,7 +133,7 @@ def test_a_folder_that_disappeared_falls_back_to_the_novel_classes_on_refresh(ap
 @pytest.mark.parametrize("name", ["..", "../data", "/etc", "letters/c10", "."])
 def test_target_names_cannot_leave_the_data_folder(data_root, name):
     with pytest.raises(LearngeneError, match="choose one from the target list") as err:
-        engine.resolve_target(data_root, name)
+        plan.resolve_target(data_root, name)
     assert not FLAG.search(str(err.value))
 
 
@@ -128,6 +141,6 @@ def test_a_symlink_out_of_the_data_folder_is_refused(data_root, tmp_path):
     (data_root / "outside").symlink_to(tmp_path, target_is_directory=True)
     try:
         with pytest.raises(LearngeneError, match="not a folder of the data folder"):
-            engine.resolve_target(data_root, "outside")
+            plan.resolve_target(data_root, "outside")
     finally:
         (data_root / "outside").unlink()

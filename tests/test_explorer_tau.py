@@ -7,10 +7,10 @@ import math
 import pytest
 
 from explorer.app import ExplorerApp
-from explorer.figure import MIMETYPE, REDRAW_ENV
-from explorer.heatmap_figure import HEAT
+from explorer.criterion.figure import HEAT
+from explorer.criterion.tau_control import TauControl
 from explorer.settings import Settings
-from explorer.tau_control import TauControl
+from explorer.widgets.live_figure import MIMETYPE, REDRAW_ENV
 
 
 @pytest.fixture
@@ -23,7 +23,7 @@ def slider_exponent(control: TauControl) -> float:
 
 
 def settings_box(app: ExplorerApp) -> dict:
-    return json.loads(app.settings_text.value)
+    return json.loads(app.share.settings_text.value)
 
 
 def test_the_slider_moves_in_quarter_decades_over_the_useful_range_and_the_box_follows_it():
@@ -63,7 +63,7 @@ def test_a_bad_typed_value_keeps_tau_and_says_on_the_page_what_to_type(text):
 def test_tau_has_three_significant_digits_in_the_link_and_the_json(app):
     app.heatmap.tau.slider.set_state({"value": 10**-2.75})  # 0.0017782794100389228 in the browser
     assert app.heatmap.tau.value == 0.00178
-    assert "tau=0.00178&" in app.link.value + "&" and settings_box(app)["tau"] == 0.00178
+    assert "tau=0.00178&" in app.share.link.value + "&" and settings_box(app)["tau"] == 0.00178
     long = Settings(run="smoke", tau=0.003000000000000001)
     assert "tau=0.003" in long.to_query() and "tau=0.003000" not in long.to_query()
     assert json.loads(long.to_json())["tau"] == 0.003
@@ -72,13 +72,13 @@ def test_tau_has_three_significant_digits_in_the_link_and_the_json(app):
 def test_an_old_link_with_a_long_tau_still_opens_at_the_short_value(app):
     assert app.open_link("run=smoke&tau=0.003000000000000001")
     assert app.heatmap.tau.value == 0.003 and app.heatmap.tau.box.value == "0.003"
-    assert "tau=0.003" in app.link.value and "0.003000" not in app.link.value
+    assert "tau=0.003" in app.share.link.value and "0.003000" not in app.share.link.value
     assert settings_box(app)["tau"] == 0.003 and app.message.value == ""
 
 
 def test_the_link_has_a_copy_button_that_copies_the_pages_address_with_this_view(app):
     app.heatmap.tau.value = 1e-3
-    link = app.link.value
+    link = app.share.link.value
     assert "<button class='lg-copy-link' type='button'" in link and "navigator.clipboard.writeText" in link
     assert "location.origin + location.pathname" in link and "&quot;run=smoke&amp;tau=0.001&quot;" in link
 

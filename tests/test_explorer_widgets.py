@@ -19,13 +19,14 @@ from core.errors import LearngeneError
 from core.events import EpochEnded
 from core.learngene.selection import select_for_run
 from explorer.app import ExplorerApp
-from explorer.figure import LiveFigure
-from explorer.heatmap import CriterionHeatmap
-from explorer.heatmap_figure import HEAT, OUTLINE, SCORES, THRESHOLD
+from explorer.criterion.figure import HEAT, OUTLINE, SCORES, THRESHOLD
+from explorer.criterion.panel import CriterionHeatmap
+from explorer.individual.results import MEASURED, reading_html
 from explorer.jobs import JobRunner
-from explorer.results import MEASURED, reading_html
 from explorer.settings import Settings
-from explorer.worker import Throttle, one_line
+from explorer.widgets.live_figure import LiveFigure
+from explorer.widgets.outcome import one_line
+from explorer.widgets.throttle import Throttle
 
 JOB_TIMEOUT = 300
 
@@ -259,19 +260,19 @@ def test_a_bad_link_shows_an_inline_message_and_the_app_still_opens(runs):
 
 def test_pasted_settings_apply_to_every_control_and_bad_ones_explain_themselves(app):
     assert not app.apply_json('{"way": 1}')
-    assert "way 1 is out of range" in app.settings_message.value
+    assert "way 1 is out of range" in app.share.settings_message.value
     assert app.apply_json(json.dumps({"run": "smoke", "tau": 1e-6, "way": 4, "layers": ["conv3"], "view": "epoch"}))
     assert app.heatmap.tau.value == pytest.approx(1e-6) and app.individual.way.value == 4
     assert app.heatmap.selected == ("conv3",) and app.heatmap.view.value == "epoch"
     assert not app.apply_json('{"run": "missing"}')
-    assert "no run directory" in app.message.value and "could not be opened" in app.settings_message.value
+    assert "no run directory" in app.message.value and "could not be opened" in app.share.settings_message.value
 
 
 def test_an_empty_runs_root_offers_one_thing_to_do_and_placeholders_instead_of_empty_axes(tmp_path):
     app = ExplorerApp(tmp_path)
     assert app.first_screen and app.welcome.layout.display == "" and app.run is None
     assert app.collective.controls.layout.display == "none"  # the welcome button is the one call to action
-    hidden = (app.heatmap.widget, app.individual.widget, app.settings_box)
+    hidden = (app.heatmap.widget, app.individual.widget, app.share.widget)
     assert all(part.layout.display == "none" for part in hidden)
     for figure in (app.collective.figure, app.collective.health_figure, app.heatmap.figure, app.individual.figure):
         assert figure.widget.layout.display == "none" and figure.note.layout.display == "" and figure.note.value
@@ -418,6 +419,7 @@ def test_training_fills_the_map_live_with_a_progress_label_and_cancel_keeps_the_
     app.heatmap.selection_label.observe(lambda change: labels.append(change["new"]), "value")
     assert panel.train() is False and "already running" in panel.status.value
     wait_until(lambda: len(app.heatmap.health) >= 2)  # two tasks committed, with their health
+    assert app.run_picker.value == "fresh" and "run=fresh" in app.share.link.value  # the menu names what trains
     assert re.fullmatch(
         r"task \d+/34, epoch \d+/15 · \d+ (s|min \d+ s) so far, about \d+ (s|min \d+ s) left",
         re.sub("<[^>]+>", "", panel.progress_label.value).replace("&nbsp;", ""),

@@ -252,10 +252,10 @@ def test_quiet_keeps_stderr_empty(smoke_run, capsys):
 def test_run_and_size_sweep_at_a_shot_that_leaves_few_query_images_use_the_images_left(smoke_run, sweep):
     from core.events import PlanReady
     from core.jobs.fewshot import run_fewshot
-    from explorer import engine
+    from explorer.individual import plan
 
     run = open_run(smoke_run)
-    job = engine.prepare(run, ("conv2", "conv3"), way=3, shot=15, tasks=1, freeze=False, baselines=False, sweep=sweep)
+    job = plan.prepare(run, ("conv2", "conv3"), way=3, shot=15, tasks=1, freeze=False, baselines=False, sweep=sweep)
     job = dataclasses.replace(job, config=individual_preset("fast", **dict(QUICK, query=10)))
     totals, finished = [], []
 

@@ -1,6 +1,7 @@
 """The code layout: no import cycles in core/ or explorer/, core/ never imports the widget layer, modules stay small."""
 
 import ast
+import json
 from pathlib import Path
 
 import pytest
@@ -76,12 +77,60 @@ def test_core_never_imports_the_widget_layer(name):
     assert not {m for m in found if m.split(".")[0] in WIDGET_LIBRARIES}
 
 
+def long_modules(package: str, limit: int = 400, root: Path = REPO) -> dict[str, int]:
+    """Modules of `package` (under `root`) with more than `limit` lines, by path."""
+    return {
+        str(p.relative_to(root)): n
+        for p in (root / package).rglob("*.py")
+        if (n := len(p.read_text().splitlines())) > limit
+    }
+
+
 def test_core_is_grouped_by_paper_stage_and_no_module_is_over_400_lines():
     packages = {p.parent.name for p in (REPO / "core").glob("*/*.py")}
     assert {"data", "collective", "learngene", "individual", "cli"} <= packages
-    long = {
-        str(p.relative_to(REPO)): n
-        for p in (REPO / "core").rglob("*.py")
-        if (n := len(p.read_text().splitlines())) > 400
-    }
-    assert long == {}
+    assert long_modules("core") == {}
+
+
+def test_explorer_keeps_each_panel_in_its_own_room_and_no_module_is_over_400_lines():
+    rooms = {p.parent.name for p in (REPO / "explorer").glob("*/*.py")}
+    assert rooms == {"widgets", "collective", "criterion", "individual", "export"}
+    assert long_modules("explorer") == {}
+
+
+def test_the_line_count_finds_a_long_module(tmp_path):
+    (tmp_path / "pkg" / "room").mkdir(parents=True)
+    (tmp_path / "pkg" / "room" / "long.py").write_text("x = 1\n" * 401)
+    (tmp_path / "pkg" / "short.py").write_text("x = 1\n" * 400)
+    assert long_modules("pkg", root=tmp_path) == {"pkg/room/long.py": 401}
+
+
+@pytest.mark.parametrize("name", sorted(n for n in modules() if n.startswith("explorer.widgets")))
+def test_the_shared_floor_never_imports_a_panel(name):
+    """widgets/ is the floor every panel stands on: it imports no panel, the app or the page's settings."""
+    found = imported(modules()[name], modules())
+    assert not {m for m in found if m.startswith("explorer.") and not m.startswith("explorer.widgets")}
+
+
+def test_the_tutorials_import_nothing_from_the_explorer_but_the_app():
+    """A tutorial may show the app (`import explorer`); what it computes or draws with comes from elsewhere."""
+    found = set()
+    for path in sorted((REPO / "notebooks").glob("0*.ipynb")):
+        for cell in json.loads(path.read_text())["cells"]:
+            if cell["cell_type"] == "code":
+                source = "\n".join(
+                    line for line in "".join(cell["source"]).splitlines() if not line.lstrip().startswith(("%", "!"))
+                )
+                found |= {(path.name, m) for m in imports_of(source) if m.startswith("explorer.")}
+    assert found == set()
+
+
+def imports_of(source: str) -> set[str]:
+    """Every module named by an import statement in `source`."""
+    names = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names

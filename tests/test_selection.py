@@ -7,6 +7,7 @@ from core.collective.criterion import CriterionLog, EpochCriterion
 from core.collective.histogram import NBINS
 from core.collective.runs import open_run
 from core.errors import LearngeneError
+from core.learngene.rules import rule_picks
 from core.learngene.selection import (
     LayerScores,
     check_block,
@@ -141,3 +142,15 @@ def test_top_k_ties_are_broken_by_lower_spread():
 def test_top_k_out_of_range_says_the_valid_range():
     with pytest.raises(LearngeneError, match="choose 1..6"):
         select_top_k(scores([0.1] * 8), 7)
+
+
+def test_the_page_rule_picks_what_the_command_line_rules_select_and_shows_unusable_picks_as_they_are():
+    s = scores([0.9, 0.2, 0.1, 0.6, 0.05, 0.7, 0.0, 0.0])
+    assert rule_picks(s, "top-k", top_k=2) == select_top_k(s, 2).layers == ("conv2", "conv3")
+    assert rule_picks(s, "top-k", top_k=3) == select_top_k(s, 3).layers
+    assert rule_picks(s, "threshold", threshold=0.3) == ("conv2", "conv3", "conv5")  # not a block: shown, then refused
+    assert rule_picks(s, "threshold", threshold=0.08) == select_threshold(s, 0.08).layers == ("conv5",)
+    assert rule_picks(s, "manual", chosen=("conv6", "conv1")) == ("conv6", "conv1")
+    assert rule_picks(s, "top-k", top_k=9) == select_top_k(s, 6).layers  # longer than the network: every candidate
+    with pytest.raises(ValueError, match="unknown selection rule"):
+        rule_picks(s, "best")

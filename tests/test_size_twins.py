@@ -192,8 +192,8 @@ def test_both_charts_and_the_table_say_every_point_is_compared_with_its_own_arch
     from matplotlib import pyplot as plt
 
     from core.cli.individual import _print_table
-    from explorer.results import ResultStore
-    from explorer.size_chart import draw, new_figure
+    from explorer.individual.results import ResultStore
+    from explorer.individual.size_chart import draw, new_figure
 
     path = Path(__file__).resolve().parents[1] / "benchmarks" / "plot_results.py"
     spec = importlib.util.spec_from_file_location("plot_results", path)

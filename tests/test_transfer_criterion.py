@@ -23,8 +23,8 @@ from core.digest import file_digest
 from core.events import Cancelled, TaskFinished
 from core.learngene.selection import conv_layers, select_for_run
 from explorer.app import ExplorerApp
-from explorer.heatmap import CriterionHeatmap
-from explorer.heatmap_figure import HEAT, SCORES
+from explorer.criterion.figure import HEAT, SCORES
+from explorer.criterion.panel import CriterionHeatmap
 from explorer.settings import Settings
 
 

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from core.collective.run_folders import new_run_dir
 from core.errors import LearngeneError
 from explorer.app import ExplorerApp
-from explorer.fields import MAX_TEXT, Guarded
 from explorer.settings import Settings
+from explorer.widgets.fields import MAX_TEXT, Guarded
 
 EXAMPLES = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 OUTPUTS = (widgets.HTML, widgets.HTMLMath, widgets.Label, widgets.IntProgress, widgets.FloatProgress)
@@ -148,11 +148,11 @@ setting_objects = st.dictionaries(st.sampled_from(sorted(json.loads(Settings().t
 @given(text=st.one_of(texts, json_values.map(json.dumps), setting_objects.map(json.dumps)))
 def test_any_pasted_settings_text_applies_or_says_why(app, text, caplog):
     caplog.clear()
-    browser_update(app.settings_text, {"value": text})
-    app.settings_message.value = ""
-    applied = app.apply_json(app.settings_text.value)
-    assert isinstance(applied, bool) and app.settings_message.value
-    assert "Traceback" not in app.settings_message.value and failures(caplog) == []
+    browser_update(app.share.settings_text, {"value": text})
+    app.share.settings_message.value = ""
+    applied = app.apply_json(app.share.settings_text.value)
+    assert isinstance(applied, bool) and app.share.settings_message.value
+    assert "Traceback" not in app.share.settings_message.value and failures(caplog) == []
     app.current_settings().validate()
 
 

@@ -1,33 +1,12 @@
-"""How a page's job ended, its one-line message, and throttled widget updates (jobs never print)."""
+"""Throttled widget updates: a job's events change state often, the page redraws at most a few times a second."""
 
 from __future__ import annotations
 
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
 
-from core.errors import LearngeneError
-from explorer.wording import page_line
-
-StopCheck = Callable[[], bool]
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """How a job ended: status is 'done', 'cancelled' or 'error'; message is one line for the user."""
-
-    status: str
-    message: str = ""
-    result: Any = None
-
-
-def one_line(exc: BaseException) -> str:
-    """The message a user sees for an error, in page terms: LearngeneError's own line, else its type and first line."""
-    if isinstance(exc, LearngeneError):
-        return page_line(exc)
-    return f"unexpected {type(exc).__name__}: {exc}".splitlines()[0]
+from explorer.widgets.outcome import one_line
 
 
 class Throttle:

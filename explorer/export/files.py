@@ -1,10 +1,13 @@
-"""Export results as CSV and figures as standalone HTML (plotly.js embedded, so the files open offline)."""
+"""Export results as CSV and figures as standalone HTML (plotly.js embedded, so the files open offline), and the
+URLs at which a Voila server hands them out."""
 
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Mapping
 from pathlib import Path
+from urllib.parse import quote
 
 import plotly.graph_objects as go
 
@@ -12,6 +15,7 @@ from core.atomic import write_text
 from core.tables import write_csv
 
 EXPORT_DIR = "export"
+SERVED_ENV = "LEARNGENE_SERVED_ROOT"
 
 
 def write_figure_html(path: Path, figure: go.Figure) -> Path:
@@ -35,3 +39,28 @@ def export_all(folder: Path, figures: Mapping[str, go.Figure], tables: Mapping[s
             write_csv(folder / f"{name}.csv", rows)
             written.append(folder / f"{name}.csv")
     return written
+
+
+def served_root() -> Path | None:
+    """The folder whose files the Voila server hands out under voila/files/ (None outside Voila).
+
+    $LEARNGENE_SERVED_ROOT when the server was started with that root (make explore serves the repository), else
+    Voila's default: the notebook's folder, which is where it starts the kernel.
+    """
+    env = os.environ.get(SERVED_ENV, "")
+    if env:
+        return Path(env).expanduser()
+    return Path.cwd() if "VOILA_BASE_URL" in os.environ else None
+
+
+def file_url(path: Path) -> str | None:
+    """The URL at which Voila serves `path`, or None when the page cannot serve it."""
+    root = served_root()
+    if root is None:
+        return None
+    try:
+        relative = path.resolve().relative_to(root.resolve())
+    except ValueError:
+        return None
+    base = os.environ.get("VOILA_BASE_URL", "/")
+    return f"{base.rstrip('/')}/voila/files/{quote(relative.as_posix())}"

@@ -13,8 +13,8 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from core.collective.health import COLLAPSED_RANK, UNHEALTHY_ACCURACY, unhealthy_tasks
-from explorer.figure import LiveFigure
-from explorer.style import base_layout
+from explorer.widgets.live_figure import LiveFigure
+from explorer.widgets.style import base_layout
 
 ACCURACY, RANK, ACCURACY_LIMIT, RANK_LIMIT, DEAD = range(5)
 UNHEALTHY_FILL = "rgba(120,120,120,0.35)"

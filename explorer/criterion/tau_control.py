@@ -11,9 +11,9 @@ import traitlets
 
 from core.learngene.selection import conv_layers
 from core.names import clip
-from explorer.fields import LogSlider, TextField, report_to
 from explorer.settings import TAU_DIGITS, TAU_RANGE, significant
-from explorer.style import message_html
+from explorer.widgets.fields import LogSlider, TextField, report_to
+from explorer.widgets.style import message_html
 
 SLIDER_EXPONENTS = (-6.0, -1.0)  # the useful range: 1e-6 to 1e-1
 SLIDER_STEP = 0.25  # quarter decades: 1e-4, 1.78e-4, 3.16e-4, 5.62e-4, 1e-3, ...

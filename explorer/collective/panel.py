@@ -2,253 +2,32 @@
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import ipywidgets as widgets
-import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 from core.collective.config import PRESETS, CollectiveConfig, preset
-from core.collective.health import health_rows
 from core.collective.run_folders import new_run_dir
-from core.collective.runs import CONFIG, Run, open_run
+from core.collective.runs import Run
 from core.data.datasets import DATASETS, DatasetInfo, describe
-from core.errors import LearngeneError
-from core.events import EpochEnded, TaskFinished, TaskStarted
+from core.events import EpochEnded, TaskStarted
 from core.jobs.shared import shared_engine, shared_threads
 from core.jobs.spec import CollectiveJob, data_root
-from explorer import health_figure
-from explorer.fields import Choice, TextField, report_to
-from explorer.figure import LiveFigure
+from explorer.collective import health_figure
+from explorer.collective.history import CollectiveHistory, committed_history, finished_tasks
+from explorer.collective.training_figure import draw, new_figure
 from explorer.jobs import JobRunner
-from explorer.style import base_layout, heading, message_html
-from explorer.wording import page_words
-from explorer.worker import Outcome, Throttle, one_line
+from explorer.widgets.fields import Choice, TextField, report_to
+from explorer.widgets.outcome import Outcome, one_line
+from explorer.widgets.style import heading, message_html
+from explorer.widgets.throttle import Throttle
+from explorer.widgets.wording import page_words
 
-# Trace order in the figure: loss, accuracy, chance line, AUROC (MSP), AUROC (energy), layer widths (a heatmap).
-LOSS, ACCURACY, CHANCE, AUROC_MSP, AUROC_ENERGY, WIDTHS = range(6)
 # Live charts are redrawn at most every two seconds: the browser redraws each whole figure, and at 5 per second that
 # took more CPU than the training (bench_page_training); the progress label still moves 5 times a second.
 CHART_INTERVAL = 2.0
-MAX_CELL_TEXT = 16  # tasks up to which every width cell carries its number (later: only where a width changes)
-PLACEHOLDER = (
-    "Loss, accuracy, layer widths and open-world AUROC appear here while a run trains, or when you pick a run."
-)
-
-
-@dataclass
-class CollectiveHistory:
-    """What the panel draws: per-epoch loss/accuracy, per-task widths, AUROC and health records."""
-
-    epochs: list[tuple[int, int, int, float, float]] = field(default_factory=list)
-    widths: dict[int, dict[str, int]] = field(default_factory=dict)
-    auroc: dict[int, tuple[float, float]] = field(default_factory=dict)
-    health: dict[int, dict] = field(default_factory=dict)
-    expansion_tasks: int = 0
-    recorded_health: bool = True  # False for runs trained before health was recorded
-
-    @classmethod
-    def from_run(cls, run: Run) -> CollectiveHistory:
-        """History of a run's finished tasks, read from its metrics."""
-        history = cls(expansion_tasks=run.config.expansion_tasks)
-        if run.finished_tasks == 0:
-            return history
-        metrics = run.metrics()
-        for row in metrics:
-            if row["kind"] == "epoch":
-                history.epochs.append((row["task"], row["epoch"], run.config.epochs, row["loss"], row["accuracy"]))
-            elif row["kind"] == "task":
-                history.widths[row["task"]] = dict(row["widths"])
-                history.auroc[row["task"]] = (_num(row.get("auroc_msp")), _num(row.get("auroc_energy")))
-        history.health = {row["task"]: row for row in health_rows(metrics)}
-        history.recorded_health = bool(history.health)
-        return history
-
-    def observe(self, event: object) -> None:
-        """Add one engine event."""
-        if isinstance(event, TaskStarted):
-            self.widths[event.task] = dict(event.widths)
-        elif isinstance(event, EpochEnded):
-            self.epochs.append((event.task, event.epoch, event.epochs, event.loss, event.accuracy))
-        elif isinstance(event, TaskFinished):
-            self.widths[event.task] = dict(event.widths)
-            self.auroc[event.task] = (event.auroc_msp, event.auroc_energy)
-            if event.health:
-                self.health[event.task] = dict(task=event.task, **event.health)
-
-    def health_rows(self) -> list[dict]:
-        """Health records in task order (with core's healthy verdict recomputed by the chart)."""
-        return [self.health[t] for t in sorted(self.health)]
-
-
-def _num(value: object) -> float:
-    return math.nan if value is None else float(value)
-
-
-def new_figure() -> LiveFigure:
-    """The panel's 2x2 figure: loss, accuracy, layer widths (a layers x tasks map), open-world AUROC."""
-    fig = make_subplots(
-        rows=2,
-        cols=2,
-        subplot_titles=(
-            "Training loss per epoch",
-            "Training accuracy per epoch",
-            "Channels per layer after each task (the network grows)",
-            "Open-world AUROC per task",
-        ),
-        horizontal_spacing=0.16,
-        vertical_spacing=0.2,
-    )
-    fig.add_trace(
-        go.Scatter(
-            name="loss",
-            mode="lines",
-            line=dict(color="#1f77b4"),
-            showlegend=False,
-            hovertemplate="task %{x:.2f}<br>loss %{y:.4f}<extra></extra>",
-        ),
-        1,
-        1,
-    )
-    fig.add_trace(
-        go.Scatter(
-            name="accuracy",
-            mode="lines",
-            line=dict(color="#2ca02c"),
-            showlegend=False,
-            hovertemplate="task %{x:.2f}<br>accuracy %{y:.3f}<extra></extra>",
-        ),
-        1,
-        2,
-    )
-    fig.add_trace(
-        go.Scatter(
-            name="chance", mode="lines", line=dict(color="#999", dash="dot"), legend="legend2", hoverinfo="skip"
-        ),
-        2,
-        2,
-    )
-    fig.add_trace(
-        go.Scatter(
-            name="max softmax",
-            mode="lines+markers",
-            line=dict(color="#d62728"),
-            legend="legend2",
-            hovertemplate="task %{x}<br>AUROC (MSP) %{y:.3f}<extra></extra>",
-        ),
-        2,
-        2,
-    )
-    fig.add_trace(
-        go.Scatter(
-            name="energy",
-            mode="lines+markers",
-            line=dict(color="#ff7f0e"),
-            legend="legend2",
-            hovertemplate="task %{x}<br>AUROC (energy) %{y:.3f}<extra></extra>",
-        ),
-        2,
-        2,
-    )
-    fig.add_trace(
-        go.Heatmap(
-            colorscale="Blues",
-            showscale=False,
-            name="channels",
-            textfont=dict(size=9),
-            hovertemplate="%{y} after task %{x}: %{z} channels<extra></extra>",
-        ),
-        2,
-        1,
-    )
-    layout = base_layout(
-        560,
-        legend2=dict(x=1.0, y=0.42, xanchor="right", yanchor="top", orientation="h", font=dict(size=10)),
-        margin=dict(l=60, r=20, t=40, b=50),
-    )
-    fig.update_layout(**layout)
-    fig.update_xaxes(title_text="task (fraction: epochs within it)", row=1, col=1)
-    fig.update_xaxes(title_text="task (fraction: epochs within it)", row=1, col=2)
-    fig.update_xaxes(title_text="task", row=2, col=1)
-    fig.update_xaxes(title_text="task", row=2, col=2)
-    fig.update_yaxes(title_text="cross-entropy", row=1, col=1)
-    fig.update_yaxes(title_text="accuracy", range=[0, 1.02], row=1, col=2)
-    fig.update_yaxes(autorange="reversed", row=2, col=1)
-    fig.update_yaxes(title_text="AUROC (unknown vs seen)", range=[0, 1.02], row=2, col=2)
-    return LiveFigure(fig)
-
-
-def draw(fig: LiveFigure, history: CollectiveHistory) -> None:
-    """Redraw every trace from the history (one batched message); every layer is one row of the widths map."""
-    if not history.widths and not history.epochs:
-        fig.placeholder(PLACEHOLDER)
-        return
-    layers = list(next(iter(history.widths.values()), {}).keys()) if history.widths else []
-    tasks = sorted(history.widths)
-    with fig.updating():
-        xs = [t + (e + 1) / n for t, e, n, _, _ in history.epochs]
-        fig.data[LOSS].update(x=xs, y=[row[3] for row in history.epochs])
-        fig.data[ACCURACY].update(x=xs, y=[row[4] for row in history.epochs])
-        auroc_tasks = sorted(history.auroc)
-        fig.data[AUROC_MSP].update(x=auroc_tasks, y=[_none(history.auroc[t][0]) for t in auroc_tasks])
-        fig.data[AUROC_ENERGY].update(x=auroc_tasks, y=[_none(history.auroc[t][1]) for t in auroc_tasks])
-        span = [min(tasks, default=0), max(tasks, default=0)]
-        fig.data[CHANCE].update(x=span, y=[0.5, 0.5], name="chance")
-        z = [[history.widths[t].get(name) for t in tasks] for name in layers]
-        fig.data[WIDTHS].update(
-            x=tasks, y=layers, z=z, text=_changes(z, len(tasks) <= MAX_CELL_TEXT), texttemplate="%{text}"
-        )
-        end = history.expansion_tasks - 0.5
-        grows = 0 < history.expansion_tasks <= max(tasks, default=-1)
-        fig.layout.shapes = (
-            [
-                dict(
-                    type="line",
-                    xref="x3",
-                    yref="y3 domain",
-                    x0=end,
-                    x1=end,
-                    y0=0,
-                    y1=1,
-                    line=dict(color="#d62728", width=2, dash="dot"),
-                )
-            ]
-            if grows
-            else []
-        )
-    fig.placeholder(None)
-
-
-def _changes(z: list[list[int | None]], every: bool) -> list[list[str]]:
-    """Cell labels of the widths map: every width on short runs, else the first and each change (a growth step)."""
-    return [
-        ["" if v is None or not (every or i == 0 or row[i - 1] != v) else str(v) for i, v in enumerate(row)]
-        for row in z
-    ]
-
-
-def _committed(run_dir: Path) -> CollectiveHistory:
-    """The history a training job continues: the finished tasks of a run being resumed, else nothing."""
-    try:
-        return CollectiveHistory.from_run(open_run(run_dir)) if (run_dir / CONFIG).is_file() else CollectiveHistory()
-    except LearngeneError:
-        return CollectiveHistory()
-
-
-def _none(value: float) -> float | None:
-    return None if value is None or math.isnan(value) else value
-
-
-def _finished_tasks(run_dir: Path) -> int:
-    """Tasks committed in a run directory (0 when it holds no readable run)."""
-    try:
-        return open_run(run_dir).finished_tasks if (run_dir / CONFIG).is_file() else 0
-    except LearngeneError:
-        return 0
 
 
 def training_problem(info: DatasetInfo, preset_name: str) -> str | None:
@@ -439,7 +218,7 @@ class CollectivePanel:
         except Exception as exc:  # noqa: BLE001 - shown as a line (LearngeneError: bad preset, dataset or run name)
             self.status.value = message_html(one_line(exc), "error")
             return False
-        history = _committed(run_dir)
+        history = committed_history(run_dir)
         name = run_dir.name
         self.progress.max = config.tasks * config.epochs
         self.progress.value = 0
@@ -507,7 +286,7 @@ class CollectivePanel:
     def _finished(self, name: str, run_dir: Path, outcome: Outcome) -> None:
         self._progress.flush()
         self._throttle.flush()
-        finished = _finished_tasks(run_dir)
+        finished = finished_tasks(run_dir)
         kept = finished > 0
         if outcome.status == "done":
             self.progress.value = self.progress.max

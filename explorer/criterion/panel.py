@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import math
 import threading
 from collections.abc import Callable
@@ -14,21 +13,21 @@ from core.collective.criterion import CriterionLog, EpochCriterion
 from core.collective.health import unhealthy_tasks
 from core.errors import LearngeneError
 from core.events import EpochEnded, TaskFinished
+from core.learngene.rules import rule_picks
 from core.learngene.selection import (
     block_label,
-    candidates,
     conv_layers,
     scores_of_matrix,
-    select_top_k,
-    threshold_layers,
     validate_block,
 )
-from explorer.fields import Slider, Toggle, Toggles, report_to
-from explorer.heatmap_figure import MapState, clear, draw, new_figure
-from explorer.heatmap_text import CRITERIA, CRITERION_TIPS, EXPLANATION, LIVE_TRANSFER, PLACEHOLDER
-from explorer.style import heading, message_html
-from explorer.tau_control import TauControl, flat_map_note, scores_tied
-from explorer.wording import page_line
+from explorer.criterion.controls import map_toggles, threshold_slider
+from explorer.criterion.figure import MapState, clear, draw, new_figure
+from explorer.criterion.table import map_rows
+from explorer.criterion.tau_control import TauControl, flat_map_note, scores_tied
+from explorer.criterion.text import EXPLANATION, INTRO, LIVE_TRANSFER, PLACEHOLDER, THRESHOLD_HINT, selection_caption
+from explorer.widgets.fields import Toggle, report_to
+from explorer.widgets.style import heading, message_html
+from explorer.widgets.wording import page_line
 
 
 class CriterionHeatmap:
@@ -59,34 +58,8 @@ class CriterionHeatmap:
         self._lock = threading.RLock()
         self._local = threading.local()
         self.tau = TauControl(1e-4)
-        self.criterion = Toggles(options=CRITERIA, value="paper", tooltips=CRITERION_TIPS)
-        self.criterion.add_class("lg-criterion")
-        self.absolute = Toggles(
-            options=[("signed g > τ", False), ("absolute |g| > τ", True)], value=False, style={"button_width": "125px"}
-        )
-        self.view = Toggles(
-            options=[("per task", "task"), ("per epoch", "epoch")], value="task", style={"button_width": "85px"}
-        )
-        self.colour_scale = Toggles(
-            options=[("colours fit the values", "fit"), ("colours fixed 0 to 1", "fixed")],
-            value="fit",
-            tooltips=[
-                "the colour scale stretches from 0 to the largest value shown (it changes as τ moves)",
-                "the colour scale stays 0 to 1, so colours can be compared while τ moves",
-            ],
-            style={"button_width": "150px"},
-        )
-        self.colour_scale.add_class("lg-colour-scale")
-        self.threshold = Slider(
-            value=0.05,
-            min=0.0,
-            max=1.0,
-            step=0.0005,
-            description="threshold",
-            readout_format=".4f",
-            layout=widgets.Layout(width="380px"),
-        )
-        self.threshold.add_class("lg-threshold")
+        self.criterion, self.absolute, self.view, self.colour_scale = map_toggles()
+        self.threshold = threshold_slider()
         self.layer_buttons = widgets.HBox(layout=widgets.Layout(flex_flow="row wrap"))
         self.selection_label = widgets.HTML()
         self.selection_label.add_class("lg-selection")
@@ -116,12 +89,7 @@ class CriterionHeatmap:
         self.use_nearest.on_click(lambda _: self.choose(self._nearest))
         self.widget = widgets.VBox(
             [
-                heading(
-                    "2 · Learngene criterion",
-                    "Each cell: the share of a layer's weight-gradient entries above τ during a task (its epochs "
-                    "averaged). Layers that stay low and steady once the network stops growing become the learngene "
-                    "(red frame).",
-                ),
+                heading("2 · Learngene criterion", INTRO),
                 self.criterion,
                 widgets.HBox([self.tau.widget, self.absolute, self.view]),
                 self.colour_scale,
@@ -131,10 +99,7 @@ class CriterionHeatmap:
                 widgets.HBox(
                     [
                         self.threshold,
-                        widgets.HTML(
-                            "<span style='color:#555'>&nbsp;move it to pick the conv layers scoring at most this; "
-                            "or click layers:</span>"
-                        ),
+                        widgets.HTML(THRESHOLD_HINT),
                     ]
                 ),
                 self.layer_buttons,
@@ -321,12 +286,8 @@ class CriterionHeatmap:
             self.use_nearest.layout.display = ""
         else:
             self.use_nearest.layout.display = "none"
-        best = "most stable window" if self.criterion.value == "paper" else "window of lowest open-world error"
-        how = {"top-k": best, "threshold": "by threshold", "manual": "chosen by hand"}[self.rule]
-        if self.rule == "top-k" and scores_tied(names, self.scores, self.absolute.value):
-            how = "scores tied at this τ, so not a most stable window"
-        verdict = f" ({how})" if ok else " (not usable)"
-        self.selection_label.value = f"<b>learngene layers:</b> {html.escape(block_label(self.selected))}{verdict}"
+        tied = self.rule == "top-k" and scores_tied(names, self.scores, self.absolute.value)
+        self.selection_label.value = selection_caption(self.selected, ok, self.rule, self.criterion.value, tied)
 
     @property
     def learngene(self) -> tuple[str, ...] | None:
@@ -338,22 +299,14 @@ class CriterionHeatmap:
         with self._lock:
             if self.log is None:
                 return []
-            tau, absolute, criterion = self.tau.value, self.absolute.value, self.criterion.value
-            matrix = self._per_task
-            names, selected = self.log.layer_names, set(self.selected)
-        return [
-            {
-                "task": t,
-                "layer": name,
-                "tau": tau,
-                "absolute": absolute,
-                "fraction": None if not np.isfinite(matrix[t, j]) else float(matrix[t, j]),
-                "selected": name in selected,
-                "criterion": criterion,
-            }
-            for t in range(matrix.shape[0])
-            for j, name in enumerate(names)
-        ]
+            return map_rows(
+                self.log.layer_names,
+                self._per_task,
+                self.tau.value,
+                self.absolute.value,
+                self.criterion.value,
+                self.selected,
+            )
 
     # ------------------------------------------------------------ drawing
 
@@ -398,7 +351,13 @@ class CriterionHeatmap:
                 self.selection_label.value = ""
                 self.use_nearest.layout.display = "none"
             else:
-                self._apply(self._by_rule(layer))
+                self._apply(
+                    self.selected
+                    if layer is None
+                    else rule_picks(
+                        layer, self.rule, top_k=self.top_k, threshold=self.threshold.value, chosen=self.selected
+                    )
+                )
             self._draw(in_place)
 
     def _transfer_matrix(self) -> np.ndarray:
@@ -413,18 +372,6 @@ class CriterionHeatmap:
             self._transfer_note = self._transfer_note or message_html(LIVE_TRANSFER, "info")
             return np.full((self.log.tasks, len(self.log.layer_names)), np.nan)
         return self._transfer
-
-    def _by_rule(self, layer: object) -> tuple[str, ...]:
-        """The layers the current rule picks (possibly an invalid set: the message explains it)."""
-        if self.rule == "manual" or layer is None:
-            return self.selected
-        names = self.log.layer_names
-        if self.rule == "threshold":
-            return threshold_layers(layer, self.threshold.value)
-        k = min(self.top_k, len(candidates(names)))
-        if k == 0:
-            return ()
-        return select_top_k(layer, k).layers
 
     def _draw(self, in_place: bool = False) -> None:
         with self._lock:

@@ -9,7 +9,7 @@ import ipywidgets as widgets
 from traitlets import TraitError
 
 from core.names import clip
-from explorer.style import message_html
+from explorer.widgets.style import message_html
 
 MAX_TEXT = 100_000  # characters; settings JSON is about 400
 Report = Callable[[str], None]

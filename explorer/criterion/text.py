@@ -1,6 +1,11 @@
-"""The criterion map's fixed texts: how to read it, what shows before a run, and the criteria it can show."""
+"""The criterion map's texts: how to read it, what shows before a run, the criteria it can show, the selection line."""
 
 from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+
+from core.learngene.selection import block_label
 
 EXPLANATION = (
     "<div class='lg-heatmap-help' style='color:#444;max-width:1000px;font-size:12px;line-height:1.5'>"
@@ -28,3 +33,20 @@ LIVE_TRANSFER = (
     "The open-world transfer criterion of a run in training shows once its training ends (or when it is picked "
     "again): switch to the gradient criterion to watch it live."
 )
+INTRO = (
+    "Each cell: the share of a layer's weight-gradient entries above τ during a task (its epochs averaged). Layers "
+    "that stay low and steady once the network stops growing become the learngene (red frame)."
+)
+THRESHOLD_HINT = (
+    "<span style='color:#555'>&nbsp;move it to pick the conv layers scoring at most this; or click layers:</span>"
+)
+
+
+def selection_caption(layers: Sequence[str], usable: bool, rule: str, criterion: str, tied: bool) -> str:
+    """The line under the map: the learngene layers and the rule that chose them (or that they are not usable)."""
+    best = "most stable window" if criterion == "paper" else "window of lowest open-world error"
+    how = {"top-k": best, "threshold": "by threshold", "manual": "chosen by hand"}[rule]
+    if tied:
+        how = "scores tied at this τ, so not a most stable window"
+    verdict = f" ({how})" if usable else " (not usable)"
+    return f"<b>learngene layers:</b> {html.escape(block_label(layers))}{verdict}"

@@ -12,27 +12,22 @@ import ipywidgets as widgets
 from core.collective.runs import Run
 from core.data.datasets import resolve_root
 from core.events import MethodFinished, Note, PlanReady, TargetTaskFinished
-from core.individual.twins import is_twin
 from core.jobs.execute import Outcome as JobOutcome
 from core.jobs.shared import shared_engine, shared_store, shared_threads
 from core.learngene.selection import block_label
-from explorer import engine
-from explorer.fields import Check, Choice, IntField, Toggles, report_to
+from explorer.individual import plan
+from explorer.individual.results import ResultStore
+from explorer.individual.size_chart import draw, new_figure
+from explorer.individual.table import table_html
 from explorer.jobs import JobRunner
-from explorer.results import GLOSSARY, ResultStore, reading_html
 from explorer.settings import Settings
-from explorer.size_chart import draw, new_figure
-from explorer.style import heading, message_html
-from explorer.worker import Outcome, Throttle, one_line
+from explorer.widgets.fields import Check, Choice, IntField, Toggles, report_to
+from explorer.widgets.outcome import Outcome, one_line
+from explorer.widgets.style import heading, message_html
+from explorer.widgets.throttle import Throttle
 
 Context = Callable[[], tuple[Run, tuple[str, ...]]]
 NOVEL = "novel classes of the run"
-TABLE_STYLE = (
-    "<style>.lg-results{border-collapse:collapse;font-size:11px}"
-    ".lg-results th,.lg-results td{text-align:left;padding:1px 6px;line-height:1.35;vertical-align:top}"
-    ".lg-results td.model{white-space:normal;max-width:520px}.lg-results td.num{white-space:nowrap}"
-    ".lg-results thead tr{border-bottom:1px solid #999}.lg-results td.setup{padding-top:6px;font-style:italic}</style>"
-)
 STRATEGIES = (
     "<div style='color:#555;font-size:12px;max-width:1000px;line-height:1.45'><b>Strategies.</b> <b>learngene</b> "
     "(the paper): the chosen block of the collective model, inherited behind a new front and head. "
@@ -43,57 +38,6 @@ STRATEGIES = (
     "<b>Size sweep</b>: learngene, front inheritance, weight selection at 1/8 to 1 of the collective's widths, the "
     "collective the reference point; every point is compared with scratch of its own architecture.</div>"
 )
-
-
-def _points(value: float | None) -> str:
-    return "" if value is None else f"{100 * value:+.1f}"
-
-
-def table_html(rows: list[dict]) -> str:
-    """The results table as HTML: one block per task setup, each row a sentence, learngene first."""
-    if not rows:
-        return "<div style='color:#777'>No results yet: press Run.</div>" + GLOSSARY
-    columns = ("model", "parameters", "accuracy ± 95% CI", "minus scratch (points)", "tasks", "status")
-    body, setup = [], None
-    for r in rows:
-        if r["setup"] != setup:
-            setup = r["setup"]
-            body.append(f"<tr><td colspan='{len(columns)}' class='setup'>{html.escape(setup)}</td></tr>")
-        accuracy = (
-            ""
-            if r["mean_accuracy"] is None
-            else f"{r['mean_accuracy']:.3f}" + ("" if r["ci95"] is None else f" ± {r['ci95']:.3f}")
-        )
-        paired, title = "", ""
-        if r["vs_scratch"] is not None:
-            d = r["vs_scratch"]
-            paired = _points(d["mean"]) + ("" if d["ci95"] is None else f" ± {100 * d['ci95']:.1f}")
-            p = "not defined for 1 task" if d["p_value"] is None else f"{d['p_value']:.3g}"
-            title = f"paired over {d['tasks']} target tasks; paired t-test p = {p}"
-        elif r["method"] == "scratch" or is_twin(r["method"]):
-            paired = "(the reference)"
-        cells = (
-            ("model", r["model"], r["method"]),
-            ("num", f"{r['params']:,}", "trainable parameters"),
-            ("num", accuracy, "mean test accuracy over the target tasks"),
-            ("num", paired, title),
-            ("num", f"{r['tasks']}/{r['planned']}", "target tasks finished / planned"),
-            ("num", r["status"], ""),
-        )
-        body.append(
-            "<tr>"
-            + "".join(
-                f"<td class='{cls}' title='{html.escape(tip, quote=True)}'>{html.escape(str(text))}</td>"
-                for cls, text, tip in cells
-            )
-            + "</tr>"
-        )
-    head = "".join(f"<th>{c}</th>" for c in columns)
-    return (
-        f"{TABLE_STYLE}<table class='lg-results'><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
-        + reading_html(rows)
-        + GLOSSARY
-    )
 
 
 class IndividualPanel:
@@ -145,6 +89,7 @@ class IndividualPanel:
             description="refresh folders", icon="refresh", layout=widgets.Layout(width="auto")
         )
         self.refresh_targets.on_click(lambda _: self.list_targets())
+        self.target.observe(lambda _: self._show_invert(), "value")
         self.run_button = widgets.Button(
             description="Run",
             button_style="primary",
@@ -232,10 +177,15 @@ class IndividualPanel:
 
     def list_targets(self) -> None:
         """Re-read the data folder into the target list; a choice that is gone falls back to the novel classes."""
-        options = [(NOVEL, "")] + engine.target_folders(self.data_root)
+        options = [(NOVEL, "")] + plan.target_folders(self.data_root)
         current = self.target.value
         self.target.options = options
         self.target.value = current if current in [name for _, name in options] else ""
+        self._show_invert()
+
+    def _show_invert(self) -> None:
+        """Inverting applies to a folder's images only: hidden while the target is the run's own novel classes."""
+        self.invert.layout.display = "" if self.target.value else "none"
 
     def run_changed(self, run: Run | None) -> None:
         """The shown run changed: results of another run (or of fewer finished tasks) are cleared, and the page says
@@ -287,7 +237,7 @@ class IndividualPanel:
             if sweep
             else f"run: {job.estimate} target-task trainings"
         )
-        if job.target_kind == engine.EPISODES:
+        if job.target_kind == plan.EPISODES:
             what += " (way, shot and tasks as the episodes hold them)"
         self.status.value = message_html(f"{what}, learngene {learngene}: preparing the target tasks...")
         way = [job.way]
@@ -301,13 +251,13 @@ class IndividualPanel:
                 self._notes.append(event.text.removeprefix("note: "))
                 self.status.value = self._with_notes(message_html(f"{what}, learngene {learngene}..."))
             elif isinstance(event, TargetTaskFinished):
-                size = engine.size_label(event.method, event.size)
+                size = plan.size_label(event.method, event.size)
                 with self._throttle.lock:
                     series = self.store.add(
                         event.method, size, job.setup, event.params, event.tasks, event.accuracy, way[0], learngene
                     )
                     self._done += 1
-                    self._latest = f"{series.method}{'' if size == engine.DEFAULT_SIZE else ' ' + size}"
+                    self._latest = f"{series.method}{'' if size == plan.DEFAULT_SIZE else ' ' + size}"
                     self._latest += f", target task {len(series.accuracies)}/{event.tasks}"
                 self._throttle.request()
             elif isinstance(event, MethodFinished):
@@ -329,11 +279,11 @@ class IndividualPanel:
         self._total = job.estimate
         return self.jobs.start(job.fewshot_job(threads), [listener], self._finished, result, self._queued)
 
-    def _job(self, sweep: bool) -> engine.Job:
+    def _job(self, sweep: bool) -> plan.Job:
         """The panel's settings as a checked job; raises LearngeneError (no run, bad selection or setup)."""
         run, layers = self.context()
-        folder = engine.resolve_target(self.data_root, self.target.value) if self.target.value else None
-        return engine.prepare(
+        folder = plan.resolve_target(self.data_root, self.target.value) if self.target.value else None
+        return plan.prepare(
             run,
             layers,
             way=self.way.value,
@@ -346,14 +296,14 @@ class IndividualPanel:
             invert=self.invert.value,
         )
 
-    def _add_found(self, found: dict, job: engine.Job, way: int | None, rows: bool = True) -> None:
+    def _add_found(self, found: dict, job: plan.Job, way: int | None, rows: bool = True) -> None:
         """Put a stored result's sweep points (and, with `rows`, its table rows) into the results."""
         learngene = block_label(job.layers)
         for point in found["sizes"]:
             self.store.add_row(point, point["size"], job.setup, way, learngene)
         if rows:
             for row in found["rows"]:
-                self.store.add_row(row, engine.size_label(row["method"], ""), job.setup, way, learngene)
+                self.store.add_row(row, plan.size_label(row["method"], ""), job.setup, way, learngene)
 
     def restore(self) -> int:
         """Show the results of this view's Run and Size sweep that the server already holds (a finished job is

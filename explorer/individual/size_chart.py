@@ -13,9 +13,9 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from core.individual.twins import TWIN_PHRASE, is_twin, twin_strategy
-from explorer.figure import LiveFigure
-from explorer.results import ResultStore, Series, is_sweep_size, strategy
-from explorer.style import base_layout, method_colour
+from explorer.individual.results import ResultStore, Series, is_sweep_size, strategy
+from explorer.widgets.live_figure import LiveFigure
+from explorer.widgets.style import base_layout, method_colour
 
 TITLE = "Few-shot accuracy against model size"
 PLACEHOLDER = (
@@ -48,7 +48,7 @@ def new_figure() -> LiveFigure:
     fig.update_xaxes(type="log", row=1, col=1)
     fig.update_xaxes(type="log", title_text="parameters of the model (log scale)", row=2, col=1)
     fig.update_yaxes(title_text="mean test accuracy (95% CI)", range=[0, 1.02], row=1, col=1)
-    fig.update_yaxes(title_text="minus scratch (points)", zeroline=False, row=2, col=1)
+    fig.update_yaxes(title_text="minus scratch (points)<br>0 = as good as scratch", zeroline=False, row=2, col=1)
     return LiveFigure(fig)
 
 
@@ -197,17 +197,6 @@ def draw(fig: LiveFigure, store: ResultStore) -> None:
                 yanchor="bottom",
                 showarrow=False,
                 font=dict(size=11, color="#333"),
-            ),
-            dict(
-                text="0 = as good as scratch",
-                xref="x2 domain",
-                yref="y2",
-                x=1,
-                y=0,
-                xanchor="right",
-                yanchor="bottom",
-                showarrow=False,
-                font=dict(size=10, color="#1f77b4"),
             ),
         )
     fig.placeholder(None)

@@ -1,9 +1,11 @@
-"""The link to the current view: an anchor, a copy button (the browser's clipboard) and the query it holds."""
+"""The link to the current view: an anchor, a copy button (the browser's clipboard) and the query it holds; and the
+query of the link that opened the page."""
 
 from __future__ import annotations
 
 import html
 import json
+import os
 
 # The button copies the page's address with this view's query; without the Clipboard API (a page served over plain
 # http from another machine) it copies through a selected text box instead.
@@ -26,3 +28,12 @@ def link_html(query: str) -> str:
         f"title='copy the link to this view' onclick=\"{script}\">copy link</button><br><code "
         f"style='font-size:11px'>?{shown}</code>"
     )
+
+
+def request_query() -> str:
+    """The page's URL query; a pre-heated Voila kernel (voila.json) first waits here for its visitor."""
+    if os.environ.get("VOILA_PREHEAT", "False") != "False":
+        from voila.utils import wait_for_request
+
+        wait_for_request()
+    return os.environ.get("QUERY_STRING", "")

@@ -9,8 +9,8 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from explorer.figure import LiveFigure
-from explorer.style import base_layout
+from explorer.widgets.live_figure import LiveFigure
+from explorer.widgets.style import base_layout
 
 HEAT, OUTLINE, SCORES, THRESHOLD = range(4)
 MAX_HOVER_TEXT = 40_000

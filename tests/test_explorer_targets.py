@@ -75,6 +75,7 @@ def test_the_invert_choice_shows_only_for_a_folder_target(app, data_root):
     finally:
         (data_root / ".letters").rename(moved)
 
+
 def test_a_run_on_an_episodes_folder_uses_its_tasks_and_says_which_ink_polarity_it_chose(app):
     panel = app.individual
     panel.target.value = "drawings"

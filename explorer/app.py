@@ -23,6 +23,7 @@ from explorer.export.link import request_query
 from explorer.export.panel import SettingsPanel
 from explorer.individual.panel import IndividualPanel
 from explorer.settings import RUN_ENV, Settings
+from explorer.view import View
 from explorer.welcome import INTRO, first_screen
 from explorer.widgets.fields import Choice, report_to
 from explorer.widgets.live_figure import LiveFigure
@@ -36,11 +37,12 @@ class ExplorerApp:
     def __init__(self, root: Path | None = None, settings: Settings | None = None) -> None:
         self.root = root if root is not None else runs_root()
         self.run: Run | None = None
-        self.heatmap = CriterionHeatmap()
+        self.view = View()
+        self.heatmap = CriterionHeatmap(self.view)
         self.collective = CollectivePanel(
-            self.root, self._training_started, self._trained, self.heatmap.observe, self.heatmap.redraw
+            self.root, self._training_started, self._trained, self.heatmap.observe, self.heatmap.redraw, self.view
         )
-        self.individual = IndividualPanel(self._learngene_context)
+        self.individual = IndividualPanel(self._learngene_context, view=self.view)
         self.run_picker = Choice(description="run", layout=widgets.Layout(width="320px"))
         self.run_picker.add_class("lg-run-picker")
         self.refresh = widgets.Button(description="refresh list", icon="refresh", layout=widgets.Layout(width="auto"))
@@ -56,24 +58,8 @@ class ExplorerApp:
         self.welcome_button.on_click(lambda _: self.train_from_welcome())
         self.more_options.on_click(lambda _: self.show_options())
         self.share.export_settings.on_click(lambda _: self.show_settings())
-        h, i = self.heatmap, self.individual
-        for control in (
-            h.tau,
-            h.absolute,
-            h.view,
-            h.colour_scale,
-            h.threshold,
-            h.selection_label,
-            i.way,
-            i.shot,
-            i.target_tasks,
-            i.mode,
-            i.baselines,
-            self.run_picker,
-            self.collective.dataset,
-            self.collective.preset,
-        ):
-            control.observe(lambda _: self.update_link(), "value")
+        self.run_picker.observe(lambda change: self.view.update(run=change["new"] or ""), "value")
+        self.view.observe(lambda change: self.share.follow(change["new"]), "settings")
         self.run_row = widgets.HBox([self.run_picker, self.refresh, self.run_info])
         self.widget = widgets.VBox(
             [
@@ -251,24 +237,8 @@ class ExplorerApp:
     # ------------------------------------------------------------ settings
 
     def current_settings(self) -> Settings:
-        """The view as a Settings object."""
-        return Settings(
-            run=self.run_picker.value or "",
-            tau=float(self.heatmap.tau.value),
-            absolute=bool(self.heatmap.absolute.value),
-            view=self.heatmap.view.value,
-            threshold=float(self.heatmap.threshold.value) if self.heatmap.rule == "threshold" else None,
-            layers=tuple(self.heatmap.selected) if self.heatmap.rule == "manual" else (),
-            way=self.individual.way.value,
-            shot=self.individual.shot.value,
-            target_tasks=self.individual.target_tasks.value,
-            mode=self.individual.mode.value,
-            baselines=self.individual.baselines.value,
-            dataset=self.collective.dataset.value,
-            preset=self.collective.preset.value,
-            colour_scale=self.heatmap.colour_scale.value,
-            criterion=self.heatmap.criterion.value,
-        )
+        """The view as a Settings object (the panels keep it current as their users change them)."""
+        return self.view.settings
 
     def apply(self, settings: Settings) -> bool:
         """Apply a validated Settings object to every control; returns whether the run could be shown.
@@ -328,10 +298,6 @@ class ExplorerApp:
     def show_settings(self) -> None:
         """Write the current settings into the settings box (discarding edits) and refresh the link."""
         self.share.reset(self.current_settings())
-
-    def update_link(self) -> None:
-        """Keep the link and the settings box on the current view; a box the user has edited is left alone."""
-        self.share.follow(self.current_settings())
 
     # ------------------------------------------------------------ export
 

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from test_explorer_widgets import synthetic_log
+from test_explorer_widgets import synthetic_log, wait_until
 
 from core.collective.health import health_rows
 from core.collective.runs import MANIFEST, METRICS, open_run
@@ -115,7 +115,8 @@ def test_a_train_cancelled_before_its_first_task_ends_leaves_nothing_behind(app,
     app.collective.cancel_button.click()
     assert app.collective.jobs.join(JOB_TIMEOUT)
     assert "nothing was written" in app.collective.status.value
-    assert names_in(runs) == before and app.run.path.name == "smoke" and app.run_picker.value == "smoke"
+    assert app.run.path.name == "smoke" and app.run_picker.value == "smoke"
+    wait_until(lambda: names_in(runs) == before)  # the job removes what it made when it sees the cancel
 
 
 def test_choices_that_cannot_work_here_are_disabled_with_the_reason(runs, tmp_path, monkeypatch):
@@ -175,6 +176,39 @@ def test_the_settings_box_follows_the_view_until_the_user_edits_it(app):
     app.share.export_settings.click()  # discard my edits
     shown = json.loads(app.share.settings_text.value)
     assert shown["way"] == 5 and shown["tau"] == 1e-7
+
+
+def test_every_field_of_the_view_is_written_by_the_panel_that_owns_it_and_heard_once(app):
+    heard = []
+    app.view.observe(lambda change: heard.append(change["new"]), "settings")
+    h, i, c = app.heatmap, app.individual, app.collective
+    moves = [
+        (lambda: h.tau.box.set_state({"value": "2e-6"}), "tau", 2e-6),
+        (lambda: setattr(h.absolute, "value", True), "absolute", True),
+        (lambda: setattr(h.view, "value", "epoch"), "view", "epoch"),
+        (lambda: setattr(h.colour_scale, "value", "fixed"), "colour_scale", "fixed"),
+        (lambda: setattr(h.criterion, "value", "transfer"), "criterion", "transfer"),
+        (lambda: h.choose(("conv2",)), "layers", ("conv2",)),
+        (lambda: setattr(h.threshold, "value", 0.3), "threshold", 0.3),
+        (lambda: setattr(i.way, "value", 3), "way", 3),
+        (lambda: setattr(i.shot, "value", 5), "shot", 5),
+        (lambda: setattr(i.target_tasks, "value", 7), "target_tasks", 7),
+        (lambda: setattr(i.mode, "value", "freeze"), "mode", "freeze"),
+        (lambda: setattr(i.baselines, "value", True), "baselines", True),
+        (lambda: setattr(c.preset, "value", "smoke"), "preset", "smoke"),
+        (lambda: setattr(c.dataset, "value", "imagefolder"), "dataset", "imagefolder"),
+        (lambda: setattr(app.run_picker, "value", "other"), "run", "other"),
+    ]
+    for move, field, value in moves:
+        before = len(heard)
+        move()
+        assert getattr(app.view.settings, field) == value, field
+        assert len(heard) > before and heard[-1] == app.current_settings(), field
+        assert json.loads(app.share.settings_text.value)[field] == (list(value) if field == "layers" else value)
+    assert dataclasses.asdict(app.current_settings()).keys() == {f for _, f, _ in moves}
+    count = len(heard)
+    h.tau.box.set_state({"value": "1e-7"})
+    assert len(heard) == count + 1  # one change, heard once
 
 
 def test_tau_from_a_link_or_settings_is_kept_exactly(app):

@@ -19,6 +19,7 @@ from explorer.collective import health_figure
 from explorer.collective.history import CollectiveHistory, committed_history, finished_tasks
 from explorer.collective.training_figure import draw, new_figure
 from explorer.jobs import JobRunner
+from explorer.view import View
 from explorer.widgets.fields import Choice, TextField, report_to
 from explorer.widgets.outcome import Outcome, one_line
 from explorer.widgets.style import heading, message_html
@@ -70,7 +71,9 @@ class CollectivePanel:
         on_trained: Callable[[str, bool], None],
         live: Callable[[object], None],
         redraw_live: Callable[[], None],
+        view: View | None = None,
     ) -> None:
+        self.view_model = view if view is not None else View()
         self.runs_root = runs_root
         self.on_start = on_start
         self.on_trained = on_trained
@@ -176,6 +179,7 @@ class CollectivePanel:
         return None if info is None else training_problem(info, self.preset.value)
 
     def _choice_changed(self, _change: object = None) -> None:
+        self.view_model.update(dataset=self.dataset.value, preset=self.preset.value)
         self.run_name.value = f"{self.preset.value}-{self.dataset.value}"
         problem = self.problem
         self.unavailable.value = message_html(f"cannot train here: {problem}", "warning") if problem else ""

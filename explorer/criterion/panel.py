@@ -9,7 +9,7 @@ from collections.abc import Callable
 import ipywidgets as widgets
 import numpy as np
 
-from core.collective.criterion import CriterionLog, EpochCriterion
+from core.collective.criterion import CriterionLog
 from core.collective.health import unhealthy_tasks
 from core.errors import LearngeneError
 from core.events import EpochEnded, TaskFinished
@@ -21,13 +21,14 @@ from core.learngene.selection import (
     validate_block,
 )
 from explorer.criterion.controls import map_toggles, threshold_slider
+from explorer.criterion.data import OpenWorldErrors, with_epoch, with_task_health
 from explorer.criterion.figure import MapState, clear, draw, new_figure
 from explorer.criterion.table import map_rows
 from explorer.criterion.tau_control import TauControl, flat_map_note, scores_tied
-from explorer.criterion.text import EXPLANATION, INTRO, LIVE_TRANSFER, PLACEHOLDER, THRESHOLD_HINT, selection_caption
+from explorer.criterion.text import EXPLANATION, INTRO, PLACEHOLDER, THRESHOLD_HINT, selection_caption
+from explorer.view import View
 from explorer.widgets.fields import Toggle, report_to
 from explorer.widgets.style import heading, message_html
-from explorer.widgets.wording import page_line
 
 
 class CriterionHeatmap:
@@ -38,7 +39,8 @@ class CriterionHeatmap:
     clicked). Only the user changes the rule: code never moves the threshold slider except to apply settings.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, view: View | None = None) -> None:
+        self.view_model = view if view is not None else View()
         self.log: CriterionLog | None = None
         self.expansion_tasks = 0
         self.top_k = 2
@@ -52,9 +54,7 @@ class CriterionHeatmap:
         self._per_epoch: np.ndarray = np.zeros((0, 0, 0))  # at the slider's tau, computed once per move
         self._per_task: np.ndarray = np.zeros((0, 0))
         self._nearest: tuple[str, ...] = ()
-        self._transfer_source: Callable[[], np.ndarray] | None = None
-        self._transfer: np.ndarray | None = None  # (T, L) open-world errors, computed once per run shown
-        self._transfer_note = ""
+        self._transfer = OpenWorldErrors()
         self._lock = threading.RLock()
         self._local = threading.local()
         self.tau = TauControl(1e-4)
@@ -109,6 +109,7 @@ class CriterionHeatmap:
         )
         self.widget.add_class("lg-panel-criterion")
         self.figure.placeholder(PLACEHOLDER)
+        self._report()
 
     # ------------------------------------------------------------ data in
 
@@ -130,7 +131,7 @@ class CriterionHeatmap:
         """
         with self._lock:
             self.log = log
-            self._transfer_source, self._transfer, self._transfer_note = transfer, None, ""
+            self._transfer = OpenWorldErrors(transfer)
             self.expansion_tasks = expansion_tasks
             self.top_k = top_k
             self.health = list(health or [])
@@ -159,7 +160,7 @@ class CriterionHeatmap:
             self.health = list(health or [])
             self._live_tau = tau
             self._live = True
-            self._transfer_source, self._transfer, self._transfer_note = None, None, ""
+            self._transfer = OpenWorldErrors()
             if not keep:
                 self.rule = "top-k"
         self._sync_buttons()
@@ -187,27 +188,17 @@ class CriterionHeatmap:
             return tuple(unhealthy_tasks(self.health))
 
     def observe(self, event: object) -> None:
-        """Record a live EpochEnded or TaskFinished event (called from the training thread; redraw draws them).
-
-        Ignored once another run is shown (set_log), so live epochs never land in a stored run's map.
-        """
+        """Record a live EpochEnded or TaskFinished event (from the training thread; redraw draws them); ignored once
+        another run is shown (set_log), so live epochs never land in a stored run's map."""
         if not isinstance(event, (EpochEnded, TaskFinished)):
             return
         with self._lock:
             if not self._live:
                 return
             if isinstance(event, TaskFinished):
-                if event.health:
-                    self.health = [row for row in self.health if row["task"] != event.task]
-                    self.health.append(dict(task=event.task, **event.health))
-                return
-            names = tuple(event.layer_names)
-            if self.log is None or self.log.layer_names != names or self.log.epochs != event.epochs:
-                self.log = CriterionLog.empty(names, self._live_tau, event.epochs)
-            no_norm = np.full(len(names), np.nan)
-            self.log.record(
-                event.task, event.epoch, EpochCriterion(names, event.signed, event.absolute, event.hist, no_norm, 0)
-            )
+                self.health = with_task_health(self.health, event)
+            else:
+                self.log = with_epoch(self.log, event, self._live_tau)
 
     def _sync_buttons(self) -> None:
         """One toggle per conv layer."""
@@ -322,7 +313,7 @@ class CriterionHeatmap:
             else:
                 tau, transfer = float(self.tau.value), self.criterion.value == "transfer"
                 if transfer:
-                    self._per_task = self._transfer_matrix()
+                    self._per_task = self._transfer.matrix(log.tasks, len(log.layer_names))
                     self._per_epoch = self._per_task[:, None, :]
                 else:
                     self._per_epoch = log.per_epoch(tau, absolute=self.absolute.value)
@@ -340,7 +331,7 @@ class CriterionHeatmap:
                 except LearngeneError:
                     self.scores = np.full(len(log.layer_names), np.nan)
                 self.flat_note.value = (
-                    self._transfer_note
+                    self._transfer.note
                     if transfer
                     else flat_map_note(log.layer_names, self._per_task, self.scores, tau, self.absolute.value)
                 )
@@ -360,20 +351,20 @@ class CriterionHeatmap:
                 )
             self._draw(in_place)
 
-    def _transfer_matrix(self) -> np.ndarray:
-        """The shown run's open-world errors (computed on first use); NaN, with a note saying why, without them."""
-        if self._transfer is None and self._transfer_source is not None:
-            try:
-                self._transfer = np.asarray(self._transfer_source(), dtype=float)
-            except LearngeneError as exc:
-                self._transfer_note = message_html(page_line(exc), "error")
-            self._transfer_source = None
-        if self._transfer is None:
-            self._transfer_note = self._transfer_note or message_html(LIVE_TRANSFER, "info")
-            return np.full((self.log.tasks, len(self.log.layer_names)), np.nan)
-        return self._transfer
+    def _report(self) -> None:
+        """Write what the map shows and how it selects into the view (threshold and layers only under their rule)."""
+        self.view_model.update(
+            tau=float(self.tau.value),
+            absolute=bool(self.absolute.value),
+            view=self.view.value,
+            colour_scale=self.colour_scale.value,
+            criterion=self.criterion.value,
+            threshold=float(self.threshold.value) if self.rule == "threshold" else None,
+            layers=tuple(self.selected) if self.rule == "manual" else (),
+        )
 
     def _draw(self, in_place: bool = False) -> None:
+        self._report()
         with self._lock:
             if self.log is None or self.log.tasks == 0:
                 clear(self.figure)

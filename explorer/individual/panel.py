@@ -18,9 +18,10 @@ from core.learngene.selection import block_label
 from explorer.individual import plan
 from explorer.individual.results import ResultStore
 from explorer.individual.size_chart import draw, new_figure
-from explorer.individual.table import table_html
+from explorer.individual.table import STRATEGIES, table_html
 from explorer.jobs import JobRunner
 from explorer.settings import Settings
+from explorer.view import View
 from explorer.widgets.fields import Check, Choice, IntField, Toggles, report_to
 from explorer.widgets.outcome import Outcome, one_line
 from explorer.widgets.style import heading, message_html
@@ -28,22 +29,13 @@ from explorer.widgets.throttle import Throttle
 
 Context = Callable[[], tuple[Run, tuple[str, ...]]]
 NOVEL = "novel classes of the run"
-STRATEGIES = (
-    "<div style='color:#555;font-size:12px;max-width:1000px;line-height:1.45'><b>Strategies.</b> <b>learngene</b> "
-    "(the paper): the chosen block of the collective model, inherited behind a new front and head. "
-    "<b>scratch</b>: the same model with every weight random, the baseline everything is paired with. "
-    "<b>other strategies</b> (tick the box): front inheritance (the collective's first layers, new layers after "
-    "them), weight selection (a narrower copy of the whole collective model, Xu et al. 2024), the other windows of "
-    "the learngene's length, the collective model fine-tuned, and nearest centroids on its features. "
-    "<b>Size sweep</b>: learngene, front inheritance, weight selection at 1/8 to 1 of the collective's widths, the "
-    "collective the reference point; every point is compared with scratch of its own architecture.</div>"
-)
 
 
 class IndividualPanel:
     """Task setup controls, Run / Size sweep / Cancel / Clear, a progress bar, the chart and the table."""
 
-    def __init__(self, context: Context, data_root: Path | None = None) -> None:
+    def __init__(self, context: Context, data_root: Path | None = None, view: View | None = None) -> None:
+        self.view_model = view if view is not None else View()
         self.context = context
         self.data_root = data_root if data_root is not None else resolve_root(None)
         self.jobs = JobRunner(lambda: shared_engine(self._runs_root))
@@ -138,6 +130,9 @@ class IndividualPanel:
         self._notes: list[str] = []
         self._shown_run: tuple[str, int] | None = None
         self.list_targets()
+        for field in (self.way, self.shot, self.target_tasks, self.mode, self.baselines):
+            field.observe(lambda _: self._report(), "value")
+        self._report()
         self.run_button.on_click(lambda _: self.start(sweep=False))
         self.sweep_button.on_click(lambda _: self.start(sweep=True))
         self.cancel_button.on_click(lambda _: self.jobs.cancel())
@@ -174,6 +169,16 @@ class IndividualPanel:
         """Take the task setup from settings."""
         self.way.value, self.shot.value, self.target_tasks.value = settings.way, settings.shot, settings.target_tasks
         self.mode.value, self.baselines.value = settings.mode, settings.baselines
+
+    def _report(self) -> None:
+        """Write the task setup into the view."""
+        self.view_model.update(
+            way=self.way.value,
+            shot=self.shot.value,
+            target_tasks=self.target_tasks.value,
+            mode=self.mode.value,
+            baselines=self.baselines.value,
+        )
 
     def list_targets(self) -> None:
         """Re-read the data folder into the target list; a choice that is gone falls back to the novel classes."""

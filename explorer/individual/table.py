@@ -7,6 +7,16 @@ import html
 from core.individual.twins import is_twin
 from explorer.individual.results import GLOSSARY, reading_html
 
+STRATEGIES = (
+    "<div style='color:#555;font-size:12px;max-width:1000px;line-height:1.45'><b>Strategies.</b> <b>learngene</b> "
+    "(the paper): the chosen block of the collective model, inherited behind a new front and head. "
+    "<b>scratch</b>: the same model with every weight random, the baseline everything is paired with. "
+    "<b>other strategies</b> (tick the box): front inheritance (the collective's first layers, new layers after "
+    "them), weight selection (a narrower copy of the whole collective model, Xu et al. 2024), the other windows of "
+    "the learngene's length, the collective model fine-tuned, and nearest centroids on its features. "
+    "<b>Size sweep</b>: learngene, front inheritance, weight selection at 1/8 to 1 of the collective's widths, the "
+    "collective the reference point; every point is compared with scratch of its own architecture.</div>"
+)
 TABLE_STYLE = (
     "<style>.lg-results{border-collapse:collapse;font-size:11px}"
     ".lg-results th,.lg-results td{text-align:left;padding:1px 6px;line-height:1.35;vertical-align:top}"

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 SETTINGS: dict[str, str] = {
     "tasks": "number of tasks",
     "epochs": "epochs",
+    "target_epochs": "epochs per target task",
     "tau": "tau",
     "seed": "seed",
     "extract_after": "extraction task",

@@ -20,6 +20,7 @@ from core.collective.config import CollectiveConfig
 from core.collective.criterion import EpochRecorder
 from core.collective.runs import open_run
 from core.errors import ACTIONS, SETTINGS, Action, LearngeneError, Setting
+from core.individual.config import IndividualConfig
 from core.learngene.selection import parse_layers
 from explorer.widgets.wording import BUTTONS, FIELDS, WITHOUT_DATA, page_line
 
@@ -154,6 +155,7 @@ def test_real_errors_keep_their_parts_across_processes_and_render_for_both_audie
     raised = []
     for trigger in (
         lambda: CollectiveConfig(tasks=0).validate(),
+        lambda: IndividualConfig(epochs=0).validate(),
         lambda: EpochRecorder({}, tau=-1.0),
         lambda: open_run(tmp_path / "nowhere"),
         lambda: parse_layers(" , ", ("conv1", "conv2")),
@@ -163,6 +165,7 @@ def test_real_errors_keep_their_parts_across_processes_and_render_for_both_audie
         raised.append(pickle.loads(pickle.dumps(caught.value)))  # a Dask worker's error arrives pickled
     assert [line(e) for e in raised] == [
         "--tasks must be between 1 and 1000",
+        "--epochs must be between 1 and 10000",
         "tau must be a finite number >= 0, got -1.0: pass e.g. --tau 5e-10",
         f"no run directory at {tmp_path / 'nowhere'}: create one with "
         f"`learngene collective --run-dir {tmp_path / 'nowhere'}`",
@@ -170,11 +173,16 @@ def test_real_errors_keep_their_parts_across_processes_and_render_for_both_audie
     ]
     assert [page_line(e) for e in raised] == [
         "the preset's number of tasks (panel 1) must be between 1 and 1000",
+        "epochs per target task (set by the individual preset) must be between 1 and 10000",
         "tau must be a finite number >= 0, got -1.0: pass e.g. τ 5e-10 (panel 2)",
         f"no run directory at {tmp_path / 'nowhere'}: create one with Train / resume in panel 1",
         "layers ' , ' (panel 2) names no layer: write e.g. conv4-conv6 or conv4,conv5,conv6",
     ]
-    assert [e.fixes for e in raised][:2] == [(Setting("tasks"),), (Setting("tau", "5e-10"),)]
+    assert [e.fixes for e in raised][:3] == [
+        (Setting("tasks"),),
+        (Setting("target_epochs"),),
+        (Setting("tau", "5e-10"),),
+    ]
 
 
 def test_the_command_line_prints_the_option_in_one_line_and_exits_2(tmp_path, capsys):

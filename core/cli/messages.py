@@ -25,13 +25,15 @@ COMMANDS: dict[str, str] = {
     "extract": "`learngene extract`",
     "list_datasets": "`learngene datasets`",
 }
+# setting id -> its option's name where the two differ (`individual --epochs` sets the epochs per target task)
+OPTION_NAMES: dict[str, str] = {"target_epochs": "epochs"}
 
 
 def option(setting: Setting) -> str:
     """The option that sets `setting` (`--run-dir` for run_dir), followed by its value if it has one."""
     if setting.id not in SETTINGS:
         raise KeyError(setting.id)
-    flag = "--" + setting.id.replace("_", "-")
+    flag = "--" + OPTION_NAMES.get(setting.id, setting.id).replace("_", "-")
     return f"{flag} {setting.value}" if setting.value else flag
 
 

@@ -58,7 +58,7 @@ class IndividualConfig:
     def validate(self) -> IndividualConfig:
         """Return self, or raise LearngeneError naming the first bad setting and its valid range."""
         checks = [
-            (1 <= self.epochs <= 10_000, Setting("epochs"), " must be between 1 and 10000"),
+            (1 <= self.epochs <= 10_000, Setting("target_epochs"), " must be between 1 and 10000"),
             (0 < self.lr <= 10, "learning rate must be in (0, 10]"),
             (0 <= self.momentum < 1, "momentum must be in [0, 1)"),
             (self.weight_decay >= 0, "weight decay must be 0 or more"),

@@ -16,6 +16,7 @@ from core.errors import Action, LearngeneError, Part, Setting, render
 FIELDS: dict[str, tuple[str, str]] = {
     "tasks": ("the preset's number of tasks", "panel 1"),
     "epochs": ("epochs", "panel 1"),
+    "target_epochs": ("epochs per target task", "set by the individual preset"),
     "tau": ("τ", "panel 2"),
     "seed": ("the seed", "set by the preset in panel 1"),
     "extract_after": ("the extraction task", "set by the preset in panel 1"),

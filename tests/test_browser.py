@@ -210,6 +210,16 @@ def test_the_page_draws_follows_tau_live_in_its_settings_and_runs_individual_mod
     rows = page.js("Array.from(document.querySelectorAll('.lg-results td.model')).map(td => td.innerText)")
     assert rows[0].startswith("learngene: conv") and rows[1].startswith("scratch: the learngene model's shape")
     save_panels(page, tmp_path, "smoke")
+
+    link = page.js("document.querySelector('.lg-panel-settings a').getAttribute('href')")
+    second = Page(browser, server + link)  # the link, opened in another tab: the same view and its results
+    second.map_drawn()
+    second.wait("document.querySelectorAll('.lg-results td.model').length >= 2")
+    assert second.settings() == page.settings()
+    table = "Array.from(document.querySelectorAll('.lg-results td')).map(td => td.innerText)"
+    assert second.js(table) == page.js(table)
+    assert second.js(f"JSON.stringify({HEATMAP}.data[0].z)") == page.js(f"JSON.stringify({HEATMAP}.data[0].z)")
+    second.close()
     page.close()
 
 

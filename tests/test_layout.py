@@ -1,4 +1,5 @@
-"""The code layout: no import cycles in core/ or explorer/, core/ never imports the widget layer, modules stay small."""
+"""The code layout: no import cycles in core/, explorer/ or lessons/, core/ never imports the widget layer, the
+tutorials' figure helpers (lessons/) never import the explorer or widgets, modules stay small."""
 
 import ast
 from pathlib import Path
@@ -15,7 +16,9 @@ def module_name(path: Path) -> str:
 
 
 def modules() -> dict[str, Path]:
-    return {module_name(p): p for package in ("core", "explorer") for p in sorted((REPO / package).rglob("*.py"))}
+    return {
+        module_name(p): p for package in ("core", "explorer", "lessons") for p in sorted((REPO / package).rglob("*.py"))
+    }
 
 
 def imported(path: Path, known: dict[str, Path]) -> set[str]:
@@ -74,6 +77,12 @@ def test_the_cycle_finder_finds_a_planted_cycle():
 def test_core_never_imports_the_widget_layer(name):
     found = imported(modules()[name], modules())
     assert not {m for m in found if m.split(".")[0] in WIDGET_LIBRARIES}
+
+
+@pytest.mark.parametrize("name", sorted(n for n in modules() if n.startswith("lessons")))
+def test_the_tutorials_figure_helpers_never_import_the_explorer_or_widgets(name):
+    found = imported(modules()[name], modules())
+    assert not {m for m in found if m.split(".")[0] in ("explorer", "ipywidgets", "voila")}
 
 
 def test_core_is_grouped_by_paper_stage_and_no_module_is_over_400_lines():

@@ -123,35 +123,48 @@ def executions(address: str, key: str) -> int:
     return sum(1 for entry in story if entry[0] == key and entry[2] == "memory")
 
 
-def test_five_students_running_notebook_01_at_once_get_one_training_that_each_follows(shared_engine_address, tmp_path):
-    runs, gate = tmp_path / "runs", tmp_path / "go"
+def run_students(address: str, folder, preset_name: str, students: int = STUDENTS) -> list[tuple[int, str, str]]:
+    """`students` processes run notebook 01's setup cells, then its training cell together against the engine at
+    `address` (runs under folder/runs); each one's exit code, output and errors."""
+    gate = folder / "go"
     env = dict(
         os.environ,
-        LEARNGENE_RUNS=str(runs),
-        LEARNGENE_TUTORIAL_PRESET="smoke",
+        LEARNGENE_RUNS=str(folder / "runs"),
+        LEARNGENE_TUTORIAL_PRESET=preset_name,
         OMP_NUM_THREADS="1",
         PYTHONPATH=str(REPO),
-        **{ADDRESS_VARIABLE: shared_engine_address},
+        **{ADDRESS_VARIABLE: address},
     )
     env.pop("LEARNGENE_PAGE_THREADS", None)
-    students = [
+    procs = [
         subprocess.Popen(
-            [sys.executable, "-c", STUDENT, str(TOUR), str(tmp_path / f"ready-{i}"), str(gate)],
-            cwd=tmp_path,
+            [sys.executable, "-c", STUDENT, str(TOUR), str(folder / f"ready-{i}"), str(gate)],
+            cwd=folder,
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
-        for i in range(STUDENTS)
+        for i in range(students)
     ]
     deadline = time.monotonic() + 300
-    while not all((tmp_path / f"ready-{i}").exists() for i in range(STUDENTS)) and time.monotonic() < deadline:
-        assert all(s.poll() is None for s in students), [s.communicate()[1] for s in students if s.poll() is not None]
+    while not all((folder / f"ready-{i}").exists() for i in range(students)) and time.monotonic() < deadline:
+        assert all(p.poll() is None for p in procs), [p.communicate()[1] for p in procs if p.poll() is not None]
         time.sleep(0.1)
     gate.touch()  # every kernel runs the training cell now
-    outputs = [s.communicate(timeout=600) for s in students]
-    assert [s.returncode for s in students] == [0] * STUDENTS, [err for _, err in outputs]
+    outputs = [p.communicate(timeout=3600) for p in procs]
+    return [(p.returncode, out, err) for p, (out, err) in zip(procs, outputs)]
+
+
+def waits(results: list[tuple[int, str, str]]) -> list[float]:
+    """Each student's seconds in the training cell, shortest first."""
+    return sorted(json.loads(out.strip().splitlines()[-1])["waited"] for _, out, _ in results)
+
+
+def test_five_students_running_notebook_01_at_once_get_one_training_that_each_follows(shared_engine_address, tmp_path):
+    results = run_students(shared_engine_address, tmp_path, "smoke")
+    assert [code for code, _, _ in results] == [0] * STUDENTS, [err for _, _, err in results]
+    runs = tmp_path / "runs"
     config = preset("smoke", dataset="glyphs", seed=0)
     job = class_job(ClassRun("smoke-glyphs", config), threads=1)
     assert executions(shared_engine_address, job.key) == 1  # five asks, one job on the engine
@@ -159,12 +172,12 @@ def test_five_students_running_notebook_01_at_once_get_one_training_that_each_fo
     assert run.complete
     task_rows = [m["task"] for m in run.metrics() if m["kind"] == "task"]
     assert task_rows == list(range(config.tasks))  # trained once: one row per task
-    for out, _ in outputs:
+    for _, out, _ in results:
         assert "is in use by another process" not in out
         assert "smoke-glyphs: ready" in out  # waited for the training, not found it finished
         assert f"/{config.tasks}: train accuracy" in out  # and followed its progress meanwhile
-    waits = sorted(json.loads(out.strip().splitlines()[-1])["waited"] for out, _ in outputs)
+    seconds = waits(results)
     print(
         f"\n{STUDENTS} kernels ran notebook 01's training cell at once on a 2-worker engine: waits "
-        f"{', '.join(f'{w:.1f}' for w in waits)} s; the fifth waited {waits[-1]:.1f} s for the one training"
+        f"{', '.join(f'{w:.1f}' for w in seconds)} s; the fifth waited {seconds[-1]:.1f} s for the one training"
     )

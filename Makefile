@@ -8,7 +8,7 @@ PORT   ?= 8866
 CULL_IDLE     ?= 600
 CULL_INTERVAL ?= 60
 
-.PHONY: install explore test lint bench mutation clean
+.PHONY: install explore class test lint bench mutation clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -29,6 +29,10 @@ explore: install
 		--VoilaConfiguration.file_allowlist '^(.*/)?export/view-[0-9a-f]+/[^/]+[.](png|html|csv|json)$$' \
 		--MappingKernelManager.cull_idle_timeout=$(CULL_IDLE) --MappingKernelManager.cull_interval=$(CULL_INTERVAL) \
 		--MappingKernelManager.cull_connected=False
+
+# Before class: draw tutorial 04's shapes and train every collective run the tutorials ask for (docs/teachers.md).
+class: install
+	$(VENV)/bin/learngene classroom $(if $(WORKERS),--workers $(WORKERS))
 
 test: install
 	$(VENV)/bin/ruff format --check .

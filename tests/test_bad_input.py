@@ -159,7 +159,11 @@ def test_every_option_of_every_command_refuses_bad_values_in_one_line(
     else:
         value = data.draw(bad_values(kind, detail), label="value")
     run_dir = tmp_path / uuid.uuid4().hex
-    required = {"--run-dir": str(run_dir), "--out": str(run_dir / "lg.safetensors")} if command != "datasets" else {}
+    required = (
+        {"--run-dir": str(run_dir), "--out": str(run_dir / "lg.safetensors")}
+        if command not in ("datasets", "classroom")
+        else {}
+    )
     if command != "extract":
         required.pop("--out", None)
     required.pop(option, None)
@@ -169,7 +173,7 @@ def test_every_option_of_every_command_refuses_bad_values_in_one_line(
     assert not run_dir.exists()
 
 
-PATH_OPTIONS = {"--run-dir", "--root", "--out", "--learngene", "--out-csv", "--out-json", "--target-root"}
+PATH_OPTIONS = {"--run-dir", "--root", "--out", "--learngene", "--out-csv", "--out-json", "--target-root", "--runs"}
 
 
 def test_path_options_are_the_ones_that_check_path_limits():

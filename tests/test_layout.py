@@ -1,4 +1,5 @@
-"""The code layout: no import cycles in core/ or explorer/, core/ never imports the widget layer, modules stay small."""
+"""The code layout: no import cycles in core/, explorer/ or lessons/, core/ never imports the widget layer, the
+tutorials' figure helpers (lessons/) never import the explorer or widgets, modules stay small."""
 
 import ast
 import json
@@ -16,7 +17,9 @@ def module_name(path: Path) -> str:
 
 
 def modules() -> dict[str, Path]:
-    return {module_name(p): p for package in ("core", "explorer") for p in sorted((REPO / package).rglob("*.py"))}
+    return {
+        module_name(p): p for package in ("core", "explorer", "lessons") for p in sorted((REPO / package).rglob("*.py"))
+    }
 
 
 def imported(path: Path, known: dict[str, Path]) -> set[str]:
@@ -84,6 +87,12 @@ def long_modules(package: str, limit: int = 400, root: Path = REPO) -> dict[str,
         for p in (root / package).rglob("*.py")
         if (n := len(p.read_text().splitlines())) > limit
     }
+
+
+@pytest.mark.parametrize("name", sorted(n for n in modules() if n.startswith("lessons")))
+def test_the_tutorials_figure_helpers_never_import_the_explorer_or_widgets(name):
+    found = imported(modules()[name], modules())
+    assert not {m for m in found if m.split(".")[0] in ("explorer", "ipywidgets", "voila")}
 
 
 def test_core_is_grouped_by_paper_stage_and_no_module_is_over_400_lines():

@@ -1,9 +1,13 @@
-"""The tutorial notebooks run end to end on the smoke preset, and every notebook is committed without outputs."""
+"""The tutorial notebooks run end to end on the smoke preset from the runs `learngene classroom` prepared, writing
+nothing outside their own folder and the runs' export folders; every notebook is committed without outputs."""
 
 import ast
 import importlib
 import inspect
+import json
 import shutil
+import subprocess
+import sys
 
 import nbformat
 import pytest
@@ -20,11 +24,9 @@ CHECKS = {
     "03_individual_models.ipynb": "individual_checks",
     "04_your_own_data.ipynb": "own_data_checks",
 }
-# What each tutorial leaves under $LEARNGENE_RUNS besides the shared glyph run.
-ARTEFACTS = {
-    "01_paradigm_tour.ipynb": "smoke-glyphs/learngene.safetensors",
-    "04_your_own_data.ipynb": "smoke-shapes/manifest.json",
-}
+# What each tutorial leaves in its own folder.
+ARTEFACTS = {"01_paradigm_tour.ipynb": "learngene-smoke-glyphs.safetensors"}
+CACHES = {".git", "__pycache__", ".pytest_cache", ".ipynb_checkpoints"}
 
 
 def _name(path):
@@ -71,27 +73,59 @@ def test_each_tutorial_states_its_goal_reads_the_preset_from_the_environment_and
 
 @pytest.fixture(scope="module")
 def tutorial_runs(tmp_path_factory, smoke_run):
-    """A runs root holding the session's smoke glyph run, which every tutorial reuses instead of training its own."""
+    """A runs root prepared for a class by `learngene classroom --preset smoke`, which found the session's smoke glyph
+    run there (copied in) and trained the rest: every run a tutorial asks for is finished before it starts."""
     root = tmp_path_factory.mktemp("tutorial-runs")
     shutil.copytree(smoke_run, root / "smoke-glyphs", ignore=shutil.ignore_patterns(".lock"))
+    command = [sys.executable, "-m", "core.cli", "classroom", "--preset", "smoke", "--runs", str(root), "--json"]
+    prepared = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert prepared.returncode == 0, prepared.stderr
+    summary = json.loads(prepared.stdout)
+    assert summary["kept"] == ["smoke-glyphs"]
+    assert sorted(summary["trained"]) == ["smoke-glyphs-shared-head", "smoke-shapes"]
     return root
 
 
+def files_under(root):
+    """Every file under `root` (caches aside) with its size and modification time."""
+    return {
+        p.relative_to(root): (p.stat().st_size, p.stat().st_mtime_ns)
+        for p in root.rglob("*")
+        if p.is_file() and not CACHES & set(p.relative_to(root).parts)
+    }
+
+
+def changed(before, after):
+    """Files created, changed or removed between two snapshots of files_under."""
+    return sorted(str(p) for p in set(before) | set(after) if before.get(p) != after.get(p))
+
+
 @pytest.mark.parametrize("path", TUTORIALS, ids=_name)
-def test_tutorial_executes_without_errors_on_the_smoke_preset_and_draws_figures(path, tutorial_runs, monkeypatch):
+def test_tutorial_executes_on_the_prepared_smoke_runs_writing_only_into_its_own_folder_and_exports(
+    path, tutorial_runs, tmp_path, monkeypatch
+):
+    """A class shares the runs (and the repository): a tutorial opens the prepared runs, trains nothing, and writes
+    only into its own folder (here a copy of it in tmp_path) and into a run's export/ folder."""
     monkeypatch.setenv("LEARNGENE_TUTORIAL_PRESET", "smoke")
     monkeypatch.setenv("LEARNGENE_RUNS", str(tutorial_runs))
     # The kernel's thread count is decided here, not by the machine: with two threads on two cores that another
     # process keeps busy, notebook 04's training cell needed over 300 s; with one it keeps its pace.
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    nb = nbformat.read(path, as_version=4)
+    own = tmp_path / "student"
+    own.mkdir()
+    shutil.copy(path, own / path.name)
+    runs_before, repo_before = files_under(tutorial_runs), files_under(REPO)
+    nb = nbformat.read(own / path.name, as_version=4)
     # A guard against a hung kernel, not a speed requirement.
-    NotebookClient(nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
+    NotebookClient(nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(own)}}).execute()
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
     assert sum(PLOTLY in o.get("data", {}) for o in outputs) >= 2
+    assert changed(repo_before, files_under(REPO)) == []
+    outside = [p for p in changed(runs_before, files_under(tutorial_runs)) if "export" not in p.split("/")[1:2]]
+    assert outside == [], f"{path.name} wrote into the shared runs outside a run's export/"
     if path.name in ARTEFACTS:
-        assert (tutorial_runs / ARTEFACTS[path.name]).is_file()
+        assert (own / ARTEFACTS[path.name]).is_file()
     # Every exercise check, run after its solution, agrees with it: the solutions and the checks measure the same thing.
     checks = [c for c in nb.cells if c.cell_type == "code" and c.source.startswith("check.exercise_")]
     verdicts = [o["data"]["text/plain"] for c in checks for o in c.outputs if o.output_type == "execute_result"]

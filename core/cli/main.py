@@ -1,4 +1,4 @@
-"""The `learngene` command line: datasets, collective, criterion, health, extract, individual, sweep."""
+"""The `learngene` command line: datasets, collective, criterion, health, extract, individual, sweep, classroom."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from core.cli import collective, data, individual, learngene, messages, stopping, sweep
+from core.cli import classroom, collective, data, individual, learngene, messages, stopping, sweep
 from core.cli.arguments import OneLineParser
 from core.cli.partial import Interrupted
 from core.errors import LearngeneError
@@ -20,7 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Learngene: collective model, gradient criterion, learngene, few-shot individual models.",
     )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
-    for group in (data, collective, learngene, individual, sweep):
+    for group in (data, collective, learngene, individual, sweep, classroom):
         group.register(sub)
     return parser
 
@@ -28,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
 INTERRUPTED = {
     "collective": "finished tasks are committed; continue with the same command and --resume",
     "individual": "no target task had finished, nothing was written",
+    "classroom": "finished tasks are committed; the same command continues the runs",
 }
 
 

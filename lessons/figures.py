@@ -1,0 +1,258 @@
+"""The tutorials' longer plotly figures, each built from what the notebook computed (no training, no files)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from core.collective.health import COLLAPSED_RANK, UNHEALTHY_ACCURACY
+
+STRATEGIES = {"learngene": "crimson", "front inheritance": "darkorange", "weight selection": "seagreen"}
+
+
+def stream_figure(metrics: Sequence[Mapping[str, Any]], epochs: int, expansion_tasks: int) -> go.Figure:
+    """Tutorial 01: a run's training accuracy epoch by epoch (growth phase shaded) above its conv widths per task."""
+    epoch_rows = [m for m in metrics if m["kind"] == "epoch"]
+    task_rows = [m for m in metrics if m["kind"] == "task"]
+    conv_names = list(task_rows[0]["widths"])
+    fig = make_subplots(
+        rows=2,
+        cols=1,
+        vertical_spacing=0.14,
+        row_heights=[0.45, 0.55],
+        subplot_titles=("training accuracy, epoch by epoch", "channels of each conv layer after each task"),
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=[m["task"] + (m["epoch"] + 1) / epochs for m in epoch_rows],
+            y=[m["accuracy"] for m in epoch_rows],
+            mode="lines",
+            name="accuracy",
+        ),
+        1,
+        1,
+    )
+    fig.add_vrect(
+        x0=0,
+        x1=expansion_tasks,
+        fillcolor="orange",
+        opacity=0.12,
+        line_width=0,
+        row=1,
+        col=1,
+        annotation_text="growth phase",
+        annotation_position="top left",
+    )
+    widths = np.array([[t["widths"][n] for t in task_rows] for n in conv_names])
+    fig.add_trace(
+        go.Heatmap(
+            z=widths,
+            x=[t["task"] for t in task_rows],
+            y=conv_names,
+            text=widths,
+            texttemplate="%{text}",
+            colorscale="Blues",
+            showscale=False,
+        ),
+        2,
+        1,
+    )
+    fig.update_yaxes(autorange="reversed", row=2, col=1)
+    fig.update_xaxes(title_text="source task", row=2, col=1)
+    fig.update_layout(height=560, showlegend=False, margin=dict(t=50, b=40))
+    return fig
+
+
+def accuracy_bars(rows: Sequence[Mapping[str, Any]], per_task: Mapping[str, Sequence[float]], title: str) -> go.Figure:
+    """Tutorial 01: each method's mean accuracy (bar, 95% CI whisker) with one dot per target task."""
+    fig = go.Figure()
+    for row in rows:
+        fig.add_trace(
+            go.Bar(
+                x=[row["method"]],
+                y=[row["mean_accuracy"]],
+                error_y=dict(array=[row["ci95"] or 0]),
+                name=row["method"],
+                opacity=0.6,
+            )
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=[row["method"]] * len(per_task[row["method"]]),
+                y=per_task[row["method"]],
+                mode="markers",
+                marker=dict(color="black", size=7),
+                showlegend=False,
+            )
+        )
+    fig.update_layout(title=title, yaxis=dict(title="query accuracy", range=[0, 1.05]), showlegend=False, height=360)
+    return fig
+
+
+def spans(flags: Sequence[bool]) -> list[tuple[int, int]]:
+    """(first, last) of every stretch of consecutive True flags: the stretches of tasks to grey out."""
+    out, start = [], None
+    for t, flag in enumerate(list(flags) + [False]):
+        if flag and start is None:
+            start = t
+        elif not flag and start is not None:
+            out.append((start, t - 1))
+            start = None
+    return out
+
+
+def health_figure(health: Mapping[str, Sequence[Mapping[str, Any]]], chance: float) -> go.Figure:
+    """Tutorial 02: one column per run of train accuracy, feature rank and dead units per task, with the thresholds
+    (dashed), chance (dotted) and the unhealthy tasks greyed out."""
+    fig = make_subplots(
+        rows=3,
+        cols=2,
+        shared_xaxes=True,
+        vertical_spacing=0.07,
+        horizontal_spacing=0.1,
+        subplot_titles=[
+            f"{label}: {what}" for what in ("train accuracy", "feature rank", "dead units") for label in health
+        ],
+    )
+    for col, rows in enumerate(health.values(), start=1):
+        x = [row["task"] for row in rows]
+        accuracy = [row["train_accuracy"] for row in rows]
+        fig.add_trace(go.Scatter(x=x, y=accuracy, mode="lines+markers", line_color="seagreen"), 1, col)
+        fig.add_hline(y=UNHEALTHY_ACCURACY, line_dash="dash", row=1, col=col)
+        fig.add_hline(y=chance, line_dash="dot", line_color="gray", row=1, col=col)
+        rank = [row["feature_rank"] for row in rows]
+        fig.add_trace(go.Scatter(x=x, y=rank, mode="lines+markers", line_color="royalblue"), 2, col)
+        fig.add_hline(y=COLLAPSED_RANK * rows[0]["feature_rank"], line_dash="dash", row=2, col=col)
+        dead_layers = list(rows[0]["dead_fraction"])
+        fig.add_trace(
+            go.Heatmap(
+                z=[[row["dead_fraction"][n] for row in rows] for n in dead_layers],
+                x=x,
+                y=dead_layers,
+                zmin=0,
+                zmax=1,
+                colorscale="Reds",
+                showscale=col == 2,
+                colorbar=dict(title="dead", len=0.3, y=0.15, thickness=12),
+            ),
+            3,
+            col,
+        )
+        for first, last in spans([not row["healthy"] for row in rows]):
+            for r in (1, 2):
+                fig.add_vrect(
+                    x0=first - 0.5, x1=last + 0.5, fillcolor="gray", opacity=0.2, line_width=0, row=r, col=col
+                )
+    fig.update_yaxes(range=[0, 1.05], row=1)
+    fig.update_yaxes(rangemode="tozero", row=2)
+    fig.update_yaxes(autorange="reversed", row=3)
+    fig.update_xaxes(title_text="source task", row=3)
+    fig.update_layout(height=640, showlegend=False, title="health after each source task")
+    return fig
+
+
+def _ci(value: float) -> float:
+    return value if value == value else 0  # a NaN interval (one task) draws no whisker
+
+
+def methods_figure(rows: Sequence[Mapping[str, Any]], title: str) -> go.Figure:
+    """Tutorial 03: every method's accuracy (bar, 95% CI, dots: tasks) beside its difference to scratch, paired by
+    task; the learngene in red, scratch in grey."""
+    methods = [r["method"] for r in rows]
+    colours = ["crimson" if m == "learngene" else "gray" if m == "scratch" else "steelblue" for m in methods]
+    paired = [r.get("vs_scratch") or {"mean": 0.0, "ci95": 0.0} for r in rows]
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        shared_yaxes=True,
+        column_widths=[0.6, 0.4],
+        horizontal_spacing=0.03,
+        subplot_titles=("query accuracy (bar: mean, whisker: 95% CI, dots: tasks)", "minus scratch, paired by task"),
+    )
+    fig.add_trace(
+        go.Bar(
+            y=methods,
+            x=[r["mean_accuracy"] for r in rows],
+            orientation="h",
+            error_x=dict(array=[r["ci95"] or 0 for r in rows]),
+            text=[f"{r['params']:,} params" for r in rows],
+            textposition="inside",
+            insidetextanchor="start",
+            marker_color=colours,
+            opacity=0.8,
+        ),
+        1,
+        1,
+    )
+    fig.add_trace(
+        go.Scatter(
+            y=[r["method"] for r in rows for _ in r["task_accuracies"]],
+            x=[a for r in rows for a in r["task_accuracies"]],
+            mode="markers",
+            marker=dict(color="black", size=5),
+        ),
+        1,
+        1,
+    )
+    fig.add_trace(
+        go.Bar(
+            y=methods,
+            x=[p["mean"] for p in paired],
+            orientation="h",
+            error_x=dict(array=[_ci(p["ci95"]) for p in paired]),
+            marker_color=colours,
+        ),
+        1,
+        2,
+    )
+    fig.add_vline(x=0, line_color="black", row=1, col=2)
+    fig.update_xaxes(range=[0, 1.05], row=1, col=1)
+    fig.update_layout(title=title, showlegend=False, height=440, margin=dict(l=190))
+    return fig
+
+
+def size_figure(points: Sequence[Mapping[str, Any]], way: int) -> go.Figure:
+    """Tutorial 03: accuracy against parameters for each strategy (solid) and its scratch twin (dashed), with the
+    fine-tuned collective model as a star and chance dotted."""
+    fig = go.Figure()
+    for method, colour in STRATEGIES.items():
+        for name, dash in ((method, "solid"), (f"scratch ({method})", "dash")):  # the strategy, then its twin
+            mine = sorted((p for p in points if p["method"] == name), key=lambda p: p["params"])
+            if not mine:  # no front inheritance when the learngene itself starts at conv1
+                continue
+            fig.add_trace(
+                go.Scatter(
+                    x=[p["params"] for p in mine],
+                    y=[p["mean_accuracy"] for p in mine],
+                    error_y=dict(array=[p["ci95"] or 0 for p in mine], thickness=1),
+                    text=[p["size"] for p in mine],
+                    hovertemplate="%{text}: %{x:,} parameters, accuracy %{y:.3f}",
+                    mode="lines+markers",
+                    name=name,
+                    line=dict(color=colour, dash=dash),
+                )
+            )
+    reference = next(p for p in points if p["method"] == "collective-finetune")
+    fig.add_trace(
+        go.Scatter(
+            x=[reference["params"]],
+            y=[reference["mean_accuracy"]],
+            error_y=dict(array=[reference["ci95"] or 0], thickness=1),
+            mode="markers",
+            marker=dict(size=14, color="black", symbol="star"),
+            name="collective-finetune",
+        )
+    )
+    fig.add_hline(y=1 / way, line_dash="dot", annotation_text="chance")
+    fig.update_layout(
+        title="accuracy against parameters, widths x1/8 to x1 (95% CI); every point is compared with scratch of its "
+        "own architecture (dashed)",
+        xaxis=dict(title="parameters", type="log"),
+        yaxis=dict(title="query accuracy", range=[0, 1.05]),
+        height=440,
+    )
+    return fig

@@ -14,7 +14,7 @@ from core.collective.runs import open_run
 from core.events import Cancelled, MethodFinished, TargetTaskFinished
 from core.individual.config import individual_preset
 from core.individual.evaluation import evaluate
-from core.individual.methods import ROW_FIELDS
+from core.individual.result_row import ROW_FIELDS
 from core.individual.sweep import sweep
 from core.individual.targets import Targets, make_targets, run_imageset
 from core.learngene.extraction import extract

@@ -135,7 +135,7 @@ def cmd_individual(args: argparse.Namespace) -> int:
 
 def _deliver(args: argparse.Namespace, result: dict) -> None:
     """Write the result where the options say, and print it."""
-    from core.individual.methods import ROW_FIELDS
+    from core.individual.result_row import ROW_FIELDS
     from core.outputs import STDOUT, write_output
     from core.tables import csv_text, results_json_text
 

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import math
-
 from core.events import MethodFinished, TargetTaskFinished
+from core.individual.result_row import ResultRow
 from core.outputs import where as output_name
-from core.stats import mean_ci95
 
 
 class Interrupted(KeyboardInterrupt):
@@ -36,23 +34,9 @@ class FinishedResults:
         rows, points = [dict(r, partial=False) for r in self.rows], [dict(p, partial=False) for p in self.points]
         if self.current:
             first = self.current[0]
-            accuracies = [e.accuracy for e in self.current]
-            mean, half = mean_ci95(accuracies)
-            row = {
-                "method": first.method,
-                "layers": "",
-                "params": first.params,
-                "inherited_params": 0,
-                "mean_accuracy": mean,
-                "ci95": None if math.isnan(half) else half,
-                "tasks": len(accuracies),
-                "way": self.way,
-                "shot": self.shot,
-                "seconds": 0.0,
-                "task_accuracies": accuracies,
-                "partial": True,
-            }
-            (points if first.size else rows).append(dict(row, size=first.size) if first.size else row)
+            accuracies = tuple(e.accuracy for e in self.current)
+            row = ResultRow(first.method, first.params, accuracies, self.way, self.shot, size=first.size).as_dict()
+            (points if first.size else rows).append(dict(row, partial=True))
         return rows, points
 
     def summary(self, *outputs: str | None) -> str:

@@ -16,8 +16,9 @@ from core.errors import LearngeneError, Setting
 from core.events import Listener
 from core.individual.baselines import baseline_methods
 from core.individual.config import IndividualConfig
-from core.individual.methods import Method, add_paired, individual_method, run_methods
+from core.individual.methods import Method, individual_method, run_methods
 from core.individual.model import fitted_spec
+from core.individual.result_row import add_paired
 from core.individual.sweep import Size, default_sizes, sweep, sweep_trainings
 from core.individual.targets import Targets, fitting_query, make_targets, run_imageset
 from core.learngene.gene import Learngene

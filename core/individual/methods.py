@@ -3,12 +3,11 @@
 `individual_method` is the paper's individual model (an inherited block with new layers around it) or, without a
 learngene, the same architecture from scratch. `selection_method` is weight selection (a narrower copy of the whole
 collective model) or its architecture from scratch. `run_methods` trains each method on every target task and makes
-its table row; `add_paired` adds each row's paired difference to a reference method (scratch).
+its table row (`core.individual.result_row`).
 """
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -23,27 +22,14 @@ from core.events import Listener, MethodFinished, TargetTaskFinished, check_stop
 from core.individual.config import IndividualConfig
 from core.individual.head import chosen_head, prototype_head, starts_at_prototypes, use_cosine_head
 from core.individual.model import IndividualNet, IndividualSpec, build_individual, narrow_spec
+from core.individual.result_row import ResultRow
 from core.individual.stacked import fit_and_test_stacked
 from core.individual.targets import Targets, TargetTask
 from core.individual.training import batches, fit_and_test, layout
 from core.individual.weight_selection import select_weights
 from core.learngene.gene import Learngene
 from core.learngene.selection import block_label
-from core.stats import mean_ci95, paired_difference
 
-ROW_FIELDS = (
-    "method",
-    "layers",
-    "params",
-    "inherited_params",
-    "mean_accuracy",
-    "ci95",
-    "tasks",
-    "way",
-    "shot",
-    "seconds",
-    "task_accuracies",
-)
 StopCheck = Callable[[], bool] | None
 
 
@@ -205,22 +191,17 @@ def run_methods(
                     listeners,
                     TargetTaskFinished(method.name, target.task.task_id, len(targets.tasks), acc, method.params, size),
                 )
-        mean, half = mean_ci95(accuracies)
-        row = {
-            "method": method.name,
-            "layers": method.layers,
-            "params": method.params,
-            "inherited_params": method.inherited_params,
-            "mean_accuracy": mean,
-            "ci95": None if math.isnan(half) else half,
-            "tasks": len(accuracies),
-            "way": targets.way,
-            "shot": targets.shot,
-            "seconds": round(time.perf_counter() - started, 3),
-            "task_accuracies": accuracies,
-        }
-        if size:
-            row["size"] = size
+        row = ResultRow(
+            method.name,
+            method.params,
+            tuple(accuracies),
+            targets.way,
+            targets.shot,
+            method.layers,
+            method.inherited_params,
+            round(time.perf_counter() - started, 3),
+            size,
+        ).as_dict()
         rows.append(row)
         emit(listeners, MethodFinished(dict(row)))
     return rows
@@ -240,10 +221,3 @@ def _groups(tasks: Sequence[TargetTask], size: int) -> list[list[TargetTask]]:
         else:
             groups.append([task])
     return groups
-
-
-def add_paired(rows: Sequence[dict], reference: dict, key: str = "vs_scratch") -> None:
-    """Give every row its paired difference to `reference` over the same target tasks (mean, 95% CI, p-value)."""
-    for row in rows:
-        if row is not reference and len(row["task_accuracies"]) == len(reference["task_accuracies"]):
-            row[key] = paired_difference(row["task_accuracies"], reference["task_accuracies"]).as_dict()

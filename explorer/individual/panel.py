@@ -266,6 +266,9 @@ class IndividualPanel:
                     self._latest += f", target task {len(series.accuracies)}/{event.tasks}"
                 self._throttle.request()
             elif isinstance(event, MethodFinished):
+                size = plan.size_label(event.row["method"], event.row.get("size", ""))
+                with self._throttle.lock:
+                    self.store.add_row(event.row, size, job.setup, way[0], learngene)
                 self._throttle.request()
 
         def result(outcome: JobOutcome) -> dict:

@@ -8,8 +8,8 @@ import math
 from dataclasses import dataclass, field
 from fractions import Fraction
 
+from core.individual.result_row import ResultRow
 from core.individual.twins import is_twin, twin_name, twin_strategy
-from core.stats import mean_ci95, paired_difference
 
 DEFAULT = "default"
 COLLECTIVE = "collective"
@@ -142,34 +142,38 @@ class Series:
     status: str = "running"
     way: int | None = None
     learngene: str = ""
+    finished: ResultRow | None = None  # core's row, once the method has finished
+
+    def result(self) -> ResultRow:
+        """The series as core's result row: the finished method's row, else the accuracies finished so far."""
+        if self.finished is not None and self.finished.tasks == len(self.accuracies):
+            return self.finished
+        return ResultRow(self.method, self.params, tuple(self.accuracies), self.way, size=self.size)
 
     def row(self, reference: Series | None = None) -> dict:
-        """A results-table row; `reference` is its scratch (or twin), for the paired difference."""
-        mean, half = mean_ci95(self.accuracies)
-        row = {
-            "method": self.method,
+        """A results-table row: core's row with the page's fields (its setup, the model in words, how many tasks
+        are planned, its status) and the paired difference to `reference`, its scratch (or twin)."""
+        result = self.result()
+        mean, half = result.mean_ci95()
+        paired = result.paired_with(reference.result()) if reference is not None and reference is not self else None
+        return {
+            **result.as_dict(),
             "size": self.size,
             "setup": self.setup,
             "model": sentence(self.method, self.size, self.learngene),
-            "params": self.params,
-            "tasks": len(self.accuracies),
             "planned": self.planned,
             "mean_accuracy": None if math.isnan(mean) else round(mean, 4),
-            "ci95": None if math.isnan(half) else round(half, 4),  # undefined for a single task
+            "ci95": None if half is None else round(half, 4),
             "status": self.status,
-            "vs_scratch": None,
+            "vs_scratch": None
+            if paired is None
+            else {
+                "mean": round(paired.mean, 4),
+                "ci95": None if math.isnan(paired.ci95) else round(paired.ci95, 4),
+                "p_value": None if math.isnan(paired.p_value) else paired.p_value,
+                "tasks": paired.tasks,
+            },
         }
-        if reference is not None and reference is not self:
-            n = min(len(self.accuracies), len(reference.accuracies))  # the same first n target tasks, in order
-            if n:
-                diff = paired_difference(self.accuracies[:n], reference.accuracies[:n])
-                row["vs_scratch"] = {
-                    "mean": round(diff.mean, 4),
-                    "ci95": None if math.isnan(diff.ci95) else round(diff.ci95, 4),
-                    "p_value": None if math.isnan(diff.p_value) else diff.p_value,
-                    "tasks": diff.tasks,
-                }
-        return row
 
 
 class ResultStore:
@@ -201,14 +205,17 @@ class ResultStore:
         return series
 
     def add_row(self, row: dict, size: str, setup: str, way: int | None = None, learngene: str = "") -> None:
-        """Record a finished core row that arrived without events (a sweep point equal to a table row reuses it)."""
+        """Record a core row: a finished method's (its series then shows core's row) or one found without events
+        (a sweep point equal to a table row reuses it)."""
         key = (row["method"], size, setup)
-        if key in self.series and self.series[key].status == "done":
-            return
-        accuracies = [float(a) for a in row["task_accuracies"]]
-        self.series[key] = Series(
-            row["method"], size, setup, row["params"], len(accuracies), accuracies, "done", way, learngene
-        )
+        result = ResultRow.from_dict(row)
+        series = self.series.get(key)
+        if series is None or series.status != "done":
+            series = self.series[key] = Series(
+                row["method"], size, setup, row["params"], result.tasks, list(result.task_accuracies), "done", way
+            )
+            series.learngene = learngene
+        series.finished = result
 
     def close_running(self, status: str) -> None:
         """Mark every unfinished series (after a cancel or an error): its points stay, flagged."""

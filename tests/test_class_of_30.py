@@ -1,5 +1,6 @@
 """A class on one server: tutorial 04's shapes are drawn once, whoever asks; five students running notebook 01 at
-once against one shared engine get one training that all of them follow, with progress, and none gets an error."""
+once against one shared engine get one training that all of them follow, with progress, and none gets an error; a
+kernel whose run another process trains outside the engine waits for it and says how far it is."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import pytest
 from conftest import REPO
 
 from core.collective.config import preset
+from core.collective.locking import writer_active
 from core.collective.runs import open_run
 from core.data.shapes import MANIFEST, PER_CLASS, SHAPE_CLASSES, ensure_shapes, shapes_complete
 from core.errors import LearngeneError
@@ -181,3 +183,44 @@ def test_five_students_running_notebook_01_at_once_get_one_training_that_each_fo
         f"\n{STUDENTS} kernels ran notebook 01's training cell at once on a 2-worker engine: waits "
         f"{', '.join(f'{w:.1f}' for w in seconds)} s; the fifth waited {seconds[-1]:.1f} s for the one training"
     )
+
+
+KERNEL = textwrap.dedent(
+    """
+    import sys
+    from core.collective.config import preset
+    from core.tutorial.classroom import collective_run
+    run = collective_run(preset("smoke", dataset="glyphs", seed=0), sys.argv[2], runs=sys.argv[1], say=print)
+    print("complete" if run.complete else "incomplete")
+    """
+)
+
+
+def test_a_kernel_waits_for_a_run_that_a_process_outside_the_engine_trains_and_says_how_far_it_is(
+    shared_engine_address, tmp_path
+):
+    runs, name = tmp_path / "runs", "smoke-glyphs"
+    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1", **{ADDRESS_VARIABLE: shared_engine_address})
+    command = [sys.executable, "-m", "core.cli", "collective", "--preset", "smoke", "--dataset", "glyphs"]
+    outside = subprocess.Popen(
+        [*command, "--run-dir", str(runs / name), "--threads", "1", "--quiet"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not writer_active(runs / name):
+        assert outside.poll() is None and time.monotonic() < deadline, outside.stderr.read()
+        time.sleep(0.05)
+    kernel = subprocess.run(
+        [sys.executable, "-c", KERNEL, str(runs), name], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert outside.wait(timeout=60) == 0 and kernel.returncode == 0, kernel.stderr
+    said = kernel.stdout.splitlines()
+    assert said[0] == f"{name}: another process is training it; waiting for it" and said[-1] == "complete"
+    assert any(line.endswith("tasks finished") for line in said)  # its progress, read from the run's files
+    config = preset("smoke", dataset="glyphs", seed=0)
+    run = open_run(runs / name)
+    assert [m["task"] for m in run.metrics() if m["kind"] == "task"] == list(range(config.tasks))  # trained once

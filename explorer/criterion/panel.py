@@ -364,7 +364,11 @@ class CriterionHeatmap:
         )
 
     def _draw(self, in_place: bool = False) -> None:
+        """Draw the map, then write the view (the chart is what the user waits for; the link can follow it)."""
+        self._paint(in_place)
         self._report()
+
+    def _paint(self, in_place: bool) -> None:
         with self._lock:
             if self.log is None or self.log.tasks == 0:
                 clear(self.figure)

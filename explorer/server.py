@@ -10,10 +10,28 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Sequence
+from typing import IO
 
 from core.jobs.cluster import ADDRESS_VARIABLE, local_cluster
 from core.jobs.shared import THREADS_VARIABLE
+
+
+class Log(threading.Thread):
+    """Voila's log (its kernels' too) copied to the terminal until the server is stopped; after that the kernels'
+    tracebacks about sockets closed under them (a kernel stopped while it ran the notebook) are dropped."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        super().__init__(daemon=True)
+        self.stream = stream
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        for line in self.stream:
+            if not self.stopping.is_set():
+                sys.stderr.buffer.write(line)
+                sys.stderr.buffer.flush()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -39,17 +57,27 @@ def main(argv: Sequence[str] | None = None) -> int:
             command,
             env=dict(os.environ, **{ADDRESS_VARIABLE: address, THREADS_VARIABLE: threads}),
             start_new_session=True,
+            stderr=subprocess.PIPE,
         )
-        stop = lambda signum, frame: voila.send_signal(signal.SIGTERM)  # noqa: E731 - Voila stops, then the cluster
+        log = Log(voila.stderr)
+        log.start()
+
+        def stop(signum: int = signal.SIGTERM, frame: object = None) -> None:
+            log.stopping.set()
+            voila.send_signal(signal.SIGTERM)
+
         signal.signal(signal.SIGTERM, stop)
         try:
-            return voila.wait()
+            code = voila.wait()
         except KeyboardInterrupt:
-            voila.send_signal(signal.SIGTERM)
+            stop()
             voila.wait()
-            return 0
+            code = 0
+        log.join(timeout=5)
+        return code
     finally:
         cluster.close()
+        print("Learngene Explorer stopped: Voila, its kernels and the Dask workers.", file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,12 @@
-"""`make explore` serves the app on 127.0.0.1 unless HOST asks for another address."""
+"""`make explore` serves the app on 127.0.0.1 unless HOST asks for another address, and Ctrl-C stops it quietly."""
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -29,21 +31,27 @@ def listening(port: int) -> set[str]:
     return found
 
 
-@pytest.mark.skipif(
+NEEDS = pytest.mark.skipif(
     not Path("/proc/net/tcp").exists() or shutil.which("make") is None, reason="needs Linux /proc and make"
 )
-@pytest.mark.parametrize("host, expected", [(None, {LOCALHOST_V4}), ("0.0.0.0", {ANY_V4})])
-def test_make_explore_listens_on_localhost_unless_asked(tmp_path, host, expected):
+
+
+def start_explore(tmp_path: Path, port: int, *extra: str, **popen: object) -> subprocess.Popen:
+    """`make explore` on `port` in a process group of its own, its output in tmp_path/explore.log."""
     venv = Path(sys.executable).parent.parent
-    port = free_port()
     command = ["make", "--no-print-directory", "-o", f"{venv}/.installed", "explore", f"VENV={venv}", f"PORT={port}"]
-    if host:
-        command.append(f"HOST={host}")
     env = dict(os.environ, LEARNGENE_RUNS=str(tmp_path / "runs"))
     with open(tmp_path / "explore.log", "wb") as log:
-        proc = subprocess.Popen(
-            command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        return subprocess.Popen(
+            [*command, *extra], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, **popen
         )
+
+
+@NEEDS
+@pytest.mark.parametrize("host, expected", [(None, {LOCALHOST_V4}), ("0.0.0.0", {ANY_V4})])
+def test_make_explore_listens_on_localhost_unless_asked(tmp_path, host, expected):
+    port = free_port()
+    proc = start_explore(tmp_path, port, *([f"HOST={host}"] if host else []))
     try:
         deadline = time.monotonic() + 120
         while not listening(port) and proc.poll() is None and time.monotonic() < deadline:
@@ -51,3 +59,25 @@ def test_make_explore_listens_on_localhost_unless_asked(tmp_path, host, expected
         assert listening(port) == expected, (tmp_path / "explore.log").read_text()[-2000:]
     finally:
         stop_server(proc, group=True)
+
+
+@NEEDS
+def test_ctrl_c_stops_the_server_its_kernels_and_workers_with_one_line_and_no_traceback(tmp_path):
+    port = free_port()
+    proc = start_explore(tmp_path, port, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        deadline = time.monotonic() + 120
+        while not listening(port) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=120).read()  # a visitor; the pool refills
+        time.sleep(1)  # the refilled pool's kernel is running the notebook when Ctrl-C comes
+        os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole foreground group
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            stop_server(proc, group=True)
+    log = (tmp_path / "explore.log").read_text()
+    stopped = log[log.rindex("Kernel pool") :]
+    assert "Traceback" not in stopped and "Error" not in stopped, stopped
+    assert "Learngene Explorer stopped: Voila, its kernels and the Dask workers." in stopped
+    assert not listening(port)

@@ -71,7 +71,7 @@ class JobRunner:
             engine = self._engine()
             future = engine.submit(job, listeners=listeners, priority=INTERACTIVE)
         except Exception as exc:  # noqa: BLE001 - no engine or a refused job: a line on the page, never a traceback
-            self._finish(on_done, PanelOutcome("error", one_line(exc)))
+            self._finish(on_done, PanelOutcome("error", one_line(exc), error=exc))
             return
         with self._lock:
             self._future, cancelled = future, self._cancelled
@@ -116,4 +116,4 @@ def _outcome(engine: Engine, future: Future, result: Callable[[Outcome], Any]) -
     except (Cancelled, CancelledError):
         return PanelOutcome("cancelled", "cancelled: finished parts are kept")
     except Exception as exc:  # noqa: BLE001 - the page shows a line, never a traceback
-        return PanelOutcome("error", one_line(exc))
+        return PanelOutcome("error", one_line(exc), error=exc)

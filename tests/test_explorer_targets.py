@@ -14,6 +14,7 @@ from core.errors import LearngeneError
 from explorer.app import ExplorerApp
 from explorer.individual import plan
 from explorer.settings import Settings
+from explorer.widgets.fields import FIX_CLASS, FIX_STYLE
 
 JOB_TIMEOUT = 300
 FLAG = re.compile(r"(?<![\w-])--[a-z]")  # a command-line option such as --root
@@ -95,13 +96,25 @@ def test_a_run_on_an_image_folder_draws_its_tasks_from_that_folder(app):
     assert "3-way 2-shot from letters, fine-tune" in panel.table.value
 
 
-@pytest.mark.parametrize("way, shot, message", [(5, 2, "at most 4 classes per task"), (3, 8, "at most 7 (shot)")])
-def test_a_folder_too_small_for_the_setup_says_so_in_page_terms(app, way, shot, message):
+@pytest.mark.parametrize(
+    "way, shot, message, field",
+    [
+        (5, 2, "lower way (panel 3) to at most 4 classes per task", "way"),
+        (3, 8, "lower shot (panel 3) to at most 7", "shot"),
+    ],
+)
+def test_a_folder_too_small_for_the_setup_says_so_in_page_terms_and_outlines_the_field_to_change(
+    app, way, shot, message, field
+):
     panel = app.individual
     panel.target.value, panel.way.value, panel.shot.value = "letters", way, shot
     assert panel.start(sweep=False)
     status = finish(panel)
     assert message in status and "target imagefolder data" in status and not FLAG.search(status)
+    outlined = [name for name in ("way", "shot", "target_tasks") if FIX_CLASS in getattr(panel, name)._dom_classes]
+    assert outlined == [field] and FIX_STYLE in panel.status.value
+    getattr(panel, field).value -= 1  # the user changes the field: its outline goes
+    assert FIX_CLASS not in getattr(panel, field)._dom_classes
 
 
 def test_a_broken_episodes_folder_ends_the_run_with_cores_line_in_page_terms(app, data_root):

@@ -22,7 +22,7 @@ from core.data.imageset import ImageSet
 from core.data.polarity import Polarity, background, choose, invert_images
 from core.data.tasks import FewShotTask, few_shot_tasks
 from core.data.transforms import normalise
-from core.errors import LearngeneError
+from core.errors import LearngeneError, Setting
 from core.individual.config import IndividualConfig
 from core.learngene.gene import Learngene
 from core.seeding import generator
@@ -275,12 +275,16 @@ def _dataset_targets(r: _Request) -> Targets:
     if way > imageset.num_classes:
         raise LearngeneError(
             f"{way}-way tasks need {way} classes, but the target {imageset.name} data has {imageset.num_classes}: "
-            f"ask for at most {imageset.num_classes} classes per task (way)"
+            "lower ",
+            Setting("way"),
+            f" to at most {imageset.num_classes} classes per task",
         )
     if shot >= smallest:
         raise LearngeneError(
             f"{shot} training images per class leave no test image in the smallest class of the target "
-            f"{imageset.name} data ({smallest} images): ask for at most {smallest - 1} (shot)"
+            f"{imageset.name} data ({smallest} images): lower ",
+            Setting("shot"),
+            f" to at most {smallest - 1}",
         )
     every = tuple(range(imageset.num_classes))
     chosen = few_shot_tasks(imageset, every, way=way, shot=shot, query=query, tasks=tasks, seed=r.config.seed)

@@ -22,7 +22,7 @@ from explorer.individual.table import STRATEGIES, table_html
 from explorer.jobs import JobRunner
 from explorer.settings import Settings
 from explorer.view import View
-from explorer.widgets.fields import Check, Choice, IntField, Toggles, report_to
+from explorer.widgets.fields import Check, Choice, IntField, Toggles, point_at_fixes, report_to
 from explorer.widgets.outcome import Outcome, one_line
 from explorer.widgets.style import heading, message_html
 from explorer.widgets.throttle import Throttle
@@ -46,6 +46,7 @@ class IndividualPanel:
         self.target_tasks = IntField(
             value=20, min=1, max=100, description="tasks", layout=widgets.Layout(width="140px")
         )
+        self.fields = {"way": self.way, "shot": self.shot}  # by setting id, outlined when an error names them
         self.mode = Toggles(
             options=[("fine-tune all", "finetune"), ("freeze learngene", "freeze")],
             value="finetune",
@@ -227,8 +228,9 @@ class IndividualPanel:
         try:
             job = self._job(sweep)
         except Exception as exc:  # noqa: BLE001 - shown as a line (LearngeneError: no run, bad selection or setup)
-            self.status.value = message_html(one_line(exc), "error")
+            self.status.value = point_at_fixes(self.fields, exc) + message_html(one_line(exc), "error")
             return False
+        point_at_fixes(self.fields, None)
         self._done = 0
         self._chart_error = ""
         self._notes = []
@@ -387,7 +389,7 @@ class IndividualPanel:
                 "warning",
             )
         else:
-            self.status.value = message_html(outcome.message, "error")
+            self.status.value = point_at_fixes(self.fields, outcome.error) + message_html(outcome.message, "error")
         self.progress_label.value = ""
         self._set_busy(False)
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import ipywidgets as widgets
 from traitlets import TraitError
 
+from core.errors import LearngeneError, Setting
 from core.names import clip
 from explorer.widgets.style import message_html
 
@@ -155,3 +156,31 @@ def _expected(exc: Exception) -> str:
 
 def _short(value: object) -> str:
     return clip(repr(value))
+
+
+FIX_CLASS = "lg-fix"
+# Outlines the fields an error names (shown with the error's line, so the outline goes when the line does).
+FIX_STYLE = "<style>.lg-fix input, .lg-fix select, .lg-fix .widget-toggle-buttons{outline:2px solid #c62828}</style>"
+
+
+def point_at_fixes(fields: Mapping[str, widgets.DOMWidget], exc: BaseException | None) -> str:
+    """Outline the fields (by setting id) that `exc` names as what fixes it, and only those; None clears every
+    outline. Returns the style to show beside the error's line ("" when no field is outlined)."""
+    named = {p.id for p in exc.fixes if isinstance(p, Setting)} if isinstance(exc, LearngeneError) else set()
+    for setting, field in fields.items():
+        if setting not in named:
+            field.remove_class(FIX_CLASS)
+        elif FIX_CLASS not in field._dom_classes:
+            field.add_class(FIX_CLASS)
+            _unmark_on_change(field)
+    return FIX_STYLE if named & set(fields) else ""
+
+
+def _unmark_on_change(field: widgets.DOMWidget) -> None:
+    """Remove the field's outline when the user changes it (once)."""
+
+    def unmark(_change: object) -> None:
+        field.remove_class(FIX_CLASS)
+        field.unobserve(unmark, "value")
+
+    field.observe(unmark, "value")

@@ -11,11 +11,13 @@ from explorer.widgets.wording import page_line
 
 @dataclass(frozen=True)
 class Outcome:
-    """How a job ended: status is 'done', 'cancelled' or 'error'; message is one line for the user."""
+    """How a job ended: status is 'done', 'cancelled' or 'error'; message is one line for the user; error is the
+    exception behind an 'error' (its fixes name the fields to point at)."""
 
     status: str
     message: str = ""
     result: Any = None
+    error: BaseException | None = None
 
 
 def one_line(exc: BaseException) -> str:

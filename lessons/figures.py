@@ -256,3 +256,44 @@ def size_figure(points: Sequence[Mapping[str, Any]], way: int) -> go.Figure:
         height=440,
     )
     return fig
+
+
+def criteria_figure(scores: Mapping[str, Any], picks: Mapping[str, Any], thresholds: Mapping[str, Any]) -> go.Figure:
+    """Tutorial 03: one row per criterion, every conv layer's score (lower = better) as a bar, red where the
+    criterion's learngene takes the layer, dashed at the criterion's threshold when one is set. `scores` and `picks`
+    map a criterion to its LayerScores and its Selection."""
+    fig = make_subplots(
+        rows=len(scores),
+        cols=1,
+        shared_xaxes=True,
+        vertical_spacing=0.14,
+        subplot_titles=[
+            f"{c}: {picks[c].label}"
+            + (f" (threshold {thresholds[c]:.3g})" if thresholds.get(c) is not None else " (best window)")
+            for c in scores
+        ],
+    )
+    for row, (criterion, layer_scores) in enumerate(scores.items(), start=1):
+        convs = [n for n in layer_scores.layer_names if n.startswith("conv")]
+        values = [layer_scores.of(n)[0] for n in convs]
+        fig.add_trace(
+            go.Bar(
+                x=convs,
+                y=values,
+                text=[f"{v:.3g}" for v in values],
+                textposition="outside",
+                marker_color=["crimson" if n in picks[criterion].layers else "lightgray" for n in convs],
+            ),
+            row,
+            1,
+        )
+        if thresholds.get(criterion) is not None:
+            fig.add_hline(y=thresholds[criterion], line_dash="dash", line_width=1, row=row, col=1)
+        top = np.nanmax(values + [thresholds.get(criterion) or 0])
+        fig.update_yaxes(title_text="score", range=[0, 1.25 * top if top > 0 else 1], row=row, col=1)
+    fig.update_layout(
+        title="the layers each criterion picks (red); lower score = better under both",
+        showlegend=False,
+        height=180 + 170 * len(scores),
+    )
+    return fig

@@ -18,6 +18,7 @@ from core.learngene.selection import (
     candidates,
     default_top_k,
     layer_scores,
+    run_scores,
     select_for_run,
     select_top_k,
     windows,
@@ -236,3 +237,40 @@ def test_the_tau_and_health_checks_read_the_students_run(run):
     assert not criterion_checks.exercise_2_6({name: 0 for name in first}, run).correct or first == dict.fromkeys(
         first, 0
     )
+
+
+def _threshold_offers(run, criterion):
+    """Every block the threshold rule selects as the threshold takes each conv layer's score in turn, computed here
+    from the scores with plain Python: the layers scoring at most it, kept when their indices are consecutive."""
+    scores = run_scores(run, criterion=criterion)
+    convs = list(candidates(scores.layer_names))
+    value = {n: scores.of(n)[0] for n in convs}
+    offers = []
+    for threshold in sorted(v for v in value.values() if np.isfinite(v)):
+        picked = [i for i, n in enumerate(convs) if value[n] <= threshold]
+        label = block_label([convs[i] for i in picked])
+        if picked == list(range(picked[0], picked[-1] + 1)) and label not in offers:
+            offers.append(label)
+    return offers
+
+
+def test_the_threshold_check_reads_the_blocks_each_criterion_offers_on_the_students_run(run):
+    offers = {c: _threshold_offers(run, c) for c in individual_checks.SIDE_BY_SIDE}
+    assert all(offers.values())  # every criterion offers at least one block: its best-scoring layer
+    assert offers == {c: individual_checks.threshold_blocks(run, c) for c in offers}
+    every = sorted(set(offers["paper"]) | set(offers["transfer"]))
+    assert len(every) >= 2
+    accuracy = {label: 0.4 + 0.05 * i for i, label in enumerate(every)}  # one best block per criterion
+    tables = [_rows([accuracy[label]] * 5, layers=label) for label in every]
+    for table in tables:
+        table[0]["mean_accuracy"] = table[0]["task_accuracies"][0]
+    best = {c: max(offers[c], key=accuracy.get) for c in offers}
+    assert individual_checks.exercise_3_6(best, tables, run).correct
+    for criterion in offers:
+        others = [label for label in every if label != best[criterion]]
+        for label in others:
+            verdict = individual_checks.exercise_3_6({**best, criterion: label}, tables, run)
+            assert not verdict.correct and repr(best[criterion]) not in verdict.message
+    assert not individual_checks.exercise_3_6(best, tables[1:], run).correct  # a block the thresholds offer untrained
+    assert not individual_checks.exercise_3_6({"paper": best["paper"]}, tables, run).correct
+    assert not individual_checks.exercise_3_6(best, [[{"method": "scratch"}]], run).correct

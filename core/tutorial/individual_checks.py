@@ -5,9 +5,14 @@ from __future__ import annotations
 import math
 from collections.abc import Collection, Mapping, Sequence
 
-from core.tutorial.verdict import Verdict, compare_learngene, correct, first_unanswered, wrong
+import numpy as np
+
+from core.collective.runs import Run
+from core.learngene.selection import block_label, candidates, run_scores, threshold_layers, validate_block
+from core.tutorial.verdict import Verdict, compare_learngene, correct, first_unanswered, method_row, wrong
 
 SIGNS = ("same", "flipped", "n/a")
+SIDE_BY_SIDE = ("paper", "transfer")  # the criteria tutorial 03 sets side by side
 
 
 def exercise_3_1(freeze_answer: str | None, rows: Sequence[dict], frozen_rows: Sequence[dict] | None) -> Verdict:
@@ -71,3 +76,54 @@ def exercise_3_5(
     if best_5 != best:
         return wrong("not the window with the highest mean accuracy in your 5-shot study")
     return correct("read the p-values too: with few windows a sign can flip by chance")
+
+
+def threshold_blocks(run: Run, criterion: str) -> list[str]:
+    """The blocks the threshold rule can select under `criterion`, as the threshold rises through the conv layers'
+    own scores, shortest first (a threshold whose layers are not adjacent selects no block)."""
+    scores = run_scores(run, criterion=criterion)
+    values = sorted({float(v) for v in (scores.of(n)[0] for n in candidates(scores.layer_names)) if np.isfinite(v)})
+    blocks: list[str] = []
+    for threshold in values:
+        ok, _, block = validate_block(scores.layer_names, threshold_layers(scores, threshold))
+        if ok and block_label(block) not in blocks:
+            blocks.append(block_label(block))
+    return blocks
+
+
+def exercise_3_6(
+    best_blocks: Mapping[str, str] | None, threshold_rows: Sequence[Sequence[dict]] | None, run: Run
+) -> Verdict:
+    """Ex. 6: for each criterion, the block with the highest learngene mean accuracy among every block its threshold
+    can select, all of them trained on the same targets (`threshold_rows`: one evaluate() table per block)."""
+    if (missing := first_unanswered(threshold_rows=threshold_rows, best_blocks=best_blocks)) is not None:
+        return missing
+    if not isinstance(best_blocks, Mapping) or set(best_blocks) != set(SIDE_BY_SIDE):
+        return wrong(f"give one block label (such as 'convA-convB') for each of {list(SIDE_BY_SIDE)}")
+    trained = {}
+    for table in threshold_rows:
+        row = method_row(table, "learngene") if isinstance(table, Sequence) else None
+        if row is None:
+            return wrong("every entry of `threshold_rows` is what `evaluate` returned for one block")
+        trained[row["layers"]] = row["mean_accuracy"]
+    off = []
+    for criterion in SIDE_BY_SIDE:
+        offered = threshold_blocks(run, criterion)
+        untrained = [b for b in offered if b not in trained]
+        if untrained:
+            return wrong(
+                f"the {criterion} threshold can select {len(untrained)} more block(s) than you trained: raise it "
+                "through its layers' scores one step at a time and evaluate each block it selects"
+            )
+        if best_blocks[criterion] not in offered:
+            return wrong(f"no {criterion} threshold selects {best_blocks[criterion]!r}: answer among its own blocks")
+        if trained[best_blocks[criterion]] < max(trained[b] for b in offered):
+            off.append(criterion)
+    if off:
+        return wrong(
+            f"for {off}: not the block with the highest learngene mean accuracy among those its threshold selects"
+        )
+    return correct(
+        "compare the blocks the two thresholds offer, and the layer your best blocks start at; then read the paired "
+        "difference of the two best before calling one better"
+    )

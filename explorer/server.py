@@ -19,8 +19,8 @@ from core.jobs.shared import THREADS_VARIABLE
 
 
 class Log(threading.Thread):
-    """Voila's log (its kernels' too) copied to the terminal until the server is stopped; after that the kernels'
-    tracebacks about sockets closed under them (a kernel stopped while it ran the notebook) are dropped."""
+    """Voila's log (its kernels' too) copied to the terminal until the server is stopped; what it prints while it
+    shuts down is dropped (a kernel stopped while it ran the notebook prints a traceback about its closed sockets)."""
 
     def __init__(self, stream: IO[bytes]) -> None:
         super().__init__(daemon=True)

@@ -93,7 +93,6 @@ class ResultRow:
 
 def add_paired(rows: Sequence[dict], reference: dict, key: str = "vs_scratch") -> None:
     """Give every row its paired difference to `reference` over the same target tasks (mean, 95% CI, p-value)."""
-    ref = ResultRow.from_dict(reference)
     for row in rows:
-        if row is not reference and len(row["task_accuracies"]) == ref.tasks:
-            row[key] = ResultRow.from_dict(row).paired_with(ref).as_dict()
+        if row is not reference and len(row["task_accuracies"]) == len(reference["task_accuracies"]):
+            row[key] = paired_difference(row["task_accuracies"], reference["task_accuracies"]).as_dict()

@@ -9,7 +9,7 @@ collective model fine-tuned have the collective's architecture at their width. T
 
 from __future__ import annotations
 
-from core.individual.result_row import ResultRow
+from core.stats import paired_difference
 
 TWIN_PHRASE = "every point is compared with scratch of its own architecture"
 PAIRING = "twin"  # the size sweep's pairing, part of a few-shot job's key (before: scratch of the same multiplier)
@@ -36,4 +36,4 @@ def pair_with_twin(point: dict, twin: dict) -> None:
     point["twin"] = twin["method"]
     point["twin_params"] = twin["params"]
     point["twin_mean_accuracy"] = twin["mean_accuracy"]
-    point["vs_twin"] = ResultRow.from_dict(point).paired_with(ResultRow.from_dict(twin)).as_dict()
+    point["vs_twin"] = paired_difference(point["task_accuracies"], twin["task_accuracies"]).as_dict()

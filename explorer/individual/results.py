@@ -212,9 +212,16 @@ class ResultStore:
         series = self.series.get(key)
         if series is None or series.status != "done":
             series = self.series[key] = Series(
-                row["method"], size, setup, row["params"], result.tasks, list(result.task_accuracies), "done", way
+                row["method"],
+                size,
+                setup,
+                row["params"],
+                result.tasks,
+                list(result.task_accuracies),
+                "done",
+                way,
+                learngene,
             )
-            series.learngene = learngene
         series.finished = result
 
     def close_running(self, status: str) -> None:

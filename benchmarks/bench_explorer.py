@@ -4,9 +4,11 @@
     (voila.json pre-heats a kernel; loads are spaced by --gap seconds so that Voila can refill its pool);
 (b) latency of a tau change: slider key press in the browser to the redrawn heatmap in the browser, the old way
     (LEARNGENE_REDRAW=whole: a new chart per change) against the new (the shown chart updated in place), one server
-    each, the moves taken in turns so that both see the same machine load.
+    and one browser each (two tabs of one browser share a renderer thread, so one page's drawing would delay the
+    other's), the moves taken in turns so that both see the same machine load, with a pause after each.
 Targets on 2 CPU cores: (a) < 10 s, (b) <= 50 ms median on an idle machine. Prints medians and extremes and the load.
 Usage: python benchmarks/bench_explorer.py [--runs-root DIR --run NAME] [--loads 3] [--gap 15] [--moves 12]
+[--ways in-place,whole] [--settle 10]
 (without --runs-root a `smoke` run is trained once into $LEARNGENE_CACHE/bench-runs, about half a minute).
 """
 
@@ -29,6 +31,7 @@ HEATMAP = (
     "Array.from(document.querySelectorAll('.js-plotly-plot')).find(d => d.data && d.data.length && "
     "d.data[0].type === 'heatmap')"
 )
+PAUSE_MS = 400  # after each move, so that a chart still being drawn does not delay the next move's
 WAYS = {"whole": "old: a new chart per move (whole)", "in-place": "new: the shown chart updated (in-place)"}
 READY = (
     f"(() => {{ const d = {HEATMAP}; "
@@ -100,28 +103,46 @@ def main() -> None:
     parser.add_argument("--loads", type=int, default=3, help="page loads to time")
     parser.add_argument("--gap", type=float, default=15.0, help="seconds between page loads (0: back to back)")
     parser.add_argument("--moves", type=int, default=12, help="tau changes to time")
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=10.0,
+        help="seconds between opening the maps and the first move (Voila "
+        "starts a spare kernel for the next visitor meanwhile)",
+    )
+    parser.add_argument(
+        "--ways",
+        default=",".join(WAYS),
+        help="redraw ways to time: in-place alone measures the new way on a machine "
+        "without the old way's server and browser",
+    )
     args = parser.parse_args()
+    ways = [way for way in args.ways.split(",") if way]
+    if not ways or set(ways) - set(WAYS) or "in-place" not in ways:
+        raise SystemExit(f"--ways: in-place, optionally with whole (got {args.ways!r})")
     if not Path(CHROMIUM).exists():
         raise SystemExit(f"needs Debian's chromium at {CHROMIUM} (apt-get install chromium)")
     root, run = (Path(args.runs_root), args.run) if args.runs_root else cached_run()
     log_dir = Path(tempfile.mkdtemp(prefix="bench-explorer-"))
-    servers = {way: launch(root, run, log_dir / f"voila-{way}.log", way) for way in WAYS}
+    servers = {way: launch(root, run, log_dir / f"voila-{way}.log", way) for way in ways}
     try:
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            browsers = {way: p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS) for way in ways}
             loads = []
             for _ in range(args.loads):
                 time.sleep(args.gap)
-                loads.append(time_to_interactive(browser, servers["in-place"][1]))
-            pages = {way: open_map(browser, url) for way, (_, url) in servers.items()}
+                loads.append(time_to_interactive(browsers["in-place"], servers["in-place"][1]))
+            pages = {way: open_map(browsers[way], url) for way, (_, url) in servers.items()}
+            time.sleep(args.settle)
             load_before = load()
-            taus: dict[str, list[float]] = {way: [] for way in WAYS}
+            taus: dict[str, list[float]] = {way: [] for way in ways}
             for move in range(args.moves):
                 for way, page in pages.items():
-                    page.bring_to_front()
                     taus[way].append(tau_latency(page, move))
+                    page.wait_for_timeout(PAUSE_MS)
             load_after = load()
-            browser.close()
+            for browser in browsers.values():
+                browser.close()
     finally:
         for proc, _ in servers.values():
             proc.send_signal(signal.SIGTERM)
@@ -136,8 +157,8 @@ def main() -> None:
     print(f"tau change -> redrawn heatmap, {args.moves} moves each, taken in turns (target <= 50 ms median, idle):")
     print(f"  load average (1, 5, 15 min) before: {load_before}; after: {load_after}")
     print(f"  {'way':<42}{'median':>10}{'max':>10}")
-    for way, label in WAYS.items():
-        values = taus[way]
+    for way, values in taus.items():
+        label = WAYS[way]
         print(f"  {label:<42}{statistics.median(values) * 1000:>7.0f} ms{max(values) * 1000:>7.0f} ms")
 
 

@@ -114,6 +114,23 @@ def test_a_tau_move_redraws_the_shown_chart_in_place(app):
     assert "5.62e-03" in figure.shown()["layout"]["annotations"][0]["text"]
 
 
+def test_what_a_tau_move_sends_in_place_is_the_figure_itself(app):
+    figure = app.heatmap.figure
+    moves = [
+        lambda: app.heatmap.tau.slider.set_state({"value": 10**-2.25}),
+        lambda: app.heatmap.use_threshold(0.05),  # the threshold line appears
+        lambda: app.heatmap.tau.slider.set_state({"value": 10**-5}),
+        lambda: setattr(app.heatmap.absolute, "value", True),
+        lambda: app.heatmap.tau.box.set_state({"value": "1e-14"}),
+        lambda: app.heatmap.use_default(),  # the threshold line goes
+        lambda: app.heatmap.tau.slider.set_state({"value": 10**-3}),
+    ]
+    for move in moves:
+        move()
+        own = json.loads(figure.to_json())
+        assert figure.shown()["data"] == own["data"] and figure.shown()["layout"] == own["layout"]
+
+
 def test_a_whole_chart_after_in_place_moves_reaches_the_page_even_when_it_equals_the_one_it_holds(app):
     chart = app.heatmap.figure.widget.outputs
     app.heatmap.tau.slider.set_state({"value": 10**-2.25})

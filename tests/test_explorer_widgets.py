@@ -24,7 +24,7 @@ from explorer.criterion.panel import CriterionHeatmap
 from explorer.individual.results import MEASURED, reading_html
 from explorer.jobs import JobRunner
 from explorer.settings import Settings
-from explorer.widgets.live_figure import LiveFigure
+from explorer.widgets.live_figure import MIMETYPE, LiveFigure
 from explorer.widgets.outcome import one_line
 from explorer.widgets.throttle import Throttle
 
@@ -178,21 +178,24 @@ def test_a_head_layer_a_gap_or_nothing_is_refused_with_a_message_and_a_front_blo
     assert "Traceback" not in heatmap.message.value
 
 
-def test_live_epochs_fill_the_map_task_by_task(runs):
+def test_live_epochs_fill_the_map_task_by_task_at_the_run_tau_and_at_a_moved_one(runs):
     log = open_run(runs / "smoke").criterion()
     heatmap = CriterionHeatmap()
     heatmap.begin_live(None, expansion_tasks=2, tau=log.tau)
     assert heatmap.tau.value == log.tau
     for t in range(log.tasks):
+        heatmap.tau.value = log.tau if t % 2 == 0 else 1e-4  # odd tasks read their epochs from the histograms
         for e in range(log.epochs):
             heatmap.observe(
                 EpochEnded(
                     t, e, log.epochs, 1.0, 0.5, log.layer_names, log.signed[t, e], log.absolute[t, e], log.hist[t, e]
                 )
             )
-        heatmap.redraw()
+            heatmap.redraw()  # every epoch: the map's kept histogram tails must follow the log
+            expected = heatmap.log.per_task(heatmap.tau.value)
+            np.testing.assert_allclose(heat_z(heatmap), expected.T, rtol=1e-12)
         assert len(heatmap.figure.data[HEAT].x) == t + 1
-    np.testing.assert_allclose(heat_z(heatmap), log.per_task().T, rtol=1e-12)
+    np.testing.assert_allclose(heat_z(heatmap), log.per_task(heatmap.tau.value).T, rtol=1e-12)
     heatmap.tau.value = 1e-6
     np.testing.assert_allclose(heat_z(heatmap), log.per_task(1e-6).T, rtol=1e-12)
 
@@ -546,6 +549,39 @@ def test_every_update_hands_the_page_the_whole_current_figure_even_from_other_th
         t.join()
     assert len(fig.widget.outputs) == 1
     assert [t["name"] for t in fig.shown()["data"]] == [t.name for t in fig.data] and len(fig.data) == 9
+
+
+def test_a_live_chart_is_redrawn_in_place_once_the_page_shows_it_and_whole_after_it_was_hidden():
+    fig = LiveFigure(data=[go.Scatter(x=[0.0], y=[0.0], name="loss")], layout=dict(height=300))
+    fig.placeholder("nothing yet")
+
+    def live_update(y: float) -> None:
+        with fig.updating(in_place=True):
+            fig.data[0].update(y=[y])
+
+    live_update(1.0)  # drawn while hidden: the page gets a whole chart
+    fig.placeholder(None)
+    live_update(2.0)  # the first draw while visible is whole too: the hidden chart kept no size
+    whole = fig.widget.outputs
+    assert whole[0]["data"][MIMETYPE]["data"][0]["y"] == [2.0] and not fig.channel.outputs
+    live_update(3.0)
+    assert fig.widget.outputs is whole  # in place: the Output keeps its chart, the script redraws it
+    script = fig.channel.outputs[0]["data"]["application/javascript"]
+    assert "Plotly.react" in script and fig.shown()["data"][0]["y"] == [3.0]
+    fig.placeholder("cancelled")
+    live_update(4.0)
+    assert fig.widget.outputs is not whole and fig.widget.outputs[0]["data"][MIMETYPE]["data"][0]["y"] == [4.0]
+
+
+def test_the_collective_panel_redraws_its_live_charts_in_place(runs):
+    app = ExplorerApp(runs, Settings(run="smoke"))
+    panel = app.collective
+    panel.show_run(app.run)  # the stored run's charts, drawn whole
+    charts = [f.widget.outputs for f in (panel.figure, panel.health_figure, app.heatmap.figure)]
+    panel._render()  # what the throttle calls while a training runs
+    assert [f.widget.outputs for f in (panel.figure, panel.health_figure, app.heatmap.figure)] == charts
+    for figure in (panel.figure, panel.health_figure, app.heatmap.figure):
+        assert "Plotly.react" in figure.channel.outputs[0]["data"]["application/javascript"]
 
 
 def test_a_link_brings_back_the_results_the_server_holds_without_training(smoke_run, tmp_path, monkeypatch):

@@ -212,15 +212,18 @@ class CriterionLog:
         """Whether `tau` means the run's own tau (None, or equal to it), whose exact fractions are stored."""
         return tau is None or math.isclose(float(tau), self.tau, rel_tol=1e-9)
 
-    def per_epoch(self, tau: float | np.ndarray | None = None, *, absolute: bool = False) -> np.ndarray:
+    def per_epoch(
+        self, tau: float | np.ndarray | None = None, *, absolute: bool = False, tail: np.ndarray | None = None
+    ) -> np.ndarray:
         """(T, E, L) fractions: exact at the run's own tau (None or equal to it), else read from the histograms.
 
-        An array of taus adds its shape at the end (always from the histograms).
+        An array of taus adds its shape at the end (always from the histograms). `tail`: `tails(self.hist, absolute)`
+        when the caller keeps it while tau moves.
         """
         if np.ndim(tau) == 0 and self.is_recorded_tau(tau):
             values = (self.absolute if absolute else self.signed).copy()
         else:
-            values = fraction_from_hist(self.hist, tau, absolute=absolute)
+            values = fraction_from_hist(self.hist, tau, absolute=absolute, tail=tail)
         values[~self.recorded] = np.nan
         return values
 

@@ -197,8 +197,9 @@ def flat_gradient(grad: torch.Tensor) -> torch.Tensor:
     return grad.reshape(-1)
 
 
-def _tails(hist: np.ndarray, absolute: bool) -> np.ndarray:
-    """Per histogram, the fraction of entries in bins j and higher, with a 0 appended (shape (..., NBINS + 1))."""
+def tails(hist: np.ndarray, absolute: bool) -> np.ndarray:
+    """Per histogram, the fraction of entries in bins j and higher, with a 0 appended (shape (..., NBINS + 1)): what
+    every tau's fraction is read from, so a caller moving tau over the same histograms computes it once."""
     hist = np.asarray(hist, dtype=np.float64)
     if hist.ndim < 2 or hist.shape[-2:] != (2, NBINS):
         raise ValueError(f"histograms must have shape (..., 2, {NBINS}), got {hist.shape}")
@@ -214,14 +215,17 @@ def _position(taus: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return k, w
 
 
-def fraction_from_hist(hist: np.ndarray, tau: float | np.ndarray, *, absolute: bool) -> np.ndarray:
+def fraction_from_hist(
+    hist: np.ndarray, tau: float | np.ndarray, *, absolute: bool, tail: np.ndarray | None = None
+) -> np.ndarray:
     """Fraction of entries above tau from histograms (..., 2, NBINS): exact on an edge, log-linear between.
 
     Between edges e_k < tau < e_{k+1} the fraction above tau is interpolated linearly in log(tau) between its
     exact values at the two edges, i.e. entries are taken as spread evenly in log-magnitude inside a bin; the result
     is continuous and non-increasing in tau. A scalar tau gives shape (...); an array of taus adds its shape at the end.
+    `tail`: `tails(hist, absolute)` when the caller already has it.
     """
-    tail = _tails(hist, absolute)
+    tail = tails(hist, absolute) if tail is None else tail
     taus = np.asarray(tau, dtype=np.float64)
     if not np.all((taus >= BIN_EDGES[0]) & (taus <= BIN_EDGES[-1])):
         raise LearngeneError(
@@ -238,7 +242,7 @@ def fraction_above_each(hist: np.ndarray, taus: np.ndarray, *, absolute: bool) -
 
     Taus outside the histogram range are clamped to it; a NaN tau gives NaN.
     """
-    tail = _tails(hist, absolute)
+    tail = tails(hist, absolute)
     taus = np.asarray(taus, dtype=np.float64)
     finite = np.isfinite(taus)
     k, w = _position(np.clip(np.where(finite, taus, 1.0), BIN_EDGES[0], BIN_EDGES[-1]))

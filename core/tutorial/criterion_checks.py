@@ -112,8 +112,9 @@ def exercise_2_3(differ_taus: Sequence[float] | None, run: Run, taus: Sequence[f
         != select_top_k(layer_scores(log, expansion_tasks=expansion, tau=tau, absolute=True), k).label
     ]
     given = [float(t) for t in differ_taus]
-    extra = [t for t in given if not any(np.isclose(t, d, rtol=1e-6) for d in differ)]
-    left_out = [d for d in differ if not any(np.isclose(t, d, rtol=1e-6) for t in given)]
+    # atol=0: numpy's default absolute tolerance (1e-8) would call 1e-12 and 1e-8 the same tau
+    extra = [t for t in given if not any(np.isclose(t, d, rtol=1e-6, atol=0.0) for d in differ)]
+    left_out = [d for d in differ if not any(np.isclose(t, d, rtol=1e-6, atol=0.0) for t in given)]
     if not extra and not left_out:
         return correct(f"{len(differ)} of {len(taus)} taus" if differ else "they agree on the whole grid")
     hints = []

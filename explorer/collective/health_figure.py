@@ -103,8 +103,9 @@ def new_figure() -> LiveFigure:
     return LiveFigure(fig)
 
 
-def draw(fig: LiveFigure, rows: Sequence[dict], placeholder: str | None = None) -> None:
-    """Redraw from health rows (task order, as core.collective.health.health_rows gives them)."""
+def draw(fig: LiveFigure, rows: Sequence[dict], placeholder: str | None = None, in_place: bool = False) -> None:
+    """Redraw from health rows (task order, as core.collective.health.health_rows gives them; `in_place` in the chart
+    shown while training)."""
     rows = sorted(rows, key=lambda r: r["task"])
     if not rows:
         fig.placeholder(placeholder or NO_RUN)
@@ -114,7 +115,7 @@ def draw(fig: LiveFigure, rows: Sequence[dict], placeholder: str | None = None) 
     layers = list(rows[0]["dead_fraction"])
     bad = unhealthy_tasks(rows)
     span = [tasks[0] - 0.5, tasks[-1] + 0.5]
-    with fig.updating():
+    with fig.updating(in_place):
         fig.data[ACCURACY].update(x=tasks, y=[r["train_accuracy"] for r in rows])
         fig.data[RANK].update(
             x=tasks, y=[r["feature_rank"] / start for r in rows], customdata=[r["feature_rank"] for r in rows]

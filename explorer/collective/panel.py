@@ -26,8 +26,8 @@ from explorer.widgets.style import heading, message_html
 from explorer.widgets.throttle import Throttle
 from explorer.widgets.wording import page_words
 
-# Live charts are redrawn at most every two seconds: the browser redraws each whole figure, and at 5 per second that
-# took more CPU than the training (bench_page_training); the progress label still moves 5 times a second.
+# Live charts are redrawn (in place) at most every two seconds: at 5 whole redraws per second the browser took more CPU
+# than the training (bench_page_training); the progress label still moves 5 times a second.
 CHART_INTERVAL = 2.0
 
 
@@ -70,7 +70,7 @@ class CollectivePanel:
         on_start: Callable[[str, CollectiveConfig], None],
         on_trained: Callable[[str, bool], None],
         live: Callable[[object], None],
-        redraw_live: Callable[[], None],
+        redraw_live: Callable[..., None],
         view: View | None = None,
     ) -> None:
         self.view_model = view if view is not None else View()
@@ -197,9 +197,9 @@ class CollectivePanel:
             old = run is not None and run.finished_tasks > 0 and not history.recorded_health
             self._draw_health(history, health_figure.NO_HEALTH if old else health_figure.NO_RUN)
 
-    def _draw_health(self, history: CollectiveHistory, note: str) -> None:
+    def _draw_health(self, history: CollectiveHistory, note: str, in_place: bool = False) -> None:
         rows = history.health_rows()
-        health_figure.draw(self.health_figure, rows, note)
+        health_figure.draw(self.health_figure, rows, note, in_place)
         self.health_help.layout.display = "" if rows else "none"
 
     # ------------------------------------------------------------ training
@@ -283,9 +283,9 @@ class CollectivePanel:
             )
 
     def _render(self) -> None:
-        draw(self.figure, self.history)
-        self._draw_health(self.history, health_figure.LIVE)
-        self.redraw_live()
+        draw(self.figure, self.history, in_place=True)
+        self._draw_health(self.history, health_figure.LIVE, in_place=True)
+        self.redraw_live(in_place=True)
 
     def _finished(self, name: str, run_dir: Path, outcome: Outcome) -> None:
         self._progress.flush()

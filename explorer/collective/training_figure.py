@@ -112,14 +112,15 @@ def new_figure() -> LiveFigure:
     return LiveFigure(fig)
 
 
-def draw(fig: LiveFigure, history: CollectiveHistory) -> None:
-    """Redraw every trace from the history (one batched message); every layer is one row of the widths map."""
+def draw(fig: LiveFigure, history: CollectiveHistory, in_place: bool = False) -> None:
+    """Redraw every trace from the history (one batched message, `in_place` in the chart shown while training);
+    every layer is one row of the widths map."""
     if not history.widths and not history.epochs:
         fig.placeholder(PLACEHOLDER)
         return
     layers = list(next(iter(history.widths.values()), {}).keys()) if history.widths else []
     tasks = sorted(history.widths)
-    with fig.updating():
+    with fig.updating(in_place):
         xs = [t + (e + 1) / n for t, e, n, _, _ in history.epochs]
         fig.data[LOSS].update(x=xs, y=[row[3] for row in history.epochs])
         fig.data[ACCURACY].update(x=xs, y=[row[4] for row in history.epochs])

@@ -8,6 +8,7 @@ from collections.abc import Callable
 import numpy as np
 
 from core.collective.criterion import CriterionLog, EpochCriterion
+from core.collective.histogram import tails
 from core.errors import LearngeneError
 from core.events import EpochEnded, TaskFinished
 from explorer.criterion.text import LIVE_TRANSFER
@@ -53,3 +54,20 @@ class OpenWorldErrors:
             self.note = self.note or message_html(LIVE_TRANSFER, "info")
             return np.full((tasks, layers), np.nan)
         return self.values
+
+
+class ShownTails:
+    """The shown log's histogram tails, which every tau's map is read from: kept while tau moves, computed again
+    when another log is shown or the log records an epoch (a live training)."""
+
+    def __init__(self) -> None:
+        self._log: CriterionLog | None = None
+        self._key: tuple = ()
+        self._tail = np.zeros(0)
+
+    def of(self, log: CriterionLog, absolute: bool) -> np.ndarray:
+        """`tails(log.hist, absolute)`, computed only when the log or what it recorded changed."""
+        key = (log.tasks, int(log.recorded.sum()), float(np.nansum(log.signed)), absolute)
+        if log is not self._log or key != self._key:
+            self._log, self._key, self._tail = log, key, tails(log.hist, absolute)
+        return self._tail

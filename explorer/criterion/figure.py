@@ -147,49 +147,57 @@ def draw(fig: LiveFigure, state: MapState, in_place: bool = False) -> None:
     zmin, zmax = colour_range(z, state.colour_scale)
     finite = scores[np.isfinite(scores)]
     bars_max = max(float(finite.max()) if finite.size else 0.0, state.threshold if state.show_threshold else 0.0)
-    with fig.updating(in_place):
-        fig.data[HEAT].update(
-            x=xs.tolist(),
-            y=ys,
-            z=z_list,
-            zmin=zmin,
-            zmax=zmax,
-            zauto=False,
-            text=text,
-            hovertemplate="%{text}<extra></extra>"
-            if text is not None
-            else f"layer #%{{y}} · x %{{x:.2f}}<br>{quantity} %{{z:.4g}}<extra></extra>",
-            colorbar=dict(title=dict(text="error" if transfer else "fraction")),
-        )
-        fig.data[OUTLINE].update(x=outline_x, y=outline_y, line=dict(color=colour, width=3))
-        fig.data[SCORES].update(
+    threshold = ([state.threshold] * 2, [-0.5, len(names) - 0.5]) if state.show_threshold else ([], [])
+    heat = dict(
+        x=xs.tolist(),
+        y=ys,
+        z=z_list,
+        zmin=zmin,
+        zmax=zmax,
+        zauto=False,
+        text=text,
+        hovertemplate="%{text}<extra></extra>"
+        if text is not None
+        else f"layer #%{{y}} · x %{{x:.2f}}<br>{quantity} %{{z:.4g}}<extra></extra>",
+        colorbar=dict(title=dict(text="error" if transfer else "fraction")),
+    )
+    traces = [
+        heat,
+        dict(x=outline_x, y=outline_y, line=dict(color=colour, width=3)),
+        dict(
             x=[float(s) if np.isfinite(s) else None for s in scores],
             y=ys,
             marker=dict(color=[colour if n in state.selected else OTHER_COLOUR for n in names]),
             text=[f"{n}: score {_fmt(s)}" for n, s in zip(names, scores)],
-        )
-        threshold = ([state.threshold] * 2, [-0.5, len(names) - 0.5]) if state.show_threshold else ([], [])
-        fig.data[THRESHOLD].update(x=threshold[0], y=threshold[1])
-        fig.layout.xaxis2.update(range=[0, max(bars_max * 1.15, 1e-3)])
-        fig.layout.yaxis.update(
+        ),
+        dict(x=threshold[0], y=threshold[1]),
+    ]
+    titles = [annotation.to_plotly_json() for annotation in fig.layout.annotations[:TITLES]]
+    titles[0]["text"] = (
+        "Open-world nearest-centroid error (1 − accuracy), per task"
+        if transfer
+        else f"Share of {'|g|' if state.absolute else 'g'} > τ = {state.tau:.2e}, per {state.view}"
+    )
+    shapes, notes = _marks(state, len(names))
+    layout = dict(
+        xaxis2=dict(
+            range=[0, max(bars_max * 1.15, 1e-3)],
+            title=dict(text=f"score (lower = {'transfers better' if transfer else 'more stable'})"),
+        ),
+        yaxis=dict(
             tickmode="array", tickvals=ys, ticktext=list(names), range=[len(names) - 0.5, -0.5], autorange=False
-        )
-        fig.layout.xaxis.update(
-            title_text="source task" if state.view == "task" else "source task (one column per epoch)",
+        ),
+        xaxis=dict(
+            title=dict(text="source task" if state.view == "task" else "source task (one column per epoch)"),
             tickmode="linear" if tasks <= 30 else "auto",
             tick0=0,
             dtick=1,
             range=[-0.5, tasks - 0.5],
-        )
-        fig.layout.annotations[0].text = (
-            "Open-world nearest-centroid error (1 − accuracy), per task"
-            if transfer
-            else f"Share of {'|g|' if state.absolute else 'g'} > τ = {state.tau:.2e}, per {state.view}"
-        )
-        fig.layout.xaxis2.title.text = f"score (lower = {'transfers better' if transfer else 'more stable'})"
-        shapes, notes = _marks(state, len(names))
-        fig.layout.shapes = shapes
-        fig.layout.annotations = tuple(fig.layout.annotations[:TITLES]) + tuple(notes)
+        ),
+        shapes=shapes,
+        annotations=titles + notes,
+    )
+    fig.patch(traces, layout, in_place)
 
 
 def _marks(state: MapState, rows: int) -> tuple[list[dict], list[dict]]:

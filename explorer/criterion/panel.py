@@ -21,7 +21,7 @@ from core.learngene.selection import (
     validate_block,
 )
 from explorer.criterion.controls import map_toggles, threshold_slider
-from explorer.criterion.data import OpenWorldErrors, with_epoch, with_task_health
+from explorer.criterion.data import OpenWorldErrors, ShownTails, with_epoch, with_task_health
 from explorer.criterion.figure import MapState, clear, draw, new_figure
 from explorer.criterion.table import map_rows
 from explorer.criterion.tau_control import TauControl, flat_map_note, scores_tied
@@ -55,6 +55,7 @@ class CriterionHeatmap:
         self._per_task: np.ndarray = np.zeros((0, 0))
         self._nearest: tuple[str, ...] = ()
         self._transfer = OpenWorldErrors()
+        self._tails = ShownTails()
         self._lock = threading.RLock()
         self._local = threading.local()
         self.tau = TauControl(1e-4)
@@ -316,7 +317,8 @@ class CriterionHeatmap:
                     self._per_task = self._transfer.matrix(log.tasks, len(log.layer_names))
                     self._per_epoch = self._per_task[:, None, :]
                 else:
-                    self._per_epoch = log.per_epoch(tau, absolute=self.absolute.value)
+                    absolute = self.absolute.value
+                    self._per_epoch = log.per_epoch(tau, absolute=absolute, tail=self._tails.of(log, absolute))
                     self._per_task = log.task_means(self._per_epoch)
                 try:
                     layer = scores_of_matrix(

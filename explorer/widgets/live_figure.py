@@ -7,7 +7,8 @@ import itertools
 import json
 import os
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Sequence
 
 import ipywidgets as widgets
 import plotly.graph_objects as go
@@ -16,6 +17,7 @@ MIMETYPE = "application/vnd.plotly.v1+json"
 CONFIG = {"displaylogo": False}
 REDRAW_ENV = "LEARNGENE_REDRAW"  # "whole": in-place updates send a new chart instead (benchmarks compare the two)
 _NUMBERS = itertools.count()
+SEND_WAIT = 0.001  # seconds an in-place redraw pauses after sending, so that the kernel sends it at once (see patch)
 
 
 class LiveFigure(go.Figure):
@@ -25,9 +27,9 @@ class LiveFigure(go.Figure):
     ignored every later update, without an error in the page, while the kernel sent them (see docs/explorer.md; the
     cause in its anywidget front end was not found). Here each change sends the whole figure as plotly's
     MIME bundle; the page draws it with the plotly.js that plotly's JupyterLab/Voila extension serves as a
-    static file, loaded once for all charts. `updating(in_place=True)` instead hands the figure to plotly.js's
+    static file, loaded once for all charts. `patch(..., in_place=True)` instead hands the figure to plotly.js's
     `Plotly.react` on the chart the page already shows (a script in the hidden `channel` Output), which redraws only
-    what changed.
+    what changed; the page gets it before the figure's own validated copy is brought up to date.
     """
 
     # class attributes, so that plotly's attribute guard lets instances set them
@@ -49,7 +51,9 @@ class LiveFigure(go.Figure):
         self.channel = widgets.Output(layout=widgets.Layout(display="none"))
         self.frame = widgets.VBox([self.note, self.widget, self.channel])
         self._sent = "{}"
+        self._shown: dict | None = None  # `_sent` parsed, for in-place patches (None: parse it when needed)
         self._reacts = 0  # in-place redraws so far: a later whole chart differs from the Output's even if equal
+        self._drawn = False  # whether the page holds a chart drawn while visible (in place needs one to redraw)
         self.publish()
 
     def placeholder(self, text: str | None) -> None:
@@ -60,22 +64,62 @@ class LiveFigure(go.Figure):
                     "<div style='border:1px dashed #bbb;border-radius:4px;padding:18px;color:#666;background:#fafafa;"
                     f"margin:4px 0'>{text}</div>"
                 )
+            if text:
+                self._drawn = False  # a chart drawn while hidden would keep the hidden size: redraw it whole
             self.note.layout.display = "" if text else "none"
             self.widget.layout.display = "none" if text else ""
 
     @contextlib.contextmanager
     def updating(self, in_place: bool = False) -> Iterator[LiveFigure]:
-        """Change the figure (from any thread) as one batch, then show it: `in_place` in the chart already shown."""
+        """Change the figure (from any thread) as one batch, then show it: `in_place` in the chart already shown
+        (a live chart: plotly.js redraws it several times faster than a new one)."""
         with self._lock:
             yield self
-            if in_place and os.environ.get(REDRAW_ENV, "") != "whole":
-                self.react()
+            if self._in_place(in_place):
+                self.react(self._spec())
             else:
                 self.publish()
+
+    def _in_place(self, asked: bool) -> bool:
+        """Whether to redraw in place: asked, not turned off for benchmarks, and a visible chart to redraw."""
+        return asked and self._drawn and os.environ.get(REDRAW_ENV, "") != "whole"
+
+    def patch(self, traces: Sequence[dict], layout: dict, in_place: bool = False) -> None:
+        """Update trace i with `traces[i]` and the layout with `layout` (nested dicts merge, other values replace,
+        None removes) and show the result; `in_place` redraws the chart already shown, sending it first (plotly's
+        validation of the figure's own copy takes about ten times longer than sending)."""
+        with self._lock:
+            if not self._in_place(in_place):
+                self._apply(traces, layout)
+                self.publish()
+                return
+            if self._shown is None:
+                self._shown = json.loads(self._sent)
+            spec = self._shown
+            spec.setdefault("data", [])
+            spec["data"] += [{} for _ in range(len(traces) - len(spec["data"]))]
+            for shown, update in zip(spec["data"], traces):
+                _merge(shown, update)
+            _merge(spec.setdefault("layout", {}), layout)
+            self._sent = json.dumps(spec, separators=(",", ":"), allow_nan=False)
+            self.react(self._sent)
+            time.sleep(SEND_WAIT)  # the kernel's I/O thread needs the GIL to send it; validating below would hold it
+            self._apply(traces, layout)
+
+    def _apply(self, traces: Sequence[dict], layout: dict) -> None:
+        """The patch applied to the figure itself (plotly validates every value)."""
+        for trace, update in zip(self.data, traces):
+            trace.update(update)
+        for key, value in layout.items():
+            if isinstance(value, dict):
+                self.layout[key].update(value)
+            else:
+                self.layout[key] = value
 
     def _spec(self) -> str:
         """The figure as JSON for plotly.js (plotly's encoder: numpy arrays to lists, NaN to null), kept as sent."""
         self._sent = self.to_json()
+        self._shown = None
         return self._sent
 
     def publish(self) -> None:
@@ -88,13 +132,14 @@ class LiveFigure(go.Figure):
             }
             metadata = {"lg-in-place-redraws": self._reacts} if self._reacts else {}
             self.widget.outputs = ({"output_type": "display_data", "data": bundle, "metadata": metadata},)
+            self._drawn = self.widget.layout.display != "none"
 
-    def react(self) -> None:
-        """Redraw the chart the page shows in place with the figure (the Output keeps the chart it holds)."""
+    def react(self, spec: str) -> None:
+        """Redraw the chart the page shows in place with `spec` (JSON; the Output keeps the chart it holds)."""
         with self._lock:
             self._reacts += 1
             code = (  # an error goes to the console: the script runner would only show it in the hidden Output
-                f"(() => {{ try {{ const spec = {self._spec()}; "
+                f"(() => {{ try {{ const spec = {spec}; "
                 f"document.querySelectorAll('.{self.css_class} .js-plotly-plot').forEach(gd => "
                 f"window.Plotly.react(gd, spec.data, spec.layout, {json.dumps(CONFIG)})); }} catch (error) {{ "
                 "console.error('the chart was not redrawn in place:', error); } })();"
@@ -112,3 +157,16 @@ class LiveFigure(go.Figure):
         """A plain, consistent copy (for export)."""
         with self._lock:
             return go.Figure(self.to_dict())
+
+
+def _merge(target: dict, update: dict) -> None:
+    """`update` merged into `target` as plotly's `update` does: nested dicts merge, None removes, the rest replaces."""
+    for key, value in update.items():
+        if value is None:
+            target.pop(key, None)
+        elif isinstance(value, dict):
+            if not isinstance(target.get(key), dict):
+                target[key] = {}
+            _merge(target[key], value)
+        else:
+            target[key] = value

@@ -258,8 +258,34 @@ def size_figure(points: Sequence[Mapping[str, Any]], way: int) -> go.Figure:
     return fig
 
 
+def maps_figure(maps: Mapping[str, np.ndarray], layer_names: Sequence[str], expansion_tasks: int) -> go.Figure:
+    """Tutorial 02: criteria side by side as layers x tasks heatmaps, each with its own colour bar (their scales
+    differ), and a dotted line where growth ends. `maps` maps a title to a (tasks, layers) matrix."""
+    fig = make_subplots(rows=1, cols=len(maps), shared_yaxes=True, horizontal_spacing=0.12, subplot_titles=list(maps))
+    for col, matrix in enumerate(maps.values(), start=1):
+        tasks = matrix.shape[0]
+        right = fig.get_subplot(1, col).xaxis.domain[1]
+        fig.add_trace(
+            go.Heatmap(
+                z=matrix.T,
+                x=list(range(tasks)),
+                y=list(layer_names),
+                colorscale="Viridis",
+                colorbar=dict(x=right + 0.01, xanchor="left", len=0.9, thickness=10),
+            ),
+            1,
+            col,
+        )
+        if 0 < expansion_tasks < tasks:
+            fig.add_vline(x=expansion_tasks - 0.5, line_dash="dot", line_color="white", row=1, col=col)
+    fig.update_yaxes(autorange="reversed")
+    fig.update_xaxes(title_text="source task")
+    fig.update_layout(height=360, title="two criteria on the same run, lower = better for both (dotted: growth ends)")
+    return fig
+
+
 def criteria_figure(scores: Mapping[str, Any], picks: Mapping[str, Any], thresholds: Mapping[str, Any]) -> go.Figure:
-    """Tutorial 03: one row per criterion, every conv layer's score (lower = better) as a bar, red where the
+    """Tutorials 02 and 03: one row per criterion, every conv layer's score (lower = better) as a bar, red where the
     criterion's learngene takes the layer, dashed at the criterion's threshold when one is set. `scores` and `picks`
     map a criterion to its LayerScores and its Selection."""
     fig = make_subplots(
@@ -295,5 +321,127 @@ def criteria_figure(scores: Mapping[str, Any], picks: Mapping[str, Any], thresho
         title="the layers each criterion picks (red); lower score = better under both",
         showlegend=False,
         height=180 + 170 * len(scores),
+    )
+    return fig
+
+
+def framed_maps_figure(
+    maps: Mapping[str, tuple[np.ndarray, Sequence[str]]], unhealthy: Mapping[str, Sequence[bool]], tau: float
+) -> go.Figure:
+    """Tutorial 02: each run's criterion map (a label to its (tasks, layers) matrix and layer names) on one colour
+    scale, 0 to 0.5, with a dotted frame over each stretch of tasks where that run was unhealthy."""
+    fig = make_subplots(rows=1, cols=len(maps), subplot_titles=list(maps), shared_yaxes=True, horizontal_spacing=0.05)
+    for col, (label, (matrix, layer_names)) in enumerate(maps.items(), start=1):
+        fig.add_trace(
+            go.Heatmap(
+                z=matrix.T,
+                y=list(layer_names),
+                colorscale="Viridis",
+                zmin=0,
+                zmax=0.5,
+                showscale=col == len(maps),
+                colorbar=dict(thickness=12),
+            ),
+            1,
+            col,
+        )
+        for first, last in spans(unhealthy[label]):
+            fig.add_vrect(
+                x0=first - 0.5,
+                x1=last + 0.5,
+                line=dict(color="white", width=2, dash="dot"),
+                annotation_text="unhealthy",
+                annotation_position="top left",
+                row=1,
+                col=col,
+            )
+    fig.update_yaxes(autorange="reversed")
+    fig.update_xaxes(title_text="source task")
+    fig.update_layout(
+        height=380, title=f"signed fraction > τ = {tau:g}; dotted frames: tasks where the network was unhealthy"
+    )
+    return fig
+
+
+def shots_figure(by_shot: Mapping[int, Mapping[str, Mapping[str, Any]]], query: int, tasks: int) -> go.Figure:
+    """Tutorial 03: learngene and scratch accuracy against the number of shots (left) and the paired gain (right);
+    `by_shot` maps a shot count to its rows by method."""
+    shots = list(by_shot)
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("accuracy", "learngene minus scratch (paired by task)"))
+    for method, colour in (("learngene", "crimson"), ("scratch", "gray")):
+        fig.add_trace(
+            go.Scatter(
+                x=shots,
+                y=[by_shot[s][method]["mean_accuracy"] for s in shots],
+                error_y=dict(array=[by_shot[s][method]["ci95"] or 0 for s in shots]),
+                name=method,
+                mode="lines+markers",
+                line_color=colour,
+            ),
+            1,
+            1,
+        )
+    gaps = [by_shot[s]["learngene"]["vs_scratch"] for s in shots]
+    fig.add_trace(
+        go.Bar(
+            x=shots,
+            y=[g["mean"] for g in gaps],
+            error_y=dict(array=[_ci(g["ci95"]) for g in gaps]),
+            marker_color="crimson",
+            showlegend=False,
+        ),
+        1,
+        2,
+    )
+    fig.add_hline(y=0, line_color="black", row=1, col=2)
+    fig.update_xaxes(title_text="shots (training images per class)", type="category")
+    fig.update_yaxes(title_text="query accuracy", row=1, col=1)
+    fig.update_layout(height=380, title=f"5-way tasks, {query} query images per class, {tasks} tasks per point")
+    return fig
+
+
+def window_figure(study: Mapping[str, Any], criteria: Sequence[str], learngene: str, way: int) -> go.Figure:
+    """Tutorial 03: every window's accuracy against its score under each criterion, one panel per criterion titled
+    with its Spearman ρ; red is the learngene `learngene`, dotted is chance at `way` classes."""
+
+    def shown(value: float, form: str) -> str:
+        return format(value, form) if value == value else "n/a"
+
+    rows, rho = study["rows"], study["correlation"]
+    fig = make_subplots(
+        rows=1,
+        cols=len(criteria),
+        shared_yaxes=True,
+        horizontal_spacing=0.05,
+        subplot_titles=[
+            f"{c}: ρ = {shown(rho[c]['spearman'], '+.2f')} (p = {shown(rho[c]['p_value'], '.2f')})" for c in criteria
+        ],
+    )
+    for col, criterion in enumerate(criteria, start=1):
+        scores = [r["scores"][criterion] for r in rows]
+        fig.add_trace(
+            go.Scatter(
+                x=scores,
+                y=[r["mean_accuracy"] for r in rows],
+                error_y=dict(array=[r["ci95"] or 0 for r in rows], thickness=1),
+                text=[r["method"] for r in rows],
+                mode="markers+text",
+                textposition="top center",
+                textfont=dict(size=9),
+                marker=dict(size=11, color=["crimson" if r["method"] == learngene else "steelblue" for r in rows]),
+            ),
+            1,
+            col,
+        )
+        fig.add_hline(y=1 / way, line_dash="dot", row=1, col=col)
+        pad = 0.15 * (max(scores) - min(scores)) or 0.01  # room for the labels
+        fig.update_xaxes(range=[min(scores) - pad, max(scores) + pad], row=1, col=col)
+    fig.update_xaxes(title_text="window score (lower = better)")
+    fig.update_yaxes(range=[0, 1.05])
+    fig.update_yaxes(title_text="query accuracy", row=1, col=1)
+    fig.update_layout(
+        title=f"accuracy of every window of {study['k']} layers against its score under each criterion (Spearman ρ)",
+        showlegend=False,
+        height=400,
     )
     return fig

@@ -325,21 +325,19 @@ def criteria_figure(scores: Mapping[str, Any], picks: Mapping[str, Any], thresho
     return fig
 
 
-def framed_maps_figure(
-    maps: Mapping[str, tuple[np.ndarray, Sequence[str]]], unhealthy: Mapping[str, Sequence[bool]], tau: float
-) -> go.Figure:
-    """Tutorial 02: each run's criterion map (a label to its (tasks, layers) matrix and layer names) on one colour
-    scale, 0 to 0.5, with a dotted frame over each stretch of tasks where that run was unhealthy."""
-    fig = make_subplots(rows=1, cols=len(maps), subplot_titles=list(maps), shared_yaxes=True, horizontal_spacing=0.05)
-    for col, (label, (matrix, layer_names)) in enumerate(maps.items(), start=1):
+def framed_maps_figure(logs: Mapping[str, Any], unhealthy: Mapping[str, Sequence[bool]], tau: float) -> go.Figure:
+    """Tutorial 02: each run's criterion map at its own tau (a label to the run's CriterionLog) on one colour scale, 0
+    to 0.5, with a dotted frame over each stretch of tasks where that run was unhealthy; `tau` goes in the title."""
+    fig = make_subplots(rows=1, cols=len(logs), subplot_titles=list(logs), shared_yaxes=True, horizontal_spacing=0.05)
+    for col, (label, log) in enumerate(logs.items(), start=1):
         fig.add_trace(
             go.Heatmap(
-                z=matrix.T,
-                y=list(layer_names),
+                z=log.per_task().T,
+                y=list(log.layer_names),
                 colorscale="Viridis",
                 zmin=0,
                 zmax=0.5,
-                showscale=col == len(maps),
+                showscale=col == len(logs),
                 colorbar=dict(thickness=12),
             ),
             1,
@@ -400,12 +398,14 @@ def shots_figure(by_shot: Mapping[int, Mapping[str, Mapping[str, Any]]], query: 
     return fig
 
 
+def or_na(value: float, form: str) -> str:
+    """`value` formatted, or "n/a" for NaN (a correlation over too few windows, or with one side constant)."""
+    return format(value, form) if value == value else "n/a"
+
+
 def window_figure(study: Mapping[str, Any], criteria: Sequence[str], learngene: str, way: int) -> go.Figure:
     """Tutorial 03: every window's accuracy against its score under each criterion, one panel per criterion titled
     with its Spearman ρ; red is the learngene `learngene`, dotted is chance at `way` classes."""
-
-    def shown(value: float, form: str) -> str:
-        return format(value, form) if value == value else "n/a"
 
     rows, rho = study["rows"], study["correlation"]
     fig = make_subplots(
@@ -414,7 +414,7 @@ def window_figure(study: Mapping[str, Any], criteria: Sequence[str], learngene: 
         shared_yaxes=True,
         horizontal_spacing=0.05,
         subplot_titles=[
-            f"{c}: ρ = {shown(rho[c]['spearman'], '+.2f')} (p = {shown(rho[c]['p_value'], '.2f')})" for c in criteria
+            f"{c}: ρ = {or_na(rho[c]['spearman'], '+.2f')} (p = {or_na(rho[c]['p_value'], '.2f')})" for c in criteria
         ],
     )
     for col, criterion in enumerate(criteria, start=1):

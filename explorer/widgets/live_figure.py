@@ -27,9 +27,9 @@ class LiveFigure(go.Figure):
     ignored every later update, without an error in the page, while the kernel sent them (see docs/explorer.md; the
     cause in its anywidget front end was not found). Here each change sends the whole figure as plotly's
     MIME bundle; the page draws it with the plotly.js that plotly's JupyterLab/Voila extension serves as a
-    static file, loaded once for all charts. `patch(..., in_place=True)` instead hands the figure to plotly.js's
-    `Plotly.react` on the chart the page already shows (a script in the hidden `channel` Output), which redraws only
-    what changed; the page gets it before the figure's own validated copy is brought up to date.
+    static file, loaded once for all charts. `updating(in_place=True)` and `patch(..., in_place=True)` instead hand the
+    figure to plotly.js's `Plotly.react` on the chart the page already shows (a script in the hidden `channel` Output),
+    which redraws only what changed; `patch` sends it before the figure's own validated copy is brought up to date.
     """
 
     # class attributes, so that plotly's attribute guard lets instances set them
@@ -96,11 +96,9 @@ class LiveFigure(go.Figure):
             if self._shown is None:
                 self._shown = json.loads(self._sent)
             spec = self._shown
-            spec.setdefault("data", [])
-            spec["data"] += [{} for _ in range(len(traces) - len(spec["data"]))]
             for shown, update in zip(spec["data"], traces):
                 _merge(shown, update)
-            _merge(spec.setdefault("layout", {}), layout)
+            _merge(spec["layout"], layout)
             self._sent = json.dumps(spec, separators=(",", ":"), allow_nan=False)
             self.react(self._sent)
             time.sleep(SEND_WAIT)  # the kernel's I/O thread needs the GIL to send it; validating below would hold it

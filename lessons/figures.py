@@ -325,6 +325,28 @@ def criteria_figure(scores: Mapping[str, Any], picks: Mapping[str, Any], thresho
     return fig
 
 
+def tau_map_figure(log: Any, tau: float) -> go.Figure:
+    """Tutorial 02: a run's criterion map (layers x source tasks, its CriterionLog) at `tau` on a 0-0.5 scale."""
+    return go.Figure(
+        go.Heatmap(z=log.per_task(tau).T, y=list(log.layer_names), colorscale="Viridis", zmin=0, zmax=0.5),
+        layout=dict(
+            height=330,
+            yaxis=dict(autorange="reversed"),
+            xaxis_title="source task",
+            title=f"signed fraction > τ = {tau:.1e}",
+        ),
+    )
+
+
+def display_item(figure: go.Figure) -> dict:
+    """A figure as one item of an ipywidgets Output's `outputs`, so that a callback can replace what it shows.
+
+    `Output.append_display_data(figure)` cannot be used for this: a plotly figure displays itself (IPython's
+    `_ipython_display_`), which leaves the Output an empty item and shows the figure wherever the kernel's output goes.
+    """
+    return {"output_type": "display_data", "data": figure._repr_mimebundle_(), "metadata": {}}
+
+
 def framed_maps_figure(logs: Mapping[str, Any], unhealthy: Mapping[str, Sequence[bool]], tau: float) -> go.Figure:
     """Tutorial 02: each run's criterion map at its own tau (a label to the run's CriterionLog) on one colour scale, 0
     to 0.5, with a dotted frame over each stretch of tasks where that run was unhealthy; `tau` goes in the title."""

@@ -26,6 +26,15 @@ CHECKS = {
 }
 # What each tutorial leaves in its own folder.
 ARTEFACTS = {"01_paradigm_tour.ipynb": "learngene-smoke-glyphs.safetensors"}
+# A student's move of a tutorial's control, run right after the cell that builds it: (the cell's marker, the move and
+# a read of what the control shows, what that read prints once the control redrew).
+MOVES = {
+    "02_gradient_criterion.ipynb": (
+        "shown = widgets.Output()",
+        f"slider.value = 1e-2\nprint([o['data']['{PLOTLY}']['layout']['title']['text'] for o in shown.outputs])",
+        "signed fraction > τ = 1.0e-02",
+    )
+}
 CACHES = {".git", "__pycache__", ".pytest_cache", ".ipynb_checkpoints"}
 
 
@@ -116,12 +125,19 @@ def test_tutorial_executes_on_the_prepared_smoke_runs_writing_only_into_its_own_
     shutil.copy(path, own / path.name)
     runs_before, repo_before = files_under(tutorial_runs), files_under(REPO)
     nb = nbformat.read(own / path.name, as_version=4)
+    move = MOVES.get(path.name)
+    if move is not None:
+        after = next(i for i, c in enumerate(nb.cells) if move[0] in c.source)
+        nb.cells.insert(after + 1, nbformat.v4.new_code_cell(move[1]))
     # A guard against a hung kernel, not a speed requirement.
     NotebookClient(nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(own)}}).execute()
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
     assert sum(PLOTLY in o.get("data", {}) for o in outputs) >= 2
     assert changed(repo_before, files_under(REPO)) == []
+    if move is not None:
+        moved = nb.cells[after + 1].outputs
+        assert [o["text"] for o in moved if o.output_type == "stream"] == [f"['{move[2]}']\n"]
     outside = [p for p in changed(runs_before, files_under(tutorial_runs)) if "export" not in p.split("/")[1:2]]
     assert outside == [], f"{path.name} wrote into the shared runs outside a run's export/"
     if path.name in ARTEFACTS:

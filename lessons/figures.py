@@ -1,4 +1,5 @@
-"""The tutorials' longer plotly figures, each built from what the notebook computed (no training, no files)."""
+"""The tutorials' longer plotly figures, each built from what the notebook computed (no training, no files); tutorial
+02's are in lessons.criterion_figures."""
 
 from __future__ import annotations
 
@@ -8,8 +9,6 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
-
-from core.collective.health import COLLAPSED_RANK, UNHEALTHY_ACCURACY
 
 STRATEGIES = {"learngene": "crimson", "front inheritance": "darkorange", "weight selection": "seagreen"}
 
@@ -67,6 +66,62 @@ def stream_figure(metrics: Sequence[Mapping[str, Any]], epochs: int, expansion_t
     return fig
 
 
+def criterion_map_figure(
+    per_task: np.ndarray, layer_names: Sequence[str], tau: float, expansion_tasks: int
+) -> go.Figure:
+    """Tutorial 01: the criterion heatmap, layers x source tasks from a (tasks, layers) matrix, with a dashed line
+    where growth ends: the paper reads the columns after it."""
+    fig = go.Figure(
+        go.Heatmap(
+            z=per_task.T,
+            x=list(range(per_task.shape[0])),
+            y=list(layer_names),
+            colorscale="Viridis",
+            colorbar=dict(title="fraction"),
+        )
+    )
+    fig.add_vline(
+        x=expansion_tasks - 0.5,
+        line_dash="dash",
+        line_color="white",
+        annotation_text="growth ends",
+        annotation_font_color="white",
+    )
+    fig.update_yaxes(autorange="reversed", title="layer")
+    fig.update_layout(title=f"share of weight-gradient entries > τ = {tau:g}", xaxis_title="source task", height=380)
+    return fig
+
+
+def layer_scores_figure(scores: Any, convs: Sequence[str], learngene: Sequence[str]) -> go.Figure:
+    """Tutorial 01: each conv layer's post-growth score (bar: mean, whisker: spread; `scores` is a LayerScores) with
+    the layers of the learngene in red, so the window the rule picks stands out."""
+    fig = go.Figure(
+        go.Bar(
+            x=list(convs),
+            y=[scores.of(n)[0] for n in convs],
+            error_y=dict(array=[scores.of(n)[1] for n in convs]),
+            marker_color=["crimson" if n in learngene else "lightgray" for n in convs],
+        )
+    )
+    fig.update_layout(
+        title="layer score after the growth phase (bars: mean, whiskers: spread); red: the learngene",
+        yaxis_title="mean fraction > τ",
+        height=340,
+    )
+    return fig
+
+
+def parameters_figure(parts: Mapping[str, int], collective: int) -> go.Figure:
+    """Tutorial 01: the individual model's parameters stacked by part (a name to its count) beside the collective
+    model's, to see how small the inherited block and the new parts are."""
+    fig = go.Figure(
+        [go.Bar(name=name, x=["individual model"], y=[count]) for name, count in parts.items()]
+        + [go.Bar(name="collective model", x=["collective model"], y=[collective])]
+    )
+    fig.update_layout(barmode="stack", title="parameters", yaxis_title="parameters", height=340)
+    return fig
+
+
 def accuracy_bars(rows: Sequence[Mapping[str, Any]], per_task: Mapping[str, Sequence[float]], title: str) -> go.Figure:
     """Tutorial 01: each method's mean accuracy (bar, 95% CI whisker) with one dot per target task."""
     fig = go.Figure()
@@ -90,68 +145,6 @@ def accuracy_bars(rows: Sequence[Mapping[str, Any]], per_task: Mapping[str, Sequ
             )
         )
     fig.update_layout(title=title, yaxis=dict(title="query accuracy", range=[0, 1.05]), showlegend=False, height=360)
-    return fig
-
-
-def spans(flags: Sequence[bool]) -> list[tuple[int, int]]:
-    """(first, last) of every stretch of consecutive True flags: the stretches of tasks to grey out."""
-    out, start = [], None
-    for t, flag in enumerate(list(flags) + [False]):
-        if flag and start is None:
-            start = t
-        elif not flag and start is not None:
-            out.append((start, t - 1))
-            start = None
-    return out
-
-
-def health_figure(health: Mapping[str, Sequence[Mapping[str, Any]]], chance: float) -> go.Figure:
-    """Tutorial 02: one column per run of train accuracy, feature rank and dead units per task, with the thresholds
-    (dashed), chance (dotted) and the unhealthy tasks greyed out."""
-    fig = make_subplots(
-        rows=3,
-        cols=2,
-        shared_xaxes=True,
-        vertical_spacing=0.07,
-        horizontal_spacing=0.1,
-        subplot_titles=[
-            f"{label}: {what}" for what in ("train accuracy", "feature rank", "dead units") for label in health
-        ],
-    )
-    for col, rows in enumerate(health.values(), start=1):
-        x = [row["task"] for row in rows]
-        accuracy = [row["train_accuracy"] for row in rows]
-        fig.add_trace(go.Scatter(x=x, y=accuracy, mode="lines+markers", line_color="seagreen"), 1, col)
-        fig.add_hline(y=UNHEALTHY_ACCURACY, line_dash="dash", row=1, col=col)
-        fig.add_hline(y=chance, line_dash="dot", line_color="gray", row=1, col=col)
-        rank = [row["feature_rank"] for row in rows]
-        fig.add_trace(go.Scatter(x=x, y=rank, mode="lines+markers", line_color="royalblue"), 2, col)
-        fig.add_hline(y=COLLAPSED_RANK * rows[0]["feature_rank"], line_dash="dash", row=2, col=col)
-        dead_layers = list(rows[0]["dead_fraction"])
-        fig.add_trace(
-            go.Heatmap(
-                z=[[row["dead_fraction"][n] for row in rows] for n in dead_layers],
-                x=x,
-                y=dead_layers,
-                zmin=0,
-                zmax=1,
-                colorscale="Reds",
-                showscale=col == 2,
-                colorbar=dict(title="dead", len=0.3, y=0.15, thickness=12),
-            ),
-            3,
-            col,
-        )
-        for first, last in spans([not row["healthy"] for row in rows]):
-            for r in (1, 2):
-                fig.add_vrect(
-                    x0=first - 0.5, x1=last + 0.5, fillcolor="gray", opacity=0.2, line_width=0, row=r, col=col
-                )
-    fig.update_yaxes(range=[0, 1.05], row=1)
-    fig.update_yaxes(rangemode="tozero", row=2)
-    fig.update_yaxes(autorange="reversed", row=3)
-    fig.update_xaxes(title_text="source task", row=3)
-    fig.update_layout(height=640, showlegend=False, title="health after each source task")
     return fig
 
 
@@ -254,131 +247,6 @@ def size_figure(points: Sequence[Mapping[str, Any]], way: int) -> go.Figure:
         xaxis=dict(title="parameters", type="log"),
         yaxis=dict(title="query accuracy", range=[0, 1.05]),
         height=440,
-    )
-    return fig
-
-
-def maps_figure(maps: Mapping[str, np.ndarray], layer_names: Sequence[str], expansion_tasks: int) -> go.Figure:
-    """Tutorial 02: criteria side by side as layers x tasks heatmaps, each with its own colour bar (their scales
-    differ), and a dotted line where growth ends. `maps` maps a title to a (tasks, layers) matrix."""
-    fig = make_subplots(rows=1, cols=len(maps), shared_yaxes=True, horizontal_spacing=0.12, subplot_titles=list(maps))
-    for col, matrix in enumerate(maps.values(), start=1):
-        tasks = matrix.shape[0]
-        right = fig.get_subplot(1, col).xaxis.domain[1]
-        fig.add_trace(
-            go.Heatmap(
-                z=matrix.T,
-                x=list(range(tasks)),
-                y=list(layer_names),
-                colorscale="Viridis",
-                colorbar=dict(x=right + 0.01, xanchor="left", len=0.9, thickness=10),
-            ),
-            1,
-            col,
-        )
-        if 0 < expansion_tasks < tasks:
-            fig.add_vline(x=expansion_tasks - 0.5, line_dash="dot", line_color="white", row=1, col=col)
-    fig.update_yaxes(autorange="reversed")
-    fig.update_xaxes(title_text="source task")
-    fig.update_layout(height=360, title="two criteria on the same run, lower = better for both (dotted: growth ends)")
-    return fig
-
-
-def criteria_figure(scores: Mapping[str, Any], picks: Mapping[str, Any], thresholds: Mapping[str, Any]) -> go.Figure:
-    """Tutorials 02 and 03: one row per criterion, every conv layer's score (lower = better) as a bar, red where the
-    criterion's learngene takes the layer, dashed at the criterion's threshold when one is set. `scores` and `picks`
-    map a criterion to its LayerScores and its Selection."""
-    fig = make_subplots(
-        rows=len(scores),
-        cols=1,
-        shared_xaxes=True,
-        vertical_spacing=0.14,
-        subplot_titles=[
-            f"{c}: {picks[c].label}"
-            + (f" (threshold {thresholds[c]:.3g})" if thresholds.get(c) is not None else " (best window)")
-            for c in scores
-        ],
-    )
-    for row, (criterion, layer_scores) in enumerate(scores.items(), start=1):
-        convs = [n for n in layer_scores.layer_names if n.startswith("conv")]
-        values = [layer_scores.of(n)[0] for n in convs]
-        fig.add_trace(
-            go.Bar(
-                x=convs,
-                y=values,
-                text=[f"{v:.3g}" for v in values],
-                textposition="outside",
-                marker_color=["crimson" if n in picks[criterion].layers else "lightgray" for n in convs],
-            ),
-            row,
-            1,
-        )
-        if thresholds.get(criterion) is not None:
-            fig.add_hline(y=thresholds[criterion], line_dash="dash", line_width=1, row=row, col=1)
-        top = np.nanmax(values + [thresholds.get(criterion) or 0])
-        fig.update_yaxes(title_text="score", range=[0, 1.25 * top if top > 0 else 1], row=row, col=1)
-    fig.update_layout(
-        title="the layers each criterion picks (red); lower score = better under both",
-        showlegend=False,
-        height=180 + 170 * len(scores),
-    )
-    return fig
-
-
-def tau_map_figure(log: Any, tau: float) -> go.Figure:
-    """Tutorial 02: a run's criterion map (layers x source tasks, its CriterionLog) at `tau` on a 0-0.5 scale."""
-    return go.Figure(
-        go.Heatmap(z=log.per_task(tau).T, y=list(log.layer_names), colorscale="Viridis", zmin=0, zmax=0.5),
-        layout=dict(
-            height=330,
-            yaxis=dict(autorange="reversed"),
-            xaxis_title="source task",
-            title=f"signed fraction > τ = {tau:.1e}",
-        ),
-    )
-
-
-def display_item(figure: go.Figure) -> dict:
-    """A figure as one item of an ipywidgets Output's `outputs`, so that a callback can replace what it shows.
-
-    `Output.append_display_data(figure)` cannot be used for this: a plotly figure displays itself (IPython's
-    `_ipython_display_`), which leaves the Output an empty item and shows the figure wherever the kernel's output goes.
-    """
-    return {"output_type": "display_data", "data": figure._repr_mimebundle_(), "metadata": {}}
-
-
-def framed_maps_figure(logs: Mapping[str, Any], unhealthy: Mapping[str, Sequence[bool]], tau: float) -> go.Figure:
-    """Tutorial 02: each run's criterion map at its own tau (a label to the run's CriterionLog) on one colour scale, 0
-    to 0.5, with a dotted frame over each stretch of tasks where that run was unhealthy; `tau` goes in the title."""
-    fig = make_subplots(rows=1, cols=len(logs), subplot_titles=list(logs), shared_yaxes=True, horizontal_spacing=0.05)
-    for col, (label, log) in enumerate(logs.items(), start=1):
-        fig.add_trace(
-            go.Heatmap(
-                z=log.per_task().T,
-                y=list(log.layer_names),
-                colorscale="Viridis",
-                zmin=0,
-                zmax=0.5,
-                showscale=col == len(logs),
-                colorbar=dict(thickness=12),
-            ),
-            1,
-            col,
-        )
-        for first, last in spans(unhealthy[label]):
-            fig.add_vrect(
-                x0=first - 0.5,
-                x1=last + 0.5,
-                line=dict(color="white", width=2, dash="dot"),
-                annotation_text="unhealthy",
-                annotation_position="top left",
-                row=1,
-                col=col,
-            )
-    fig.update_yaxes(autorange="reversed")
-    fig.update_xaxes(title_text="source task")
-    fig.update_layout(
-        height=380, title=f"signed fraction > τ = {tau:g}; dotted frames: tasks where the network was unhealthy"
     )
     return fig
 

@@ -144,6 +144,14 @@ def test_a_bad_spec_is_one_line_naming_the_key(tmp_path, collective, individual,
     assert named in message and "\n" not in message
 
 
+@pytest.mark.parametrize("path", sorted((REPO / "examples").glob("*.toml")), ids=lambda p: p.name)
+def test_every_example_spec_parses_and_quotes_the_command_that_runs_it(path):
+    """docs/ pastes the output of the example specs: each one is a valid sweep and says how it is run."""
+    spec = parse_spec(path)
+    assert spec.collective and spec.individual
+    assert f"learngene sweep examples/{path.name} --out " in path.read_text()
+
+
 def test_a_spec_grid_is_the_product_of_its_lists(tmp_path):
     path = tmp_path / "spec.toml"
     path.write_text(SPEC.format(collective="seed = [0, 1, 2]\nwidths = [8, 8, 16, 16]", individual="shot = [1, 5]"))

@@ -362,7 +362,10 @@ def test_training_from_the_page_never_switches_the_selection_and_the_new_run_sta
     assert page.js(loss) == 34 * 15
     assert page.js("document.querySelector('.lg-run-picker select').value") == "smoke-new"
     labels = [text for text in page.js("window.__labels") if text]  # empty while the live map has no epoch yet
-    assert labels and all("(most stable window)" in text for text in labels), set(labels)
+    # early epochs of a live run may leave every conv score about 0 or at the ceiling: the rule says so, still top-k
+    top_k = ("(most stable window)", "(scores tied at this τ, so not a most stable window)")
+    assert labels and all(text.strip().endswith(top_k) for text in labels), set(labels)
+    assert labels[-1].strip().endswith("(most stable window)"), labels[-1]
     run_individual_models(page)  # the new run's own default selection is usable at once
     page.close()
 

@@ -13,97 +13,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fake_cifar100 import contents, encode, write_folder
 
 from core.cli.messages import line, words
 from core.data import cifar100
 from core.errors import LearngeneError
 
-TRAIN, TEST = 2, 1  # fake images per class in each split
+TRAIN, TEST = 2, 1  # fake images per class in each split (fake_cifar100.contents' defaults)
 NAMES = cifar100.FINE_LABEL_NAMES
-
-
-def _python2_pickle(obj: object) -> bytes:
-    """Protocol-2 bytes as Python 2's cPickle wrote the official files: 8-bit strings, numpy.core globals."""
-    out = bytearray(b"\x80\x02")
-
-    def emit(value: object) -> None:
-        if isinstance(value, dict):
-            out.extend(b"}(")
-            for key, item in value.items():
-                emit(key)
-                emit(item)
-            out.extend(b"u")
-        elif isinstance(value, (list, tuple)):
-            out.extend(b"(")
-            for item in value:
-                emit(item)
-            out.extend(b"l" if isinstance(value, list) else b"t")
-        elif isinstance(value, bool):
-            out.extend(b"\x88" if value else b"\x89")
-        elif value is None:
-            out.extend(b"N")
-        elif isinstance(value, int):
-            out.extend(b"J" + struct.pack("<i", value))
-        elif isinstance(value, bytes):
-            out.extend(b"T" + struct.pack("<I", len(value)) + value)
-        else:
-            assert isinstance(value, np.ndarray) and value.dtype == np.uint8
-            out.extend(b"cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\n(J\x00\x00\x00\x00tU\x01b\x87R")
-            out.extend(b"(J\x01\x00\x00\x00")
-            emit(tuple(value.shape))
-            out.extend(b"cnumpy\ndtype\nU\x02u1J\x00\x00\x00\x00J\x01\x00\x00\x00\x87R")
-            emit((3, b"|", None, None, None, -1, -1, 0))
-            out.extend(b"b")
-            emit(False)
-            emit(value.tobytes())
-            out.extend(b"tb")  # closes the array's state (1, shape, dtype, fortran, raw bytes) and applies it
-
-    emit(obj)
-    out.extend(b".")
-    return bytes(out)
-
-
-def _contents(names: tuple[str, ...] = NAMES) -> dict[str, dict]:
-    """train, test and meta as the official files hold them (byte-string keys and values)."""
-    splits = {}
-    for split, per_class, green in (("train", TRAIN, 100), ("test", TEST, 50)):
-        labels = [c for c in range(len(names)) for _ in range(per_class)]
-        data = np.empty((len(labels), 3072), dtype=np.uint8)
-        data[:, :1024] = 200
-        data[:, 1024:2048] = green  # tells train from test
-        data[:, 2048:] = np.array(labels, dtype=np.uint8)[:, None]  # blue = the label
-        splits[split] = {
-            b"filenames": [f"{names[c]}_s_{i:06d}.png".encode() for i, c in enumerate(labels)],
-            b"batch_label": f"{split}ing batch 1 of 1".encode(),
-            b"fine_labels": labels,
-            b"coarse_labels": [c // 5 for c in labels],
-            b"data": data,
-        }
-    splits["meta"] = {b"fine_label_names": [n.encode() for n in names], b"coarse_label_names": [b"x"] * 20}
-    return splits
-
-
-def _encode(content: dict, style: str) -> bytes:
-    if style == "python2":
-        return _python2_pickle(content)
-    if style == "python3 str keys":
-        content = {k.decode(): v for k, v in content.items()}
-    return pickle.dumps(content, protocol=3)
-
-
-def _folder(base: Path, style: str = "python2", contents: dict | None = None) -> Path:
-    folder = base / "cifar-100-python"
-    folder.mkdir(parents=True)
-    for name, content in (contents or _contents()).items():
-        (folder / name).write_bytes(_encode(content, style))
-    return folder
 
 
 def _tarball_bytes() -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
-        for name, content in _contents().items():
-            data = _encode(content, "python2")
+        for name, content in contents().items():
+            data = encode(content, "python2")
             member = tarfile.TarInfo(f"cifar-100-python/{name}")
             member.size = len(data)
             archive.addfile(member, io.BytesIO(data))
@@ -121,7 +45,7 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.parametrize("style", ["python2", "python3 bytes keys", "python3 str keys"])
 @pytest.mark.usefixtures("no_network")
 def test_the_folder_loads_train_then_test_of_each_class_with_meta_names(tmp_path: Path, style: str) -> None:
-    _folder(tmp_path, style)
+    write_folder(tmp_path, style)
     imageset = cifar100.load(tmp_path, image_size=32)
     assert imageset.class_names == NAMES
     # CIFAR-100's fine labels are the 100 names in alphabetical order, from apple (0) and cattle (19) to worm (99)
@@ -143,7 +67,7 @@ def test_the_tarball_loads_like_the_folder_when_its_md5_matches(
     (tmp_path / "cifar100" / cifar100.TARBALL).write_bytes(data)
     monkeypatch.setattr(cifar100, "TARBALL_MD5", hashlib.md5(data).hexdigest())
     from_tarball = cifar100.load(tmp_path, image_size=32)
-    from_folder = cifar100.load(_folder(tmp_path / "other").parent, image_size=32)
+    from_folder = cifar100.load(write_folder(tmp_path / "other").parent, image_size=32)
     assert from_tarball.images.equal(from_folder.images) and from_tarball.labels.equal(from_folder.labels)
 
 
@@ -179,9 +103,9 @@ class _Payload:
 @pytest.mark.parametrize("call", [builtins.exec, builtins.eval])
 def test_a_malicious_pickle_is_refused_before_it_runs_anything(tmp_path: Path, call: object) -> None:
     marker = tmp_path / "pwned"
-    contents = _contents()
-    contents["train"][b"data"] = _Payload(call, f"open({str(marker)!r}, 'w').close()")
-    _folder(tmp_path / "evil", "python3 bytes keys", contents)
+    files = contents()
+    files["train"][b"data"] = _Payload(call, f"open({str(marker)!r}, 'w').close()")
+    write_folder(tmp_path / "evil", "python3 bytes keys", files)
     with pytest.raises(LearngeneError, match=f"train is not a valid CIFAR-100 file .*builtins.{call.__name__}"):
         cifar100.load(tmp_path / "evil", image_size=32)
     assert not marker.exists()
@@ -202,15 +126,15 @@ def test_a_malicious_pickle_is_refused_before_it_runs_anything(tmp_path: Path, c
 def test_files_with_the_wrong_structure_are_refused(
     tmp_path: Path, split: str, key: bytes, value: list, message: str
 ) -> None:
-    contents = _contents()
-    contents[split][key] = value
-    _folder(tmp_path, "python3 bytes keys", contents)
+    files = contents()
+    files[split][key] = value
+    write_folder(tmp_path, "python3 bytes keys", files)
     with pytest.raises(LearngeneError, match=message):
         cifar100.load(tmp_path, image_size=32)
 
 
 def test_a_truncated_pickle_is_a_clean_error(tmp_path: Path) -> None:
-    folder = _folder(tmp_path)
+    folder = write_folder(tmp_path)
     (folder / "test").write_bytes((folder / "test").read_bytes()[:1000])
     with pytest.raises(LearngeneError, match="test is not a valid CIFAR-100 file"):
         cifar100.load(tmp_path, image_size=32)
@@ -218,7 +142,7 @@ def test_a_truncated_pickle_is_a_clean_error(tmp_path: Path) -> None:
 
 @pytest.mark.usefixtures("no_network")
 def test_an_incomplete_folder_names_the_missing_files(tmp_path: Path) -> None:
-    (_folder(tmp_path) / "train").unlink()
+    (write_folder(tmp_path) / "train").unlink()
     (tmp_path / "cifar-100-python" / "test").unlink()
     with pytest.raises(LearngeneError, match="incomplete \\(missing train, test\\)"):
         cifar100.load(tmp_path, image_size=32)
@@ -267,14 +191,14 @@ def test_a_network_failure_is_a_one_line_error(tmp_path: Path, monkeypatch: pyte
 
 
 def test_other_image_sizes_are_resized(tmp_path: Path) -> None:
-    _folder(tmp_path)
+    write_folder(tmp_path)
     imageset = cifar100.load(tmp_path, image_size=20)
     assert imageset.images.shape == (300, 3, 20, 20)
     assert (imageset.images[:, 0] == 200).all()
 
 
 def test_info_reports_availability_without_reading(tmp_path: Path) -> None:
-    _folder(tmp_path / "cifar100")
+    write_folder(tmp_path / "cifar100")
     described = cifar100.info(tmp_path)
     assert described.available and (described.classes, described.images, described.channels) == (100, 60000, 3)
 
@@ -299,7 +223,7 @@ def test_the_paper_division_names_missing_classes() -> None:
 
 
 def test_a_pickle_declaring_more_bytes_than_memory_holds_is_a_clean_error(tmp_path: Path) -> None:
-    folder = _folder(tmp_path)
+    folder = write_folder(tmp_path)
     huge = b"\x80\x04\x8e" + struct.pack("<Q", 1 << 42) + b"."  # BINBYTES8 of 4 TiB: the unpickler allocates first
     (folder / "test").write_bytes(huge.ljust(21, b"\x00"))
     with pytest.raises(LearngeneError, match="test is not a valid CIFAR-100 file"):
@@ -317,9 +241,9 @@ class _Uninitialised:
 
 
 def test_a_pickle_that_calls_numpy_ndarray_directly_is_refused(tmp_path: Path) -> None:
-    contents = _contents()
-    contents["train"][b"data"] = _Uninitialised(len(contents["train"][b"fine_labels"]))
-    _folder(tmp_path, "python3 bytes keys", contents)
+    files = contents()
+    files["train"][b"data"] = _Uninitialised(len(files["train"][b"fine_labels"]))
+    write_folder(tmp_path, "python3 bytes keys", files)
     assert pickle.loads((tmp_path / "cifar-100-python" / "train").read_bytes())[b"data"].shape[1] == 3072
     with pytest.raises(LearngeneError, match="train is not a valid CIFAR-100 file .*numpy.ndarray directly"):
         cifar100.load(tmp_path, image_size=32)

@@ -5,6 +5,7 @@ import ast
 import importlib
 import inspect
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import sys
 import nbformat
 import pytest
 from conftest import REPO
+from fake_cifar100 import contents, write_folder
 from nbclient import NotebookClient
 
 NOTEBOOKS = REPO / "notebooks"
@@ -35,6 +37,8 @@ MOVES = {
         "signed fraction > τ = 1.0e-02",
     )
 }
+# Figures a tutorial must show (their titles' beginnings) with the data its test provides.
+FIGURES = {"04_your_own_data.ipynb": ("criterion on CIFAR-100 (smoke preset); learngene: ",)}
 CACHES = {".git", "__pycache__", ".pytest_cache", ".ipynb_checkpoints"}
 
 
@@ -81,17 +85,28 @@ def test_each_tutorial_states_its_goal_reads_the_preset_from_the_environment_and
 
 
 @pytest.fixture(scope="module")
-def tutorial_runs(tmp_path_factory, smoke_run):
+def tutorial_data(tmp_path_factory):
+    """A data root ($LEARNGENE_DATA) holding a tiny generated CIFAR-100 in the official files' format (8 training and
+    4 test images of random texture per class): enough for the smoke preset, so tutorial 04's CIFAR-100 part runs."""
+    data = tmp_path_factory.mktemp("tutorial-data")
+    write_folder(data / "cifar100", files=contents(train=8, test=4, texture_seed=0))
+    return data
+
+
+@pytest.fixture(scope="module")
+def tutorial_runs(tmp_path_factory, smoke_run, tutorial_data):
     """A runs root prepared for a class by `learngene classroom --preset smoke`, which found the session's smoke glyph
-    run there (copied in) and trained the rest: every run a tutorial asks for is finished before it starts."""
+    run there (copied in) and trained the rest, CIFAR-100's included as its data are there: every run a tutorial asks
+    for is finished before it starts."""
     root = tmp_path_factory.mktemp("tutorial-runs")
     shutil.copytree(smoke_run, root / "smoke-glyphs", ignore=shutil.ignore_patterns(".lock"))
     command = [sys.executable, "-m", "core.cli", "classroom", "--preset", "smoke", "--runs", str(root), "--json"]
-    prepared = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=900)
+    env = dict(os.environ, LEARNGENE_DATA=str(tutorial_data))
+    prepared = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=900, env=env)
     assert prepared.returncode == 0, prepared.stderr
     summary = json.loads(prepared.stdout)
     assert summary["kept"] == ["smoke-glyphs"]
-    assert sorted(summary["trained"]) == ["smoke-glyphs-shared-head", "smoke-shapes"]
+    assert sorted(summary["trained"]) == ["smoke-cifar100", "smoke-glyphs-shared-head", "smoke-shapes"]
     return root
 
 
@@ -111,12 +126,13 @@ def changed(before, after):
 
 @pytest.mark.parametrize("path", TUTORIALS, ids=_name)
 def test_tutorial_executes_on_the_prepared_smoke_runs_writing_only_into_its_own_folder_and_exports(
-    path, tutorial_runs, tmp_path, monkeypatch
+    path, tutorial_runs, tutorial_data, tmp_path, monkeypatch
 ):
     """A class shares the runs (and the repository): a tutorial opens the prepared runs, trains nothing, and writes
     only into its own folder (here a copy of it in tmp_path) and into a run's export/ folder."""
     monkeypatch.setenv("LEARNGENE_TUTORIAL_PRESET", "smoke")
     monkeypatch.setenv("LEARNGENE_RUNS", str(tutorial_runs))
+    monkeypatch.setenv("LEARNGENE_DATA", str(tutorial_data))
     # The kernel's thread count is decided here, not by the machine: with two threads on two cores that another
     # process keeps busy, notebook 04's training cell needed over 300 s; with one it keeps its pace.
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
@@ -134,6 +150,10 @@ def test_tutorial_executes_on_the_prepared_smoke_runs_writing_only_into_its_own_
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
     assert sum(PLOTLY in o.get("data", {}) for o in outputs) >= 2
+    titles = [
+        o["data"][PLOTLY]["layout"].get("title", {}).get("text", "") for o in outputs if PLOTLY in o.get("data", {})
+    ]
+    assert all(any(title.startswith(shown) for title in titles) for shown in FIGURES.get(path.name, ())), titles
     assert changed(repo_before, files_under(REPO)) == []
     if move is not None:
         moved = nb.cells[after + 1].outputs

@@ -28,6 +28,7 @@ tasks = 3
 epochs = 2
 methods = ["learngene", "scratch", "front"]
 windows = true
+sizes = true
 """
 
 
@@ -38,7 +39,7 @@ def sweep(spec: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory) -> tuple[Path, str]:
-    """A finished two-seed sweep with the window study, and the Markdown printed by a second call."""
+    """A finished two-seed sweep with the window study and the size sweep, and the Markdown printed by a second call."""
     folder = tmp_path_factory.mktemp("markdown")
     spec = folder / "spec.toml"
     spec.write_text(SPEC)
@@ -82,6 +83,29 @@ def test_each_method_row_is_its_mean_over_seeds_and_its_paired_gain_over_scratch
         assert cells[4] == f"{int((gain > 0).sum())} of 2"
         params = next(r for r in next(iter(results.values()))["rows"] if r["method"] == method)["params"]
         assert cells[1] == f"{params:,}"
+
+
+def test_each_size_point_row_is_its_mean_over_seeds_and_its_paired_gain_over_its_twin(finished):
+    out, markdown = finished
+    results = results_by_seed(out)
+
+    def point(result: dict, method: str, size: str) -> dict:
+        return next(p for p in result["sizes"] if (p["method"], p["size"]) == (method, size))
+
+    points = [(p["method"], p["size"]) for p in results[0]["sizes"] if "twin" in p]
+    assert {method for method, _ in points} == {"learngene", "front inheritance"}
+    for method, size in points:
+        mine = [point(res, method, size)["mean_accuracy"] for res in results.values()]
+        twin = [point(res, point(res, method, size)["twin"], size)["mean_accuracy"] for res in results.values()]
+        line = next(line for line in markdown.splitlines() if line.startswith(f"| {method} | {size} |"))
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        gain = np.subtract(mine, twin)
+        half = stats.t.ppf(0.975, 1) * stats.sem(gain)
+        assert cells[2] == f"{point(results[0], method, size)['params']:,}"
+        assert cells[3].startswith(f"{np.mean(mine):.3f} ± ")
+        assert cells[4].startswith(f"{np.mean(twin):.3f} ± ")
+        assert cells[5] == (f"{gain.mean():+.3f} ± {half:.3f}" if np.isfinite(half) else f"{gain.mean():+.3f}")
+        assert cells[6] == f"{int((gain > 0).sum())} of 2"
 
 
 def test_each_criterion_reports_its_rank_correlation_with_transfer_per_seed_and_pooled_within_seed(finished):

@@ -1,5 +1,6 @@
 """docs/results.md's Markdown from a finished sweep: each method's accuracy over collective seeds, its gain
-over scratch paired by seed, and each criterion's rank correlation with transfer per seed and pooled.
+over scratch paired by seed, each size point's gain over its twin (scratch of its own architecture) paired by seed,
+and each criterion's rank correlation with transfer per seed and pooled.
 
 Intervals are 95% t-intervals over collective seeds (the unit a claim about the method generalises over); the
 per-task interval of each run is reported beside them as its mean over seeds. The pooled correlation ranks scores
@@ -15,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from core.individual.twins import is_twin
 from core.jobs.sweep import SweepPlan
 from core.jobs.sweep_tables import SEED, grid_columns, result_rows, summary_rows
 from core.stats import mean_ci95, spearman
@@ -86,6 +88,48 @@ def accuracy_tables(plan: SweepPlan) -> str:
     return "\n\n".join(f"**{label}**\n\n{head}\n" + "\n".join(lines) for label, lines in out)
 
 
+def size_tables(plan: SweepPlan) -> str:
+    """One table per individual setting of a size sweep: each strategy at each size, its parameters, its accuracy
+    and its twin's over seeds, and its gain over the twin paired by seed. Empty without size points."""
+    every = result_rows(plan)
+    rows = [r for r in every if r["size"]]
+    if not rows:
+        return ""
+    run_axes, renamed = grid_columns(plan)
+    fields = [a for a in run_axes if a != SEED] + list(renamed.values())
+    params: dict[tuple, int] = {}
+    above: dict[tuple, list[bool]] = defaultdict(list)
+    for row in rows:
+        key = (_setting_label(row, fields), row["method"], row["size"])
+        params.setdefault(key, row["params"])
+        if not is_twin(row["method"]):
+            above[key].append(row["mean_accuracy"] > row["twin_mean_accuracy"])
+    summary = [e for e in summary_rows(plan, every) if e["size"]]
+    twins = {(_setting_label(e, fields), e["method"], e["size"]): e for e in summary if is_twin(e["method"])}
+    seeds = sorted({s for e in summary for s in e["seeds"] if s is not None})
+    head = (
+        f"| strategy | size | params | accuracy over {len(seeds)} seeds | twin (scratch, same architecture) | "
+        "vs twin (paired by seed) | seeds above twin |\n|---|---|---|---|---|---|---|"
+    )
+    out: list[tuple[str, list[str]]] = []
+    points = [e for e in summary if not is_twin(e["method"])]
+    labels = list(dict.fromkeys(_setting_label(e, fields) for e in points))
+    for entry in sorted(points, key=lambda e: (labels.index(_setting_label(e, fields)), e["method"])):
+        label = _setting_label(entry, fields)
+        if not out or out[-1][0] != label:
+            out.append((label, []))
+        key = (label, entry["method"], entry["size"])
+        twin = twins[(label, entry["twin"], entry["size"])]
+        vs = entry.get("vs_scratch")
+        wins = above[key]
+        out[-1][1].append(
+            f"| {entry['method']} | {entry['size']} | {params[key]:,} | "
+            f"{_interval(entry['mean_accuracy'], entry['ci95'])} | {_interval(twin['mean_accuracy'], twin['ci95'])} | "
+            f"{'' if vs is None else _interval(vs['mean'], vs['ci95'], signed=True)} | {sum(wins)} of {len(wins)} |"
+        )
+    return "\n\n".join(f"**{label}, by size**\n\n{head}\n" + "\n".join(lines) for label, lines in out)
+
+
 def _within_seed_ranks(values: list[float]) -> np.ndarray:
     order = np.argsort(np.argsort(values, kind="stable"), kind="stable")
     return order / max(len(values) - 1, 1)
@@ -130,6 +174,7 @@ def correlation_table(plan: SweepPlan) -> str:
 
 
 def sweep_markdown(plan: SweepPlan) -> str:
-    """The sweep's results section body: accuracy tables, then the criterion-transfer correlations when measured."""
-    parts = [accuracy_tables(plan), correlation_table(plan)]
+    """The sweep's results section body: accuracy tables, the size sweep's and the criterion-transfer correlations
+    when measured."""
+    parts = [accuracy_tables(plan), size_tables(plan), correlation_table(plan)]
     return "\n\n".join(p for p in parts if p) + "\n"

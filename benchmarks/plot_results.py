@@ -4,12 +4,15 @@ One column per result: on top a curve per inheritance strategy over parameter co
 collective model) with its twin (scratch of exactly its architecture) dashed in the same colour, the collective model
 fine-tuned as the reference point, nearest centroids on its features as a dashed level, and the chance line; below,
 each point minus its twin, paired over the same target tasks, with its 95% interval. Results of the older pairing
-(one scratch row per width) draw that scratch as its own curve and the differences to it.
-Usage: python benchmarks/plot_results.py OUT.png NAME=RESULT.json [NAME=RESULT.json ...]
+(one scratch row per width) draw that scratch as its own curve and the differences to it. A sweep's output folder
+(`learngene sweep SPEC --out FOLDER` of a spec with `sizes = true` and one individual setting) draws the means over
+collective seeds, with 95% intervals and differences paired across seeds.
+Usage: python benchmarks/plot_results.py OUT.png NAME=RESULT.json|SWEEP_FOLDER [NAME=... ...]
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import sys
 from pathlib import Path
@@ -74,8 +77,34 @@ def draw(ax: plt.Axes, below: plt.Axes, name: str, result: dict) -> None:
     below.set_ylabel("minus its twin (points)" if twins else "minus scratch (points)")
     below.set_title(TWIN_PHRASE if twins else "older pairing: scratch of the same width", fontsize=9)
     setup = result["setup"]
-    ax.set_title(f"{name}: {way}-way {setup['shot']}-shot, {setup['tasks']} target tasks")
+    seeds = f", {setup['seeds']} collective seeds" if "seeds" in setup else ""
+    ax.set_title(f"{name}: {way}-way {setup['shot']}-shot, {setup['tasks']} target tasks{seeds}")
     ax.legend(fontsize=7, loc="lower right")
+
+
+def sweep_result(folder: Path) -> dict:
+    """A sweep's size points as one result: each point's mean and interval over collective seeds, its difference to
+    its twin paired by seed as `vs_twin`, and the parameters and setup from its rows."""
+    summary = json.loads((folder / "summary.json").read_text())
+    with open(folder / "results.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    settings = {(r["way"], r["shot"], r["tasks"]) for r in rows}
+    if len(settings) != 1:
+        raise SystemExit(f"{folder}: draw a sweep of one individual setting (it has {len(settings)})")
+    way, shot, tasks = (int(v) for v in settings.pop())
+    params = {(r["method"], r["size"]): int(r["params"]) for r in rows}
+    seeds = len({r["seed"] for r in rows})
+    points = []
+    for entry in summary:
+        point = {**entry, "params": params[entry["method"], entry["size"]]}
+        if "twin" in entry and "vs_scratch" in entry:
+            point["vs_twin"] = point.pop("vs_scratch")
+        points.append(point)
+    return {
+        "sizes": [p for p in points if p["size"]],
+        "rows": [p for p in points if not p["size"]],
+        "setup": {"way": way, "shot": shot, "tasks": tasks, "seeds": seeds},
+    }
 
 
 def main(argv: list[str]) -> int:
@@ -87,7 +116,8 @@ def main(argv: list[str]) -> int:
         2, len(pairs), figsize=(6 * len(pairs), 6.6), squeeze=False, sharex="col", height_ratios=(3, 2)
     )
     for ax, below, (name, path) in zip(axes[0], axes[1], pairs):
-        draw(ax, below, name, json.loads(Path(path).read_text()))
+        source = Path(path)
+        draw(ax, below, name, sweep_result(source) if source.is_dir() else json.loads(source.read_text()))
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     return 0

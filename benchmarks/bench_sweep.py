@@ -6,7 +6,11 @@
     against plan_sweep/run_plan on a LocalCluster started for the sweep (--workers processes x --threads, default
     2 x 1); the cluster's time includes starting and closing it (its start-up is also printed alone). Job keys
     include the thread count, so the two sides run different (equally sized) jobs. Target: the cluster >= 1.4x
-    faster on 2 cores.
+    faster on 2 cores. --ceiling also times the in-process loop at 1 thread (W workers of 1 thread can at best take
+    1/W of it, so W x T(1 thread) / T(in-process) bounds the cluster's gain) and the same jobs split by collective run
+    over W plain processes of 1 thread, started together, without Dask (what W processes give on this machine).
+    --profiler-too also times the cluster with Dask's statistical profiler on in its workers (Dask's default; ours
+    turn it off, core.jobs.cluster.WORKER_CONFIG).
 (c) run: the explorer's default Run of the individual panel (5-way 1-shot, 20 target tasks, learngene and scratch,
     fast individual preset, default selection) on a `fast` glyphs run, as one FewShotJob executed in this process
     against the same job through Engine.submit on an already started LocalCluster (default 2 x 1). The first
@@ -45,6 +49,7 @@ from core.collective.config import preset
 from core.data.datasets import load
 from core.data.glyphs import cache_dir
 from core.individual.config import individual_preset
+from core.jobs import cluster
 from core.jobs.cluster import ADDRESS_VARIABLE, Engine, start_engine
 from core.jobs.execute import execute
 from core.jobs.shared import THREADS_VARIABLE
@@ -119,12 +124,42 @@ def sequential(spec: SweepSpec, threads: int) -> tuple[float, int]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def on_cluster(spec: SweepSpec, workers: int, threads: int) -> tuple[float, float, int]:
-    """The sweep on a LocalCluster started for it; (seconds with start and close, seconds to start, jobs run)."""
-    folder = fresh("cluster")
+def share(spec: SweepSpec, folder: Path, part: int, parts: int) -> None:
+    """Run every `parts`-th collective run of the sweep from the `part`-th, then their few-shot jobs, at 1 thread."""
+    store = JobStore.at(folder)
+    plan = plan_sweep(spec, store, 1)
+    mine = {job.key for i, (job, _) in enumerate(plan.runs) if i % parts == part}
+    jobs = [job for job, _ in plan.runs if job.key in mine] + [c.job for c in plan.cells if c.run.key in mine]
+    for job in jobs:
+        execute(job, store)
+
+
+def processes(args: argparse.Namespace, workers: int) -> float:
+    """The sweep split by collective run over `workers` plain processes of 1 thread started together; seconds."""
+    folder = fresh("processes")
+    command = [sys.executable, __file__, "--share-of", str(folder), "--seeds", str(args.seeds)]
+    command += ["--tasks", str(args.tasks), "--epochs", str(args.epochs)]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
     try:
         started = time.perf_counter()
+        children = [subprocess.Popen([*command, "--share", f"{i}/{workers}"], env=env) for i in range(workers)]
+        if any(child.wait() != 0 for child in children):
+            raise SystemExit("a process of the split sweep failed (its error is above)")
+        return time.perf_counter() - started
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def on_cluster(spec: SweepSpec, workers: int, threads: int, profiler: bool = False) -> tuple[float, float, int]:
+    """The sweep on a LocalCluster started for it (`profiler`: Dask's profiler on in its workers); (seconds with start
+    and close, seconds to start, jobs run)."""
+    folder = fresh("cluster")
+    ours = cluster.WORKER_CONFIG
+    try:
+        started = time.perf_counter()
+        cluster.WORKER_CONFIG = {**ours, "distributed.worker.profile.enabled": profiler}
         engine = start_engine(JobStore.at(folder), workers=workers, threads=threads, dashboard=False)
+        cluster.WORKER_CONFIG = ours
         ready = time.perf_counter()
         try:
             plan = plan_sweep(spec, engine.store, engine.threads)
@@ -134,6 +169,7 @@ def on_cluster(spec: SweepSpec, workers: int, threads: int) -> tuple[float, floa
             engine.close()
         return time.perf_counter() - started, ready - started, ran
     finally:
+        cluster.WORKER_CONFIG = ours
         shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -148,13 +184,38 @@ def bench_sweep(args: argparse.Namespace) -> None:
         f"{args.workers} workers x {args.threads} thread(s); glyphs cached in {cache_dir()}",
         flush=True,
     )
-    alone, together, starts = [], [], []
+    alone, together, starts, single, split, profiled = [], [], [], [], [], []
+    sides = ("sequential", "cluster") + (("single", "processes") if args.ceiling else ())
+    sides += ("profiled",) if args.profiler_too else ()
     for r in range(args.rounds):
-        for side in ("sequential", "cluster") if r % 2 == 0 else ("cluster", "sequential"):
+        for side in sides[r % len(sides) :] + sides[: r % len(sides)]:
             if side == "sequential":
                 seconds, ran = sequential(spec, threads)
                 alone.append(seconds)
                 print(f"  round {r + 1}: one process, {ran} jobs: {seconds:.1f} s (load {load_average()})", flush=True)
+            elif side == "profiled":
+                seconds, _, ran = on_cluster(spec, args.workers, args.threads, profiler=True)
+                profiled.append(seconds)
+                print(
+                    f"  round {r + 1}: cluster with Dask's profiler on, {ran} jobs: {seconds:.1f} s (load "
+                    f"{load_average()})",
+                    flush=True,
+                )
+            elif side == "processes":
+                seconds = processes(args, args.workers)
+                split.append(seconds)
+                print(
+                    f"  round {r + 1}: {args.workers} plain processes of 1 thread: {seconds:.1f} s (load "
+                    f"{load_average()})",
+                    flush=True,
+                )
+            elif side == "single":
+                seconds, ran = sequential(spec, 1)
+                single.append(seconds)
+                print(
+                    f"  round {r + 1}: one process at 1 thread, {ran} jobs: {seconds:.1f} s (load {load_average()})",
+                    flush=True,
+                )
             else:
                 seconds, start, ran = on_cluster(spec, args.workers, args.threads)
                 together.append(seconds)
@@ -170,6 +231,27 @@ def bench_sweep(args: argparse.Namespace) -> None:
         f"{statistics.median(starts):.1f} s); cluster {one / many:.2f}x faster (target >= 1.4x)",
         flush=True,
     )
+    if profiled:
+        on = statistics.median(profiled)
+        print(
+            f"(a) with Dask's profiler on in the workers: {on:.1f} s, {one / on:.2f}x faster than one process; "
+            f"{on / many:.2f}x the cluster's time without it",
+            flush=True,
+        )
+    if single:
+        alone_one = statistics.median(single)
+        print(
+            f"(a) ceiling: one process at 1 thread {alone_one:.1f} s, so {args.workers} workers x 1 thread can be at "
+            f"most {args.workers * alone_one / one:.2f}x faster than one process at {threads} threads (reached: "
+            f"{one / many:.2f}x, {100 * (one / many) / (args.workers * alone_one / one):.0f}% of it)",
+            flush=True,
+        )
+        plain = statistics.median(split)
+        print(
+            f"(a) {args.workers} plain processes without Dask: {plain:.1f} s, {one / plain:.2f}x faster than one "
+            f"process; the cluster takes {many / plain:.2f}x their time",
+            flush=True,
+        )
 
 
 def fast_run(run_dir: str | None) -> Path:
@@ -309,6 +391,12 @@ def main() -> None:
     parser.add_argument(
         "--sequential-threads", type=int, help="(a): torch threads of the in-process loop (default: torch's)"
     )
+    parser.add_argument(
+        "--ceiling", action="store_true", help="(a): also time the in-process loop at 1 thread (the cluster's ceiling)"
+    )
+    parser.add_argument(
+        "--profiler-too", action="store_true", help="(a): also time the cluster with Dask's profiler on in its workers"
+    )
     parser.add_argument("--seeds", type=int, default=4, help="(a): collective seeds (jobs: 3 per seed)")
     parser.add_argument("--tasks", type=int, default=6, help="(a): tasks of each collective smoke run")
     parser.add_argument("--epochs", type=int, default=3, help="(a): epochs per task of each collective run")
@@ -317,7 +405,15 @@ def main() -> None:
     parser.add_argument("--page-tasks", type=int, default=0, help="(b): time this many tasks (0: the whole run)")
     parser.add_argument("--page-scheduler", help='(b): scheduler address for the page, or "local" to start one')
     parser.add_argument("--cli-threads", type=int, help="(b): --threads of the CLI (default: torch's)")
+    parser.add_argument("--share", help=argparse.SUPPRESS)  # "I/W": this process runs share I of W (--ceiling)
+    parser.add_argument("--share-of", help=argparse.SUPPRESS)  # the store folder the shares write into
     args = parser.parse_args()
+    if args.share:
+        part, parts = (int(n) for n in args.share.split("/"))
+        share(sweep_spec(args.seeds, args.tasks, args.epochs), Path(args.share_of), part, parts)
+        return
+    if args.ceiling and args.threads != 1:
+        parser.error("--ceiling is the bound for workers of 1 thread: leave --threads at 1")
     parts = set(args.parts.split(",")) | ({"page"} if args.page else set())
     print(
         f"torch {torch.__version__}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads, load average "

@@ -31,6 +31,8 @@ ADDRESS_VARIABLE = "DASK_SCHEDULER_ADDRESS"
 DASHBOARD_PORT = 8787
 INTERACTIVE = 10  # priority of a visitor's jobs: ahead of sweeps (0)
 STOP_CHECK_S = 1.0
+# The settings of the workers a LocalCluster of ours starts (the nanny hands its config to each worker it spawns).
+WORKER_CONFIG = {"distributed.nanny.pre-spawn-environ": {}, "distributed.worker.profile.enabled": False}
 
 
 def topic_of(key: str) -> str:
@@ -109,12 +111,15 @@ def local_cluster(workers: int | None = None, dashboard: bool = True) -> LocalCl
     own environment before it spawns a worker, where they would change every later subprocess and thread default.
     None are needed: a job sets torch's thread count itself, and MALLOC_TRIM_THRESHOLD_ makes torch training in a
     worker about 1.6x slower (docs/scale-out.md). So the list is empty, and the environment is restored after the
-    start (a worker restarted later still leaves the nanny's PYTHONHASHSEED behind).
+    start (a worker restarted later still leaves the nanny's PYTHONHASHSEED behind). The workers' statistical
+    profiler (for the dashboard's Profile page) is off: it samples the training thread's stack every 10 ms, under the
+    GIL that torch's many small ops also need; with it a sweep took 1.02x (2 workers) and 1.06x (1 worker) as long
+    (docs/benchmarks.md).
     """
     address = f":{DASHBOARD_PORT}" if dashboard and _free_port(DASHBOARD_PORT) else ":0"  # the scheduler serves HTTP
     before = dict(os.environ)
     try:
-        with dask.config.set({"distributed.nanny.pre-spawn-environ": {}}):
+        with dask.config.set(WORKER_CONFIG):
             return LocalCluster(
                 n_workers=workers or os.cpu_count() or 1,
                 threads_per_worker=1,

@@ -157,12 +157,19 @@ def _profiling(dask_worker=None) -> list[str]:  # noqa: ANN001 - Dask passes its
     return sorted(name for name in dask_worker.periodic_callbacks if name.startswith("profile"))
 
 
-def test_the_workers_run_without_dasks_statistical_profiler(engine):
+def test_the_workers_run_without_dasks_statistical_profiler_also_after_a_crash(engine):
     """Its sampling every 10 ms takes the GIL that torch's small ops need between kernels (a sweep took 1.02-1.06x
-    as long with it)."""
-    profiling = engine.client.run(_profiling)
-    assert len(profiling) == 2
-    assert all(names == [] for names in profiling.values()), profiling
+    as long with it); a worker that the nanny starts again after a crash keeps it off."""
+    before = engine.client.run(_profiling)
+    assert len(before) == 2 and all(names == [] for names in before.values()), before
+    worker, pid = next(iter(engine.client.run(os.getpid).items()))
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 60
+    while worker in (workers := engine.client.scheduler_info()["workers"]) or len(workers) < 2:
+        assert time.monotonic() < deadline, "the killed worker was not replaced within 60 s"
+        time.sleep(0.5)
+    after = engine.client.run(_profiling)
+    assert len(after) == 2 and all(names == [] for names in after.values()), after
 
 
 def test_identical_jobs_asked_for_by_two_clients_run_once(engine):

@@ -31,8 +31,10 @@ ADDRESS_VARIABLE = "DASK_SCHEDULER_ADDRESS"
 DASHBOARD_PORT = 8787
 INTERACTIVE = 10  # priority of a visitor's jobs: ahead of sweeps (0)
 STOP_CHECK_S = 1.0
-# The settings of the workers a LocalCluster of ours starts (the nanny hands its config to each worker it spawns).
-WORKER_CONFIG = {"distributed.nanny.pre-spawn-environ": {}, "distributed.worker.profile.enabled": False}
+# The settings of the workers a LocalCluster of ours starts: the nanny reads its pre-spawn variables when it is made,
+# and hands WORKER_CONFIG to every worker it spawns, a worker restarted after a crash included.
+NANNY_CONFIG = {"distributed.nanny.pre-spawn-environ": {}}
+WORKER_CONFIG = {"distributed.worker.profile.enabled": False}
 
 
 def topic_of(key: str) -> str:
@@ -114,18 +116,20 @@ def local_cluster(workers: int | None = None, dashboard: bool = True) -> LocalCl
     start (a worker restarted later still leaves the nanny's PYTHONHASHSEED behind). The workers' statistical
     profiler (for the dashboard's Profile page) is off: it samples the training thread's stack every 10 ms, under the
     GIL that torch's many small ops also need; with it a sweep took 1.02x (2 workers) and 1.06x (1 worker) as long
-    (docs/benchmarks.md).
+    (docs/benchmarks.md). It is handed to the nanny as its workers' own config, so a worker restarted after a crash
+    has it too (a `dask.config.set` around the start reaches only the first workers).
     """
     address = f":{DASHBOARD_PORT}" if dashboard and _free_port(DASHBOARD_PORT) else ":0"  # the scheduler serves HTTP
     before = dict(os.environ)
     try:
-        with dask.config.set(WORKER_CONFIG):
+        with dask.config.set(NANNY_CONFIG):
             return LocalCluster(
                 n_workers=workers or os.cpu_count() or 1,
                 threads_per_worker=1,
                 processes=True,
                 dashboard_address=address,
                 silence_logs=logging.ERROR,
+                config=WORKER_CONFIG,
             )
     finally:
         os.environ.clear()

@@ -110,6 +110,26 @@ def tau_map_figure(log: Any, tau: float) -> go.Figure:
     )
 
 
+def tau_sweep_figure(
+    taus: np.ndarray, curves: np.ndarray, picked: Sequence[str], layer_names: Sequence[str], run_tau: float
+) -> go.Figure:
+    """Tutorial 02: each layer's mean signed fraction against τ (`curves`: taus x layers) above, the learngene each τ
+    selects below, the run's τ dashed: where the curves cross, the learngene changes with τ."""
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.75, 0.25], vertical_spacing=0.06)
+    for j, name in enumerate(layer_names):
+        fig.add_trace(go.Scatter(x=taus, y=curves[:, j], mode="lines", name=name), 1, 1)
+    fig.add_trace(
+        go.Scatter(x=taus, y=list(picked), mode="markers", marker=dict(color="crimson"), name="learngene"), 2, 1
+    )
+    fig.add_vline(x=run_tau, line_dash="dash")
+    fig.update_xaxes(type="log")
+    fig.update_xaxes(title_text="τ (dashed: the run's)", row=2, col=1)
+    fig.update_yaxes(title_text="mean fraction > τ", row=1, col=1)
+    fig.update_yaxes(title_text="chosen", row=2, col=1)
+    fig.update_layout(height=520, title="signed fraction against τ, and the learngene each τ selects")
+    return fig
+
+
 def display_item(figure: go.Figure) -> dict:
     """A figure as one item of an ipywidgets Output's `outputs`, so that a callback can replace what it shows.
 

@@ -159,7 +159,6 @@ def on_cluster(spec: SweepSpec, workers: int, threads: int, profiler: bool = Fal
         started = time.perf_counter()
         cluster.WORKER_CONFIG = {**ours, "distributed.worker.profile.enabled": profiler}
         engine = start_engine(JobStore.at(folder), workers=workers, threads=threads, dashboard=False)
-        cluster.WORKER_CONFIG = ours
         ready = time.perf_counter()
         try:
             plan = plan_sweep(spec, engine.store, engine.threads)

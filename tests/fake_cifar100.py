@@ -12,6 +12,7 @@ import numpy as np
 from core.data import cifar100
 
 NAMES = cifar100.FINE_LABEL_NAMES
+TRAIN, TEST = 2, 1  # fake images per class in each split, unless asked for more
 
 
 def python2_pickle(obj: object) -> bytes:
@@ -56,7 +57,7 @@ def python2_pickle(obj: object) -> bytes:
 
 
 def contents(
-    names: tuple[str, ...] = NAMES, train: int = 2, test: int = 1, texture_seed: int | None = None
+    names: tuple[str, ...] = NAMES, train: int = TRAIN, test: int = TEST, texture_seed: int | None = None
 ) -> dict[str, dict]:
     """train, test and meta as the official files hold them (byte-string keys and values): red 200 (or a seeded
     random texture, for training on them), green 100 in train and 50 in test, blue the label."""

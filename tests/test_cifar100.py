@@ -13,14 +13,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fake_cifar100 import contents, encode, write_folder
+from fake_cifar100 import NAMES, TEST, TRAIN, contents, encode, write_folder
 
 from core.cli.messages import line, words
 from core.data import cifar100
 from core.errors import LearngeneError
-
-TRAIN, TEST = 2, 1  # fake images per class in each split (fake_cifar100.contents' defaults)
-NAMES = cifar100.FINE_LABEL_NAMES
 
 
 def _tarball_bytes() -> bytes:

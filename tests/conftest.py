@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -51,10 +52,20 @@ def shared_data() -> Path | None:
 
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port that nothing listens on now, on any address, drawn below the kernel's ephemeral range: the Dask
+    cluster and the kernels a server starts bind port 0, which the kernel serves from that range, so none of them can
+    take the port between this call and the server's own bind."""
+    ephemeral = Path("/proc/sys/net/ipv4/ip_local_port_range")
+    low = int(ephemeral.read_text().split()[0]) if ephemeral.exists() else 32768
+    draw = random.SystemRandom()
+    while True:
+        port = draw.randrange(10000, low)
+        with socket.socket() as s:
+            try:
+                s.bind(("", port))
+            except OSError:
+                continue
+            return port
 
 
 def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 90) -> None:

@@ -10,8 +10,6 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from core.collective.health import COLLAPSED_RANK, UNHEALTHY_ACCURACY
-
 
 def gradient_histograms_figure(grads: Mapping[str, np.ndarray], tau: float) -> go.Figure:
     """Tutorial 02: one batch's gradient entries of each layer (a name to its flat gradient) as histograms of log10
@@ -244,99 +242,40 @@ def criteria_figure(scores: Mapping[str, Any], picks: Mapping[str, Any], thresho
     return fig
 
 
-def spans(flags: Sequence[bool]) -> list[tuple[int, int]]:
-    """(first, last) of every stretch of consecutive True flags: the stretches of tasks to grey out."""
-    out, start = [], None
-    for t, flag in enumerate(list(flags) + [False]):
-        if flag and start is None:
-            start = t
-        elif not flag and start is not None:
-            out.append((start, t - 1))
-            start = None
-    return out
-
-
-def health_figure(health: Mapping[str, Sequence[Mapping[str, Any]]], chance: float) -> go.Figure:
-    """Tutorial 02: one column per run of train accuracy, feature rank and dead units per task, with the thresholds
-    (dashed), chance (dotted) and the unhealthy tasks greyed out."""
-    fig = make_subplots(
-        rows=3,
-        cols=2,
-        shared_xaxes=True,
-        vertical_spacing=0.07,
-        horizontal_spacing=0.1,
-        subplot_titles=[
-            f"{label}: {what}" for what in ("train accuracy", "feature rank", "dead units") for label in health
-        ],
-    )
-    for col, rows in enumerate(health.values(), start=1):
-        x = [row["task"] for row in rows]
-        accuracy = [row["train_accuracy"] for row in rows]
-        fig.add_trace(go.Scatter(x=x, y=accuracy, mode="lines+markers", line_color="seagreen"), 1, col)
-        fig.add_hline(y=UNHEALTHY_ACCURACY, line_dash="dash", row=1, col=col)
-        fig.add_hline(y=chance, line_dash="dot", line_color="gray", row=1, col=col)
-        rank = [row["feature_rank"] for row in rows]
-        fig.add_trace(go.Scatter(x=x, y=rank, mode="lines+markers", line_color="royalblue"), 2, col)
-        fig.add_hline(y=COLLAPSED_RANK * rows[0]["feature_rank"], line_dash="dash", row=2, col=col)
-        dead_layers = list(rows[0]["dead_fraction"])
-        fig.add_trace(
-            go.Heatmap(
-                z=[[row["dead_fraction"][n] for row in rows] for n in dead_layers],
-                x=x,
-                y=dead_layers,
-                zmin=0,
-                zmax=1,
-                colorscale="Reds",
-                showscale=col == 2,
-                colorbar=dict(title="dead", len=0.3, y=0.15, thickness=12),
-            ),
-            3,
-            col,
+def score_scatter_figure(scores: Any, names: Sequence[str], learngene: Sequence[str], label: str) -> go.Figure:
+    """Tutorial 02: each candidate layer as a point, its post-growth mean against its spread (`scores` is a
+    LayerScores), the learngene's layers in red: the rule looks for low and steady, the lower left."""
+    fig = go.Figure(
+        go.Scatter(
+            x=[scores.of(n)[0] for n in names],
+            y=[scores.of(n)[1] for n in names],
+            text=list(names),
+            mode="markers+text",
+            textposition="top center",
+            marker=dict(size=12, color=["crimson" if n in learngene else "gray" for n in names]),
         )
-        for first, last in spans([not row["healthy"] for row in rows]):
-            for r in (1, 2):
-                fig.add_vrect(
-                    x0=first - 0.5, x1=last + 0.5, fillcolor="gray", opacity=0.2, line_width=0, row=r, col=col
-                )
-    fig.update_yaxes(range=[0, 1.05], row=1)
-    fig.update_yaxes(rangemode="tozero", row=2)
-    fig.update_yaxes(autorange="reversed", row=3)
-    fig.update_xaxes(title_text="source task", row=3)
-    fig.update_layout(height=640, showlegend=False, title="health after each source task")
+    )
+    fig.update_layout(
+        title=f"each candidate layer after the growth phase; red: the learngene {label}",
+        xaxis_title="score: mean fraction (lower = quieter)",
+        yaxis_title="spread: std over tasks (lower = steadier)",
+        height=380,
+    )
     return fig
 
 
-def framed_maps_figure(logs: Mapping[str, Any], unhealthy: Mapping[str, Sequence[bool]], tau: float) -> go.Figure:
-    """Tutorial 02: each run's criterion map at its own tau (a label to the run's CriterionLog) on one colour scale, 0
-    to 0.5, with a dotted frame over each stretch of tasks where that run was unhealthy; `tau` goes in the title."""
-    fig = make_subplots(rows=1, cols=len(logs), subplot_titles=list(logs), shared_yaxes=True, horizontal_spacing=0.05)
-    for col, (label, log) in enumerate(logs.items(), start=1):
-        fig.add_trace(
-            go.Heatmap(
-                z=log.per_task().T,
-                y=list(log.layer_names),
-                colorscale="Viridis",
-                zmin=0,
-                zmax=0.5,
-                showscale=col == len(logs),
-                colorbar=dict(thickness=12),
-            ),
-            1,
-            col,
-        )
-        for first, last in spans(unhealthy[label]):
-            fig.add_vrect(
-                x0=first - 0.5,
-                x1=last + 0.5,
-                line=dict(color="white", width=2, dash="dot"),
-                annotation_text="unhealthy",
-                annotation_position="top left",
-                row=1,
-                col=col,
-            )
-    fig.update_yaxes(autorange="reversed")
-    fig.update_xaxes(title_text="source task")
+def signal_bars_figure(signals: Mapping[str, Any], names: Sequence[str], picks: Mapping[str, str]) -> go.Figure:
+    """Tutorial 02: each signal's post-growth score of every candidate layer (a label to its LayerScores), divided by
+    its largest so that they share an axis, with the block each signal picks (a label to the block's name) in the
+    legend."""
+    fig = go.Figure()
+    for label, s in signals.items():
+        values = np.array([s.of(n)[0] for n in names])
+        fig.add_trace(go.Bar(x=list(names), y=values / np.nanmax(values), name=f"{label} → {picks[label]}"))
     fig.update_layout(
-        height=380, title=f"signed fraction > τ = {tau:g}; dotted frames: tasks where the network was unhealthy"
+        title="post-growth score of each candidate layer, divided by its largest (legend: the block each picks)",
+        yaxis_title="relative score (lower = quieter)",
+        height=380,
+        barmode="group",
     )
     return fig

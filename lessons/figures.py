@@ -67,10 +67,10 @@ def stream_figure(metrics: Sequence[Mapping[str, Any]], epochs: int, expansion_t
 
 
 def criterion_map_figure(
-    per_task: np.ndarray, layer_names: Sequence[str], tau: float, expansion_tasks: int
+    per_task: np.ndarray, layer_names: Sequence[str], tau: float, expansion_tasks: int, title: str | None = None
 ) -> go.Figure:
-    """Tutorial 01: the criterion heatmap, layers x source tasks from a (tasks, layers) matrix, with a dashed line
-    where growth ends: the paper reads the columns after it."""
+    """Tutorials 01 and 04: the criterion heatmap, layers x source tasks from a (tasks, layers) matrix, with a dashed
+    line where growth ends (the paper reads the columns after it); `title` replaces the one that states τ."""
     fig = go.Figure(
         go.Heatmap(
             z=per_task.T,
@@ -88,7 +88,9 @@ def criterion_map_figure(
         annotation_font_color="white",
     )
     fig.update_yaxes(autorange="reversed", title="layer")
-    fig.update_layout(title=f"share of weight-gradient entries > τ = {tau:g}", xaxis_title="source task", height=380)
+    fig.update_layout(
+        title=title or f"share of weight-gradient entries > τ = {tau:g}", xaxis_title="source task", height=380
+    )
     return fig
 
 
@@ -122,8 +124,19 @@ def parameters_figure(parts: Mapping[str, int], collective: int) -> go.Figure:
     return fig
 
 
+def parameters_by_width_figure(
+    parts: Mapping[str, Sequence[int]], labels: Sequence[str], collective: int, title: str
+) -> go.Figure:
+    """Tutorial 03: the parameters of individual models of several widths (one bar per label, each part's count per
+    width stacked), against the collective model's count dashed."""
+    fig = go.Figure([go.Bar(name=name, x=list(labels), y=list(counts)) for name, counts in parts.items()])
+    fig.add_hline(y=collective, line_dash="dash", annotation_text=f"collective model ({collective:,})")
+    fig.update_layout(barmode="stack", title=title, yaxis_title="parameters", height=380)
+    return fig
+
+
 def accuracy_bars(rows: Sequence[Mapping[str, Any]], per_task: Mapping[str, Sequence[float]], title: str) -> go.Figure:
-    """Tutorial 01: each method's mean accuracy (bar, 95% CI whisker) with one dot per target task."""
+    """Tutorials 01 and 04: each method's mean accuracy (bar, 95% CI whisker) with one dot per target task."""
     fig = go.Figure()
     for row in rows:
         fig.add_trace(

@@ -95,6 +95,10 @@ def test_the_tutorials_figure_helpers_never_import_the_explorer_or_widgets(name)
     assert not {m for m in found if m.split(".")[0] in ("explorer", "ipywidgets", "voila")}
 
 
+def test_no_module_of_the_tutorials_figure_helpers_is_over_400_lines():
+    assert long_modules("lessons") == {}
+
+
 def test_core_is_grouped_by_paper_stage_and_no_module_is_over_400_lines():
     packages = {p.parent.name for p in (REPO / "core").glob("*/*.py")}
     assert {"data", "collective", "learngene", "individual", "cli"} <= packages

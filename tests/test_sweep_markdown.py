@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -128,3 +129,38 @@ def test_each_criterion_reports_its_rank_correlation_with_transfer_per_seed_and_
             ranked_accuracy.extend(stats.rankdata(accuracy, method="ordinal") - 1)
         pooled = stats.spearmanr(ranked_scores, ranked_accuracy).statistic
         assert cells[-1].startswith(f"{pooled:+.2f} (p ")
+
+
+WIDTHS = """
+[collective]
+dataset = "glyphs"
+preset = "smoke"
+tasks = 3
+epochs = 2
+seed = 0
+
+[individual]
+way = 5
+shot = 1
+tasks = 2
+epochs = 1
+methods = ["learngene", "scratch"]
+width_multiplier = [0.5, 1.0]
+"""
+
+
+def test_each_settings_table_gives_the_parameters_of_its_own_models(tmp_path):
+    """A grid over the new layers' width: each table's params column is that setting's models, not the first's."""
+    spec = tmp_path / "spec.toml"
+    spec.write_text(WIDTHS)
+    done = sweep(spec, tmp_path / "out", "--markdown")
+    assert done.returncode == 0, done.stderr
+    with open(tmp_path / "out" / "results.csv", newline="") as handle:
+        params = {(r["width_multiplier"], r["method"]): int(r["params"]) for r in csv.DictReader(handle)}
+    assert params[("0.5", "scratch")] < params[("1.0", "scratch")]
+    parts = re.split(r"\*\*width_multiplier ([0-9.]+)\*\*", done.stdout)
+    tables = dict(zip(parts[1::2], parts[2::2]))
+    assert sorted(tables) == ["0.5", "1.0"], done.stdout
+    for width, part in tables.items():
+        for method in ("learngene", "scratch"):
+            assert table_row(part, method)[1] == f"{params[(width, method)]:,}"

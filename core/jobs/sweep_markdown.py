@@ -47,7 +47,7 @@ def accuracy_tables(plan: SweepPlan) -> str:
     summary = summary_rows(plan, rows)
     run_axes, renamed = grid_columns(plan)
     fields = [a for a in run_axes if a != SEED] + list(renamed.values())
-    params: dict[str, int] = {}
+    params: dict[tuple, int] = {}
     per_task: dict[tuple, list[float]] = defaultdict(list)
     above: dict[tuple, list[bool]] = defaultdict(list)
     scratch = {
@@ -59,7 +59,7 @@ def accuracy_tables(plan: SweepPlan) -> str:
         if row["size"]:
             continue
         label = _setting_label(row, fields)
-        params.setdefault(row["method"], row["params"])
+        params.setdefault((label, row["method"]), row["params"])
         per_task[(label, row["method"])].append(row["ci95"])
         base = scratch.get((label, row.get(SEED), row["collective_key"]))
         if base is not None and row["method"] != "scratch":
@@ -76,7 +76,7 @@ def accuracy_tables(plan: SweepPlan) -> str:
         wins = above.get((label, method), [])
         task_half = float(np.nanmean(per_task[(label, method)])) if per_task[(label, method)] else math.nan
         out[-1][1].append(
-            f"| {method} | {params[method]:,} | {_interval(entry['mean_accuracy'], entry['ci95'])} | "
+            f"| {method} | {params[(label, method)]:,} | {_interval(entry['mean_accuracy'], entry['ci95'])} | "
             f"{'' if vs is None else _interval(vs['mean'], vs['ci95'], signed=True)} | "
             f"{f'{sum(wins)} of {len(wins)}' if wins else ''} | ± {task_half:.3f} |"
         )

@@ -5,8 +5,8 @@ tasks are drawn again and classified by nearest centroids (cosine; Snell et al.,
 Learning", NeurIPS 2017) on each conv layer's globally average-pooled ReLU output of the collective model, with no
 training. The inherited block's last layer is what front inheritance starts from; the full features reproduce the
 sweep's own nearest-centroid row, which checks that the target tasks are the sweep's. Prints each run's accuracies and
-front inheritance minus nearest centroids on its block, paired by seed. Run it right after the sweep: a later sweep
-into the same folder rewrites results.csv.
+front inheritance minus nearest centroids on its block, paired by seed, per shot count. Run it right after the sweep:
+a later sweep into the same folder rewrites results.csv.
 Usage: python benchmarks/inherited_centroids.py SWEEP_FOLDER [DATA_ROOT]
 """
 
@@ -53,7 +53,7 @@ def main(folder: Path, root: str | None) -> None:
     """Print each front row beside nearest centroids on every layer, then the paired difference on its block."""
     with open(folder / "results.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
-    gains = []
+    gains: dict[str, list[float]] = {}
     for front in (r for r in rows if r["method"].startswith("front ") and not r.get("size")):
         job = json.loads((folder / "results" / f"{front['fewshot_key']}.json").read_text())
         setup = job["setup"]
@@ -82,13 +82,15 @@ def main(folder: Path, root: str | None) -> None:
             + ", ".join(f"{name} {value:.3f}" for name, value in means.items()),
             flush=True,
         )
-        gains.append(float(front["mean_accuracy"]) - means[block_end])
-    if len(gains) > 1:
-        half = stats.t.ppf(0.975, len(gains) - 1) * stats.sem(gains)
-        print(
-            f"front inheritance minus nearest centroids on its block's last layer: {100 * np.mean(gains):+.1f} ± "
-            f"{100 * half:.1f} points over {len(gains)} rows (from {100 * min(gains):+.1f} to {100 * max(gains):+.1f})"
-        )
+        gains.setdefault(front["shot"], []).append(float(front["mean_accuracy"]) - means[block_end])
+    for shot, paired in gains.items():
+        if len(paired) > 1:
+            half = stats.t.ppf(0.975, len(paired) - 1) * stats.sem(paired)
+            print(
+                f"{shot} shot: front inheritance minus nearest centroids on its block's last layer: "
+                f"{100 * np.mean(paired):+.1f} ± {100 * half:.1f} points over {len(paired)} runs "
+                f"(from {100 * min(paired):+.1f} to {100 * max(paired):+.1f})"
+            )
 
 
 if __name__ == "__main__":

@@ -52,6 +52,7 @@ class ExplorerApp:
         report_to(self.message, run=self.run_picker)
         self.welcome_button, self.more_options, self.welcome = first_screen(self.root)
         self._options_shown = False
+        self._submitting = False  # the first screen's Train is handing its job to the engine
         self.share = SettingsPanel(self.apply_json, self.export)
         self.run_picker.observe(self._picked, "value")
         self.refresh.on_click(lambda _: self.refresh_runs())
@@ -160,8 +161,16 @@ class ExplorerApp:
         self._update_welcome()
 
     def train_from_welcome(self) -> bool:
-        """The first screen's one button: train the fast preset on glyphs."""
-        started = self.collective.train("fast", "glyphs")
+        """The first screen's one button: train the fast preset on glyphs.
+
+        The panels show before the job is handed over: starting the engine can take seconds, and Cancel must be
+        visible as soon as it is enabled."""
+        self._submitting = True
+        self._update_welcome()
+        try:
+            started = self.collective.train("fast", "glyphs")
+        finally:
+            self._submitting = False
         self._update_welcome()
         return started
 
@@ -205,7 +214,7 @@ class ExplorerApp:
     @property
     def first_screen(self) -> bool:
         """No run with a finished task to show and nothing training: the page offers one thing to do."""
-        if self.live_name is not None or self.collective.training:
+        if self._submitting or self.live_name is not None or self.collective.training:
             return False
         return not any(_has_tasks(self.root / name) for name in self.run_picker.options)
 

@@ -51,6 +51,15 @@ def test_a_job_key_names_everything_that_changes_the_result_and_nothing_else(sho
     assert fewshot(short_run, shot=5).key != evaluation.key
     assert fewshot(short_run, threads=2).key != evaluation.key
     assert fewshot(short_run, run_id="run-other").key != evaluation.key
+    assert fewshot(short_run, prefixes=True).key != evaluation.key
+
+
+def test_jobs_without_the_prefix_study_keep_the_keys_they_had_before_it_existed():
+    """Sweeps finished before the prefix study find their results: the key below is the one the code before that
+    study gave this job (commit 265789b), and turning the study on gives another."""
+    job = FewShotJob(run_dir=None, run_id="run-fixed", config=individual_preset("fast"), way=5, shot=1, tasks=20)
+    assert dataclasses.replace(job, windows=True).key == "fewshot-1d2a0caab9c0fd6f"
+    assert dataclasses.replace(job, windows=True, prefixes=True).key != "fewshot-1d2a0caab9c0fd6f"
 
 
 def test_a_job_key_is_the_same_in_another_process():
@@ -133,6 +142,7 @@ way = 5
         ("", "lr = 'fast'", "individual.lr"),
         ("", "frobnicate = true", "individual.frobnicate"),
         ("", "seed = []", "individual.seed"),
+        ("", "prefixes = 'yes'", "individual.prefixes"),
     ],
 )
 def test_a_bad_spec_is_one_line_naming_the_key(tmp_path, collective, individual, named):

@@ -1,8 +1,9 @@
 """Every reported row, size point and window score belongs to the model it names, recomputed here independently.
 
-One `learngene individual --baselines --sizes --windows --json` run on a short smoke run; parameter counts come from
-networks built here at the named width, window scores from the run's criterion.npz read with numpy, Spearman's rho
-from scipy, and each window's accuracy from the table row that trains the same block by another code path.
+One `learngene individual --baselines --sizes --windows --prefixes --json` run on a short smoke run; parameter counts
+come from networks built here at the named width, window and prefix scores from the run's criterion.npz read with
+numpy, Spearman's rho from scipy, and each block's accuracy from the table row that trains the same block by another
+code path.
 """
 
 import json
@@ -26,6 +27,7 @@ def report(short_run, tmp_path_factory):
     out = tmp_path_factory.mktemp("report") / "result.json"
     args = ["individual", "--run-dir", str(short_run), "--layers", "conv3-conv4", "--way", str(WAY), "--shot", "2"]
     args += ["--tasks", "3", "--epochs", "2", "--head-hidden", "16", "--baselines", "--sizes", "--windows"]
+    args += ["--prefixes"]
     assert main([*args, "--out-json", str(out), "--quiet"]) == 0
     return open_run(short_run), json.loads(out.read_text())
 
@@ -92,16 +94,40 @@ def paper_layer_scores(run) -> dict[str, float]:
     return dict(zip(names, per_task[tasks].mean(axis=0)))
 
 
-def test_each_window_carries_the_score_of_exactly_its_own_layers(report):
+def block_layers(label: str) -> list[str]:
+    """The layers a block label names: "conv2-conv4" -> conv2, conv3, conv4; "conv1" -> conv1."""
+    first, _, last = label.partition("-")
+    start, end = int(first.removeprefix("conv")), int((last or first).removeprefix("conv"))
+    return [f"conv{i}" for i in range(start, end + 1)]
+
+
+STUDIES = {
+    "windows": ["conv1-conv2", "conv2-conv3", "conv3-conv4"],
+    "prefixes": ["conv1", "conv1-conv2", "conv1-conv3", "conv1-conv4"],
+}
+
+
+@pytest.mark.parametrize("study", STUDIES)
+def test_each_block_of_a_study_carries_the_score_of_exactly_its_own_layers(report, study):
     run, result = report
     paper, relative = paper_layer_scores(run), run_scores(run, criterion="relative")
-    rows = result["windows"]["rows"]
-    assert [r["method"] for r in rows] == ["conv1-conv2", "conv2-conv3", "conv3-conv4"]
+    rows = result[study]["rows"]
+    assert [r["method"] for r in rows] == STUDIES[study]
     for row in rows:
-        layers = row["method"].split("-")
+        layers = block_layers(row["method"])
         assert row["scores"]["paper"] == pytest.approx(np.mean([paper[n] for n in layers]), rel=1e-9)
         assert row["scores"]["relative"] == pytest.approx(np.mean([relative.of(n)[0] for n in layers]), rel=1e-9)
-    assert len({r["scores"]["paper"] for r in rows}) == 3  # distinct, so a shifted pairing would show
+    assert len({r["scores"]["paper"] for r in rows}) == len(rows)  # distinct, so a shifted pairing would show
+
+
+@pytest.mark.parametrize("study", STUDIES)
+def test_each_block_of_a_study_is_the_model_of_its_own_layers(report, study):
+    run, result = report
+    task, config = result["selection"]["task"], config_of(result)
+    for row in result[study]["rows"]:
+        layers = tuple(block_layers(row["method"]))
+        assert row["params"] == individual_params(run, task, layers, config, 1.0), row["method"]
+        assert row["inherited_params"] == sum(count(run.load_net(task).convs[n]) for n in layers), row["method"]
 
 
 def test_each_windows_accuracy_is_that_of_the_same_block_trained_as_a_table_row(report):
@@ -112,9 +138,18 @@ def test_each_windows_accuracy_is_that_of_the_same_block_trained_as_a_table_row(
         assert row["task_accuracies"] == table[twins[row["method"]]], row["method"]
 
 
-def test_the_reported_rank_correlations_are_scipys_on_the_reported_pairs(report):
+def test_a_front_prefix_has_the_accuracy_of_the_same_front_trained_as_a_table_row(report):
     _, result = report
-    study = result["windows"]
+    table = {r["method"]: r["task_accuracies"] for r in result["rows"]}
+    prefixes = {r["method"]: r["task_accuracies"] for r in result["prefixes"]["rows"]}
+    assert prefixes["conv1-conv2"] == table["front conv1-conv2"]
+    assert len({tuple(a) for a in prefixes.values()}) > 1
+
+
+@pytest.mark.parametrize("study_name", STUDIES)
+def test_the_reported_rank_correlations_are_scipys_on_the_reported_pairs(report, study_name):
+    _, result = report
+    study = result[study_name]
     accuracy = [r["mean_accuracy"] for r in study["rows"]]
     assert len(set(accuracy)) > 1
     for criterion, reported in study["correlation"].items():

@@ -29,6 +29,7 @@ tasks = 3
 epochs = 2
 methods = ["learngene", "scratch", "front"]
 windows = true
+prefixes = true
 sizes = true
 """
 
@@ -40,7 +41,8 @@ def sweep(spec: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory) -> tuple[Path, str]:
-    """A finished two-seed sweep with the window study and the size sweep, and the Markdown printed by a second call."""
+    """A finished two-seed sweep with the window and prefix studies and the size sweep, and the Markdown printed by a
+    second call."""
     folder = tmp_path_factory.mktemp("markdown")
     spec = folder / "spec.toml"
     spec.write_text(SPEC)
@@ -109,17 +111,37 @@ def test_each_size_point_row_is_its_mean_over_seeds_and_its_paired_gain_over_its
         assert cells[6] == f"{int((gain > 0).sum())} of 2"
 
 
-def test_each_criterion_reports_its_rank_correlation_with_transfer_per_seed_and_pooled_within_seed(finished):
+@pytest.mark.parametrize("study_name, title", [("windows", "Windows"), ("prefixes", "Front prefixes")])
+def test_each_block_of_a_study_reports_its_mean_accuracy_over_seeds(finished, study_name, title):
     out, markdown = finished
     results = results_by_seed(out)
+    table = markdown.split(f"**{title}: accuracy of each block**", 1)[1].split("\n\n**")[0]
+    blocks = [r["method"] for r in results[0][study_name]["rows"]]
+    assert len(blocks) >= 3
+    for block in blocks:
+        line = next(line for line in table.splitlines() if line.startswith(f"| shot 1 | {block} |"))
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        values = [
+            next(r for r in res[study_name]["rows"] if r["method"] == block)["mean_accuracy"]
+            for res in results.values()
+        ]
+        half = stats.t.ppf(0.975, len(values) - 1) * stats.sem(values)
+        assert cells[2:] == [str(len(values)), f"{np.mean(values):.3f} ± {half:.3f}"]
+
+
+@pytest.mark.parametrize("study_name, title", [("windows", "Windows"), ("prefixes", "Front prefixes")])
+def test_each_criterion_reports_its_rank_correlation_with_transfer_per_seed_and_pooled_within_seed(
+    finished, study_name, title
+):
+    out, markdown = finished
+    results = results_by_seed(out)
+    table = markdown.split(f"**{title}: each criterion's rank correlation with transfer**", 1)[1].split("\n\n**")[0]
     for criterion in ("paper", "relative", "transfer"):
-        line = next(
-            line for line in markdown.splitlines() if line.startswith("| shot 1 |") and f"| {criterion} |" in line
-        )
+        line = next(line for line in table.splitlines() if line.startswith("| shot 1 |") and f"| {criterion} |" in line)
         cells = [c.strip() for c in line.strip("|").split("|")]
         ranked_scores, ranked_accuracy = [], []
         for position, seed in enumerate(sorted(results)):
-            study = results[seed]["windows"]["rows"]
+            study = results[seed][study_name]["rows"]
             scores = [r["scores"][criterion] for r in study]
             accuracy = [r["mean_accuracy"] for r in study]
             rho = stats.spearmanr(scores, accuracy).statistic

@@ -80,6 +80,7 @@ def individual_job(args: argparse.Namespace):
         baselines=args.baselines,
         sizes=args.sizes,
         windows=args.windows,
+        prefixes=args.prefixes,
         task=args.task,
         learngene_file=args.learngene,
         learngene_sha256=None if args.learngene is None else _learngene_digest(args.learngene),
@@ -117,14 +118,14 @@ def cmd_individual(args: argparse.Namespace) -> int:
         finished = FinishedResults(prepared.targets.way, prepared.targets.shot)
         bar = TargetBar(prepared.trainings, enabled=not args.quiet)
         listeners = [finished] if args.quiet else [finished, bar]
-        study = None
+        studies = {}
         try:
-            rows, points, study = prepared.execute(listeners, raise_if_stopped)
+            rows, points, studies = prepared.execute(listeners, raise_if_stopped)
         except KeyboardInterrupt:
             rows, points = finished.so_far()
         finally:
             bar.close()
-    result = prepared.result(rows, points, study)
+    result = prepared.result(rows, points, studies)
     if finished.interrupted:
         result["partial"] = True
     _deliver(args, result)
@@ -224,17 +225,21 @@ def _print_table(result: dict) -> None:
             f"{row['method']:{width}} {row['layers']:14} {row['params']:>9,} {row['inherited_params']:>9,} "
             f"{row['mean_accuracy']:>8.3f} {ci:>7} {versus:>16}  {per_task}"
         )
-    study = result.get("windows")
-    if study:
-        print(
-            f"\nevery window of {study['k']} layers, inherited from task {study['task']} (score: lower = more stable)"
-        )
+    heads = {
+        "windows": "every window of {k} layers, inherited from task {task} (score: lower = more stable)",
+        "prefixes": "every front prefix, inherited from task {task} (score: lower = more stable)",
+    }
+    for name, head in heads.items():
+        study = result.get(name)
+        if not study:
+            continue
+        print("\n" + head.format(**study))
         for row in study["rows"]:
             scores = ", ".join(f"{c} {v:.4f}" for c, v in row["scores"].items())
             print(f"  {row['layers']:14} accuracy {row['mean_accuracy']:.3f}   score {scores}")
-        for name, c in study["correlation"].items():
+        for criterion, c in study["correlation"].items():
             rho = "undefined" if c["spearman"] is None else f"{c['spearman']:+.2f} (p {c['p_value']:.2f})"
-            print(f"  Spearman rank correlation of the {name} criterion's score with accuracy: {rho}")
+            print(f"  Spearman rank correlation of the {criterion} criterion's score with accuracy: {rho}")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -356,6 +361,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="also inherit every window of the learngene's length and report the rank correlation of accuracy with "
         "each criterion's layer score (paper, scale-free relative, open-world transfer)",
+    )
+    p.add_argument(
+        "--prefixes",
+        action="store_true",
+        help="also inherit every front prefix (conv1, conv1-conv2, ...) and report the same rank correlations",
     )
     p.add_argument("--seed", type=int_in(0, 2**31 - 1), help="seed of target tasks and models (default 0)")
     p.add_argument("--device", default="cpu", type=nonempty, help="cpu, cuda, cuda:N or auto (default cpu)")

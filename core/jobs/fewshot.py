@@ -12,10 +12,10 @@ from typing import Any
 from core.collective.runs import Run, open_run
 from core.errors import Action, LearngeneError, Setting
 from core.events import Listener, Note, PlanReady, emit
+from core.individual.block_studies import prefix_study, prefixes, window_study
 from core.individual.evaluation import FewShotPlan, check_collective_needs, plan_few_shot
 from core.individual.targets import Targets, target_tasks
 from core.individual.twins import is_twin, twin_strategy
-from core.individual.windows import window_study
 from core.jobs.spec import BASELINE_FAMILIES, FewShotJob, method_family
 from core.learngene.extraction import extract
 from core.learngene.gene import Learngene, load, spec_problem
@@ -76,26 +76,27 @@ class PreparedFewShot:
     plan: FewShotPlan
 
     @property
-    def window_count(self) -> int:
-        """How many windows the window study trains (0 without it)."""
-        if not self.job.windows:
-            return 0
-        return len(windows(self.run.spec(self.learngene.task).layer_names(), len(self.learngene.layers)))
+    def block_count(self) -> int:
+        """How many blocks the window and prefix studies train (0 without them)."""
+        names = self.run.spec(self.learngene.task).layer_names() if self.run is not None else ()
+        count = len(windows(names, len(self.learngene.layers))) if self.job.windows else 0
+        return count + (len(prefixes(names)) if self.job.prefixes else 0)
 
     @property
     def trainings(self) -> int:
         """The target-task trainings that running the job reports (TargetTaskFinished events)."""
-        return self.plan.trainings + self.window_count * len(self.targets.tasks)
+        return self.plan.trainings + self.block_count * len(self.targets.tasks)
 
     def execute(
         self, listeners: Iterable[Listener] = (), should_stop: Callable[[], bool] | None = None
-    ) -> tuple[list[dict], list[dict], dict | None]:
-        """Train every method (and the window study when asked); returns (rows, size points, window study)."""
+    ) -> tuple[list[dict], list[dict], dict[str, dict]]:
+        """Train every method, then the window and prefix studies asked for; returns (rows, size points, studies by
+        name)."""
         listeners = tuple(listeners)
         rows, points = self.plan.execute(listeners, should_stop)
-        study = None
-        if self.job.windows:
-            study = window_study(
+        asked = {"windows": (self.job.windows, window_study), "prefixes": (self.job.prefixes, prefix_study)}
+        studies = {
+            name: study(
                 self.run,
                 self.learngene,
                 self.plan.config,
@@ -105,9 +106,12 @@ class PreparedFewShot:
                 listeners=listeners,
                 should_stop=should_stop,
             )
-        return rows, points, study
+            for name, (wanted, study) in asked.items()
+            if wanted
+        }
+        return rows, points, studies
 
-    def result(self, rows: list[dict], points: list[dict], study: dict | None) -> dict[str, Any]:
+    def result(self, rows: list[dict], points: list[dict], studies: dict[str, dict]) -> dict[str, Any]:
         """The job's result object, as `learngene individual --json` prints it."""
         kept = self.job.methods
         if kept is not None:
@@ -132,8 +136,7 @@ class PreparedFewShot:
             "checkpoint_task": self.learngene.task,
         }
         result = {"selection": selection, "setup": setup, "target": self.targets.source, "rows": rows, "sizes": points}
-        if study is not None:
-            result["windows"] = study
+        result.update(studies)
         return jsonable(result)
 
 
@@ -146,7 +149,7 @@ def prepare_fewshot(job: FewShotJob, listeners: Iterable[Listener] = ()) -> Prep
     """Select or read the learngene, draw the target tasks and plan the methods; notes for the user go out as events."""
     run, learngene, selection = _learngene(job)
     baselines = wants_baselines(job)
-    check_collective_needs(run, learngene, baselines=baselines or job.windows, sizes=job.sizes)
+    check_collective_needs(run, learngene, baselines=baselines or job.windows or job.prefixes, sizes=job.sizes)
     counts = dict(way=job.way, shot=job.shot, query=job.query, tasks=job.tasks)
     targets = target_tasks(job.target, run, learngene, job.config, **counts, root=job.root, device=job.device)
     notes = list(targets.notes)

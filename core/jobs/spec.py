@@ -103,6 +103,7 @@ class FewShotJob:
     baselines: bool = False
     sizes: bool = False
     windows: bool = False
+    prefixes: bool = False
     methods: tuple[str, ...] | None = None
     task: int | None = None
     learngene_file: str | None = None
@@ -118,13 +119,16 @@ class FewShotJob:
 
     def identity(self) -> dict:
         """What the key hashes: every field but the places where the run and the learngene file lie, and how the
-        size sweep pairs its points (each with its twin), so results of the older pairing are not taken for it."""
+        size sweep pairs its points (each with its twin), so results of the older pairing are not taken for it. A
+        job without the prefix study hashes as it did before that study existed."""
         fields = dataclasses.asdict(self)
         for where in ("run_dir", "learngene_file"):
             fields.pop(where)
         fields["target"]["root"] = _absolute(self.target.root)
         if self.sizes:
             fields["size_pairing"] = PAIRING
+        if not self.prefixes:
+            fields.pop("prefixes")
         return fields
 
 

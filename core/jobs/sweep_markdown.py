@@ -135,18 +135,42 @@ def _within_seed_ranks(values: list[float]) -> np.ndarray:
     return order / max(len(values) - 1, 1)
 
 
-def correlation_table(plan: SweepPlan) -> str:
-    """Per setting and criterion: Spearman's rho between window score and window accuracy on every seed, their mean
-    over seeds with its 95% interval, and the rho of all windows pooled (ranked within seed). Empty without windows.
-    A criterion that some seeds' results predate (the transfer criterion) shows n/a there and pools the others."""
-    run_axes, renamed = grid_columns(plan)
+def _studies(plan: SweepPlan, study_name: str) -> dict[str, list[tuple[Any, dict]]]:
+    """Each individual setting's (seed, study) pairs of one study ("windows" or "prefixes"), in the plan's order."""
+    _, renamed = grid_columns(plan)
     fields = list(renamed.values())
     studies: dict[str, list[tuple[Any, dict]]] = defaultdict(list)
     for cell in plan.cells:
-        study = (plan.store.result(cell.job) or {}).get("windows")
+        study = (plan.store.result(cell.job) or {}).get(study_name)
         if study:
             label = _setting_label(dict(cell.setting.grid), fields)
             studies[label].append((dict(cell.run_setting.grid).get(SEED), study))
+    return studies
+
+
+def block_table(plan: SweepPlan, study_name: str) -> str:
+    """Per setting and block of one study: its accuracy over the collective seeds with the 95% interval across them.
+    Empty without that study."""
+    studies = _studies(plan, study_name)
+    if not studies:
+        return ""
+    lines = ["| setting | block | seeds | accuracy over seeds |", "|---|---|---|---|"]
+    for label, runs in studies.items():
+        accuracies: dict[str, list[float]] = defaultdict(list)
+        for _, study in runs:
+            for row in study["rows"]:
+                accuracies[row["method"]].append(row["mean_accuracy"])
+        for block, values in accuracies.items():
+            lines.append(f"| {label} | {block} | {len(values)} | {_interval(*mean_ci95(values))} |")
+    return "\n".join(lines)
+
+
+def correlation_table(plan: SweepPlan, study_name: str = "windows") -> str:
+    """Per setting and criterion: Spearman's rho between block score and block accuracy in one study ("windows" or
+    "prefixes") on every seed, their mean over seeds with its 95% interval, and the rho of all blocks pooled (ranked
+    within seed). Empty without that study. A criterion that some seeds' results predate (the transfer criterion)
+    shows n/a there and pools the others."""
+    studies = _studies(plan, study_name)
     if not studies:
         return ""
     seeds = sorted({seed for runs in studies.values() for seed, _ in runs}, key=lambda s: (s is None, s))
@@ -175,6 +199,13 @@ def correlation_table(plan: SweepPlan) -> str:
 
 def sweep_markdown(plan: SweepPlan) -> str:
     """The sweep's results section body: accuracy tables, the size sweep's and the criterion-transfer correlations
-    when measured."""
-    parts = [accuracy_tables(plan), size_tables(plan), correlation_table(plan)]
+    (windows, front prefixes) when measured."""
+    parts = [accuracy_tables(plan), size_tables(plan)]
+    for name, title in {"windows": "Windows", "prefixes": "Front prefixes"}.items():
+        blocks = block_table(plan, name)
+        if blocks:
+            parts.append(f"**{title}: accuracy of each block**\n\n{blocks}")
+            parts.append(
+                f"**{title}: each criterion's rank correlation with transfer**\n\n{correlation_table(plan, name)}"
+            )
     return "\n\n".join(p for p in parts if p) + "\n"

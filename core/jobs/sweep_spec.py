@@ -2,7 +2,7 @@
 
 `[collective]` takes any collective config field plus `preset`, `root`, `device`; `[individual]` any individual
 config field plus `preset`, the selection options (`layers`, `threshold`, `top_k`, `tau`, `absolute`, `criterion`,
-`aggregation`, `task`), `way`, `shot`, `query`, `tasks`, `methods`, `sizes`, `windows`, `target_dataset`,
+`aggregation`, `task`), `way`, `shot`, `query`, `tasks`, `methods`, `sizes`, `windows`, `prefixes`, `target_dataset`,
 `target_root`, `invert`. A list is a grid axis, except where the field itself holds a list (`methods`, `widths`,
 `head_hidden`, ...), which takes a list of lists as its axis. Every problem is one line naming the key.
 """
@@ -35,6 +35,7 @@ INDIVIDUAL_EXTRA = (
     "methods",
     "sizes",
     "windows",
+    "prefixes",
     "baselines",
     "target_dataset",
     "target_root",
@@ -148,7 +149,7 @@ def _check_options(values: dict[str, Any], where: str) -> None:
         value = values.get(name)
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high):
             raise _fail(f"{where}.{name}", f"{value!r} is not a whole number in {low}..{high}")
-    for name in ("sizes", "windows", "baselines", "absolute"):
+    for name in ("sizes", "windows", "prefixes", "baselines", "absolute"):
         if name in values and not isinstance(values[name], bool):
             raise _fail(f"{where}.{name}", f"{values[name]!r} is not true or false")
     methods = values.get("methods")
@@ -223,6 +224,7 @@ def fewshot_job(setting: Setting, run_dir: str, run_id: str, threads: int, devic
         baselines=values.get("baselines", False),
         sizes=values.get("sizes", False),
         windows=values.get("windows", False),
+        prefixes=values.get("prefixes", False),
         methods=None if methods is None else tuple(methods),
         task=values.get("task"),
         root=root,

@@ -10,7 +10,10 @@
     1/W of it, so W x T(1 thread) / T(in-process) bounds the cluster's gain) and the same jobs split by collective run
     over W plain processes of 1 thread, started together, without Dask (what W processes give on this machine).
     --profiler-too also times the cluster with Dask's statistical profiler on in its workers (Dask's default; ours
-    turn it off, core.jobs.cluster.WORKER_CONFIG).
+    turn it off, core.jobs.cluster.WORKER_CONFIG). --spawn-too also times the cluster with its workers spawned, each
+    importing Dask and torch itself (Dask's default; ours are forked from a fork server that imported them once,
+    core.jobs.cluster._start_method). The fork server is stopped after every cluster side, so each one starts it
+    afresh, as a new `learngene sweep` process does.
 (c) run: the explorer's default Run of the individual panel (5-way 1-shot, 20 target tasks, learngene and scratch,
     fast individual preset, default selection) on a `fast` glyphs run, as one FewShotJob executed in this process
     against the same job through Engine.submit on an already started LocalCluster (default 2 x 1). The first
@@ -41,6 +44,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from multiprocessing import forkserver
 from pathlib import Path
 
 import torch
@@ -150,14 +154,18 @@ def processes(args: argparse.Namespace, workers: int) -> float:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def on_cluster(spec: SweepSpec, workers: int, threads: int, profiler: bool = False) -> tuple[float, float, int]:
-    """The sweep on a LocalCluster started for it (`profiler`: Dask's profiler on in its workers); (seconds with start
-    and close, seconds to start, jobs run)."""
+def on_cluster(
+    spec: SweepSpec, workers: int, threads: int, profiler: bool = False, spawn: bool = False
+) -> tuple[float, float, int]:
+    """The sweep on a LocalCluster started for it (`profiler`: Dask's profiler on in its workers; `spawn`: workers
+    spawned instead of forked); (seconds with start and close, seconds to start, jobs run)."""
     folder = fresh("cluster")
-    ours = cluster.WORKER_CONFIG
+    ours, method = cluster.WORKER_CONFIG, cluster._start_method
     try:
         started = time.perf_counter()
         cluster.WORKER_CONFIG = {**ours, "distributed.worker.profile.enabled": profiler}
+        if spawn:
+            cluster._start_method = lambda: "spawn"
         engine = start_engine(JobStore.at(folder), workers=workers, threads=threads, dashboard=False)
         ready = time.perf_counter()
         try:
@@ -168,7 +176,8 @@ def on_cluster(spec: SweepSpec, workers: int, threads: int, profiler: bool = Fal
             engine.close()
         return time.perf_counter() - started, ready - started, ran
     finally:
-        cluster.WORKER_CONFIG = ours
+        cluster.WORKER_CONFIG, cluster._start_method = ours, method
+        forkserver._forkserver._stop()
         shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -183,9 +192,10 @@ def bench_sweep(args: argparse.Namespace) -> None:
         f"{args.workers} workers x {args.threads} thread(s); glyphs cached in {cache_dir()}",
         flush=True,
     )
-    alone, together, starts, single, split, profiled = [], [], [], [], [], []
+    alone, together, starts, single, split, profiled, spawned = [], [], [], [], [], [], []
     sides = ("sequential", "cluster") + (("single", "processes") if args.ceiling else ())
     sides += ("profiled",) if args.profiler_too else ()
+    sides += ("spawned",) if args.spawn_too else ()
     for r in range(args.rounds):
         for side in sides[r % len(sides) :] + sides[: r % len(sides)]:
             if side == "sequential":
@@ -198,6 +208,14 @@ def bench_sweep(args: argparse.Namespace) -> None:
                 print(
                     f"  round {r + 1}: cluster with Dask's profiler on, {ran} jobs: {seconds:.1f} s (load "
                     f"{load_average()})",
+                    flush=True,
+                )
+            elif side == "spawned":
+                seconds, start, ran = on_cluster(spec, args.workers, args.threads, spawn=True)
+                spawned.append(seconds)
+                print(
+                    f"  round {r + 1}: cluster of spawned workers, {ran} jobs: {seconds:.1f} s ({start:.1f} s of it "
+                    f"starting; load {load_average()})",
                     flush=True,
                 )
             elif side == "processes":
@@ -235,6 +253,13 @@ def bench_sweep(args: argparse.Namespace) -> None:
         print(
             f"(a) with Dask's profiler on in the workers: {on:.1f} s, {one / on:.2f}x faster than one process; "
             f"{on / many:.2f}x the cluster's time without it",
+            flush=True,
+        )
+    if spawned:
+        born = statistics.median(spawned)
+        print(
+            f"(a) with spawned workers: {born:.1f} s, {one / born:.2f}x faster than one process; the forked workers' "
+            f"cluster takes {many / born:.2f}x its time",
             flush=True,
         )
     if single:
@@ -395,6 +420,9 @@ def main() -> None:
     )
     parser.add_argument(
         "--profiler-too", action="store_true", help="(a): also time the cluster with Dask's profiler on in its workers"
+    )
+    parser.add_argument(
+        "--spawn-too", action="store_true", help="(a): also time the cluster with spawned workers (Dask's default)"
     )
     parser.add_argument("--seeds", type=int, default=4, help="(a): collective seeds (jobs: 3 per seed)")
     parser.add_argument("--tasks", type=int, default=6, help="(a): tasks of each collective smoke run")

@@ -172,6 +172,23 @@ def test_the_workers_run_without_dasks_statistical_profiler_also_after_a_crash(e
     assert len(after) == 2 and all(names == [] for names in after.values()), after
 
 
+# Asked of each worker through builtins only: a function of this module would import it, and torch with it, there.
+STARTED_WITH = "('torch' in __import__('sys').modules, __import__('os').environ.get('LEARNGENE_TEST_PROBE'))"
+
+
+def test_workers_start_with_torch_loaded_and_this_processs_environment_of_the_moment(tmp_path, monkeypatch):
+    """Forked from a fork server that imported torch once, a worker's first job pays no import; the fork server's
+    environment is that of its own start, and each cluster's workers still get the environment of theirs."""
+    for value in ("first", "second"):
+        monkeypatch.setenv("LEARNGENE_TEST_PROBE", value)
+        engine = start_engine(JobStore.at(tmp_path / value), workers=2, dashboard=False)
+        try:
+            seen = engine.client.run(eval, STARTED_WITH)
+        finally:
+            engine.close()
+        assert sorted(seen.values()) == [(True, value), (True, value)], seen
+
+
 def test_identical_jobs_asked_for_by_two_clients_run_once(engine):
     job = CollectiveJob(preset("smoke", tasks=2, epochs=2, seed=7), threads=1)
     other = Client(engine.client.scheduler.address)

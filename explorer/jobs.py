@@ -114,6 +114,7 @@ def _outcome(engine: Engine, future: Future, result: Callable[[Outcome], Any]) -
     try:
         return PanelOutcome("done", result=result(engine.outcome(future)))
     except (Cancelled, CancelledError):
+        engine.wait_stopped(future.key)  # what the stopped job wrote is settled before the panel reads the disk
         return PanelOutcome("cancelled", "cancelled: finished parts are kept")
     except Exception as exc:  # noqa: BLE001 - the page shows a line, never a traceback
         return PanelOutcome("error", one_line(exc), error=exc)

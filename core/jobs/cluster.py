@@ -24,7 +24,7 @@ from distributed import Client, Event, Future, LocalCluster, get_worker
 from distributed.utils import get_mp_context
 
 from core.errors import LearngeneError, Setting
-from core.events import Listener
+from core.events import Listener, check_stop
 from core.jobs.execute import Job, Outcome, execute
 from core.jobs.messages import from_message, to_message
 from core.jobs.store import JobStore
@@ -33,6 +33,7 @@ ADDRESS_VARIABLE = "DASK_SCHEDULER_ADDRESS"
 DASHBOARD_PORT = 8787
 INTERACTIVE = 10  # priority of a visitor's jobs: ahead of sweeps (0)
 STOP_CHECK_S = 1.0
+STOP_WAIT_S = 60.0  # how long a canceller waits for the running job to reach its next stop check
 # The settings of the workers a LocalCluster of ours starts: the nanny reads its pre-spawn variables when it is made,
 # and hands WORKER_CONFIG to every worker it spawns, a worker restarted after a crash included.
 NANNY_CONFIG = {"distributed.nanny.pre-spawn-environ": {}}
@@ -76,7 +77,9 @@ def run_on_worker(job: Job, store: JobStore, *after: object) -> dict:
         if message is not None:
             worker.log_event(topic, message)
 
-    return dataclasses.asdict(execute(job, store, [publish], StopFlag(job.key)))
+    stop = StopFlag(job.key)
+    check_stop(stop)  # cancelled before it started here: touch nothing (a canceller that saw no job running reads disk)
+    return dataclasses.asdict(execute(job, store, [publish], stop))
 
 
 def wanted_by(key: str, dask_scheduler=None) -> list[str]:  # noqa: ANN001 - Dask passes its scheduler object
@@ -223,6 +226,18 @@ class Engine:
             return others
         running = self.client.run(_executing, workers=[worker]).get(worker, [])
         return 0 if future.key in running else others
+
+    def wait_stopped(self, key: str, timeout: float = STOP_WAIT_S) -> bool:
+        """Wait until no worker runs the job `key` any more; True when none does. A cancelled job goes on until its
+        next stop check and then removes what an unstarted run wrote, so its asker waits for that before saying what
+        is left on disk; a job that a worker starts after its stop event was set stops before touching anything
+        (`run_on_worker`)."""
+        deadline = time.monotonic() + timeout
+        while any(key in keys for keys in self.client.run(_executing).values()):
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.2)
+        return True
 
     def outcome(self, future: Future) -> Outcome:
         """Wait for a job and return its outcome."""

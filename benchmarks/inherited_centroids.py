@@ -1,12 +1,15 @@
-"""Front inheritance against nearest centroids on the features it inherits, from a finished sweep's folder.
+"""Front inheritance and the learngene against nearest centroids on the features each inherits, from a sweep's folder.
 
 For every front-inheritance row of the folder's results.csv (a spec with `baselines = true`), the same job's target
 tasks are drawn again and classified by nearest centroids (cosine; Snell et al., "Prototypical Networks for Few-shot
 Learning", NeurIPS 2017) on each conv layer's globally average-pooled ReLU output of the collective model, with no
 training. The inherited block's last layer is what front inheritance starts from; the full features reproduce the
-sweep's own nearest-centroid row, which checks that the target tasks are the sweep's. Prints each run's accuracies and
-front inheritance minus nearest centroids on its block, paired by seed, per shot count. Run it right after the sweep:
-a later sweep into the same folder rewrites results.csv.
+sweep's own nearest-centroid row, which checks that the target tasks are the sweep's. The learngene inherits its block
+behind a new random front, so its reference is the individual model as each target task's training starts it (the
+same seed, the block inherited, no training) with its BatchNorm statistics fitted to the task's support images: nearest
+centroids on the block's pooled output. Prints each run's accuracies and each strategy minus nearest centroids on what
+it inherits, paired by seed, per shot count. Run it right after the sweep: a later sweep into the same folder
+rewrites results.csv.
 Usage: python benchmarks/inherited_centroids.py SWEEP_FOLDER [DATA_ROOT]
 """
 
@@ -22,10 +25,13 @@ import torch
 import torch.nn.functional as F
 from scipy import stats
 
+from core.batchnorm import recalibrate_batchnorm
 from core.collective.runs import open_run
 from core.individual.config import IndividualConfig
 from core.individual.evaluation import plan_few_shot
+from core.individual.model import build_individual, fitted_spec
 from core.individual.targets import TargetTask
+from core.individual.training import layout
 from core.learngene.extraction import extract
 from core.learngene.selection import select_for_run
 
@@ -49,11 +55,24 @@ def per_layer(net: torch.nn.Module, task: TargetTask) -> dict[str, float]:
     return out
 
 
+def as_inherited(gene, config: IndividualConfig, task: TargetTask, way: int) -> float:  # noqa: ANN001 - a Learngene
+    """Nearest-centroid accuracy on the inherited block's pooled output in the individual model as training starts it,
+    its BatchNorm statistics fitted to the support images."""
+    model = build_individual(fitted_spec(gene, way, config), task.seed, gene)
+    recalibrate_batchnorm(model, task.support, lambda x: layout(x, config))
+
+    def pooled(x: torch.Tensor) -> torch.Tensor:
+        return model.run_block(model.front_features(layout(x, config))).mean((2, 3))
+
+    with torch.no_grad():
+        return centroid_accuracy(pooled(task.support), task.support_labels, pooled(task.query), task.query_labels)
+
+
 def main(folder: Path, root: str | None) -> None:
     """Print each front row beside nearest centroids on every layer, then the paired difference on its block."""
     with open(folder / "results.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
-    gains: dict[str, list[float]] = {}
+    gains: dict[tuple[str, str], list[float]] = {}
     for front in (r for r in rows if r["method"].startswith("front ") and not r.get("size")):
         job = json.loads((folder / "results" / f"{front['fewshot_key']}.json").read_text())
         setup = job["setup"]
@@ -82,12 +101,22 @@ def main(folder: Path, root: str | None) -> None:
             + ", ".join(f"{name} {value:.3f}" for name, value in means.items()),
             flush=True,
         )
-        gains.setdefault(front["shot"], []).append(float(front["mean_accuracy"]) - means[block_end])
-    for shot, paired in gains.items():
+        gains.setdefault(("front inheritance", front["shot"]), []).append(
+            float(front["mean_accuracy"]) - means[block_end]
+        )
+        learngene = next(r for r in rows if r["fewshot_key"] == front["fewshot_key"] and r["method"] == "learngene")
+        inherited = float(np.mean([as_inherited(gene, plan.config, task, setup["way"]) for task in plan.targets.tasks]))
+        print(
+            f"  learngene {learngene['layers']} {float(learngene['mean_accuracy']):.3f}; nearest centroids on its "
+            f"block behind the new random front {inherited:.3f}",
+            flush=True,
+        )
+        gains.setdefault(("learngene", front["shot"]), []).append(float(learngene["mean_accuracy"]) - inherited)
+    for (strategy, shot), paired in gains.items():
         if len(paired) > 1:
             half = stats.t.ppf(0.975, len(paired) - 1) * stats.sem(paired)
             print(
-                f"{shot} shot: front inheritance minus nearest centroids on its block's last layer: "
+                f"{shot} shot: {strategy} minus nearest centroids on the features it inherits: "
                 f"{100 * np.mean(paired):+.1f} ± {100 * half:.1f} points over {len(paired)} runs "
                 f"(from {100 * min(paired):+.1f} to {100 * max(paired):+.1f})"
             )

@@ -181,6 +181,13 @@ def on_cluster(
         shutil.rmtree(folder, ignore_errors=True)
 
 
+# The cluster sides beside ours that --profiler-too and --spawn-too add: what each prints, and on_cluster's options.
+CLUSTER_VARIANTS = {
+    "profiled": ("cluster with Dask's profiler on", {"profiler": True}),
+    "spawned": ("cluster of spawned workers", {"spawn": True}),
+}
+
+
 def bench_sweep(args: argparse.Namespace) -> None:
     """Part (a): the sweep on the cluster against one process, rounds alternating which goes first."""
     spec = sweep_spec(args.seeds, args.tasks, args.epochs)
@@ -192,7 +199,8 @@ def bench_sweep(args: argparse.Namespace) -> None:
         f"{args.workers} workers x {args.threads} thread(s); glyphs cached in {cache_dir()}",
         flush=True,
     )
-    alone, together, starts, single, split, profiled, spawned = [], [], [], [], [], [], []
+    alone, together, starts, single, split = [], [], [], [], []
+    variants: dict[str, list[float]] = {side: [] for side in CLUSTER_VARIANTS}
     sides = ("sequential", "cluster") + (("single", "processes") if args.ceiling else ())
     sides += ("profiled",) if args.profiler_too else ()
     sides += ("spawned",) if args.spawn_too else ()
@@ -202,20 +210,13 @@ def bench_sweep(args: argparse.Namespace) -> None:
                 seconds, ran = sequential(spec, threads)
                 alone.append(seconds)
                 print(f"  round {r + 1}: one process, {ran} jobs: {seconds:.1f} s (load {load_average()})", flush=True)
-            elif side == "profiled":
-                seconds, _, ran = on_cluster(spec, args.workers, args.threads, profiler=True)
-                profiled.append(seconds)
+            elif side in CLUSTER_VARIANTS:
+                label, options = CLUSTER_VARIANTS[side]
+                seconds, start, ran = on_cluster(spec, args.workers, args.threads, **options)
+                variants[side].append(seconds)
                 print(
-                    f"  round {r + 1}: cluster with Dask's profiler on, {ran} jobs: {seconds:.1f} s (load "
+                    f"  round {r + 1}: {label}, {ran} jobs: {seconds:.1f} s ({start:.1f} s of it starting; load "
                     f"{load_average()})",
-                    flush=True,
-                )
-            elif side == "spawned":
-                seconds, start, ran = on_cluster(spec, args.workers, args.threads, spawn=True)
-                spawned.append(seconds)
-                print(
-                    f"  round {r + 1}: cluster of spawned workers, {ran} jobs: {seconds:.1f} s ({start:.1f} s of it "
-                    f"starting; load {load_average()})",
                     flush=True,
                 )
             elif side == "processes":
@@ -248,15 +249,15 @@ def bench_sweep(args: argparse.Namespace) -> None:
         f"{statistics.median(starts):.1f} s); cluster {one / many:.2f}x faster (target >= 1.4x)",
         flush=True,
     )
-    if profiled:
-        on = statistics.median(profiled)
+    if variants["profiled"]:
+        on = statistics.median(variants["profiled"])
         print(
             f"(a) with Dask's profiler on in the workers: {on:.1f} s, {one / on:.2f}x faster than one process; "
             f"{on / many:.2f}x the cluster's time without it",
             flush=True,
         )
-    if spawned:
-        born = statistics.median(spawned)
+    if variants["spawned"]:
+        born = statistics.median(variants["spawned"])
         print(
             f"(a) with spawned workers: {born:.1f} s, {one / born:.2f}x faster than one process; the forked workers' "
             f"cluster takes {many / born:.2f}x its time",

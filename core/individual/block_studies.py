@@ -66,9 +66,19 @@ def block_study(
     return {"task": task, "rows": rows, "correlation": correlations}
 
 
+def window_blocks(run: Run, learngene: Learngene) -> list[tuple[str, ...]]:
+    """The blocks the window study trains: every window of the learngene's length at its checkpoint."""
+    return windows(run.spec(learngene.task).layer_names(), len(learngene.layers))
+
+
+def prefix_blocks(run: Run, learngene: Learngene) -> list[tuple[str, ...]]:
+    """The blocks the prefix study trains: every front prefix at the learngene's checkpoint."""
+    return prefixes(run.spec(learngene.task).layer_names())
+
+
 def window_study(run: Run, learngene: Learngene, config: IndividualConfig, targets: Targets, **options) -> dict:
     """Every window of the learngene's length inherited the paper's way: `block_study`'s result and the length k."""
-    blocks = windows(run.spec(learngene.task).layer_names(), len(learngene.layers))
+    blocks = window_blocks(run, learngene)
     return {
         "k": len(learngene.layers),
         **block_study(run, blocks, learngene.task, config, targets, label="windows", **options),
@@ -77,5 +87,4 @@ def window_study(run: Run, learngene: Learngene, config: IndividualConfig, targe
 
 def prefix_study(run: Run, learngene: Learngene, config: IndividualConfig, targets: Targets, **options) -> dict:
     """Every front prefix conv1..convk inherited at the learngene's checkpoint: `block_study`'s result."""
-    blocks = prefixes(run.spec(learngene.task).layer_names())
-    return block_study(run, blocks, learngene.task, config, targets, label="prefixes", **options)
+    return block_study(run, prefix_blocks(run, learngene), learngene.task, config, targets, label="prefixes", **options)

@@ -12,14 +12,13 @@ from typing import Any
 from core.collective.runs import Run, open_run
 from core.errors import Action, LearngeneError, Setting
 from core.events import Listener, Note, PlanReady, emit
-from core.individual.block_studies import prefix_study, prefixes, window_study
+from core.individual.block_studies import prefix_blocks, prefix_study, window_blocks, window_study
 from core.individual.evaluation import FewShotPlan, check_collective_needs, plan_few_shot
 from core.individual.targets import Targets, target_tasks
 from core.individual.twins import is_twin, twin_strategy
 from core.jobs.spec import BASELINE_FAMILIES, FewShotJob, method_family
 from core.learngene.extraction import extract
 from core.learngene.gene import Learngene, load, spec_problem
-from core.learngene.selection import windows
 from core.names import shown
 from core.tables import jsonable
 
@@ -77,10 +76,9 @@ class PreparedFewShot:
 
     @property
     def block_count(self) -> int:
-        """How many blocks the window and prefix studies train (0 without them)."""
-        names = self.run.spec(self.learngene.task).layer_names() if self.run is not None else ()
-        count = len(windows(names, len(self.learngene.layers))) if self.job.windows else 0
-        return count + (len(prefixes(names)) if self.job.prefixes else 0)
+        """How many blocks the window and prefix studies asked for train (0 without them)."""
+        count = len(window_blocks(self.run, self.learngene)) if self.job.windows else 0
+        return count + (len(prefix_blocks(self.run, self.learngene)) if self.job.prefixes else 0)
 
     @property
     def trainings(self) -> int:

@@ -148,12 +148,9 @@ def _studies(plan: SweepPlan, study_name: str) -> dict[str, list[tuple[Any, dict
     return studies
 
 
-def block_table(plan: SweepPlan, study_name: str) -> str:
-    """Per setting and block of one study: its accuracy over the collective seeds with the 95% interval across them.
-    Empty without that study."""
-    studies = _studies(plan, study_name)
-    if not studies:
-        return ""
+def block_table(studies: dict[str, list[tuple[Any, dict]]]) -> str:
+    """Per setting and block of one study (`_studies`): its accuracy over the collective seeds with the 95% interval
+    across them."""
     lines = ["| setting | block | seeds | accuracy over seeds |", "|---|---|---|---|"]
     for label, runs in studies.items():
         accuracies: dict[str, list[float]] = defaultdict(list)
@@ -165,14 +162,10 @@ def block_table(plan: SweepPlan, study_name: str) -> str:
     return "\n".join(lines)
 
 
-def correlation_table(plan: SweepPlan, study_name: str = "windows") -> str:
-    """Per setting and criterion: Spearman's rho between block score and block accuracy in one study ("windows" or
-    "prefixes") on every seed, their mean over seeds with its 95% interval, and the rho of all blocks pooled (ranked
-    within seed). Empty without that study. A criterion that some seeds' results predate (the transfer criterion)
-    shows n/a there and pools the others."""
-    studies = _studies(plan, study_name)
-    if not studies:
-        return ""
+def correlation_table(studies: dict[str, list[tuple[Any, dict]]]) -> str:
+    """Per setting and criterion: Spearman's rho between block score and block accuracy in one study (`_studies`) on
+    every seed, their mean over seeds with its 95% interval, and the rho of all blocks pooled (ranked within seed). A
+    criterion that some seeds' results predate (the transfer criterion) shows n/a there and pools the others."""
     seeds = sorted({seed for runs in studies.values() for seed, _ in runs}, key=lambda s: (s is None, s))
     head = "| setting | criterion | " + " | ".join(f"seed {s}" for s in seeds) + " | mean over seeds | pooled |"
     lines = [head, "|" + "---|" * (len(seeds) + 4)]
@@ -202,10 +195,10 @@ def sweep_markdown(plan: SweepPlan) -> str:
     (windows, front prefixes) when measured."""
     parts = [accuracy_tables(plan), size_tables(plan)]
     for name, title in {"windows": "Windows", "prefixes": "Front prefixes"}.items():
-        blocks = block_table(plan, name)
-        if blocks:
-            parts.append(f"**{title}: accuracy of each block**\n\n{blocks}")
+        studies = _studies(plan, name)
+        if studies:
+            parts.append(f"**{title}: accuracy of each block**\n\n{block_table(studies)}")
             parts.append(
-                f"**{title}: each criterion's rank correlation with transfer**\n\n{correlation_table(plan, name)}"
+                f"**{title}: each criterion's rank correlation with transfer**\n\n{correlation_table(studies)}"
             )
     return "\n\n".join(p for p in parts if p) + "\n"

@@ -5,6 +5,7 @@ import json
 import math
 
 import pytest
+from plotly.utils import PlotlyJSONEncoder
 
 from explorer.app import ExplorerApp
 from explorer.criterion.figure import HEAT
@@ -114,21 +115,31 @@ def test_a_tau_move_redraws_the_shown_chart_in_place(app):
     assert "5.62e-03" in figure.shown()["layout"]["annotations"][0]["text"]
 
 
-def test_what_a_tau_move_sends_in_place_is_the_figure_itself(app):
-    figure = app.heatmap.figure
-    moves = [
-        lambda: app.heatmap.tau.slider.set_state({"value": 10**-2.25}),
-        lambda: app.heatmap.use_threshold(0.05),  # the threshold line appears
-        lambda: app.heatmap.tau.slider.set_state({"value": 10**-5}),
-        lambda: setattr(app.heatmap.absolute, "value", True),
-        lambda: app.heatmap.tau.box.set_state({"value": "1e-14"}),
-        lambda: app.heatmap.use_default(),  # the threshold line goes
-        lambda: app.heatmap.tau.slider.set_state({"value": 10**-3}),
-    ]
-    for move in moves:
+def test_what_a_tau_move_sends_in_place_is_what_a_whole_redraw_sends_and_what_the_figure_exports(runs, monkeypatch):
+    in_place, whole = ExplorerApp(runs, Settings(run="smoke")), ExplorerApp(runs, Settings(run="smoke"))
+
+    def moves(app):
+        return [
+            lambda: app.heatmap.tau.slider.set_state({"value": 10**-2.25}),
+            lambda: app.heatmap.use_threshold(0.05),  # the threshold line appears
+            lambda: app.heatmap.tau.slider.set_state({"value": 10**-5}),
+            lambda: setattr(app.heatmap.absolute, "value", True),
+            lambda: app.heatmap.tau.box.set_state({"value": "1e-14"}),
+            lambda: app.heatmap.use_default(),  # the threshold line goes
+            lambda: app.heatmap.tau.slider.set_state({"value": 10**-3}),
+        ]
+
+    for move, twin in zip(moves(in_place), moves(whole)):
+        monkeypatch.delenv(REDRAW_ENV, raising=False)
         move()
-        own = json.loads(figure.to_json())
-        assert figure.shown()["data"] == own["data"] and figure.shown()["layout"] == own["layout"]
+        monkeypatch.setenv(REDRAW_ENV, "whole")
+        twin()  # plotly's own update of the figure, sent whole
+        sent = in_place.heatmap.figure.shown()
+        assert sent["data"] == whole.heatmap.figure.shown()["data"]
+        assert sent["layout"] == whole.heatmap.figure.shown()["layout"]
+    assert "Plotly.react" in in_place.heatmap.figure.channel.outputs[0]["data"]["application/javascript"]
+    exported = in_place.heatmap.figure.snapshot().to_dict()
+    assert json.loads(json.dumps(exported, cls=PlotlyJSONEncoder))["data"] == sent["data"]
 
 
 def test_a_whole_chart_after_in_place_moves_reaches_the_page_even_when_it_equals_the_one_it_holds(app):

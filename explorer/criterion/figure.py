@@ -33,7 +33,14 @@ def new_figure() -> LiveFigure:
     fig.add_trace(
         go.Heatmap(
             colorscale="Viridis",
-            colorbar=dict(title=dict(text="fraction", side="right"), x=0.71, xanchor="left", thickness=12, len=0.9),
+            colorbar=dict(
+                title=dict(text="fraction", side="right"),
+                x=0.71,
+                xanchor="left",
+                thickness=12,
+                len=0.9,
+                ticklabeloverflow="allow",
+            ),
             hoverongaps=False,
             name="criterion",
         ),
@@ -69,6 +76,9 @@ def new_figure() -> LiveFigure:
     fig.update_yaxes(autorange="reversed", title_text="layer", row=1, col=1)
     fig.update_xaxes(title_text="source task", row=1, col=1)
     fig.update_xaxes(title_text="score (lower = more stable)", row=1, col=2)
+    # every tick label fits inside the margins; "allow" spares plotly.js measuring each label on every redraw
+    fig.update_xaxes(ticklabeloverflow="allow")
+    fig.update_yaxes(ticklabeloverflow="allow")
     return LiveFigure(fig)
 
 
@@ -172,7 +182,7 @@ def draw(fig: LiveFigure, state: MapState, in_place: bool = False) -> None:
         ),
         dict(x=threshold[0], y=threshold[1]),
     ]
-    titles = [annotation.to_plotly_json() for annotation in fig.layout.annotations[:TITLES]]
+    titles = [dict(annotation) for annotation in fig.shown()["layout"].get("annotations", [])[:TITLES]]
     titles[0]["text"] = (
         "Open-world nearest-centroid error (1 − accuracy), per task"
         if transfer

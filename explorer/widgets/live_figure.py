@@ -7,7 +7,6 @@ import itertools
 import json
 import os
 import threading
-import time
 from collections.abc import Iterator, Sequence
 
 import ipywidgets as widgets
@@ -17,7 +16,6 @@ MIMETYPE = "application/vnd.plotly.v1+json"
 CONFIG = {"displaylogo": False}
 REDRAW_ENV = "LEARNGENE_REDRAW"  # "whole": in-place updates send a new chart instead (benchmarks compare the two)
 _NUMBERS = itertools.count()
-SEND_WAIT = 0.001  # seconds an in-place redraw pauses after sending, so that the kernel sends it at once (see patch)
 
 
 class LiveFigure(go.Figure):
@@ -54,6 +52,7 @@ class LiveFigure(go.Figure):
         self._shown: dict | None = None  # `_sent` parsed, for in-place patches (None: parse it when needed)
         self._reacts = 0  # in-place redraws so far: a later whole chart differs from the Output's even if equal
         self._drawn = False  # whether the page holds a chart drawn while visible (in place needs one to redraw)
+        self._stale = False  # whether in-place patches were shown that the figure's own copy has not taken yet
         self.publish()
 
     def placeholder(self, text: str | None) -> None:
@@ -86,8 +85,9 @@ class LiveFigure(go.Figure):
 
     def patch(self, traces: Sequence[dict], layout: dict, in_place: bool = False) -> None:
         """Update trace i with `traces[i]` and the layout with `layout` (nested dicts merge, other values replace,
-        None removes) and show the result; `in_place` redraws the chart already shown, sending it first (plotly's
-        validation of the figure's own copy takes about ten times longer than sending)."""
+        None removes) and show the result; `in_place` redraws the chart already shown and leaves the figure's own
+        copy to be brought up to date when it is next read (plotly's validation takes about ten times longer than
+        sending, and would take the CPU from the browser while it redraws)."""
         with self._lock:
             if not self._in_place(in_place):
                 self._apply(traces, layout)
@@ -101,8 +101,48 @@ class LiveFigure(go.Figure):
             _merge(spec["layout"], layout)
             self._sent = json.dumps(spec, separators=(",", ":"), allow_nan=False)
             self.react(self._sent)
-            time.sleep(SEND_WAIT)  # the kernel's I/O thread needs the GIL to send it; validating below would hold it
-            self._apply(traces, layout)
+            self._stale = True
+
+    def _catch_up(self) -> None:
+        """Bring the figure's own copy up to what the page was last sent, after in-place patches (one rebuild, however
+        many patches were shown since the last read)."""
+        if not getattr(self, "_stale", False):
+            return
+        with self._lock:
+            if not self._stale:
+                return
+            self._stale = False
+            spec = json.loads(self._sent)
+            go.Figure.data.fset(self, ())
+            self.add_traces(spec["data"])
+            go.Figure.layout.fset(self, spec["layout"])
+
+    @property
+    def data(self) -> tuple:
+        """The traces, up to date with every patch shown."""
+        self._catch_up()
+        return go.Figure.data.fget(self)
+
+    @data.setter
+    def data(self, value: object) -> None:
+        self._catch_up()
+        go.Figure.data.fset(self, value)
+
+    @property
+    def layout(self) -> go.Layout:
+        """The layout, up to date with every patch shown."""
+        self._catch_up()
+        return go.Figure.layout.fget(self)
+
+    @layout.setter
+    def layout(self, value: object) -> None:
+        self._catch_up()
+        go.Figure.layout.fset(self, value)
+
+    def to_dict(self) -> dict:
+        """The figure as a dict, up to date with every patch shown."""
+        self._catch_up()
+        return super().to_dict()
 
     def _apply(self, traces: Sequence[dict], layout: dict) -> None:
         """The patch applied to the figure itself (plotly validates every value)."""

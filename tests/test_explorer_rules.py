@@ -111,7 +111,7 @@ def test_a_train_cancelled_before_its_first_task_ends_leaves_nothing_behind_when
     """The worker's job stops at its next check, after Dask has already called it cancelled: the page waits for it
     to remove what it wrote before it says that nothing was written."""
     before = names_in(runs)
-    app.collective.preset.value = "smoke"
+    app.collective.preset.value = "fast"  # a first task of seconds, not of the few tenths that a warm worker needs
     app.collective.run_name.value = "never"
     assert app.collective.train()
     wait_until(lambda: (runs / "never" / "config.json").exists())  # the job runs on a worker and has written

@@ -32,7 +32,7 @@ from core.jobs.store import JobStore
 ADDRESS_VARIABLE = "DASK_SCHEDULER_ADDRESS"
 DASHBOARD_PORT = 8787
 INTERACTIVE = 10  # priority of a visitor's jobs: ahead of sweeps (0)
-STOP_CHECK_S = 1.0
+STOP_CHECK_S = 0.25  # a read is a round trip to the scheduler (about a millisecond)
 STOP_WAIT_S = 60.0  # how long a canceller waits for the running job to reach its next stop check
 # The settings of the workers a LocalCluster of ours starts: the nanny reads its pre-spawn variables when it is made,
 # and hands WORKER_CONFIG to every worker it spawns, a worker restarted after a crash included.
@@ -52,7 +52,8 @@ def _stop_name(key: str) -> str:
 
 
 class StopFlag:
-    """The running job's `should_stop`: reads the job's stop event at most once a second (each read is a round trip)."""
+    """The running job's `should_stop`: reads the job's stop event at most every STOP_CHECK_S (each read is a round
+    trip), so that a cancelled job stops within its next epochs, not after a whole task of small ones."""
 
     def __init__(self, key: str) -> None:
         self.event = Event(_stop_name(key))

@@ -67,7 +67,8 @@ def peak_mib(code: str, run_dir: Path) -> float:
 
 def after_jobs(run_dir: Path) -> None:
     """Memory of a kernel-like process before and after its Run and Size sweep on a shared cluster (fresh results)."""
-    from core.jobs.cluster import ADDRESS_VARIABLE, local_cluster
+    from core.jobs.cluster import local_cluster
+    from core.jobs.workers import ADDRESS_VARIABLE
 
     shutil.rmtree(run_dir.parent / ".results", ignore_errors=True)
     cluster = local_cluster(dashboard=False)

@@ -54,13 +54,14 @@ from core.data.datasets import load
 from core.data.glyphs import cache_dir
 from core.individual.config import individual_preset
 from core.jobs import cluster
-from core.jobs.cluster import ADDRESS_VARIABLE, Engine, start_engine
+from core.jobs.cluster import Engine, start_engine
 from core.jobs.execute import execute
 from core.jobs.shared import THREADS_VARIABLE
 from core.jobs.spec import CollectiveJob, FewShotJob, run_identity
 from core.jobs.store import JobStore
 from core.jobs.sweep import plan_sweep, run_plan
 from core.jobs.sweep_spec import SweepSpec, collective_config, parse_spec
+from core.jobs.workers import ADDRESS_VARIABLE
 
 SPEC = """
 [collective]

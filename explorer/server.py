@@ -14,8 +14,9 @@ import threading
 from collections.abc import Sequence
 from typing import IO
 
-from core.jobs.cluster import ADDRESS_VARIABLE, local_cluster
+from core.jobs.cluster import local_cluster
 from core.jobs.shared import THREADS_VARIABLE
+from core.jobs.workers import ADDRESS_VARIABLE
 
 
 class Log(threading.Thread):

@@ -20,7 +20,8 @@ from core.collective.locking import writer_active
 from core.collective.runs import open_run
 from core.data.shapes import MANIFEST, PER_CLASS, SHAPE_CLASSES, ensure_shapes, shapes_complete
 from core.errors import LearngeneError
-from core.jobs.cluster import ADDRESS_VARIABLE, local_cluster
+from core.jobs.cluster import local_cluster
+from core.jobs.workers import ADDRESS_VARIABLE
 from core.tutorial.classroom import ClassRun, class_job, finished_run
 
 STUDENTS = 5

@@ -189,6 +189,49 @@ def test_workers_start_with_torch_loaded_and_this_processs_environment_of_the_mo
         assert sorted(seen.values()) == [(True, value), (True, value)], seen
 
 
+EARLY_FORK_SERVER = """
+import os, sys, time, psutil
+from core.jobs.workers import start_fork_server
+assert not start_fork_server("tcp://elsewhere:8786"), "a remote scheduler needs no local fork server"
+assert start_fork_server(None) and 'torch' not in sys.modules
+started = time.time()
+from core.jobs.cluster import start_engine
+from core.jobs.store import JobStore
+engine = start_engine(JobStore.at(sys.argv[1]), workers=1, dashboard=False)
+try:
+    parent = psutil.Process(next(iter(engine.client.run(os.getppid).values())))
+    print(parent.create_time() <= started, 'forkserver' in ' '.join(parent.cmdline()))
+finally:
+    engine.close()
+"""
+
+
+def test_a_fork_server_started_before_torch_is_imported_is_the_one_the_workers_come_from(tmp_path):
+    """The sweep starts the fork server first, so that its imports overlap the command's own."""
+    done = subprocess.run(
+        [sys.executable, "-c", EARLY_FORK_SERVER, str(tmp_path / "store")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["True", "True"]
+
+
+def test_the_sweep_command_starts_the_fork_server_before_it_imports_dask(tmp_path):
+    spec = tmp_path / "bad.toml"
+    spec.write_text('[collective]\ndataset = "glyphs"\nunknown = 1\n')
+    probe = (
+        "import sys; import core.jobs.workers as w; from core.cli.main import main; calls = []; "
+        "start = w.start_fork_server; "
+        "w.start_fork_server = lambda s: calls.append('distributed' in sys.modules) or start(s); "
+        f"code = main(['sweep', {str(spec)!r}, '--out', {str(tmp_path / 'out')!r}]); print(code, calls)"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.stdout.strip().splitlines()[-1] == "2 [False]", (done.stdout, done.stderr[-2000:])
+
+
 def test_identical_jobs_asked_for_by_two_clients_run_once(engine):
     job = CollectiveJob(preset("smoke", tasks=2, epochs=2, seed=7), threads=1)
     other = Client(engine.client.scheduler.address)

@@ -15,8 +15,9 @@ def cmd_classroom(args: argparse.Namespace) -> int:
     """Draw the shapes, then train the unfinished tutorial runs together on a Dask cluster; finished ones are kept."""
     from core.collective.run_folders import runs_root
     from core.data.shapes import ensure_shapes
-    from core.jobs.cluster import job_threads, scheduler_address, start_engine
+    from core.jobs.cluster import job_threads, start_engine
     from core.jobs.shared import THREADS_VARIABLE, shared_store
+    from core.jobs.workers import scheduler_address
     from core.tutorial.classroom import SHAPES_FOLDER, Tenths, class_job, class_runs, finished_run, recorded_threads
 
     runs = Path(args.runs or runs_root()).expanduser().resolve()

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.errors import LearngeneError
 from core.events import Listener
-from core.jobs.execute import Job, Outcome
-from core.jobs.shared import RESULTS
-from core.jobs.store import JobStore
+
+if TYPE_CHECKING:  # Dask and torch load when a job is run, not when the command line is read
+    from core.jobs.execute import Job, Outcome
+    from core.jobs.store import JobStore
 
 
 def scheduler_text(text: str) -> str:
@@ -49,6 +51,9 @@ def run_remotely(job: Job, store: JobStore, scheduler: str, listeners: list[List
 
 def run_folder_store(run_dir: str) -> tuple[Path, JobStore]:
     """A run folder (absolute) and the job store whose runs live beside it, results in its .results folder."""
+    from core.jobs.shared import RESULTS
+    from core.jobs.store import JobStore
+
     folder = Path(run_dir).expanduser().resolve()
     if folder.parent == folder:
         raise LearngeneError(f"--run-dir {run_dir} is not a folder inside another: choose e.g. runs/NAME")

@@ -10,9 +10,12 @@ from core.cli.arguments import int_in, path_text, print_json
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     """Run every unfinished job of the spec on a Dask cluster and write the sweep's tables into --out."""
+    from core.jobs.workers import scheduler_address, start_fork_server
+
+    start_fork_server(args.scheduler)  # before Dask is imported here: its imports overlap ours and the planning
     from tqdm import tqdm
 
-    from core.jobs.cluster import job_threads, scheduler_address, start_engine
+    from core.jobs.cluster import job_threads, start_engine
     from core.jobs.sweep import plan_sweep, run_plan, sweep_outputs
     from core.jobs.sweep_spec import parse_spec
     from core.jobs.sweep_tables import write_tables

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import multiprocessing
 import os
 import socket
 import threading
@@ -28,8 +27,8 @@ from core.events import Listener, check_stop
 from core.jobs.execute import Job, Outcome, execute
 from core.jobs.messages import from_message, to_message
 from core.jobs.store import JobStore
+from core.jobs.workers import FORKSERVER_PRELOAD, forkserver_available, scheduler_address
 
-ADDRESS_VARIABLE = "DASK_SCHEDULER_ADDRESS"
 DASHBOARD_PORT = 8787
 INTERACTIVE = 10  # priority of a visitor's jobs: ahead of sweeps (0)
 STOP_CHECK_S = 0.25  # a read is a round trip to the scheduler (about a millisecond)
@@ -38,8 +37,6 @@ STOP_WAIT_S = 60.0  # how long a canceller waits for the running job to reach it
 # and hands WORKER_CONFIG to every worker it spawns, a worker restarted after a crash included.
 NANNY_CONFIG = {"distributed.nanny.pre-spawn-environ": {}}
 WORKER_CONFIG = {"distributed.worker.profile.enabled": False}
-# What the fork server imports once, so that each worker forked from it starts with torch and the engine loaded.
-FORKSERVER_PRELOAD = ["distributed", "numpy", "torch", "core.jobs.execute"]
 
 
 def topic_of(key: str) -> str:
@@ -117,7 +114,7 @@ def _free_port(port: int) -> bool:
 def _start_method() -> str:
     """How our nannies start workers: forked from a fork server that has imported torch once, where the platform has
     one (Linux, macOS); else spawned, each worker importing everything itself."""
-    if "forkserver" not in multiprocessing.get_all_start_methods():
+    if not forkserver_available():
         return "spawn"
     with dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"}):
         context = get_mp_context()  # Dask's own preload list is set here, once per process; ours replaces it
@@ -316,11 +313,6 @@ def start_engine(
         return Engine(client, store, job_threads(address, workers, threads))
     cluster = local_cluster(workers, dashboard)
     return Engine(Client(cluster), store, job_threads(None, workers, threads), cluster)
-
-
-def scheduler_address(scheduler: str | None) -> str | None:
-    """The scheduler to use: the one given, else $DASK_SCHEDULER_ADDRESS, else None (a local cluster)."""
-    return scheduler or os.environ.get(ADDRESS_VARIABLE) or None
 
 
 def job_threads(address: str | None, workers: int | None, threads: int | None) -> int:

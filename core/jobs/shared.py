@@ -13,8 +13,9 @@ from pathlib import Path
 
 from core.collective.runs import CONFIG, open_run
 from core.errors import LearngeneError
-from core.jobs.cluster import Engine, job_threads, scheduler_address, start_engine
+from core.jobs.cluster import Engine, job_threads, start_engine
 from core.jobs.store import JobStore
+from core.jobs.workers import scheduler_address
 
 RESULTS = ".results"  # few-shot results by key, beside the runs (not a run: no config.json)
 THREADS_VARIABLE = "LEARNGENE_PAGE_THREADS"  # torch threads per job on a server's cluster (set by explorer.server)

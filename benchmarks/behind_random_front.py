@@ -22,7 +22,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from scipy import stats
 
 from core.batchnorm import recalibrate_batchnorm
 from core.collective.network import ExpandableNet, build
@@ -36,6 +35,7 @@ from core.collective.transfer import (
 )
 from core.data import datasets
 from core.data.transforms import normalise
+from core.stats import pooled_spearman, spearman
 
 FRONT_SEEDS = (101, 102, 103)
 
@@ -86,12 +86,8 @@ def run_scores(run_dir: str, root: str | None) -> tuple[dict[str, float], dict[s
 
 
 def rho(pairs: list[tuple[list[float], list[float]]]) -> tuple[list[float], float, float]:
-    """(rho per run, pooled rho, pooled p-value) of (scores, accuracies) pairs, pooled over within-run ranks."""
-    per_run = [float(stats.spearmanr(s, a)[0]) for s, a in pairs]
-    ranks_s = np.concatenate([stats.rankdata(s) for s, _ in pairs])
-    ranks_a = np.concatenate([stats.rankdata(a) for _, a in pairs])
-    pooled = stats.spearmanr(ranks_s, ranks_a)
-    return per_run, float(pooled[0]), float(pooled[1])
+    """(rho per run, pooled rho, pooled p-value) of (scores, accuracies) pairs, pooled as the sweep's tables pool."""
+    return [spearman(s, a)[0] for s, a in pairs], *pooled_spearman(pairs)
 
 
 def main(folder: Path, root: str | None) -> None:

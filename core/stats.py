@@ -60,3 +60,17 @@ def spearman(x: Sequence[float], y: Sequence[float]) -> tuple[float, float]:
         return math.nan, math.nan
     result = stats.spearmanr(x, y)
     return float(result.statistic), float(result.pvalue)
+
+
+def within_group_ranks(values: Sequence[float]) -> np.ndarray:
+    """Ranks 0..1 of `values` within their own group (ties in order of appearance), for pooling groups."""
+    order = np.argsort(np.argsort(values, kind="stable"), kind="stable")
+    return order / max(len(values) - 1, 1)
+
+
+def pooled_spearman(groups: Sequence[tuple[Sequence[float], Sequence[float]]]) -> tuple[float, float]:
+    """Spearman's rho and p-value of (x, y) pairs pooled over groups (collective seeds), each side ranked within its
+    group first, so that a group's level does not count as agreement."""
+    xs = [r for x, _ in groups for r in within_group_ranks(x)]
+    ys = [r for _, y in groups for r in within_group_ranks(y)]
+    return spearman(xs, ys)

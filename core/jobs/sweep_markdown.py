@@ -19,7 +19,7 @@ import numpy as np
 from core.individual.twins import is_twin
 from core.jobs.sweep import SweepPlan
 from core.jobs.sweep_tables import SEED, grid_columns, result_rows, summary_rows
-from core.stats import mean_ci95, spearman
+from core.stats import mean_ci95, pooled_spearman
 
 
 def _number(value: float, digits: int = 3, signed: bool = False) -> str:
@@ -130,11 +130,6 @@ def size_tables(plan: SweepPlan) -> str:
     return "\n\n".join(f"**{label}, by size**\n\n{head}\n" + "\n".join(lines) for label, lines in out)
 
 
-def _within_seed_ranks(values: list[float]) -> np.ndarray:
-    order = np.argsort(np.argsort(values, kind="stable"), kind="stable")
-    return order / max(len(values) - 1, 1)
-
-
 def _studies(plan: SweepPlan, study_name: str) -> dict[str, list[tuple[Any, dict]]]:
     """Each individual setting's (seed, study) pairs of one study ("windows" or "prefixes"), in the plan's order."""
     _, renamed = grid_columns(plan)
@@ -177,11 +172,12 @@ def correlation_table(studies: dict[str, list[tuple[Any, dict]]]) -> str:
             rhos = [has[s]["correlation"][criterion]["spearman"] if s in has else None for s in seeds]
             finite = [r for r in rhos if r is not None and math.isfinite(r)]
             mean, half = mean_ci95(finite)
-            scores, accuracies = [], []
-            for study in has.values():
-                scores.extend(_within_seed_ranks([r["scores"][criterion] for r in study["rows"]]))
-                accuracies.extend(_within_seed_ranks([r["mean_accuracy"] for r in study["rows"]]))
-            rho, p = spearman(scores, accuracies)
+            rho, p = pooled_spearman(
+                [
+                    ([r["scores"][criterion] for r in study["rows"]], [r["mean_accuracy"] for r in study["rows"]])
+                    for study in has.values()
+                ]
+            )
             cells = " | ".join(_number(r, 2, signed=True) for r in rhos)
             lines.append(
                 f"| {label} | {criterion} | {cells} | {_interval(mean, half, signed=True)} | "

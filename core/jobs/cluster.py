@@ -27,7 +27,7 @@ from core.events import Listener, check_stop
 from core.jobs.execute import Job, Outcome, execute
 from core.jobs.messages import from_message, to_message
 from core.jobs.store import JobStore
-from core.jobs.workers import FORKSERVER_PRELOAD, forkserver_available, scheduler_address
+from core.jobs.workers import forkserver_available, preload_fork_server, scheduler_address
 
 DASHBOARD_PORT = 8787
 INTERACTIVE = 10  # priority of a visitor's jobs: ahead of sweeps (0)
@@ -117,8 +117,8 @@ def _start_method() -> str:
     if not forkserver_available():
         return "spawn"
     with dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"}):
-        context = get_mp_context()  # Dask's own preload list is set here, once per process; ours replaces it
-    context.set_forkserver_preload(FORKSERVER_PRELOAD)
+        get_mp_context()  # Dask sets its own preload list here, once per process; ours replaces it
+    preload_fork_server()
     return "forkserver"
 
 

@@ -26,11 +26,16 @@ def forkserver_available() -> bool:
     return "forkserver" in multiprocessing.get_all_start_methods()
 
 
+def preload_fork_server() -> None:
+    """Make the fork server, when it starts, import FORKSERVER_PRELOAD (replacing any list set before, Dask's too)."""
+    multiprocessing.get_context("forkserver").set_forkserver_preload(FORKSERVER_PRELOAD)
+
+
 def start_fork_server(scheduler: str | None) -> bool:
     """Start the local workers' fork server now, unless the jobs go to another scheduler or the platform has none;
     whether it runs. Harmless when it already runs: the cluster's workers are forked from this one."""
     if scheduler_address(scheduler) is not None or not forkserver_available():
         return False
-    multiprocessing.get_context("forkserver").set_forkserver_preload(FORKSERVER_PRELOAD)
+    preload_fork_server()
     multiprocessing.forkserver.ensure_running()
     return True

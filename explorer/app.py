@@ -325,6 +325,7 @@ class ExplorerApp:
         """The app's charts by export name."""
         return {
             "criterion": self.heatmap.figure,
+            "criterion_scores": self.heatmap.scores_figure,
             "collective": self.collective.figure,
             "health": self.collective.health_figure,
             "accuracy_vs_size": self.individual.figure,

@@ -105,14 +105,23 @@ def test_a_map_that_tells_layers_apart_has_no_sentence_and_names_the_most_stable
     assert "(most stable window)" in app.heatmap.selection_label.value
 
 
-def test_a_tau_move_redraws_the_shown_chart_in_place(app):
-    figure, chart = app.heatmap.figure, app.heatmap.figure.widget.outputs
+def test_a_tau_move_redraws_the_shown_charts_in_place_the_map_at_once_and_the_bars_after_its_frame(app):
+    figure, scores = app.heatmap.figure, app.heatmap.scores_figure
+    charts = figure.widget.outputs, scores.widget.outputs
     app.heatmap.tau.slider.set_state({"value": 10**-2.25})
-    assert app.heatmap.figure is figure and figure.widget.outputs is chart  # the page keeps its chart
-    script = figure.channel.outputs[0]["data"]["application/javascript"]
-    assert "Plotly.react" in script and f".{figure.css_class} .js-plotly-plot" in script
+    assert (figure.widget.outputs, scores.widget.outputs) == charts  # the page keeps its charts
+    script = figure.channel.outputs[0]["data"]["application/javascript"]  # one message for both charts
+    map_at, frame_at, bars_at = (
+        script.index(f".{figure.css_class} .js-plotly-plot"),
+        script.index("requestAnimationFrame"),
+        script.index(f".{scores.css_class} .js-plotly-plot"),
+    )
+    assert script.count("Plotly.react") == 2 and map_at < frame_at < bars_at
     assert figure.shown()["data"][HEAT]["z"] == [list(row) for row in figure.data[HEAT].z]
     assert "5.62e-03" in figure.shown()["layout"]["annotations"][0]["text"]
+    assert (
+        json.dumps(scores.shown()["data"][0]["x"], separators=(",", ":")) in script[frame_at:]
+    )  # the bars are the move's
 
 
 def test_what_a_tau_move_sends_in_place_is_what_a_whole_redraw_sends_and_what_the_figure_exports(runs, monkeypatch):
@@ -134,12 +143,15 @@ def test_what_a_tau_move_sends_in_place_is_what_a_whole_redraw_sends_and_what_th
         move()
         monkeypatch.setenv(REDRAW_ENV, "whole")
         twin()  # plotly's own update of the figure, sent whole
-        sent = in_place.heatmap.figure.shown()
-        assert sent["data"] == whole.heatmap.figure.shown()["data"]
-        assert sent["layout"] == whole.heatmap.figure.shown()["layout"]
+        for chart in ("figure", "scores_figure"):
+            sent = getattr(in_place.heatmap, chart).shown()
+            assert sent["data"] == getattr(whole.heatmap, chart).shown()["data"]
+            assert sent["layout"] == getattr(whole.heatmap, chart).shown()["layout"]
     assert "Plotly.react" in in_place.heatmap.figure.channel.outputs[0]["data"]["application/javascript"]
-    exported = in_place.heatmap.figure.snapshot().to_dict()
-    assert json.loads(json.dumps(exported, cls=PlotlyJSONEncoder))["data"] == sent["data"]
+    for chart in ("figure", "scores_figure"):
+        figure = getattr(in_place.heatmap, chart)
+        exported = json.loads(json.dumps(figure.snapshot().to_dict(), cls=PlotlyJSONEncoder))
+        assert exported["data"] == figure.shown()["data"]
 
 
 def test_a_whole_chart_after_in_place_moves_reaches_the_page_even_when_it_equals_the_one_it_holds(app):

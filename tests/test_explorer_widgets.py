@@ -115,16 +115,16 @@ def test_threshold_marks_exactly_the_conv_layers_scoring_at_most_it():
     assert heatmap.rule == "threshold" and heatmap.selected == expected
     pressed = tuple(b.description for b in heatmap.layer_buttons.children if b.value)
     assert pressed == expected
-    bars = heatmap.figure.data[SCORES].marker.color
+    bars = heatmap.scores_figure.data[SCORES].marker.color
     assert [c != bars[-1] for c in bars[:-1]] == [n in expected for n in heatmap.log.layer_names[:-1]]
-    assert list(heatmap.figure.data[THRESHOLD].x) == [level, level]  # the dashed line, drawn under this rule only
+    assert list(heatmap.scores_figure.data[THRESHOLD].x) == [level, level]  # the dashed line, under this rule only
 
 
 def test_default_selection_is_the_command_lines_window(app, runs):
     default = select_for_run(open_run(runs / "smoke"))
     assert app.heatmap.rule == "top-k" and app.heatmap.selected == default.layers
     assert f"{default.label} (most stable window)" in app.heatmap.selection_label.value
-    assert not app.heatmap.figure.data[THRESHOLD].x  # no threshold line before the user moves the slider
+    assert not app.heatmap.scores_figure.data[THRESHOLD].x  # no threshold line before the user moves the slider
 
 
 def test_default_selection_is_the_most_stable_window_framed_on_the_map():
@@ -470,6 +470,7 @@ def test_export_writes_offline_html_figures_and_csv_tables_into_the_run(tmp_path
         "collective.html",
         "criterion.csv",
         "criterion.html",
+        "criterion_scores.html",
         "health.html",
         "settings.json",
     ]

@@ -173,7 +173,7 @@ def test_the_map_shows_the_transfer_criterion_with_the_same_threshold_and_layer_
     assert not np.allclose(paper, errors.T, equal_nan=True)
     assert "Open-world" in heatmap.figure.layout.annotations[0].text
     expected = np.append(errors[1:, :-1].mean(axis=0), np.nan)  # over the tasks after growth (here from task 1)
-    bars = np.array([np.nan if x is None else x for x in heatmap.figure.data[SCORES].x], dtype=float)
+    bars = np.array([np.nan if x is None else x for x in heatmap.scores_figure.data[SCORES].x], dtype=float)
     np.testing.assert_allclose(bars, expected)
     convs = log.layer_names[:-1]
     level = sorted(expected[:-1])[2]

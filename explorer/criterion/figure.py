@@ -1,65 +1,70 @@
-"""The criterion heatmap figure: layers x tasks (or epochs), the learngene frame, per-layer score bars, where growth
-ends, and grey columns over the tasks where the network was unhealthy."""
+"""The criterion charts: the map (layers x tasks or epochs, the learngene frame, where growth ends, grey columns over
+the tasks where the network was unhealthy) and, beside it row for row, the per-layer score bars."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import ipywidgets as widgets
 import numpy as np
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 from explorer.widgets.live_figure import LiveFigure
 from explorer.widgets.style import base_layout
 
-HEAT, OUTLINE, SCORES, THRESHOLD = range(4)
+HEAT, OUTLINE = range(2)  # the map's traces
+SCORES, THRESHOLD = range(2)  # the score chart's traces
 MAX_HOVER_TEXT = 40_000
 SELECTED_COLOUR, OTHER_COLOUR, INVALID_COLOUR = "#d62728", "#b0b0b0", "#ff9800"
 UNHEALTHY_FILL = "rgba(120,120,120,0.72)"
 GROWTH_COLOUR = "#ffffff"
-TITLES = 2  # the subplot titles are the figure's first annotations
+TITLES = 1  # the chart's title is its first annotation
+HEIGHT = 420
+MARGIN = dict(t=40, b=50)  # both charts, so that their layer rows line up
+
+
+def _title(text: str) -> dict:
+    return dict(
+        text=text, xref="paper", yref="paper", x=0.5, y=1.0, xanchor="center", yanchor="bottom", showarrow=False
+    )
 
 
 def new_figure() -> LiveFigure:
-    """Heatmap (left) and per-layer score bars with the threshold line (right), sharing the layer axis."""
-    fig = make_subplots(
-        rows=1,
-        cols=2,
-        shared_yaxes=True,
-        column_widths=[0.78, 0.22],
-        horizontal_spacing=0.1,
-        subplot_titles=("Fraction of weight-gradient entries above τ", "Layer score"),
-    )
+    """The map: layers x tasks (or epochs) with its colour bar and the frame around the selected layers."""
+    fig = go.Figure()
     fig.add_trace(
         go.Heatmap(
             colorscale="Viridis",
-            colorbar=dict(
-                title=dict(text="fraction", side="right"),
-                x=0.71,
-                xanchor="left",
-                thickness=12,
-                len=0.9,
-                ticklabeloverflow="allow",
-            ),
+            colorbar=dict(title=dict(text="fraction", side="right"), thickness=12, len=0.9, ticklabeloverflow="allow"),
             hoverongaps=False,
             name="criterion",
-        ),
-        1,
-        1,
+        )
     )
     fig.add_trace(
         go.Scatter(
             mode="lines", line=dict(color=SELECTED_COLOUR, width=3), name="selected", hoverinfo="skip", showlegend=False
-        ),
-        1,
-        1,
+        )
     )
+    fig.update_layout(
+        **base_layout(HEIGHT, margin=dict(l=70, r=10, **MARGIN)),
+        annotations=[_title("Fraction of weight-gradient entries above τ")],
+    )
+    fig.update_yaxes(autorange="reversed", title_text="layer")
+    fig.update_xaxes(title_text="source task")
+    # every tick label fits inside the margins; "allow" spares plotly.js measuring each label on every redraw
+    fig.update_xaxes(ticklabeloverflow="allow")
+    fig.update_yaxes(ticklabeloverflow="allow")
+    return LiveFigure(fig)
+
+
+def new_scores_figure() -> LiveFigure:
+    """Per-layer score bars with the threshold line, row for row beside the map (a chart of its own, so that a tau
+    move redraws the map first and the bars after it: plotly.js redraws a whole chart on every change)."""
+    fig = go.Figure()
     fig.add_trace(
         go.Bar(
             orientation="h", name="score", showlegend=False, textposition="none", hovertemplate="%{text}<extra></extra>"
-        ),
-        1,
-        2,
+        )
     )
     fig.add_trace(
         go.Scatter(
@@ -68,18 +73,22 @@ def new_figure() -> LiveFigure:
             name="threshold",
             showlegend=False,
             hovertemplate="threshold %{x:.4f}<extra></extra>",
-        ),
-        1,
-        2,
+        )
     )
-    fig.update_layout(**base_layout(420, margin=dict(l=70, r=20, t=40, b=50), bargap=0.15))
-    fig.update_yaxes(autorange="reversed", title_text="layer", row=1, col=1)
-    fig.update_xaxes(title_text="source task", row=1, col=1)
-    fig.update_xaxes(title_text="score (lower = more stable)", row=1, col=2)
-    # every tick label fits inside the margins; "allow" spares plotly.js measuring each label on every redraw
-    fig.update_xaxes(ticklabeloverflow="allow")
-    fig.update_yaxes(ticklabeloverflow="allow")
+    fig.update_layout(
+        **base_layout(HEIGHT, margin=dict(l=10, r=20, **MARGIN), bargap=0.15), annotations=[_title("Layer score")]
+    )
+    fig.update_yaxes(autorange="reversed", showticklabels=False)
+    fig.update_xaxes(title_text="score (lower = more stable)", ticklabeloverflow="allow")
     return LiveFigure(fig)
+
+
+def side_by_side(fig: LiveFigure, scores_fig: LiveFigure) -> widgets.HBox:
+    """The map and its score chart in one row, at widths fixed beforehand (plotly sizes a chart to its container)."""
+    for chart, width in ((fig, "76%"), (scores_fig, "24%")):
+        chart.frame.layout.width = width
+        chart.frame.layout.flex = "0 0 auto"
+    return widgets.HBox([fig.frame, scores_fig.frame])
 
 
 @dataclass(frozen=True, eq=False)
@@ -120,14 +129,16 @@ def columns(state: MapState) -> tuple[np.ndarray, np.ndarray, list[str]]:
     return per_epoch.reshape(tasks * epochs, -1).T, centres, labels
 
 
-def clear(fig: LiveFigure) -> None:
-    """An empty map (no run shown)."""
+def clear(fig: LiveFigure, scores_fig: LiveFigure) -> None:
+    """An empty map and score chart (no run shown)."""
+    for chart in (fig, scores_fig):
+        with chart.updating():
+            for trace in chart.data:
+                trace.update(x=[], y=[])
+            chart.layout.annotations = chart.layout.annotations[:TITLES]
     with fig.updating():
-        for trace in fig.data:
-            trace.update(x=[], y=[])
         fig.data[HEAT].update(z=[], text=None)
         fig.layout.shapes = ()
-        fig.layout.annotations = fig.layout.annotations[:TITLES]
 
 
 def colour_range(z: np.ndarray, scale: str) -> tuple[float, float]:
@@ -137,8 +148,9 @@ def colour_range(z: np.ndarray, scale: str) -> tuple[float, float]:
     return (0.0, 1.0) if scale == "fixed" or top <= 0 else (0.0, top)
 
 
-def draw(fig: LiveFigure, state: MapState, in_place: bool = False) -> None:
-    """Redraw the map, the frame around the selected layers, the score bars and the threshold line."""
+def draw(fig: LiveFigure, scores_fig: LiveFigure, state: MapState, in_place: bool = False) -> None:
+    """Redraw the map with the frame around the selected layers, then the score bars and the threshold line (in place,
+    the page paints the map before it redraws the bars)."""
     z, xs, labels = columns(state)
     names, tasks = state.layer_names, state.tasks
     z_list = [[float(v) if np.isfinite(v) else None for v in row] for row in z]
@@ -151,13 +163,11 @@ def draw(fig: LiveFigure, state: MapState, in_place: bool = False) -> None:
             for j in range(z.shape[0])
         ]
     ys = list(range(len(names)))
+    rows = dict(range=[len(names) - 0.5, -0.5], autorange=False)
     scores = state.scores if len(state.scores) == len(names) else np.full(len(names), np.nan)
     outline_x, outline_y = _outline(names, state.selected, -0.5, tasks - 0.5)
     colour = SELECTED_COLOUR if state.valid else INVALID_COLOUR
     zmin, zmax = colour_range(z, state.colour_scale)
-    finite = scores[np.isfinite(scores)]
-    bars_max = max(float(finite.max()) if finite.size else 0.0, state.threshold if state.show_threshold else 0.0)
-    threshold = ([state.threshold] * 2, [-0.5, len(names) - 0.5]) if state.show_threshold else ([], [])
     heat = dict(
         x=xs.tolist(),
         y=ys,
@@ -171,32 +181,14 @@ def draw(fig: LiveFigure, state: MapState, in_place: bool = False) -> None:
         else f"layer #%{{y}} · x %{{x:.2f}}<br>{quantity} %{{z:.4g}}<extra></extra>",
         colorbar=dict(title=dict(text="error" if transfer else "fraction")),
     )
-    traces = [
-        heat,
-        dict(x=outline_x, y=outline_y, line=dict(color=colour, width=3)),
-        dict(
-            x=[float(s) if np.isfinite(s) else None for s in scores],
-            y=ys,
-            marker=dict(color=[colour if n in state.selected else OTHER_COLOUR for n in names]),
-            text=[f"{n}: score {_fmt(s)}" for n, s in zip(names, scores)],
-        ),
-        dict(x=threshold[0], y=threshold[1]),
-    ]
-    titles = [dict(annotation) for annotation in fig.shown()["layout"].get("annotations", [])[:TITLES]]
-    titles[0]["text"] = (
+    title = (
         "Open-world nearest-centroid error (1 − accuracy), per task"
         if transfer
         else f"Share of {'|g|' if state.absolute else 'g'} > τ = {state.tau:.2e}, per {state.view}"
     )
     shapes, notes = _marks(state, len(names))
     layout = dict(
-        xaxis2=dict(
-            range=[0, max(bars_max * 1.15, 1e-3)],
-            title=dict(text=f"score (lower = {'transfers better' if transfer else 'more stable'})"),
-        ),
-        yaxis=dict(
-            tickmode="array", tickvals=ys, ticktext=list(names), range=[len(names) - 0.5, -0.5], autorange=False
-        ),
+        yaxis=dict(tickmode="array", tickvals=ys, ticktext=list(names), **rows),
         xaxis=dict(
             title=dict(text="source task" if state.view == "task" else "source task (one column per epoch)"),
             tickmode="linear" if tasks <= 30 else "auto",
@@ -205,9 +197,29 @@ def draw(fig: LiveFigure, state: MapState, in_place: bool = False) -> None:
             range=[-0.5, tasks - 0.5],
         ),
         shapes=shapes,
-        annotations=titles + notes,
+        annotations=[_title(title), *notes],
     )
-    fig.patch(traces, layout, in_place)
+    now = fig.patch(
+        [heat, dict(x=outline_x, y=outline_y, line=dict(color=colour, width=3))], layout, in_place, send=False
+    )
+    finite = scores[np.isfinite(scores)]
+    bars_max = max(float(finite.max()) if finite.size else 0.0, state.threshold if state.show_threshold else 0.0)
+    threshold = ([state.threshold] * 2, [-0.5, len(names) - 0.5]) if state.show_threshold else ([], [])
+    bars = dict(
+        x=[float(s) if np.isfinite(s) else None for s in scores],
+        y=ys,
+        marker=dict(color=[colour if n in state.selected else OTHER_COLOUR for n in names]),
+        text=[f"{n}: score {_fmt(s)}" for n, s in zip(names, scores)],
+    )
+    scores_layout = dict(
+        xaxis=dict(
+            range=[0, max(bars_max * 1.15, 1e-3)],
+            title=dict(text=f"score (lower = {'transfers better' if transfer else 'more stable'})"),
+        ),
+        yaxis=dict(tickmode="array", tickvals=ys, **rows),
+    )
+    later = scores_fig.patch([bars, dict(x=threshold[0], y=threshold[1])], scores_layout, in_place, send=False)
+    fig.run(now, later)  # one message: the page would handle a second one before it paints the map
 
 
 def _marks(state: MapState, rows: int) -> tuple[list[dict], list[dict]]:

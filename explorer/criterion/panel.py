@@ -14,15 +14,10 @@ from core.collective.health import unhealthy_tasks
 from core.errors import LearngeneError
 from core.events import EpochEnded, TaskFinished
 from core.learngene.rules import rule_picks
-from core.learngene.selection import (
-    block_label,
-    conv_layers,
-    scores_of_matrix,
-    validate_block,
-)
+from core.learngene.selection import block_label, conv_layers, scores_of_matrix, validate_block
 from explorer.criterion.controls import map_toggles, threshold_slider
 from explorer.criterion.data import OpenWorldErrors, ShownTails, with_epoch, with_task_health
-from explorer.criterion.figure import MapState, clear, draw, new_figure
+from explorer.criterion.figure import MapState, clear, draw, new_figure, new_scores_figure, side_by_side
 from explorer.criterion.table import map_rows
 from explorer.criterion.tau_control import TauControl, flat_map_note, scores_tied
 from explorer.criterion.text import EXPLANATION, INTRO, PLACEHOLDER, THRESHOLD_HINT, selection_caption
@@ -81,6 +76,7 @@ class CriterionHeatmap:
         self.flat_note = widgets.HTML()
         self.flat_note.add_class("lg-flat-note")
         self.figure = new_figure()
+        self.scores_figure = new_scores_figure()
         self.tau.observe(self._tau_moved, "value")
         self.absolute.observe(lambda _: self.redraw(), "value")
         self.criterion.observe(lambda _: self.redraw(), "value")
@@ -95,14 +91,9 @@ class CriterionHeatmap:
                 widgets.HBox([self.tau.widget, self.absolute, self.view]),
                 self.colour_scale,
                 self.flat_note,
-                self.figure.frame,
+                side_by_side(self.figure, self.scores_figure),
                 widgets.HTML(EXPLANATION),
-                widgets.HBox(
-                    [
-                        self.threshold,
-                        widgets.HTML(THRESHOLD_HINT),
-                    ]
-                ),
+                widgets.HBox([self.threshold, widgets.HTML(THRESHOLD_HINT)]),
                 self.layer_buttons,
                 widgets.HBox([self.selection_label, self.use_nearest]),
                 self.message,
@@ -110,6 +101,7 @@ class CriterionHeatmap:
         )
         self.widget.add_class("lg-panel-criterion")
         self.figure.placeholder(PLACEHOLDER)
+        self.scores_figure.hide(True)
         self._report()
 
     # ------------------------------------------------------------ data in
@@ -373,10 +365,12 @@ class CriterionHeatmap:
     def _paint(self, in_place: bool) -> None:
         with self._lock:
             if self.log is None or self.log.tasks == 0:
-                clear(self.figure)
+                clear(self.figure, self.scores_figure)
                 self.figure.placeholder(PLACEHOLDER)
+                self.scores_figure.hide(True)
                 return
             self.figure.placeholder(None)
+            self.scores_figure.hide(False)
             state = MapState(
                 self.log.layer_names,
                 self._per_task,
@@ -394,4 +388,4 @@ class CriterionHeatmap:
                 colour_scale=self.colour_scale.value,
                 criterion=self.criterion.value,
             )
-            draw(self.figure, state, in_place)
+            draw(self.figure, self.scores_figure, state, in_place)

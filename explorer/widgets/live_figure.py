@@ -75,7 +75,7 @@ class LiveFigure(go.Figure):
         with self._lock:
             yield self
             if self._in_place(in_place):
-                self.react(self._spec())
+                self.run(self._redraw(self._spec()))
             else:
                 self.publish()
 
@@ -83,16 +83,17 @@ class LiveFigure(go.Figure):
         """Whether to redraw in place: asked, not turned off for benchmarks, and a visible chart to redraw."""
         return asked and self._drawn and os.environ.get(REDRAW_ENV, "") != "whole"
 
-    def patch(self, traces: Sequence[dict], layout: dict, in_place: bool = False) -> None:
+    def patch(self, traces: Sequence[dict], layout: dict, in_place: bool = False, send: bool = True) -> str | None:
         """Update trace i with `traces[i]` and the layout with `layout` (nested dicts merge, other values replace,
         None removes) and show the result; `in_place` redraws the chart already shown and leaves the figure's own
         copy to be brought up to date when it is next read (plotly's validation takes about ten times longer than
-        sending, and would take the CPU from the browser while it redraws)."""
+        sending, and would take the CPU from the browser while it redraws). Returns the page's in-place redraw (a
+        JavaScript function; None when the chart was sent whole), which `send=False` leaves to the caller to `run`."""
         with self._lock:
             if not self._in_place(in_place):
                 self._apply(traces, layout)
                 self.publish()
-                return
+                return None
             if self._shown is None:
                 self._shown = json.loads(self._sent)
             spec = self._shown
@@ -100,8 +101,11 @@ class LiveFigure(go.Figure):
                 _merge(shown, update)
             _merge(spec["layout"], layout)
             self._sent = json.dumps(spec, separators=(",", ":"), allow_nan=False)
-            self.react(self._sent)
             self._stale = True
+            redraw = self._redraw(self._sent)
+            if send:
+                self.run(redraw)
+            return redraw
 
     def _catch_up(self) -> None:
         """Bring the figure's own copy up to what the page was last sent, after in-place patches (one rebuild, however
@@ -170,21 +174,38 @@ class LiveFigure(go.Figure):
             }
             metadata = {"lg-in-place-redraws": self._reacts} if self._reacts else {}
             self.widget.outputs = ({"output_type": "display_data", "data": bundle, "metadata": metadata},)
-            self._drawn = self.widget.layout.display != "none"
+            self._drawn = self.widget.layout.display != "none" and self.frame.layout.display != "none"
 
-    def react(self, spec: str) -> None:
-        """Redraw the chart the page shows in place with `spec` (JSON; the Output keeps the chart it holds)."""
+    def hide(self, hidden: bool) -> None:
+        """Hide the chart with its placeholder (a chart drawn while hidden is redrawn whole once shown)."""
+        with self._lock:
+            self.frame.layout.display = "none" if hidden else ""
+            if hidden:
+                self._drawn = False
+
+    def _redraw(self, spec: str) -> str:
+        """The page's redraw of the chart it shows with `spec` (JSON), as a JavaScript function (the Output keeps the
+        chart it holds)."""
         with self._lock:
             self._reacts += 1
-            code = (  # an error goes to the console: the script runner would only show it in the hidden Output
-                f"(() => {{ try {{ const spec = {spec}; "
-                f"document.querySelectorAll('.{self.css_class} .js-plotly-plot').forEach(gd => "
-                f"window.Plotly.react(gd, spec.data, spec.layout, {json.dumps(CONFIG)})); }} catch (error) {{ "
-                "console.error('the chart was not redrawn in place:', error); } })();"
-            )
-            self.channel.outputs = (
-                {"output_type": "display_data", "data": {"application/javascript": code}, "metadata": {}},
-            )
+        return (  # an error goes to the console: the script runner would only show it in the hidden Output
+            f"() => {{ try {{ const spec = {spec}; "
+            f"document.querySelectorAll('.{self.css_class} .js-plotly-plot').forEach(gd => "
+            f"window.Plotly.react(gd, spec.data, spec.layout, {json.dumps(CONFIG)})); }} catch (error) {{ "
+            "console.error('the chart was not redrawn in place:', error); } }"
+        )
+
+    def run(self, now: str | None, after_frame: str | None = None) -> None:
+        """Run in-place redraws in the page, in one message: `now` at once, `after_frame` once the page has painted
+        the frame that shows `now` (any chart's redraws; a second message would be handled before that frame)."""
+        code = (f"({now})();" if now else "") + (
+            f"requestAnimationFrame(() => setTimeout({after_frame}, 0));" if after_frame else ""
+        )
+        if code:
+            with self._lock:
+                self.channel.outputs = (
+                    {"output_type": "display_data", "data": {"application/javascript": code}, "metadata": {}},
+                )
 
     def shown(self) -> dict:
         """The figure as the page last received it (data, layout, config), whole or in place."""

@@ -19,7 +19,8 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 # Voila serves the repository's export folders (and nothing else) so that the page can offer its exports for download.
-# One Dask cluster of WORKERS processes (default: one per core) trains for every visitor; it stops with the server.
+# One Dask cluster of WORKERS processes (default: one per 2 cores, 2 torch threads each) trains for every visitor; it
+# stops with the server.
 WORKERS ?=
 explore: install
 	@echo "Learngene Explorer: open http://$(HOST):$(PORT)/ in your browser (Ctrl-C stops it)"

@@ -18,6 +18,11 @@ from core.jobs.cluster import local_cluster
 from core.jobs.shared import THREADS_VARIABLE
 from core.jobs.workers import ADDRESS_VARIABLE
 
+# torch threads per worker by default: a page's training then runs at about the command line's speed (2 cores: the
+# first screen's whole `fast` run 1.12x the CLI on one worker of 2 threads; its first 10 tasks 1.08-1.12x on one worker
+# of 2 threads, 1.43x on two of 1; docs/benchmarks.md)
+JOB_THREADS = 2
+
 
 class Log(threading.Thread):
     """Voila's log (its kernels' too) copied to the terminal until the server is stopped; what it prints while it
@@ -35,10 +40,20 @@ class Log(threading.Thread):
                 sys.stderr.buffer.flush()
 
 
+def default_workers(cores: int) -> int:
+    """Worker processes for a machine of `cores` cores: one per JOB_THREADS cores, at least one."""
+    return max(1, cores // JOB_THREADS)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Start the cluster, run Voila with its address in the environment, and stop both together."""
     parser = argparse.ArgumentParser(prog="python -m explorer.server", description=__doc__.splitlines()[0])
-    parser.add_argument("--workers", type=int, default=None, help="worker processes (default: one per core)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=default_workers(os.cpu_count() or 1),
+        help=f"worker processes (default: one per {JOB_THREADS} cores, so that one training has {JOB_THREADS} threads)",
+    )
     parser.add_argument("voila", nargs=argparse.REMAINDER, help="Voila's command line, after --")
     args = parser.parse_args(argv)
     command = args.voila[1:] if args.voila[:1] == ["--"] else args.voila

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 from conftest import REPO, free_port, stop_server
 
+from explorer.server import JOB_THREADS, default_workers
+
 LOCALHOST_V4 = "0100007F"  # 127.0.0.1 as /proc/net/tcp writes it
 ANY_V4 = "00000000"
 
@@ -81,3 +83,8 @@ def test_ctrl_c_stops_the_server_its_kernels_and_workers_with_one_line_and_no_tr
     assert "Traceback" not in stopped and "Error" not in stopped, stopped
     assert "Learngene Explorer stopped: Voila, its kernels and the Dask workers." in stopped
     assert not listening(port)
+
+
+def test_make_explore_gives_each_training_two_threads_by_default_so_a_page_trains_at_the_command_lines_speed():
+    assert JOB_THREADS == 2
+    assert [default_workers(cores) for cores in (1, 2, 3, 4, 16)] == [1, 1, 1, 2, 8]

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Sequence
 from typing import IO
 
-from core.jobs.cluster import local_cluster
+from core.jobs.cluster import job_threads, local_cluster
 from core.jobs.shared import THREADS_VARIABLE
 from core.jobs.workers import ADDRESS_VARIABLE
 
@@ -68,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         address = cluster.scheduler_address
         workers = len(cluster.workers)
         print(f"Dask: {workers} workers at {address}, dashboard {cluster.dashboard_link}", flush=True)
-        threads = str(max(1, (os.cpu_count() or 1) // workers))  # workers x threads = cores, as for a sweep
+        threads = str(job_threads(None, workers, None))  # workers x threads = cores, as for a sweep
         voila = subprocess.Popen(  # a session of its own: the terminal's Ctrl-C reaches the server, which stops Voila
             command,
             env=dict(os.environ, **{ADDRESS_VARIABLE: address, THREADS_VARIABLE: threads}),

@@ -130,15 +130,20 @@ def columns(state: MapState) -> tuple[np.ndarray, np.ndarray, list[str]]:
 
 
 def clear(fig: LiveFigure, scores_fig: LiveFigure) -> None:
-    """An empty map and score chart (no run shown)."""
-    for chart in (fig, scores_fig):
-        with chart.updating():
-            for trace in chart.data:
-                trace.update(x=[], y=[])
-            chart.layout.annotations = chart.layout.annotations[:TITLES]
+    """An empty map and score chart (no run shown), each sent once."""
     with fig.updating():
+        _empty(fig)
         fig.data[HEAT].update(z=[], text=None)
         fig.layout.shapes = ()
+    with scores_fig.updating():
+        _empty(scores_fig)
+
+
+def _empty(chart: LiveFigure) -> None:
+    """No points in any trace, and no annotation but the title."""
+    for trace in chart.data:
+        trace.update(x=[], y=[])
+    chart.layout.annotations = chart.layout.annotations[:TITLES]
 
 
 def colour_range(z: np.ndarray, scale: str) -> tuple[float, float]:

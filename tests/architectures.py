@@ -24,6 +24,11 @@ def collective_network(run, task: int, multiplier: float, way: int, seed: int = 
     return build(dataclasses.replace(spec, widths=scale(spec.widths), hidden=scale(spec.hidden), num_outputs=way), seed)
 
 
+def conv_stack_network(run, task: int, way: int, seed: int = 0) -> torch.nn.Module:
+    """The collective's conv layers under a `way`-output linear head on their flattened features, random from `seed`."""
+    return build(dataclasses.replace(run.spec(task), hidden=(), num_outputs=way), seed)
+
+
 def individual_network(
     run, task: int, layers: tuple[str, ...], config: IndividualConfig, multiplier: float, way: int, seed: int = 0
 ) -> torch.nn.Module:

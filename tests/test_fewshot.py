@@ -135,12 +135,13 @@ def test_size_sweep_gives_every_strategy_at_every_size_over_a_20x_range_paired_w
             assert p["vs_twin"]["mean"] == pytest.approx(sum(diffs) / len(diffs))
 
 
-def test_size_sweep_reuses_the_collective_row_already_computed_on_the_same_tasks(setup):
+def test_size_sweep_reuses_the_collective_row_already_computed_on_the_same_tasks_and_trains_only_its_twin(setup):
     run, gene, config, targets = setup
     rows = evaluate(run, gene, config, targets=targets, baselines=True)
     events = []
     points = sweep(run, gene, config, targets, known=rows, listeners=[events.append])
-    assert "collective" not in {e.size for e in events if isinstance(e, TargetTaskFinished)}
+    trained = {e.method for e in events if isinstance(e, TargetTaskFinished) and e.size == "collective"}
+    assert trained == {"scratch (collective-finetune)"}
     known = next(r for r in rows if r["method"] == "collective-finetune")
     assert points[-2]["task_accuracies"] == known["task_accuracies"]
 

@@ -10,11 +10,13 @@ import dataclasses
 
 import pytest
 import torch
+import torch.nn.functional as F
 from safetensors.torch import load_file
 
 from core.batchnorm import recalibrate_batchnorm
 from core.cli.individual import individual_job
 from core.cli.main import build_parser
+from core.collective.network import build
 from core.collective.runs import open_run
 from core.individual import baselines, methods, stacked
 from core.individual.baselines import collective_finetune_method, front_method
@@ -98,14 +100,25 @@ def test_every_size_of_the_learngene_and_front_inheritance_starts_from_the_check
         assert_block_is_the_checkpoints(started[-1].block, checkpoint)
 
 
-def test_collective_fine_tuning_starts_from_every_checkpoint_layer_but_the_head(setup, started):
+def test_collective_fine_tuning_starts_from_every_checkpoint_conv_layer_and_classifies_like_nearest_centroids(
+    setup, started
+):
     run, gene, checkpoint, targets = setup
-    base = run.load_net(gene.task)
-    collective_finetune_method(base, 3, individual_preset("fast", **CONFIG)).run_task(targets.tasks[0], None)
+    target = targets.tasks[0]
+    collective_finetune_method(run.load_net(gene.task), 3, individual_preset("fast", **CONFIG)).run_task(target, None)
     model = started[-1]
     assert_block_is_the_checkpoints(dict(model.convs.items()), checkpoint)
-    hidden = list(model.fcs)[:-1]
-    assert all(torch.equal(model.fcs[n].weight, checkpoint[f"fcs.{n}.weight"]) for n in hidden)
+    assert list(model.fcs) == ["fc1"]  # the head reads the conv features: no hidden fc layer in between
+    convs = {n: c for n, c in checkpoint.items() if n.startswith("convs.")}
+    features = build(dataclasses.replace(run.spec(gene.task), hidden=(), num_outputs=3), 0)
+    features.load_state_dict({**features.state_dict(), **convs})
+    features.eval()
+    with torch.no_grad():  # cosine nearest centroids on the checkpoint's conv features, computed here
+        support, query = features.features(target.support), features.features(target.query)
+        centroids = torch.stack([support[target.support_labels == c].mean(0) for c in range(3)])
+        expected = (F.normalize(query, dim=1) @ F.normalize(centroids, dim=1).T).argmax(1)
+        model.eval()
+        assert torch.equal(model(target.query).argmax(1), expected)
 
 
 def test_side_by_side_training_gets_the_checkpoints_block_in_every_model(setup, monkeypatch):

@@ -62,6 +62,24 @@ def test_jobs_without_the_prefix_study_keep_the_keys_they_had_before_it_existed(
     assert dataclasses.replace(job, windows=True, prefixes=True).key != "fewshot-1d2a0caab9c0fd6f"
 
 
+def test_only_jobs_that_fine_tune_the_collective_model_change_key_with_its_head_on_the_features():
+    """Results of collective fine-tuning with the hidden fc layers are not taken for the new recipe's; every other job
+    finds its results: the old keys below are what the code before the change gave (commit ca4d37e)."""
+    job = FewShotJob(run_dir=None, run_id="run-fixed", config=individual_preset("fast"), way=5, shot=1, tasks=20)
+    job = dataclasses.replace(job, windows=True)
+    kept = {
+        "fewshot-1d2a0caab9c0fd6f": job,
+        "fewshot-8dd0798caed4b9c9": dataclasses.replace(job, baselines=True, methods=("learngene", "scratch", "front")),
+    }
+    changed = {
+        "fewshot-01a9f7eee18f5576": dataclasses.replace(job, baselines=True),
+        "fewshot-c062d614ebe7bf09": dataclasses.replace(job, methods=("collective-finetune", "nearest-centroid")),
+        "fewshot-2fdec498a8ca2b14": dataclasses.replace(job, sizes=True),
+    }
+    assert all(j.key == old for old, j in kept.items())
+    assert all(j.key != old and j.identity()["finetune_head"] == "features" for old, j in changed.items())
+
+
 def test_a_job_key_is_the_same_in_another_process():
     code = (
         "from core.collective.config import preset; from core.jobs.spec import CollectiveJob; "

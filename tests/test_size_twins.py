@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from architectures import collective_network, count, individual_network
+from architectures import collective_network, conv_stack_network, count, individual_network
 from safetensors.torch import load_file
 
 from core.collective.runs import open_run
@@ -73,7 +73,9 @@ def swept(setup, monkeypatch):
 def expected_network(setup, method: str, multiplier: float, seed: int = 0) -> torch.nn.Module:
     """The architecture of a strategy's point at `multiplier`, built here from random weights."""
     run, gene, _, _, config = setup
-    if method in ("weight selection", "collective-finetune"):
+    if method == "collective-finetune":
+        return conv_stack_network(run, gene.task, WAY, seed)
+    if method == "weight selection":
         return collective_network(run, gene.task, multiplier, WAY, seed)
     return individual_network(run, gene.task, GENE if method == "learngene" else FRONT, config, multiplier, WAY, seed)
 
@@ -99,7 +101,7 @@ def test_every_point_has_a_twin_of_exactly_its_parameter_count_and_architecture(
         network = expected_network(setup, point["method"], point["multiplier"])
         assert point["twin"] == twin["method"] == twin_name(point["method"])
         assert point["params"] == twin["params"] == point["twin_params"] == count(network), point["method"]
-        twin_models = trained.get((twin["method"], twin["size"])) or trained[("scratch (weight selection)", "x1")]
+        twin_models = trained[(twin["method"], twin["size"])]
         point_models = trained[(point["method"], point["size"])]
         for (model, _), (other, _) in zip(point_models, twin_models):
             assert shapes(model) == shapes(other) == shapes(network), (point["method"], point["size"])
@@ -111,10 +113,11 @@ def test_twins_start_from_random_weights_not_the_collectives(setup, swept):
     _, _, checkpoint, _, _ = setup
     _, trained = swept
     twins = {key: calls for key, calls in trained.items() if is_twin(key[0])}
-    assert len(twins) == 3 * 4  # the collective's twin is the same network as weight selection's at x1
+    assert len(twins) == 3 * 4 + 1  # and the collective's: its conv layers under a head on their features
     for (method, size), calls in twins.items():
+        multiplier = 1.0 if size == "collective" else float(Fraction(size[1:]))
         for model, target in calls:  # exactly a fresh random network of the point's architecture, the task's seed
-            fresh = expected_network(setup, twin_strategy(method), float(Fraction(size[1:])), target.seed)
+            fresh = expected_network(setup, twin_strategy(method), multiplier, target.seed)
             state, kept = model.state_dict(), shapes(fresh)
             assert all(torch.equal(state[k], v) for k, v in fresh.state_dict().items() if k in kept), (method, size)
     point, target = trained[("learngene", "x1/8")][0]  # while the points inherit: the test can tell them apart
@@ -140,14 +143,11 @@ def test_a_twin_is_trained_once_per_architecture_and_the_count_is_planned(setup,
     run, gene, _, targets, config = setup
     points, trained = swept
     sizes = [Size(m) for m in (0.125, 0.25, 0.5, 1.0)]
-    assert sum(len(calls) for calls in trained.values()) == 25 * 3  # 6 per width, 1 collective (its twin shared)
-    assert sweep_trainings(run, gene, config, sizes, []) == 25
-    assert ("scratch (collective-finetune)", "collective") not in trained
-    collective, twin = point_and_twin(points, "collective-finetune", "collective")
-    _, selection_twin = point_and_twin(points, "weight selection", "x1")
-    assert twin["task_accuracies"] == selection_twin["task_accuracies"]
+    assert sum(len(calls) for calls in trained.values()) == 26 * 3  # 6 per width, the collective and its own twin
+    assert sweep_trainings(run, gene, config, sizes, []) == 26
+    assert ("scratch (collective-finetune)", "collective") in trained
     plan = plan_few_shot(run, gene, config, way=WAY, shot=2, tasks=3, sizes=True, targets=targets)
-    assert plan.trainings == (2 + 23) * 3  # the table's learngene and scratch are the x1 learngene and its twin
+    assert plan.trainings == (2 + 24) * 3  # the table's learngene and scratch are the x1 learngene and its twin
 
 
 def test_the_job_key_changes_with_the_pairing_and_only_for_size_sweeps():

@@ -47,8 +47,9 @@ class Size:
 class Entry:
     """One row of the sweep, planned without building its model: a strategy's point or its twin.
 
-    `architecture` names the network ("individual", block, m) or ("collective", m); `same` is the table row it
-    equals (same model, same training) or "".
+    `architecture` names the network ("individual", block, m), ("collective", m) or ("conv stack", 1.0) (the
+    collective's conv layers under a head on their features); `same` is the table row it equals (same model, same
+    training) or "".
     """
 
     name: str
@@ -75,7 +76,7 @@ def _with_twin(strategy: str, architecture: tuple, same: str, twin_same: str = "
 def _entries(run: Run, learngene: Learngene, config: IndividualConfig, size: Size | None) -> list[Entry]:
     """The rows at one size (None: the collective's reference point), each strategy followed by its twin."""
     if size is None:
-        return _with_twin(FINETUNE, ("collective", 1.0), FINETUNE)
+        return _with_twin(FINETUNE, ("conv stack", 1.0), FINETUNE)
     m = size.multiplier
     full = m == 1.0  # the table's learngene, scratch and front rows are these models at full width
     entries = _with_twin(
@@ -132,8 +133,8 @@ class _Builder:
     def method(self, entry: Entry) -> Method:
         """The entry's method: inherited for a strategy, the same architecture from random weights for a twin."""
         kind, *rest = entry.architecture
-        if entry.name == FINETUNE:
-            return collective_finetune_method(self.base, self.way, self.config, self.device)
+        if kind == "conv stack":
+            return collective_finetune_method(self.base, self.way, self.config, self.device, inherit=not entry.twin)
         if kind == "collective":
             m = rest[0]
             return selection_method(

@@ -15,6 +15,7 @@ from pathlib import Path
 from core.collective.config import CollectiveConfig
 from core.collective.runs import Run
 from core.data.datasets import resolve_root
+from core.individual.baselines import FINETUNE_HEAD
 from core.individual.config import IndividualConfig
 from core.individual.targets import TargetSource
 from core.individual.twins import PAIRING, is_twin
@@ -117,16 +118,25 @@ class FewShotJob:
         """The job's key: equal for evaluations that give the same numbers."""
         return job_key("fewshot", self.identity())
 
+    @property
+    def fine_tunes_collective(self) -> bool:
+        """Whether the job's results hold the collective model fine-tuned: its row, or the size sweep's point."""
+        kept = self.baselines if self.methods is None else "collective-finetune" in self.methods
+        return self.sizes or kept
+
     def identity(self) -> dict:
         """What the key hashes: every field but the places where the run and the learngene file lie, and how the
-        size sweep pairs its points (each with its twin), so results of the older pairing are not taken for it. A
-        job without the prefix study hashes as it did before that study existed."""
+        size sweep pairs its points (each with its twin), so results of the older pairing are not taken for it, and,
+        for jobs that fine-tune the collective model, where its head sits (results of the older head are not taken
+        either). A job without the prefix study hashes as it did before that study existed."""
         fields = dataclasses.asdict(self)
         for where in ("run_dir", "learngene_file"):
             fields.pop(where)
         fields["target"]["root"] = _absolute(self.target.root)
         if self.sizes:
             fields["size_pairing"] = PAIRING
+        if self.fine_tunes_collective:
+            fields["finetune_head"] = FINETUNE_HEAD
         if not self.prefixes:
             fields.pop("prefixes")
         return fields

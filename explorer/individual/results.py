@@ -112,7 +112,8 @@ def sentence(method: str, size: str, learngene: str) -> str:
         return "scratch: the learngene model's shape, every weight random"
     if is_twin(method):
         of = twin_strategy(method)
-        shape = "the collective model's" if of in ("weight selection", "collective-finetune") else f"the {of} model's"
+        shapes = {"weight selection": "the collective model's", "collective-finetune": "the collective's conv layers'"}
+        shape = shapes.get(of, f"the {of} model's")
         return f"{method}{at}: {shape} architecture, every weight random (the twin its point is paired with)"
     if method.startswith("front"):
         block = method[len("front ") :] if method != "front inheritance" else "the first layers"
@@ -123,7 +124,7 @@ def sentence(method: str, size: str, learngene: str) -> str:
     if method.startswith("window"):
         return f"{method}: another block of the same length inherited instead, with a new front and head"
     if method == "collective-finetune":
-        return "the collective model itself, fine-tuned with a new head (the reference)"
+        return "the collective model's conv layers, fine-tuned with a new head on their features (the reference)"
     if method == "nearest-centroid":
         return "nearest centroid: class means of the collective model's features, no training"
     return method

@@ -29,8 +29,8 @@ GLOSSARY = (
 # Measured across five collective runs per dataset, 5-way 1-shot (docs/results.md; tests/test_explorer_widgets.py
 # checks that these are the figures printed there): points against scratch, mean ± 95% interval across runs.
 MEASURED = {
-    "learngene": {"glyphs": "-3.7 ± 2.0", "Omniglot": "+2.9 ± 1.2"},
-    "front inheritance": {"glyphs": "+17.8 ± 1.2", "Omniglot": "+13.7 ± 2.1"},
+    "learngene": {"glyphs": "-3.5 ± 1.6", "Omniglot": "+2.9 ± 0.9"},
+    "front inheritance": {"glyphs": "+18.9 ± 2.5", "Omniglot": "+14.2 ± 2.9"},
 }
 
 

@@ -14,13 +14,11 @@ from __future__ import annotations
 
 import argparse
 import copy
-import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from scipy import stats
 
 from core.collective.network import ExpandableNet
 from core.collective.runs import open_run
@@ -29,8 +27,10 @@ from core.individual.config import IndividualConfig, individual_preset
 from core.individual.methods import Method, run_methods, start_model
 from core.individual.targets import TargetTask, fitting_query, make_targets, run_imageset
 from core.individual.training import fit_and_test
+from core.jobs.store import JobStore
 from core.learngene.extraction import default_task
 from core.seeding import generator
+from core.stats import mean_ci95
 
 START = {"lr": 1e-6, "epochs": 1}
 RECIPES: dict[str, tuple[str, dict]] = {
@@ -77,7 +77,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    runs = sorted(p.parent for p in args.folder.rglob("manifest.json") if (p.parent / "config.json").exists())
+    runs = sorted(p for p in JobStore.at(args.folder).runs.iterdir() if (p / "manifest.json").is_file())
     differences: dict[str, list[float]] = {name: [] for name in RECIPES}
     for folder in runs:
         run = open_run(folder)
@@ -100,8 +100,7 @@ def main() -> None:
             print(f"  {name:42s} {accuracy:.3f} ({change:+.1f} points, {seconds:.0f} s)", flush=True)
     print(f"\npaired difference to nearest centroids over {len(runs)} runs (points, 95% t-interval, runs at or above)")
     for name, values in differences.items():
-        mean = statistics.mean(values)
-        half = stats.t.ppf(0.975, len(values) - 1) * statistics.stdev(values) / len(values) ** 0.5
+        mean, half = mean_ci95(values)
         print(f"  {name:42s} {100 * mean:+.1f} ± {100 * half:.1f}  ({sum(v >= 0 for v in values)} of {len(values)})")
 
 

@@ -11,12 +11,12 @@ import dataclasses
 import pytest
 import torch
 import torch.nn.functional as F
+from architectures import conv_stack_network
 from safetensors.torch import load_file
 
 from core.batchnorm import recalibrate_batchnorm
 from core.cli.individual import individual_job
 from core.cli.main import build_parser
-from core.collective.network import build
 from core.collective.runs import open_run
 from core.individual import baselines, methods, stacked
 from core.individual.baselines import collective_finetune_method, front_method
@@ -110,7 +110,7 @@ def test_collective_fine_tuning_starts_from_every_checkpoint_conv_layer_and_clas
     assert_block_is_the_checkpoints(dict(model.convs.items()), checkpoint)
     assert list(model.fcs) == ["fc1"]  # the head reads the conv features: no hidden fc layer in between
     convs = {n: c for n, c in checkpoint.items() if n.startswith("convs.")}
-    features = build(dataclasses.replace(run.spec(gene.task), hidden=(), num_outputs=3), 0)
+    features = conv_stack_network(run, gene.task, 3)
     features.load_state_dict({**features.state_dict(), **convs})
     features.eval()
     with torch.no_grad():  # cosine nearest centroids on the checkpoint's conv features, computed here

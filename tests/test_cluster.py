@@ -244,6 +244,23 @@ def test_identical_jobs_asked_for_by_two_clients_run_once(engine):
         other.close()
 
 
+def _signature(event: object) -> tuple:
+    return (type(event).__name__, getattr(event, "task", None), getattr(event, "epoch", None))
+
+
+def test_every_event_of_a_job_on_a_worker_reaches_its_asker_in_order(engine, tmp_path):
+    """Events travel in batches (core.jobs.cluster.EventBatches): the last batch is sent before the job returns, so
+    the asker has every event of the job, in the order this process's run of the same job emits them."""
+    job = CollectiveJob(preset("smoke", tasks=3, epochs=2, seed=13), threads=1)
+    here: list[object] = []
+    execute(job, JobStore.at(tmp_path), [here.append])
+    there: list[object] = []
+    engine.submit(job, listeners=[there.append]).result(timeout=300)
+    time.sleep(1.0)  # a batch sent after the job ended would arrive after its listeners were let go: none must be
+    assert [_signature(e) for e in there] == [_signature(e) for e in here]
+    assert sum(isinstance(e, TaskFinished) for e in there) == job.config.tasks
+
+
 def test_cancel_stops_a_job_no_one_else_wants_at_its_next_epoch(engine):
     job = CollectiveJob(preset("smoke", tasks=30, epochs=15, seed=11), threads=1)
     started = threading.Event()

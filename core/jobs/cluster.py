@@ -23,7 +23,7 @@ from distributed import Client, Event, Future, LocalCluster, get_worker
 from distributed.utils import get_mp_context
 
 from core.errors import LearngeneError, Setting
-from core.events import Listener, check_stop
+from core.events import EpochEnded, Listener, TargetTaskFinished, check_stop
 from core.jobs.execute import Job, Outcome, execute
 from core.jobs.messages import from_message, to_message
 from core.jobs.store import JobStore
@@ -33,10 +33,20 @@ DASHBOARD_PORT = 8787
 INTERACTIVE = 10  # priority of a visitor's jobs: ahead of sweeps (0)
 STOP_CHECK_S = 0.25  # a read is a round trip to the scheduler (about a millisecond)
 STOP_WAIT_S = 60.0  # how long a canceller waits for the running job to reach its next stop check
+EVENT_BATCH_S = 0.5  # a job's events reach the scheduler in batches at most this old (live charts redraw every 2 s)
 # The settings of the workers a LocalCluster of ours starts: the nanny reads its pre-spawn variables when it is made,
 # and hands WORKER_CONFIG to every worker it spawns, a worker restarted after a crash included.
 NANNY_CONFIG = {"distributed.nanny.pre-spawn-environ": {}}
-WORKER_CONFIG = {"distributed.worker.profile.enabled": False}
+# How often the event loops of our cluster's processes wake for bookkeeping (Dask's defaults: 20 ms, 500 ms, 100 ms).
+# At the defaults an idle 2-worker cluster used 45 ms of CPU a second in the process that holds its scheduler and
+# nannies and 20 ms in each worker; with these, 9 and 3 (docs/benchmarks.md). They set how soon a blocked event loop
+# is noticed, how often the dashboard's system charts move, and how soon a worker over its memory limit is stopped.
+QUIET_CONFIG = {
+    "distributed.admin.tick.interval": "1s",
+    "distributed.admin.system-monitor.interval": "5s",
+    "distributed.worker.memory.monitor-interval": "1s",
+}
+WORKER_CONFIG = {"distributed.worker.profile.enabled": False, **QUIET_CONFIG}
 
 
 def topic_of(key: str) -> str:
@@ -65,19 +75,48 @@ class StopFlag:
         return self.stopped
 
 
+class EventBatches:
+    """A running job's listener on a worker: sends its events to the job's topic as lists. The many small ones (an
+    epoch ended, a target task finished: 30 a second in a `smoke` run) wait up to EVENT_BATCH_S for company; any
+    other event (a task started or finished, a method's row, a note) goes at once with those before it. Each send
+    wakes the worker's event loop, which then takes the GIL from the training thread: one send per event cost about
+    3% of a worker's time, and the scheduler's process spent most of its CPU passing them on (docs/benchmarks.md)."""
+
+    def __init__(self, topic: str) -> None:
+        self.worker = get_worker()
+        self.topic = topic
+        self.pending: list[dict] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, event: object) -> None:
+        message = to_message(event)
+        if message is None:
+            return
+        with self.lock:
+            self.pending.append(message)
+            first = len(self.pending) == 1
+        if not isinstance(event, (EpochEnded, TargetTaskFinished)):
+            self.flush()
+        elif first:
+            self.worker.loop.add_callback(self.worker.loop.call_later, EVENT_BATCH_S, self.flush)
+
+    def flush(self) -> None:
+        """Send the events not sent yet."""
+        with self.lock:
+            batch, self.pending = self.pending, []
+        if batch:
+            self.worker.log_event(self.topic, batch)
+
+
 def run_on_worker(job: Job, store: JobStore, *after: object) -> dict:
     """The Dask task of a job: run it on this worker, publishing its events; `after` are jobs it waits for."""
-    worker = get_worker()
-    topic = topic_of(job.key)
-
-    def publish(event: object) -> None:
-        message = to_message(event)
-        if message is not None:
-            worker.log_event(topic, message)
-
+    publish = EventBatches(topic_of(job.key))
     stop = StopFlag(job.key)
     check_stop(stop)  # cancelled before it started here: touch nothing (a canceller that saw no job running reads disk)
-    return dataclasses.asdict(execute(job, store, [publish], stop))
+    try:
+        return dataclasses.asdict(execute(job, store, [publish], stop))
+    finally:
+        publish.flush()
 
 
 def wanted_by(key: str, dask_scheduler=None) -> list[str]:  # noqa: ANN001 - Dask passes its scheduler object
@@ -146,7 +185,7 @@ def local_cluster(workers: int | None = None, dashboard: bool = True) -> LocalCl
     before = dict(os.environ)
     method = _start_method()
     try:
-        with dask.config.set({**NANNY_CONFIG, "distributed.worker.multiprocessing-method": method}):
+        with dask.config.set({**NANNY_CONFIG, **QUIET_CONFIG, "distributed.worker.multiprocessing-method": method}):
             return LocalCluster(
                 n_workers=workers or os.cpu_count() or 1,
                 threads_per_worker=1,
@@ -267,13 +306,14 @@ class Engine:
         if first:
             self.client.subscribe_topic(topic_of(key), lambda event: self._deliver(key, event[1]))
 
-    def _deliver(self, key: str, message: dict) -> None:
+    def _deliver(self, key: str, messages: list[dict]) -> None:
         with self._lock:
             listeners = list(self._listeners.get(key, ()))
-        event = from_message(message)
-        for listener in listeners:
-            with contextlib.suppress(Exception):
-                listener(event)
+        for message in messages:
+            event = from_message(message)
+            for listener in listeners:
+                with contextlib.suppress(Exception):
+                    listener(event)
 
     def _unfollow(self, key: str, listeners: list[Listener]) -> None:
         with self._lock:
